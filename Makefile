@@ -1,0 +1,123 @@
+# cfhookd - Cashfree webhook receiver.  See README.md.
+#
+#   make            build/cfhookd and build/cfhookctl
+#   make test       install missing packages, build, run every test suite
+#   make asan       the same tests against an AddressSanitizer+UBSan build
+#   make check      test, asan, banned-function grep, cppcheck
+#   make fuzz       libFuzzer targets for FUZZ_SECONDS each
+#   make bench      throughput and memory figures (ratios from one run)
+#   make run        install, build, start on conf/dev.conf in the foreground
+#   make install    PREFIX=/usr/local DESTDIR=
+
+PKGS	 = libmicrohttpd openssl jansson sqlite3 libsystemd
+BUILD	?= build
+PREFIX	?= /usr/local
+SYSCONFDIR ?= /etc
+UNITDIR	?= /lib/systemd/system
+FUZZ_SECONDS ?= 30
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN	 = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	   -Wmissing-prototypes -Wpointer-arith -Wformat=2 -Wvla
+BASE	 = -std=c11 -D_GNU_SOURCE -Iinclude -MMD -MP -g -pthread $(WARN) \
+	   -fPIE $(PKG_CFLAGS)
+HARDEN	 = -O2 -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+ASANFL	 = -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+	   -fno-sanitize-recover=all
+
+ifeq ($(FLAVOUR),asan)
+CFLAGS	?= $(BASE) $(ASANFL)
+LDFLAGS	?= -pie -pthread -fsanitize=address,undefined -Wl,-z,relro,-z,now
+else
+CFLAGS	?= $(BASE) $(HARDEN)
+LDFLAGS	?= -pie -pthread -Wl,-z,relro,-z,now
+endif
+LDLIBS	 = $(PKG_LIBS)
+
+SRCS	 := $(wildcard src/*.c)
+MAINS	 := src/main.c src/ctl.c
+LIBSRCS	 := $(filter-out $(MAINS),$(SRCS))
+LIBOBJS	 := $(LIBSRCS:src/%.c=$(BUILD)/obj/%.o)
+UNITSRCS := $(wildcard tests/unit/test_*.c)
+UNITBINS := $(UNITSRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all test asan check fuzz bench run install clean deps unit
+
+all: $(BUILD)/cfhookd $(BUILD)/cfhookctl
+
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%.o: tests/unit/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests/unit -c -o $@ $<
+
+$(BUILD)/libcfhook.a: $(LIBOBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/cfhookd: $(BUILD)/obj/main.o $(BUILD)/libcfhook.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/cfhookctl: $(BUILD)/obj/ctl.o $(BUILD)/libcfhook.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libcfhook.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+unit: $(UNITBINS)
+
+deps:
+	@scripts/install-deps
+
+test: deps
+	@$(MAKE) --no-print-directory all unit
+	@tests/run $(BUILD)
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan FLAVOUR=asan all unit
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run build/asan
+
+check: test asan
+	@scripts/check-banned
+	@cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
+	  --inline-suppr --suppress=missingIncludeSystem -Iinclude src
+
+FUZZSRCS := $(wildcard tests/fuzz/fuzz_*.c)
+fuzz: deps
+	@scripts/fuzz $(FUZZ_SECONDS) $(FUZZSRCS)
+
+bench: deps all
+	@scripts/bench $(BUILD)
+
+run: deps all
+	@scripts/dev-run $(BUILD)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/cfhookd
+	install -m 0755 $(BUILD)/cfhookd $(BUILD)/cfhookctl scripts/cfhook-send \
+	  $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(SYSCONFDIR)/cfhookd
+	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/cfhookd/cfhookd.conf ]; then \
+	  install -m 0644 conf/cfhookd.conf $(DESTDIR)$(SYSCONFDIR)/cfhookd/; \
+	else echo "keeping existing $(SYSCONFDIR)/cfhookd/cfhookd.conf"; fi
+	install -m 0644 conf/cfhookd.conf \
+	  $(DESTDIR)$(PREFIX)/share/cfhookd/cfhookd.conf.example
+	@if [ -d systemd ] && ls systemd/*.service >/dev/null 2>&1; then \
+	  install -d $(DESTDIR)$(UNITDIR); \
+	  install -m 0644 systemd/cfhookd.service systemd/cfhookd.socket \
+	    $(DESTDIR)$(UNITDIR)/; fi
+	@for f in scripts/example-hook scripts/example-consumer scripts/audit.sql \
+	  conf/nginx-cfhookd.conf; do \
+	  [ -e $$f ] && install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/cfhookd/; \
+	done; true
+
+clean:
+	rm -rf build
+
+-include $(LIBOBJS:.o=.d) $(BUILD)/obj/main.d $(BUILD)/obj/ctl.d \
+	 $(UNITBINS:%=%.d)

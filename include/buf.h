@@ -1,0 +1,26 @@
+/* buf.h - a growable byte buffer with a hard ceiling fixed at init.  Pure. */
+#ifndef CFHOOK_BUF_H
+#define CFHOOK_BUF_H
+
+#include <stddef.h>
+
+struct buf {
+	char	*data;		/* always NUL-terminated past len when non-NULL */
+	size_t	 len;
+	size_t	 cap;		/* allocated bytes */
+	size_t	 max;		/* ceiling: len never exceeds it */
+};
+
+/* Empty buffer that will refuse to grow past max bytes. Allocates nothing. */
+void	buf_init(struct buf *, size_t max);
+/* Append n bytes. Returns 0, or -1 when it would pass the ceiling or on no
+ * memory; on -1 the buffer is unchanged. */
+int	buf_append(struct buf *, const void *p, size_t n);
+/* Append a NUL-terminated string (same rules as buf_append). */
+int	buf_puts(struct buf *, const char *s);
+/* Moves the bytes out (caller frees, NUL-terminated); the buffer is empty after. */
+char	*buf_take(struct buf *, size_t *len);
+/* Frees the bytes; the buffer may be reused after buf_init. NULL-safe. */
+void	buf_done(struct buf *);
+
+#endif

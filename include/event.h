@@ -1,0 +1,48 @@
+/* event.h - what a verified webhook says: type, ids, amount, event_key.  Pure.
+ *
+ * Called only after verification; never fails on odd content: a body it
+ * cannot read becomes type "UNKNOWN" with a key over the raw bytes, so nothing
+ * Cashfree signed is lost (DESIGN "Events and deduplication"). */
+#ifndef CFHOOK_EVENT_H
+#define CFHOOK_EVENT_H
+
+#include <stddef.h>
+
+#include "form.h"
+
+enum event_format {
+	EVENT_JSON,
+	EVENT_FORM
+};
+
+/* All strings are owned by the event (malloc'd, NUL-free C strings); NULL
+ * means the body does not carry that field. */
+struct event {
+	char	*type;		/* never NULL; "UNKNOWN" when absent */
+	char	*event_key;	/* never NULL */
+	char	*cf_payment_id;	/* digits exactly as sent (text or number) */
+	char	*order_id;
+	char	*payment_status;
+	char	*amount;	/* decimal text: strings as sent, numbers shortest */
+	char	*currency;
+	char	*event_time;
+	enum event_format format;
+};
+
+/* Longest x-idempotency-key used in an event_key; a longer one, or one with
+ * bytes outside printable ASCII, is ignored (the body hash is used). */
+#define EVENT_IDEM_MAX	128
+
+/* From a verified JSON body (parsed with duplicate keys rejected, no trailing
+ * bytes). `idem_key` is the x-idempotency-key header or NULL. Returns 0 and
+ * fills *ret (caller storage), or -1 on no memory (*ret then needs no
+ * event_done). */
+int	event_from_json(const char *body, size_t len, const char *idem_key,
+	    struct event *ret);
+/* From a verified form body already decoded in `form`. Same contract. */
+int	event_from_form(const struct form *, const char *body, size_t len,
+	    const char *idem_key, struct event *ret);
+/* Frees the strings. NULL-safe and safe on a zeroed event. */
+void	event_done(struct event *);
+
+#endif

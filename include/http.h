@@ -1,0 +1,40 @@
+/* http.h - the HTTP front: libmicrohttpd, routing, body cap, timeouts, and
+ * the mapping of verification/store outcomes to status codes (DESIGN "HTTP
+ * behaviour"). Parses and verifies on libmicrohttpd's threads; never touches
+ * the database (the writer does). */
+#ifndef CFHOOK_HTTP_H
+#define CFHOOK_HTTP_H
+
+#include "config.h"
+#include "secret.h"
+#include "writer.h"
+
+struct http;
+
+/* What /healthz and /metrics may ask the rest of the daemon. */
+struct http_probe {
+	/* 0 and a reason string when not healthy; NULL-able */
+	int	(*healthy)(void *arg, const char **reason);
+	/* outbox gauges for /metrics; -1 when unknown */
+	void	(*outbox)(void *arg, long long *pending, long long *dead);
+	void	*arg;
+};
+
+/* Listen on listen_fd when >= 0 (socket activation), else open cfg->listen
+ * (a unix socket file is replaced safely). Takes a reference to `secrets`.
+ * Returns 0 / -1 (logged). */
+int	http_start(const struct config *cfg, int listen_fd, struct writer *,
+	    struct secrets *secrets, const struct http_probe *,
+	    struct http **ret);
+/* Swap the accepted secrets (SIGHUP); requests under way keep the old set. */
+void	http_set_secrets(struct http *, struct secrets *secrets);
+/* Stop accepting connections; requests under way go on. */
+void	http_quiesce(struct http *);
+/* Wait until no request is in flight or timeout_ms passes. Returns the number
+ * still in flight. */
+int	http_drain(struct http *, int timeout_ms);
+/* Close every connection and free. A unix socket file it created is removed.
+ * NULL-safe. */
+void	http_stop(struct http *);
+
+#endif

@@ -1,0 +1,68 @@
+/* store.h - the SQLite database: schema, migrations, recording events.
+ *
+ * One struct store per thread (one sqlite3 connection each); never shared.
+ * WAL mode; `durability` full means synchronous=FULL, so a successful commit
+ * is on disk before store_record_batch() returns. */
+#ifndef CFHOOK_STORE_H
+#define CFHOOK_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "event.h"
+
+#define STORE_SCHEMA_VERSION	1
+#define STORE_BUSY_TIMEOUT_MS	5000	/* "locked past timeout" -> 503 */
+
+enum store_result {
+	STORE_NEW,		/* inserted */
+	STORE_DUPLICATE,	/* event_key known: deliveries counted */
+	STORE_UNAVAILABLE	/* nothing written: answer 503 */
+};
+
+enum store_mode {
+	STORE_WRITE,		/* creates the file, runs migrations */
+	STORE_READ		/* the file must exist at the current schema */
+};
+
+struct store;
+
+/* One webhook to record. The writer queues these; the HTTP layer owns them. */
+struct store_item {
+	/* in */
+	const struct event *ev;
+	const char *body;		/* raw bytes as signed */
+	size_t	 body_len;
+	const char *content_type;	/* as received */
+	int64_t	 received_ms;		/* unix ms */
+	/* out, valid in done() */
+	enum store_result result;
+	int64_t	 id;			/* events.id (new or existing row) */
+	/* Called once from the writer thread after the item's transaction is
+	 * durable (or failed); the item belongs to the caller again. */
+	void	(*done)(struct store_item *, void *arg);
+	void	*arg;
+	struct store_item *next;	/* the writer's queue link */
+};
+
+/* Open (and for STORE_WRITE create/upgrade) the database. Logs why it
+ * failed. Returns 0 / -1. */
+int	store_open(const char *path, enum store_mode, enum durability,
+	    struct store **ret);
+/* NULL-safe. */
+void	store_close(struct store *);
+/* One transaction for the whole batch: each item is inserted, or counted as a
+ * duplicate delivery (deliveries + 1, last_seen_at), and gets its result.
+ * New rows start forward_state 'pending' when forward_pending, else 'done'.
+ * A pruned key (tombstone) counts as a duplicate. If the commit fails every
+ * item gets STORE_UNAVAILABLE and nothing remains written. Returns the number
+ * of new rows, or -1 when the transaction failed (logged). */
+int	store_record_batch(struct store *, struct store_item **items, size_t n,
+	    int forward_pending);
+/* Cheap liveness probe for /healthz: 0 when the database answers. */
+int	store_ping(struct store *);
+/* The sqlite3 handle, for the other store_*.c files only. */
+struct sqlite3 *store_db(struct store *);
+
+#endif
