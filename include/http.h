@@ -22,7 +22,7 @@ struct http_probe {
 
 /* Listen on listen_fd when >= 0 (socket activation), else open cfg->listen
  * (a unix socket file is replaced safely). Takes a reference to `secrets`.
- * Returns 0 / -1 (logged). */
+ * cfg must outlive the struct http. Returns 0 / -1 (logged). */
 int	http_start(const struct config *cfg, int listen_fd, struct writer *,
 	    struct secrets *secrets, const struct http_probe *,
 	    struct http **ret);

@@ -1,0 +1,320 @@
+/* envelope.c - the JSON object handed to the merchant for each event
+ * (DESIGN "Forwarding"): one line of compact JSON built from a stored row.
+ *
+ * Pure: no I/O, no logging, no clock. It must not re-write what Cashfree
+ * sent: a JSON body goes into `payload` with its own number text (jansson
+ * would print 0.1 as 0.10000000000000001 and 170.00 as 170.0, and amounts
+ * are money), only the whitespace between tokens is dropped so the envelope
+ * stays one line. A body that is not valid JSON (or has duplicate keys) gets
+ * `payload: null` and, when it is valid UTF-8, its text as `body`, so the
+ * consumer still sees everything that was signed. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "buf.h"
+#include "envelope.h"
+#include "form.h"
+
+#define FORM_MEDIA	"application/x-www-form-urlencoded"
+
+/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, <= U+10FFFF.
+ * NUL is allowed here; callers that cannot carry it check separately. */
+static int
+utf8_valid(const unsigned char *s, size_t n)
+{
+	size_t i = 0, k, len;
+	uint32_t cp;
+
+	while (i < n) {
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if (s[i] >= 0xc2 && s[i] <= 0xdf) {
+			len = 2;
+			cp = s[i] & 0x1f;
+		} else if (s[i] >= 0xe0 && s[i] <= 0xef) {
+			len = 3;
+			cp = s[i] & 0x0f;
+		} else if (s[i] >= 0xf0 && s[i] <= 0xf4) {
+			len = 4;
+			cp = s[i] & 0x07;
+		} else {
+			return 0;
+		}
+		if (n - i < len)
+			return 0;
+		for (k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+			return 0;
+		i += len;
+	}
+	return 1;
+}
+
+/* The media type (before any ';' parameter, blanks trimmed) is
+ * application/x-www-form-urlencoded, in any case (RFC 9110 8.3.1). */
+static int
+is_form(const char *content_type)
+{
+	const char *s = content_type, *end;
+	size_t n = strlen(FORM_MEDIA);
+
+	if (s == NULL)
+		return 0;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	end = strchr(s, ';');
+	if (end == NULL)
+		end = s + strlen(s);
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	return (size_t)(end - s) == n && strncasecmp(s, FORM_MEDIA, n) == 0;
+}
+
+/* "2026-11-21T23:47:09.123Z" (RFC 3339, UTC, milliseconds). */
+static int
+format_time(int64_t ms, char *out, size_t n)
+{
+	int64_t frac = ms % 1000;
+	time_t secs = (time_t)(ms / 1000);
+	struct tm tm;
+	int len;
+
+	if (frac < 0) {		/* floor, so times before 1970 stay right */
+		frac += 1000;
+		secs -= 1;
+	}
+	if (gmtime_r(&secs, &tm) == NULL)
+		return -1;
+	len = snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec, (int)frac);
+	return len > 0 && (size_t)len < n ? 0 : -1;
+}
+
+/* A string member, or JSON null for a NULL column. The stored text comes
+ * from our own parser, but a column edited by hand may not be UTF-8:
+ * such a value becomes null rather than failing the whole envelope. */
+static int
+set_text(json_t *obj, const char *key, const char *value)
+{
+	json_t *v;
+
+	if (value == NULL || !utf8_valid((const unsigned char *)value,
+	    strlen(value)))
+		v = json_null();
+	else
+		v = json_string(value);
+	return json_object_set_new(obj, key, v);
+}
+
+static json_t *
+header(const struct envelope_row *row, int form)
+{
+	json_t *env = json_object();
+	char when[40];
+	int bad = 0;
+
+	if (env == NULL)
+		return NULL;
+	bad |= json_object_set_new(env, "id", json_integer(row->id));
+	bad |= set_text(env, "event_key", row->event_key);
+	bad |= set_text(env, "type", row->type);
+	bad |= set_text(env, "cf_payment_id", row->cf_payment_id);
+	bad |= set_text(env, "order_id", row->order_id);
+	bad |= set_text(env, "payment_status", row->payment_status);
+	bad |= set_text(env, "amount", row->amount);
+	bad |= set_text(env, "currency", row->currency);
+	if (format_time(row->received_at_ms, when, sizeof(when)) == -1)
+		bad |= json_object_set_new(env, "received_at", json_null());
+	else
+		bad |= set_text(env, "received_at", when);
+	bad |= json_object_set_new(env, "attempt",
+	    json_integer((json_int_t)row->attempt));
+	bad |= set_text(env, "format", form ? "form" : "json");
+	if (bad != 0) {
+		json_decref(env);
+		return NULL;
+	}
+	return env;
+}
+
+/* payload null, plus the raw text as `body` when it can be a JSON string. */
+static int
+set_unparsed(json_t *env, const struct envelope_row *row)
+{
+	const char *body = row->body != NULL ? row->body : "";
+
+	if (json_object_set_new(env, "payload", json_null()) == -1)
+		return -1;
+	if (memchr(body, '\0', row->body_len) != NULL ||
+	    !utf8_valid((const unsigned char *)body, row->body_len))
+		return 0;
+	return json_object_set_new(env, "body",
+	    json_stringn(body, row->body_len));
+}
+
+/* Form fields as an object of strings, without the signature (it is the
+ * proof, not data). A key or value the consumer could not read as a JSON
+ * string (NUL inside, invalid UTF-8) is left out. */
+static int
+set_form(json_t *env, const struct envelope_row *row)
+{
+	struct form form;
+	json_t *obj = NULL;
+	size_t i;
+	int rc = -1;
+
+	switch (form_parse(row->body != NULL ? row->body : "", row->body_len,
+	    &form)) {
+	case FORM_OK:
+		break;
+	case FORM_NOMEM:
+		goto out;
+	default:
+		rc = set_unparsed(env, row);
+		goto out;
+	}
+	obj = json_object();
+	if (obj == NULL)
+		goto out;
+	for (i = 0; i < form.n; i++) {
+		const struct form_field *f = &form.fields[i];
+
+		if (strlen(f->key) != f->key_len ||
+		    strlen(f->value) != f->value_len ||
+		    strcmp(f->key, "signature") == 0 ||
+		    !utf8_valid((unsigned char *)f->key, f->key_len) ||
+		    !utf8_valid((unsigned char *)f->value, f->value_len))
+			continue;
+		if (json_object_set_new(obj, f->key,
+		    json_stringn(f->value, f->value_len)) == -1)
+			goto out;
+	}
+	rc = json_object_set_new(env, "payload", obj);
+	obj = NULL;		/* set_new took it, even on failure */
+out:
+	json_decref(obj);
+	form_done(&form);
+	return rc;
+}
+
+/* Copy JSON text that jansson accepted, dropping the blanks between tokens
+ * (RFC 8259 section 2); inside strings every byte is kept (a valid JSON
+ * string holds no raw control character, so the result is one line). */
+static int
+append_compact(struct buf *out, const char *s, size_t n)
+{
+	size_t i, start = 0;
+	int in_str = 0, esc = 0;
+
+	for (i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (in_str) {
+			if (esc)
+				esc = 0;
+			else if (c == '\\')
+				esc = 1;
+			else if (c == '"')
+				in_str = 0;
+			continue;
+		}
+		if (c == '"') {
+			in_str = 1;
+		} else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+			if (buf_append(out, s + start, i - start) == -1)
+				return -1;
+			start = i + 1;
+		}
+	}
+	return buf_append(out, s + start, n - start);
+}
+
+/* The header object's text with ,"payload":BODY spliced in before its
+ * closing brace. */
+static char *
+splice(const char *head, const struct envelope_row *row, size_t *len)
+{
+	static const char key[] = ",\"payload\":";
+	size_t hlen = strlen(head);
+	struct buf out;
+	char *ret = NULL;
+
+	buf_init(&out, SIZE_MAX);
+	if (hlen < 2 || head[hlen - 1] != '}')
+		goto out;
+	if (buf_append(&out, head, hlen - 1) == -1 ||
+	    buf_append(&out, key, sizeof(key) - 1) == -1 ||
+	    append_compact(&out, row->body, row->body_len) == -1 ||
+	    buf_append(&out, "}", 1) == -1)
+		goto out;
+	ret = buf_take(&out, len);
+out:
+	buf_done(&out);
+	return ret;
+}
+
+/* Spec section 11: a body with duplicate keys is ambiguous, so it is not
+ * handed over as an object either. */
+static int
+json_body_parses(const struct envelope_row *row)
+{
+	json_error_t err;
+	json_t *root;
+
+	if (row->body == NULL)
+		return 0;
+	root = json_loadb(row->body, row->body_len, JSON_REJECT_DUPLICATES,
+	    &err);
+	if (root == NULL)
+		return 0;
+	json_decref(root);
+	return 1;
+}
+
+char *
+envelope_build(const struct envelope_row *row, size_t *len)
+{
+	json_t *env = NULL;
+	char *head = NULL, *ret = NULL;
+	int form = is_form(row->content_type), raw = 0;
+
+	env = header(row, form);
+	if (env == NULL)
+		goto out;
+	if (form) {
+		if (set_form(env, row) == -1)
+			goto out;
+	} else if (json_body_parses(row)) {
+		raw = 1;
+	} else if (set_unparsed(env, row) == -1) {
+		goto out;
+	}
+	head = json_dumps(env, JSON_COMPACT);
+	if (head == NULL)
+		goto out;
+	if (raw) {
+		ret = splice(head, row, len);
+	} else {
+		ret = head;
+		head = NULL;
+		*len = strlen(ret);
+	}
+out:
+	free(head);
+	json_decref(env);
+	return ret;
+}

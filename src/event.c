@@ -1,0 +1,420 @@
+/* event.c - the fields and the event_key of a verified webhook body.  Pure.
+ *
+ * Reads what DESIGN "Events and deduplication" and spec sections 3, 4 and 8
+ * name, from a JSON body (jansson) or a decoded form. It never refuses a body:
+ * anything it cannot read becomes type "UNKNOWN" keyed by the SHA-256 of the
+ * raw bytes, so nothing Cashfree signed is lost. It must not verify, log,
+ * store, or re-serialise JSON; it fails only when memory runs out. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "event.h"
+#include "form.h"
+#include "num.h"
+
+#define TYPE_UNKNOWN	"UNKNOWN"
+#define TYPE_LINK	"PAYMENT_LINK_EVENT"
+
+enum kind {
+	KIND_PAYMENT,		/* PAYMENT_{SUCCESS,FAILED,USER_DROPPED}_WEBHOOK */
+	KIND_LINK,		/* PAYMENT_LINK_EVENT */
+	KIND_OTHER
+};
+
+enum field {
+	F_CF_PAYMENT_ID,
+	F_ORDER_ID,
+	F_PAYMENT_STATUS,
+	F_AMOUNT,
+	F_CURRENCY,
+	F_EVENT_TIME
+};
+
+/* Where a field is read from: a dotted path in a JSON body and the flattened
+ * key of a form body (NULL: the form has no equivalent). The first source
+ * that yields a value wins, so a table lists candidates in order. */
+struct rule {
+	enum field	 field;
+	const char	*json;
+	const char	*form;
+};
+
+static const struct rule payment_rules[] = {
+	{ F_CF_PAYMENT_ID, "data.payment.cf_payment_id", "cf_payment_id" },
+	{ F_ORDER_ID, "data.order.order_id", "order_id" },
+	{ F_PAYMENT_STATUS, "data.payment.payment_status", "payment_status" },
+	{ F_AMOUNT, "data.payment.payment_amount", "payment_amount" },
+	{ F_CURRENCY, "data.payment.payment_currency", "payment_currency" },
+	{ F_EVENT_TIME, "event_time", "event_time" },
+};
+
+/* Spec section 3: a link event's payment is its order's transaction. */
+static const struct rule link_rules[] = {
+	{ F_CF_PAYMENT_ID, "data.order.transaction_id", "transaction_id" },
+	{ F_ORDER_ID, "data.order.order_id", "order_id" },
+	{ F_PAYMENT_STATUS, "data.order.transaction_status",
+	    "transaction_status" },
+	{ F_AMOUNT, "data.order.order_amount", "order_amount" },
+	{ F_CURRENCY, "data.link_currency", "link_currency" },
+	{ F_EVENT_TIME, "event_time", "event_time" },
+};
+
+/* Refunds, disputes, settlements, ...: ids where each family keeps them, so
+ * per-order ordering and audits work. A refund's status is not a payment
+ * status and its amount is not a payment amount: neither is read. */
+static const struct rule other_rules[] = {
+	{ F_ORDER_ID, "data.order.order_id", "order_id" },
+	{ F_ORDER_ID, "data.refund.order_id", NULL },
+	{ F_ORDER_ID, "data.order_details.order_id", NULL },
+	{ F_ORDER_ID, "data.order_id", NULL },
+	{ F_CF_PAYMENT_ID, "data.payment.cf_payment_id", "cf_payment_id" },
+	{ F_CF_PAYMENT_ID, "data.refund.cf_payment_id", NULL },
+	{ F_CF_PAYMENT_ID, "data.cf_payment_id", NULL },
+	{ F_PAYMENT_STATUS, "data.payment.payment_status", "payment_status" },
+	{ F_AMOUNT, "data.payment.payment_amount", "payment_amount" },
+	{ F_CURRENCY, "data.payment.payment_currency", "payment_currency" },
+	{ F_EVENT_TIME, "event_time", "event_time" },
+};
+
+struct rules {
+	const struct rule *r;
+	size_t	 n;
+};
+
+static const struct rules kind_rules[] = {
+	[KIND_PAYMENT] = { payment_rules,
+	    sizeof(payment_rules) / sizeof(payment_rules[0]) },
+	[KIND_LINK] = { link_rules, sizeof(link_rules) / sizeof(link_rules[0]) },
+	[KIND_OTHER] = { other_rules,
+	    sizeof(other_rules) / sizeof(other_rules[0]) },
+};
+
+static enum kind
+kind_of(const char *type)
+{
+	if (strcmp(type, "PAYMENT_SUCCESS_WEBHOOK") == 0 ||
+	    strcmp(type, "PAYMENT_FAILED_WEBHOOK") == 0 ||
+	    strcmp(type, "PAYMENT_USER_DROPPED_WEBHOOK") == 0)
+		return KIND_PAYMENT;
+	if (strcmp(type, TYPE_LINK) == 0)
+		return KIND_LINK;
+	return KIND_OTHER;
+}
+
+static char **
+slot(struct event *ev, enum field f)
+{
+	switch (f) {
+	case F_CF_PAYMENT_ID:
+		return &ev->cf_payment_id;
+	case F_ORDER_ID:
+		return &ev->order_id;
+	case F_PAYMENT_STATUS:
+		return &ev->payment_status;
+	case F_AMOUNT:
+		return &ev->amount;
+	case F_CURRENCY:
+		return &ev->currency;
+	case F_EVENT_TIME:
+		break;
+	}
+	return &ev->event_time;
+}
+
+/* An empty id identifies nothing: it must not make a key such as
+ * "PAYMENT_SUCCESS_WEBHOOK:" that every other id-less event would share. */
+static int
+is_id(enum field f)
+{
+	return f == F_CF_PAYMENT_ID || f == F_ORDER_ID;
+}
+
+static char *
+dup_bytes(const char *s, size_t n)
+{
+	char *p;
+
+	p = malloc(n + 1);
+	if (p == NULL)
+		return NULL;
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+/* Joins the parts with ':' into a new string, or NULL on no memory. */
+static char *
+join(const char *const *parts, size_t n)
+{
+	size_t i, len = 0, off = 0;
+	char *s;
+
+	for (i = 0; i < n; i++)
+		len += strlen(parts[i]) + 1;
+	s = malloc(len);
+	if (s == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		size_t l = strlen(parts[i]);
+
+		memcpy(s + off, parts[i], l);
+		off += l;
+		s[off++] = i + 1 < n ? ':' : '\0';
+	}
+	return s;
+}
+
+/* The object member at a dotted path, or NULL (borrowed from root). */
+static json_t *
+json_path(json_t *root, const char *path)
+{
+	json_t *v = root;
+	const char *seg = path, *dot;
+
+	while (v != NULL) {
+		if (!json_is_object(v))
+			return NULL;
+		dot = strchr(seg, '.');
+		if (dot == NULL)
+			return json_object_get(v, seg);
+		v = json_object_getn(v, seg, (size_t)(dot - seg));
+		seg = dot + 1;
+	}
+	return NULL;
+}
+
+/* Text of a JSON scalar: strings as sent, integers as their exact digits
+ * (ids beyond 2^53 stay exact), reals as the shortest text that reads back
+ * the same (DESIGN: "1.8", "170"). Booleans, null, objects, arrays and
+ * strings holding NUL give *ret = NULL. Returns -1 only on no memory. */
+static int
+json_text(json_t *v, char **ret)
+{
+	char tmp[512];
+	const char *s = NULL;
+	size_t n = 0;
+	int len;
+
+	*ret = NULL;
+	if (json_is_string(v)) {
+		s = json_string_value(v);
+		n = json_string_length(v);
+		if (memchr(s, '\0', n) != NULL)
+			return 0;
+	} else if (json_is_integer(v)) {
+		len = snprintf(tmp, sizeof(tmp), "%" JSON_INTEGER_FORMAT,
+		    json_integer_value(v));
+		if (len < 0 || (size_t)len >= sizeof(tmp))
+			return 0;
+		s = tmp;
+		n = (size_t)len;
+	} else if (json_is_real(v)) {
+		if (num_format_double(json_real_value(v), tmp, sizeof(tmp)) == -1)
+			return 0;
+		s = tmp;
+		n = strlen(tmp);
+	} else {
+		return 0;
+	}
+	*ret = dup_bytes(s, n);
+	return *ret == NULL ? -1 : 0;
+}
+
+/* Where a value comes from: a parsed JSON object or a decoded form. */
+struct source {
+	json_t		*root;
+	const struct form *form;
+};
+
+/* The text at one rule's place, or *ret = NULL. -1 on no memory. */
+static int
+source_text(const struct source *src, const char *json, const char *form,
+    char **ret)
+{
+	const char *s;
+
+	*ret = NULL;
+	if (src->form == NULL)
+		return json_text(json_path(src->root, json), ret);
+	if (form == NULL)
+		return 0;
+	s = form_value(src->form, form);	/* NULL when it holds NUL */
+	if (s == NULL)
+		return 0;
+	*ret = dup_bytes(s, strlen(s));
+	return *ret == NULL ? -1 : 0;
+}
+
+static int
+fill_fields(struct event *ev, const struct source *src, enum kind k)
+{
+	const struct rules *rs = &kind_rules[k];
+	size_t i;
+	char **dst, *s;
+
+	for (i = 0; i < rs->n; i++) {
+		dst = slot(ev, rs->r[i].field);
+		if (*dst != NULL)
+			continue;
+		if (source_text(src, rs->r[i].json, rs->r[i].form, &s) == -1)
+			return -1;
+		if (s != NULL && s[0] == '\0' && is_id(rs->r[i].field)) {
+			free(s);
+			s = NULL;
+		}
+		*dst = s;
+	}
+	return 0;
+}
+
+/* Spec section 8, "anything else": the x-idempotency-key when it is a sane
+ * token, else the SHA-256 of the raw body (a retry re-sends the same bytes). */
+static char *
+generic_key(const char *type, const char *body, size_t len,
+    const char *idem)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	char digest[2 * EVP_MAX_MD_SIZE + 1];
+	unsigned int mdlen = 0, i;
+	size_t n = 0;
+	int ok = idem != NULL;
+
+	while (ok && idem[n] != '\0') {
+		ok = idem[n] >= 0x21 && idem[n] <= 0x7e && n < EVENT_IDEM_MAX;
+		n++;
+	}
+	if (ok && n > 0)
+		return join((const char *[]){ type, "idem", idem }, 3);
+	if (EVP_Digest(body != NULL ? body : "", len, md, &mdlen, EVP_sha256(),
+	    NULL) != 1)
+		return NULL;		/* only allocation can fail here */
+	for (i = 0; i < mdlen; i++) {
+		digest[2 * i] = hex[md[i] >> 4];
+		digest[2 * i + 1] = hex[md[i] & 0x0f];
+	}
+	digest[2 * mdlen] = '\0';
+	return join((const char *[]){ type, "sha256", digest }, 3);
+}
+
+/* DESIGN "Events and deduplication": payments by id, link events by link,
+ * status and transaction, everything else (and a payment or link event
+ * missing its ids) by the generic rule. */
+static char *
+make_key(const struct event *ev, enum kind k, const char *link_id,
+    const char *link_status, const char *body, size_t len, const char *idem)
+{
+	if (k == KIND_PAYMENT && ev->cf_payment_id != NULL)
+		return join((const char *[]){ ev->type, ev->cf_payment_id }, 2);
+	if (k == KIND_LINK && link_id != NULL && link_id[0] != '\0' &&
+	    link_status != NULL && link_status[0] != '\0')
+		return join((const char *[]){ ev->type, link_id, link_status,
+		    ev->cf_payment_id != NULL ? ev->cf_payment_id : "" }, 4);
+	return generic_key(ev->type, body, len, idem);
+}
+
+/* The common part of both entry points: type, fields, key. */
+static int
+build(const struct source *src, const char *type, const char *body,
+    size_t len, const char *idem, struct event *ret)
+{
+	struct event ev;
+	char *link_id = NULL, *link_status = NULL;
+	enum kind k;
+	int rc = -1;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.format = src->form != NULL ? EVENT_FORM : EVENT_JSON;
+	if (type == NULL || type[0] == '\0')
+		type = TYPE_UNKNOWN;
+	ev.type = dup_bytes(type, strlen(type));
+	if (ev.type == NULL)
+		goto out;
+	k = kind_of(ev.type);
+	if ((src->root != NULL || src->form != NULL) &&
+	    fill_fields(&ev, src, k) == -1)
+		goto out;
+	if (k == KIND_LINK &&
+	    (source_text(src, "data.link_id", "link_id", &link_id) == -1 ||
+	    source_text(src, "data.link_status", "link_status",
+	    &link_status) == -1))
+		goto out;
+	ev.event_key = make_key(&ev, k, link_id, link_status, body, len, idem);
+	if (ev.event_key == NULL)
+		goto out;
+	*ret = ev;
+	memset(&ev, 0, sizeof(ev));	/* the caller owns the strings now */
+	rc = 0;
+out:
+	free(link_id);
+	free(link_status);
+	event_done(&ev);
+	return rc;
+}
+
+/* Top-level "type" when it is a non-empty string without NUL, else NULL. */
+static const char *
+body_type(json_t *root)
+{
+	json_t *t = json_object_get(root, "type");
+	const char *s;
+
+	if (!json_is_string(t))
+		return NULL;
+	s = json_string_value(t);
+	if (strlen(s) != json_string_length(t))
+		return NULL;
+	return s;
+}
+
+int
+event_from_json(const char *body, size_t len, const char *idem_key,
+    struct event *ret)
+{
+	struct source src = { NULL, NULL };
+	json_error_t err;
+	int rc;
+
+	/* Spec section 11: duplicate keys make a body ambiguous, and the
+	 * default EOF check refuses bytes after the object. */
+	src.root = json_loadb(body != NULL ? body : "", len,
+	    JSON_REJECT_DUPLICATES, &err);
+	if (src.root != NULL && !json_is_object(src.root)) {
+		json_decref(src.root);
+		src.root = NULL;
+	}
+	rc = build(&src, src.root != NULL ? body_type(src.root) : NULL, body,
+	    len, idem_key, ret);
+	json_decref(src.root);
+	return rc;
+}
+
+int
+event_from_form(const struct form *form, const char *body, size_t len,
+    const char *idem_key, struct event *ret)
+{
+	struct source src = { NULL, form };
+
+	/* The "signature" field is the proof, not a field of the event: no
+	 * rule reads it. */
+	return build(&src, form_value(form, "type"), body, len, idem_key, ret);
+}
+
+void
+event_done(struct event *ev)
+{
+	if (ev == NULL)
+		return;
+	free(ev->type);
+	free(ev->event_key);
+	free(ev->cf_payment_id);
+	free(ev->order_id);
+	free(ev->payment_status);
+	free(ev->amount);
+	free(ev->currency);
+	free(ev->event_time);
+	memset(ev, 0, sizeof(*ev));
+}

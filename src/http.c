@@ -1,0 +1,789 @@
+/* http.c - the HTTP front (DESIGN "HTTP behaviour").
+ *
+ * libmicrohttpd threads route each request, cap and read the raw body, verify
+ * the signature and extract the event, then suspend the connection and hand
+ * the event to the writer thread; the writer's done() resumes it and the
+ * answer follows the commit. No database access and no forwarding here: the
+ * 200 is only ever sent for an item the writer reports durable.
+ *
+ * Answers when several apply, first wins: 404 path, 405 method, 415 content
+ * type, 413 size, 401 signature, 503 store. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "event.h"
+#include "form.h"
+#include "http.h"
+#include "listen.h"
+#include "log.h"
+#include "metrics.h"
+#include "verify.h"
+#include "version.h"
+
+#define HTTP_THREADS		2
+#define HTTP_CONN_MEMORY	(64 * 1024)	/* headers of one request */
+#define METRICS_MAX		(64 * 1024)
+#define PEER_MAX		64
+
+/* One TCP or unix connection: how long its current request has run, for the
+ * per-request timeout that libmicrohttpd's idle timeout does not give. */
+struct conn_track {
+	struct conn_track *prev, *next;
+	struct MHD_Connection *conn;
+	int	 fd;
+	int64_t	 since_ms;	/* start of the current request's budget */
+	int	 busy;		/* suspended for the writer: never reaped */
+	int	 reaped;
+};
+
+struct http {
+	struct MHD_Daemon *mhd;
+	struct writer *writer;
+	struct http_probe probe;
+	struct config *cfg;		/* own copy of what requests read */
+	char	*webhook_path;
+	size_t	 max_body;
+	unsigned tolerance_s;
+	int64_t	 request_timeout_ms;
+	unsigned long long sock_ino;
+	int	 listen_fd;		/* ours until quiesce hands it back */
+
+	pthread_mutex_t mu;		/* everything below */
+	pthread_cond_t cv;		/* inflight/waiting changed; reaper tick */
+	struct secrets *secrets;
+	struct conn_track conns;	/* list sentinel */
+	unsigned inflight;		/* webhook requests not completed */
+	unsigned waiting;		/* suspended, not yet resumed */
+	int	 stopping;
+	pthread_t reaper;
+	int	 reaper_started;
+};
+
+enum req_state {
+	REQ_BODY,		/* reading the body */
+	REQ_WRITER,		/* suspended until the writer answers */
+	REQ_ANSWER		/* the writer answered: respond */
+};
+
+/* One webhook POST, from its first callback to the completion callback. */
+struct request {
+	struct http *h;
+	struct MHD_Connection *conn;
+	enum req_state state;
+	int	 is_form;
+	int	 too_large;
+	int	 have_event;
+	size_t	 secret_index;
+	int64_t	 t0_us;
+	char	 peer[PEER_MAX];
+	char	*content_type;
+	struct buf body;
+	struct event ev;
+	struct store_item item;
+};
+
+static int64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static const char *
+header(struct MHD_Connection *c, const char *name, const char *alias)
+{
+	const char *v;
+
+	v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+	if (v == NULL && alias != NULL)
+		v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, alias);
+	return v;
+}
+
+/* Who sent it: the TCP peer, or behind nginx on a unix socket X-Real-IP. */
+static void
+peer_name(struct MHD_Connection *c, char *out, size_t n)
+{
+	const union MHD_ConnectionInfo *ci;
+	const struct sockaddr *sa = NULL;
+	const char *real;
+
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci != NULL)
+		sa = ci->client_addr;
+	if (sa != NULL && sa->sa_family == AF_INET &&
+	    inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->
+	    sin_addr, out, (socklen_t)n) != NULL)
+		return;
+	if (sa != NULL && sa->sa_family == AF_INET6 &&
+	    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)
+	    sa)->sin6_addr, out, (socklen_t)n) != NULL)
+		return;
+	real = header(c, "X-Real-IP", NULL);
+	(void)snprintf(out, n, "%.40s", real != NULL ? real : "unix");
+}
+
+static enum MHD_Result
+respond(struct MHD_Connection *c, unsigned status, const char *json,
+    const char *allow)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(strlen(json), (void *)json,
+	    MHD_RESPMEM_MUST_COPY);
+	if (resp == NULL)
+		return MHD_NO;
+	(void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+	    "application/json");
+	if (allow != NULL)
+		(void)MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+	ret = MHD_queue_response(c, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* A plain refusal before any body is read (404/405/415/413 on headers). */
+static enum MHD_Result
+refuse(struct MHD_Connection *c, const char *method, const char *url,
+    unsigned status, const char *json, const char *allow)
+{
+	char peer[PEER_MAX];
+
+	peer_name(c, peer, sizeof(peer));
+	log_info("http: %u %.16s %.200s from %s", status, method, url, peer);
+	metrics_request(status, 0);
+	return respond(c, status, json, allow);
+}
+
+/* Media type of a Content-Type value: 1 JSON, 2 form, 0 anything else. */
+static int
+media_type(const char *ct)
+{
+	static const char json[] = "application/json";
+	static const char form[] = "application/x-www-form-urlencoded";
+	size_t n;
+
+	if (ct == NULL)
+		return 0;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	n = strcspn(ct, "; \t");
+	if (n == sizeof(json) - 1 && strncasecmp(ct, json, n) == 0)
+		return 1;
+	if (n == sizeof(form) - 1 && strncasecmp(ct, form, n) == 0)
+		return 2;
+	return 0;
+}
+
+static struct conn_track *
+track_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci != NULL ? ci->socket_context : NULL;
+}
+
+static void
+request_free(struct request *r)
+{
+	if (r == NULL)
+		return;
+	if (r->have_event)
+		event_done(&r->ev);
+	buf_done(&r->body);
+	free(r->content_type);
+	free(r);
+}
+
+/* The writer's done(): runs on the writer thread once the item's
+ * transaction is durable or failed. After MHD_resume_connection() the
+ * request may be answered and freed at once, so only `h` is touched then. */
+static void
+stored(struct store_item *item, void *arg)
+{
+	struct request *r = arg;
+	struct http *h = r->h;
+	struct MHD_Connection *c = r->conn;
+	struct conn_track *t;
+
+	(void)item;
+	pthread_mutex_lock(&h->mu);
+	r->state = REQ_ANSWER;
+	t = track_of(c);
+	if (t != NULL) {
+		t->busy = 0;
+		t->since_ms = clock_mono_ms();
+	}
+	pthread_mutex_unlock(&h->mu);
+	MHD_resume_connection(c);
+	pthread_mutex_lock(&h->mu);
+	h->waiting--;
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+}
+
+static struct secrets *
+secrets_current(struct http *h)
+{
+	struct secrets *s;
+
+	pthread_mutex_lock(&h->mu);
+	s = secrets_ref(h->secrets);
+	pthread_mutex_unlock(&h->mu);
+	return s;
+}
+
+/* Verify and extract. Returns VERIFY_OK with r->ev filled, or why not. */
+static enum verify_result
+verify_and_extract(struct request *r)
+{
+	struct MHD_Connection *c = r->conn;
+	struct verify_request vr;
+	struct secrets *s;
+	struct form f;
+	enum verify_result v;
+	enum form_result fr;
+	const char *idem;
+	int rc = -1;
+
+	memset(&vr, 0, sizeof(vr));
+	vr.timestamp = header(c, "x-webhook-timestamp", "x-cashfree-timestamp");
+	vr.signature = header(c, "x-webhook-signature", "x-cashfree-signature");
+	vr.body = r->body.data != NULL ? r->body.data : "";
+	vr.body_len = r->body.len;
+	vr.now_ms = clock_wall_ms();
+	vr.tolerance_s = r->h->tolerance_s;
+	idem = header(c, "x-idempotency-key", NULL);
+	s = secrets_current(r->h);
+	if (!r->is_form) {
+		v = verify_json(s, &vr, &r->secret_index);
+		if (v == VERIFY_OK)
+			rc = event_from_json(vr.body, vr.body_len, idem, &r->ev);
+	} else {
+		memset(&f, 0, sizeof(f));
+		fr = form_parse(vr.body, vr.body_len, &f);
+		if (fr == FORM_OK)
+			v = verify_form(s, &f, &vr, &r->secret_index);
+		else
+			v = fr == FORM_DUPLICATE ? VERIFY_FORM_DUPLICATE :
+			    fr == FORM_TOO_MANY ? VERIFY_MISMATCH :
+			    VERIFY_INTERNAL;
+		if (v == VERIFY_OK)
+			rc = event_from_form(&f, vr.body, vr.body_len, idem,
+			    &r->ev);
+		form_done(&f);
+	}
+	secrets_free(s);
+	if (v != VERIFY_OK)
+		return v;
+	if (rc == -1)
+		return VERIFY_INTERNAL;
+	r->have_event = 1;
+	return VERIFY_OK;
+}
+
+/* The body is complete: verify, then hand over to the writer (suspending the
+ * connection), or answer the refusal now. */
+static enum MHD_Result
+body_done(struct request *r)
+{
+	struct http *h = r->h;
+	enum verify_result v;
+	struct conn_track *t;
+	unsigned status;
+
+	if (r->too_large) {
+		status = 413;
+		log_info("http: 413 body over max_body (%zu bytes) from %s",
+		    h->max_body, r->peer);
+		metrics_request(status, mono_us() - r->t0_us);
+		return respond(r->conn, status,
+		    "{\"error\":\"body too large\"}", NULL);
+	}
+	v = verify_and_extract(r);
+	if (v != VERIFY_OK) {
+		status = v == VERIFY_INTERNAL ? 503 :
+		    401;
+		if (v != VERIFY_INTERNAL)
+			metrics_signature_failure(v);
+		log_info("http: %u signature %s from %s", status,
+		    verify_result_name(v), r->peer);
+		metrics_request(status, mono_us() - r->t0_us);
+		return respond(r->conn, status, status == 401 ?
+		    "{\"error\":\"signature verification failed\"}" :
+		    "{\"error\":\"temporarily unavailable\"}", NULL);
+	}
+	r->item.ev = &r->ev;
+	r->item.body = r->body.data != NULL ? r->body.data : "";
+	r->item.body_len = r->body.len;
+	r->item.content_type = r->content_type;
+	r->item.received_ms = clock_wall_ms();
+	r->item.done = stored;
+	r->item.arg = r;
+	pthread_mutex_lock(&h->mu);
+	r->state = REQ_WRITER;
+	h->waiting++;
+	t = track_of(r->conn);
+	if (t != NULL)
+		t->busy = 1;
+	pthread_mutex_unlock(&h->mu);
+	MHD_suspend_connection(r->conn);
+	writer_submit(h->writer, &r->item);
+	return MHD_YES;
+}
+
+/* The writer answered: 200 for a durable event (new or duplicate), else 503
+ * so that Cashfree retries. */
+static enum MHD_Result
+answer(struct request *r)
+{
+	struct log_fields lf;
+	enum store_result res = r->item.result;
+	const char *attempt;
+	unsigned status;
+
+	lf.event_key = r->ev.event_key;
+	lf.cf_payment_id = r->ev.cf_payment_id;
+	lf.order_id = r->ev.order_id;
+	attempt = header(r->conn, "x-webhook-attempt", NULL);
+	status = res == STORE_UNAVAILABLE ? 503 :
+	    200;
+	log_event(status == 200 ? LOG_LVL_INFO : LOG_LVL_WARNING, &lf,
+	    "http: %u %s event_key=%s id=%lld secret=#%zu attempt=%.12s "
+	    "from %s", status, res == STORE_NEW ? "new" :
+	    res == STORE_DUPLICATE ? "duplicate" : "not stored",
+	    r->ev.event_key, (long long)r->item.id, r->secret_index + 1,
+	    attempt != NULL ? attempt : "-", r->peer);
+	if (status == 200)
+		metrics_event(r->ev.type, res == STORE_DUPLICATE);
+	metrics_request(status, mono_us() - r->t0_us);
+	if (status != 200)
+		return respond(r->conn, status,
+		    "{\"error\":\"could not be stored, retry later\"}", NULL);
+	return respond(r->conn, status, res == STORE_NEW ?
+	    "{\"status\":\"ok\",\"result\":\"new\"}" :
+	    "{\"status\":\"ok\",\"result\":\"duplicate\"}", NULL);
+}
+
+static enum MHD_Result
+serve_healthz(struct http *h, struct MHD_Connection *c)
+{
+	const char *reason = NULL;
+	char json[256];
+	int ok = 1;
+
+	if (h->probe.healthy != NULL)
+		ok = h->probe.healthy(h->probe.arg, &reason);
+	if (!ok) {
+		(void)snprintf(json, sizeof(json), "{\"status\":\"unavailable\","
+		    "\"reason\":\"%s\"}", reason != NULL ? reason : "unknown");
+		metrics_request(503, 0);
+		return respond(c, 503, json, NULL);
+	}
+	(void)snprintf(json, sizeof(json), "{\"status\":\"ok\",\"version\":"
+	    "\"%s\",\"queued\":%u}", CFHOOK_VERSION, writer_queued(h->writer));
+	metrics_request(200, 0);
+	return respond(c, 200, json, NULL);
+}
+
+static enum MHD_Result
+serve_metrics(struct http *h, struct MHD_Connection *c)
+{
+	struct metrics_gauges g = { -1, -1, 0 };
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	struct buf out;
+
+	g.writer_queued = writer_queued(h->writer);
+	if (h->probe.outbox != NULL)
+		h->probe.outbox(h->probe.arg, &g.outbox_pending,
+		    &g.outbox_dead);
+	metrics_request(200, 0);	/* counts this scrape too */
+	buf_init(&out, METRICS_MAX);
+	if (metrics_render(&out, &g) == -1) {
+		buf_done(&out);
+		return respond(c, 503, "{\"error\":\"metrics\"}", NULL);
+	}
+	resp = MHD_create_response_from_buffer(out.len, out.data,
+	    MHD_RESPMEM_MUST_COPY);
+	buf_done(&out);
+	if (resp == NULL)
+		return MHD_NO;
+	(void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+	    "text/plain; version=0.0.4; charset=utf-8");
+	ret = MHD_queue_response(c, 200, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* First callback of a webhook POST: headers are in, no body yet. */
+static enum MHD_Result
+webhook_begin(struct http *h, struct MHD_Connection *c, const char *method,
+    const char *url, void **con_cls)
+{
+	const char *ct, *cl;
+	struct request *r;
+	unsigned long long len;
+	char *end;
+	int kind;
+
+	if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+		return refuse(c, method, url, 405,
+		    "{\"error\":\"method not allowed\"}", "POST");
+	ct = header(c, MHD_HTTP_HEADER_CONTENT_TYPE, NULL);
+	kind = media_type(ct);
+	if (kind == 0)
+		return refuse(c, method, url, 415, "{\"error\":\"unsupported "
+		    "content type\"}", NULL);
+	cl = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH, NULL);
+	if (cl != NULL) {
+		errno = 0;
+		len = strtoull(cl, &end, 10);
+		if (errno != 0 || end == cl || len > h->max_body)
+			return refuse(c, method, url, 413,
+			    "{\"error\":\"body too large\"}", NULL);
+	}
+	r = calloc(1, sizeof(*r));
+	if (r == NULL || (r->content_type = strdup(ct)) == NULL) {
+		free(r);
+		return refuse(c, method, url, 503,
+		    "{\"error\":\"temporarily unavailable\"}", NULL);
+	}
+	r->h = h;
+	r->conn = c;
+	r->is_form = kind == 2;
+	r->t0_us = mono_us();
+	buf_init(&r->body, h->max_body);
+	peer_name(c, r->peer, sizeof(r->peer));
+	pthread_mutex_lock(&h->mu);
+	h->inflight++;
+	pthread_mutex_unlock(&h->mu);
+	*con_cls = r;
+	return MHD_YES;
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *c, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	struct http *h = cls;
+	struct request *r = *con_cls;
+	enum req_state state;
+
+	(void)version;
+	if (r == NULL) {
+		if (strcmp(url, h->webhook_path) == 0)
+			return webhook_begin(h, c, method, url, con_cls);
+		if (strcmp(url, "/healthz") != 0 && strcmp(url, "/metrics") != 0)
+			return refuse(c, method, url, 404,
+			    "{\"error\":\"not found\"}", NULL);
+		if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+		    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+			return refuse(c, method, url, 405,
+			    "{\"error\":\"method not allowed\"}", "GET, HEAD");
+		if (strcmp(url, "/healthz") == 0)
+			return serve_healthz(h, c);
+		return serve_metrics(h, c);
+	}
+	if (*upload_data_size > 0) {
+		/* Past the cap the rest is read and dropped: the answer is
+		 * 413 once the client has finished sending (chunked bodies
+		 * have no length to refuse up front). */
+		if (!r->too_large &&
+		    buf_append(&r->body, upload_data, *upload_data_size) == -1) {
+			r->too_large = 1;
+			buf_done(&r->body);
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	pthread_mutex_lock(&h->mu);
+	state = r->state;
+	pthread_mutex_unlock(&h->mu);
+	if (state == REQ_BODY)
+		return body_done(r);
+	if (state == REQ_ANSWER)
+		return answer(r);
+	return MHD_YES;		/* resumed spuriously: still waiting */
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct http *h = cls;
+	struct request *r = *con_cls;
+	struct conn_track *t;
+
+	(void)toe;
+	pthread_mutex_lock(&h->mu);
+	t = track_of(c);
+	if (t != NULL)
+		t->since_ms = clock_mono_ms();	/* next request's budget */
+	if (r != NULL) {
+		h->inflight--;
+		pthread_cond_broadcast(&h->cv);
+	}
+	pthread_mutex_unlock(&h->mu);
+	request_free(r);
+	*con_cls = NULL;
+}
+
+/* Connection life: the reaper's list. libmicrohttpd calls CLOSED before it
+ * closes the fd, so under h->mu the reaper never touches a reused fd. */
+static void
+on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+    enum MHD_ConnectionNotificationCode code)
+{
+	const union MHD_ConnectionInfo *ci;
+	struct http *h = cls;
+	struct conn_track *t;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		t = calloc(1, sizeof(*t));
+		ci = MHD_get_connection_info(c,
+		    MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (t == NULL || ci == NULL) {
+			free(t);
+			return;		/* not reaped; idle timeout still applies */
+		}
+		t->conn = c;
+		t->fd = ci->connect_fd;
+		t->since_ms = clock_mono_ms();
+		pthread_mutex_lock(&h->mu);
+		t->next = h->conns.next;
+		t->prev = &h->conns;
+		h->conns.next->prev = t;
+		h->conns.next = t;
+		pthread_mutex_unlock(&h->mu);
+		*socket_context = t;
+		return;
+	}
+	t = *socket_context;
+	if (t == NULL)
+		return;
+	pthread_mutex_lock(&h->mu);
+	t->prev->next = t->next;
+	t->next->prev = t->prev;
+	pthread_mutex_unlock(&h->mu);
+	free(t);
+	*socket_context = NULL;
+}
+
+/* Closes connections whose request has run past request_timeout (slow
+ * headers or a trickled body), which the idle timeout alone would let live
+ * as long as a byte arrives now and then. */
+static void *
+reaper_main(void *arg)
+{
+	struct http *h = arg;
+	struct conn_track *t;
+	struct timespec ts;
+	int64_t now;
+
+	pthread_mutex_lock(&h->mu);
+	while (!h->stopping) {
+		(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += 1;
+		(void)pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+		now = clock_mono_ms();
+		for (t = h->conns.next; t != &h->conns; t = t->next) {
+			if (t->busy || t->reaped ||
+			    now - t->since_ms <= h->request_timeout_ms)
+				continue;
+			t->reaped = 1;
+			log_info("http: closing a connection after "
+			    "request_timeout (%lld s)",
+			    (long long)h->request_timeout_ms / 1000);
+			metrics_request(408, (now - t->since_ms) * 1000);
+			(void)shutdown(t->fd, SHUT_RDWR);
+		}
+	}
+	pthread_mutex_unlock(&h->mu);
+	return NULL;
+}
+
+static void __attribute__((format(printf, 2, 0)))
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[512];
+	size_t n;
+
+	(void)cls;
+	if (vsnprintf(line, sizeof(line), fmt, ap) < 0)
+		return;
+	n = strlen(line);
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	log_debug("http: libmicrohttpd: %s", line);
+}
+
+static void
+http_free(struct http *h)
+{
+	if (h == NULL)
+		return;
+	secrets_free(h->secrets);
+	free(h->webhook_path);
+	(void)pthread_cond_destroy(&h->cv);
+	(void)pthread_mutex_destroy(&h->mu);
+	free(h);
+}
+
+static int
+start_mhd(struct http *h, const struct config *cfg)
+{
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+
+	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)h->listen_fd,
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS,
+	    MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+	    MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+	    MHD_OPTION_END);
+	if (h->mhd == NULL) {
+		log_error("http: cannot start libmicrohttpd on '%s'",
+		    cfg->listen);
+		return -1;
+	}
+	return 0;
+}
+
+int
+http_start(const struct config *cfg, int listen_fd, struct writer *w,
+    struct secrets *secrets, const struct http_probe *probe,
+    struct http **ret)
+{
+	struct http *h;
+
+	h = calloc(1, sizeof(*h));
+	if (h == NULL)
+		return -1;
+	(void)pthread_mutex_init(&h->mu, NULL);
+	(void)pthread_cond_init(&h->cv, NULL);
+	h->conns.next = h->conns.prev = &h->conns;
+	h->writer = w;
+	if (probe != NULL)
+		h->probe = *probe;
+	h->webhook_path = strdup(cfg->webhook_path);
+	h->max_body = cfg->max_body;
+	h->tolerance_s = cfg->tolerance_s;
+	h->request_timeout_ms = (int64_t)cfg->request_timeout_s * 1000;
+	h->secrets = secrets_ref(secrets);
+	h->listen_fd = listen_fd;
+	if (h->webhook_path == NULL)
+		goto fail;
+	if (h->listen_fd < 0) {
+		h->listen_fd = listen_open(cfg, &h->sock_ino);
+		if (h->listen_fd < 0)
+			goto fail;
+		h->cfg = (struct config *)cfg;	/* for listen_unlink */
+	}
+	if (start_mhd(h, cfg) == -1)
+		goto fail;
+	if (pthread_create(&h->reaper, NULL, reaper_main, h) != 0) {
+		log_error("http: cannot start the timeout thread");
+		MHD_stop_daemon(h->mhd);
+		goto fail;
+	}
+	h->reaper_started = 1;
+	*ret = h;
+	return 0;
+fail:
+	if (h->listen_fd >= 0 && listen_fd < 0)
+		(void)close(h->listen_fd);
+	http_free(h);
+	return -1;
+}
+
+void
+http_set_secrets(struct http *h, struct secrets *secrets)
+{
+	struct secrets *old;
+
+	pthread_mutex_lock(&h->mu);
+	old = h->secrets;
+	h->secrets = secrets_ref(secrets);
+	pthread_mutex_unlock(&h->mu);
+	secrets_free(old);	/* requests under way hold their own ref */
+}
+
+void
+http_quiesce(struct http *h)
+{
+	MHD_socket fd;
+
+	if (h == NULL || h->listen_fd < 0)
+		return;
+	fd = MHD_quiesce_daemon(h->mhd);
+	if (fd != MHD_INVALID_SOCKET)
+		(void)close(fd);
+	h->listen_fd = -1;
+}
+
+int
+http_drain(struct http *h, int timeout_ms)
+{
+	struct timespec ts;
+	int64_t deadline = clock_mono_ms() + timeout_ms;
+	int64_t left;
+	unsigned n;
+
+	pthread_mutex_lock(&h->mu);
+	while (h->inflight > 0 && (left = deadline - clock_mono_ms()) > 0) {
+		(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += left / 1000;
+		ts.tv_nsec += (left % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		(void)pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+	}
+	n = h->inflight;
+	pthread_mutex_unlock(&h->mu);
+	return (int)n;
+}
+
+void
+http_stop(struct http *h)
+{
+	if (h == NULL)
+		return;
+	/* A suspended connection must be resumed by the writer before the
+	 * daemon goes away: the writer answers within its busy timeout. */
+	pthread_mutex_lock(&h->mu);
+	while (h->waiting > 0)
+		(void)pthread_cond_wait(&h->cv, &h->mu);
+	h->stopping = 1;
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+	if (h->reaper_started)
+		(void)pthread_join(h->reaper, NULL);
+	MHD_stop_daemon(h->mhd);
+	if (h->cfg != NULL)
+		listen_unlink(h->cfg, h->sock_ino);
+	http_free(h);
+}

@@ -1,0 +1,415 @@
+/* main.c - cfhookd: start-up order, signals, reload, drain on stop.
+ *
+ * Starts the modules in order (config, secrets, database writer, listener
+ * and HTTP, forwarder), says READY=1, then waits on a signalfd: SIGHUP
+ * reloads secrets and forwarding settings, SIGTERM/SIGINT drain and exit 0.
+ * Fatal errors only before READY=1. No request handling here. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "config.h"
+#include "forward.h"
+#include "http.h"
+#include "log.h"
+#include "notify.h"
+#include "secret.h"
+#include "store.h"
+#include "store_stats.h"
+#include "version.h"
+#include "writer.h"
+
+#define STATUS_EVERY_MS		10000
+#define DRAIN_HTTP_MS		5000	/* in-flight requests at SIGTERM */
+#define DRAIN_FORWARD_MS	3000	/* deliveries under way at SIGTERM */
+#define HEARTBEAT_SLACK_MS	2000	/* threads tick at least every 1 s */
+#define MAX_CONFIGS		64	/* reloads kept alive (borrowed by modules) */
+
+struct daemon {
+	struct config *configs[MAX_CONFIGS];	/* [0] boot, last = current */
+	size_t	 nconfigs;
+	struct secrets *secrets;
+	struct writer *writer;
+	struct http *http;
+	struct forward *forward;
+	pthread_mutex_t stats_mu;	/* the stats connection is shared */
+	struct store *stats;
+	int	 stopping;		/* only read by probes: racy is fine */
+};
+
+static struct config *
+current(struct daemon *d)
+{
+	return d->configs[d->nconfigs - 1];
+}
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp, "usage: cfhookd -c FILE [--check]\n"
+	    "       cfhookd --version | --help\n\n"
+	    "Receives Cashfree webhooks, verifies their signatures, records "
+	    "each event once\nin SQLite and forwards it to a hook or unix "
+	    "socket.\n\n"
+	    "  -c, --config FILE  configuration file (key = value lines)\n"
+	    "      --check        validate the configuration and secrets, "
+	    "then exit 0 or 1\n"
+	    "      --version      print the version\n"
+	    "  -h, --help         this text\n");
+}
+
+/* Local midnight as unix ms, for "events today". */
+static int64_t
+today_ms(void)
+{
+	struct tm tm;
+	time_t now = time(NULL);
+
+	if (localtime_r(&now, &tm) == NULL)
+		return 0;
+	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+	return (int64_t)mktime(&tm) * 1000;
+}
+
+static int
+counts(struct daemon *d, struct store_counts *c)
+{
+	int rc = -1;
+
+	pthread_mutex_lock(&d->stats_mu);
+	if (d->stats != NULL)
+		rc = store_counts(d->stats, today_ms(), c);
+	pthread_mutex_unlock(&d->stats_mu);
+	return rc;
+}
+
+static void
+status_line(struct daemon *d, char *out, size_t n)
+{
+	struct store_counts c;
+
+	if (counts(d, &c) == -1) {
+		(void)snprintf(out, n, "running (database counts unavailable)");
+		return;
+	}
+	(void)snprintf(out, n, "%lld events today, %lld pending, %lld dead",
+	    c.since, c.pending, c.dead);
+}
+
+static int
+probe_healthy(void *arg, const char **reason)
+{
+	struct daemon *d = arg;
+
+	if (d->stopping) {
+		*reason = "shutting down";
+		return 0;
+	}
+	if (writer_healthy(d->writer) == -1) {
+		*reason = "database: the last write failed";
+		return 0;
+	}
+	return 1;
+}
+
+static void
+probe_outbox(void *arg, long long *pending, long long *dead)
+{
+	struct daemon *d = arg;
+	struct store_counts c;
+
+	if (counts(d, &c) == -1) {
+		*pending = *dead = -1;
+		return;
+	}
+	*pending = c.pending;
+	*dead = c.dead;
+}
+
+static void
+wake_forward(void *arg)
+{
+	forward_wake(arg);
+}
+
+/* --check: the same loading code as a start, then a one-line verdict. */
+static int
+check_only(const char *path)
+{
+	struct config *cfg = NULL;
+	struct secrets *s = NULL;
+	int rc = 1;
+
+	if (config_load(path, &cfg) == -1 ||
+	    secrets_load(cfg->secret_file, &s) == -1)
+		goto out;
+	if (cfg->forward_kind == FORWARD_HOOK &&
+	    access(cfg->forward_path, X_OK) == -1) {
+		log_error("%s: forward: hook '%s' is not executable: %s", path,
+		    cfg->forward_path, strerror(errno));
+		goto out;
+	}
+	printf("%s: configuration ok (%zu secret%s, listen %s, database %s, "
+	    "forward %s)\n", path, secrets_count(s),
+	    secrets_count(s) == 1 ? "" : "s", cfg->listen, cfg->database,
+	    config_forward_name(cfg));
+	rc = 0;
+out:
+	if (rc != 0)
+		fprintf(stderr, "%s: configuration has errors\n", path);
+	secrets_free(s);
+	config_free(cfg);
+	return rc;
+}
+
+static int
+start(struct daemon *d, const char *path)
+{
+	struct http_probe probe = { probe_healthy, probe_outbox, d };
+	struct store *st = NULL;
+	struct config *cfg;
+	int fd;
+
+	if (config_load(path, &d->configs[0]) == -1)
+		return -1;
+	d->nconfigs = 1;
+	cfg = current(d);
+	log_set_level(cfg->log_level);
+	if (secrets_load(cfg->secret_file, &d->secrets) == -1)
+		return -1;
+	if (cfg->forward_kind == FORWARD_HOOK &&
+	    access(cfg->forward_path, X_OK) == -1)
+		log_warning("forward: hook '%s' is not executable (%s); events "
+		    "wait in the outbox", cfg->forward_path, strerror(errno));
+	if (store_open(cfg->database, STORE_WRITE, cfg->durability, &st) == -1)
+		return -1;
+	if (writer_start(st, cfg->forward_kind != FORWARD_NONE,
+	    &d->writer) == -1) {
+		store_close(st);
+		return -1;
+	}
+	if (store_open(cfg->database, STORE_READ, cfg->durability,
+	    &d->stats) == -1)
+		return -1;
+	fd = notify_listen_fd();
+	if (fd == -2)
+		return -1;
+	if (http_start(cfg, fd, d->writer, d->secrets, &probe, &d->http) == -1)
+		return -1;
+	if (forward_start(cfg, &d->forward) == -1)
+		return -1;
+	writer_set_on_commit(d->writer, wake_forward, d->forward);
+	log_info("cfhookd %s: listening on %s%s, database '%s', forward %s, "
+	    "%zu secret%s", CFHOOK_VERSION, fd >= 0 ? "a socket from systemd" :
+	    cfg->listen, "", cfg->database, config_forward_name(cfg),
+	    secrets_count(d->secrets), secrets_count(d->secrets) == 1 ? "" : "s");
+	return 0;
+}
+
+/* SIGHUP: new secrets, forwarding settings and log level; a broken new
+ * configuration changes nothing. Listener, paths and limits need a restart. */
+static void
+reload(struct daemon *d)
+{
+	struct config *cfg = NULL;
+	struct secrets *s = NULL;
+	char status[160];
+
+	notify_reloading();
+	log_info("reload: re-reading '%s'", current(d)->path);
+	if (d->nconfigs == MAX_CONFIGS) {
+		log_error("reload: too many reloads in one run; restart cfhookd");
+		goto out;
+	}
+	if (config_load(current(d)->path, &cfg) == -1 ||
+	    secrets_load(cfg->secret_file, &s) == -1) {
+		log_error("reload: keeping the running configuration");
+		goto out;
+	}
+	http_set_secrets(d->http, s);
+	secrets_free(d->secrets);
+	d->secrets = s;
+	s = NULL;
+	log_set_level(cfg->log_level);
+	writer_set_forward_pending(d->writer, cfg->forward_kind != FORWARD_NONE);
+	if (forward_reload(d->forward, cfg) == -1)
+		log_error("reload: forwarding settings not applied");
+	d->configs[d->nconfigs++] = cfg;
+	cfg = NULL;
+	log_info("reload: done, %zu secret%s", secrets_count(d->secrets),
+	    secrets_count(d->secrets) == 1 ? "" : "s");
+out:
+	secrets_free(s);
+	config_free(cfg);
+	status_line(d, status, sizeof(status));
+	notify_reloaded(status);
+}
+
+/* Pings only while the writer and the forwarder make progress: a wedged
+ * thread stops them and systemd restarts the service. */
+static void
+watchdog(struct daemon *d, int64_t interval_ms)
+{
+	int64_t now = clock_mono_ms(), stale = 2 * interval_ms;
+
+	if (stale < HEARTBEAT_SLACK_MS)
+		stale = HEARTBEAT_SLACK_MS;
+	if (now - writer_heartbeat_ms(d->writer) > stale) {
+		log_warning("watchdog: the database writer is stuck; not pinging");
+		return;
+	}
+	if (now - forward_heartbeat_ms(d->forward) > stale) {
+		log_warning("watchdog: the forwarder is stuck; not pinging");
+		return;
+	}
+	notify_watchdog();
+}
+
+/* Waits for signals; returns when asked to stop. */
+static void
+run(struct daemon *d, int sfd)
+{
+	struct signalfd_siginfo si;
+	struct pollfd pfd = { sfd, POLLIN, 0 };
+	int64_t wd = notify_watchdog_interval_ms();
+	int64_t next_wd = clock_mono_ms(), next_status;
+	int64_t now, wait_ms;
+	char status[160];
+
+	next_status = clock_mono_ms() + STATUS_EVERY_MS;
+	for (;;) {
+		now = clock_mono_ms();
+		if (wd > 0 && now >= next_wd) {
+			watchdog(d, wd);
+			next_wd = now + wd;
+		}
+		if (now >= next_status) {
+			status_line(d, status, sizeof(status));
+			notify_status(status);
+			next_status = now + STATUS_EVERY_MS;
+		}
+		wait_ms = next_status - now;
+		if (wd > 0 && next_wd - now < wait_ms)
+			wait_ms = next_wd - now;
+		if (poll(&pfd, 1, (int)(wait_ms > 0 ? wait_ms : 0)) <= 0)
+			continue;
+		if (read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+			continue;
+		if (si.ssi_signo == SIGHUP) {
+			reload(d);
+			continue;
+		}
+		log_info("signal %u: stopping", si.ssi_signo);
+		return;
+	}
+}
+
+/* Reverse of start(): stop intake, answer what is in flight, let deliveries
+ * finish (or leave them pending), then the writer commits what it holds. */
+static void
+stop(struct daemon *d)
+{
+	int left;
+
+	d->stopping = 1;
+	notify_stopping();
+	if (d->http != NULL) {
+		http_quiesce(d->http);
+		left = http_drain(d->http, DRAIN_HTTP_MS);
+		if (left > 0)
+			log_warning("stop: %d request%s still in flight; closing",
+			    left, left == 1 ? "" : "s");
+	}
+	forward_stop(d->forward, DRAIN_FORWARD_MS);
+	http_stop(d->http);
+	writer_stop(d->writer);
+	pthread_mutex_lock(&d->stats_mu);
+	store_close(d->stats);
+	d->stats = NULL;
+	pthread_mutex_unlock(&d->stats_mu);
+	secrets_free(d->secrets);
+	while (d->nconfigs > 0)
+		config_free(d->configs[--d->nconfigs]);
+	log_info("stopped");
+}
+
+/* Signals are taken by a signalfd; every thread inherits the mask. */
+static int
+signals(void)
+{
+	sigset_t set;
+	int fd;
+
+	(void)signal(SIGPIPE, SIG_IGN);
+	(void)sigemptyset(&set);
+	(void)sigaddset(&set, SIGTERM);
+	(void)sigaddset(&set, SIGINT);
+	(void)sigaddset(&set, SIGHUP);
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+		return -1;
+	fd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (fd == -1)
+		log_error("signalfd: %s", strerror(errno));
+	return fd;
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct daemon d;
+	const char *path = NULL;
+	char status[160];
+	int i, check = 0, sfd, rc = 1;
+
+	log_init(LOG_LVL_INFO);
+	for (i = 1; i < argc; i++) {
+		if ((strcmp(argv[i], "-c") == 0 ||
+		    strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+			path = argv[++i];
+		} else if (strcmp(argv[i], "--check") == 0) {
+			check = 1;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("cfhookd %s\n", CFHOOK_VERSION);
+			return 0;
+		} else if (strcmp(argv[i], "-h") == 0 ||
+		    strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "cfhookd: unknown argument '%s'\n",
+			    argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (path == NULL) {
+		usage(stderr);
+		return 2;
+	}
+	if (check)
+		return check_only(path);
+	(void)pthread_mutex_init(&d.stats_mu, NULL);
+	sfd = signals();
+	if (sfd == -1)
+		return 1;
+	if (start(&d, path) == -1) {
+		log_error("start-up failed");
+		goto out;
+	}
+	status_line(&d, status, sizeof(status));
+	notify_ready(status);
+	run(&d, sfd);
+	rc = 0;
+out:
+	stop(&d);
+	(void)close(sfd);
+	return rc;
+}

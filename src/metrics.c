@@ -1,0 +1,192 @@
+/* metrics.c - process-wide counters rendered as Prometheus text.
+ *
+ * Counters are _Atomic and only ever incremented (relaxed order: a scrape
+ * needs each number to be right, not a snapshot across numbers). Every series
+ * is named cfhookd_... (DESIGN "HTTP behaviour"). No I/O here. */
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "metrics.h"
+#include "version.h"
+
+static const unsigned statuses[] = { 200, 400, 401, 404, 405, 408, 413, 415,
+    431, 500, 503 };
+#define NSTATUS		(sizeof(statuses) / sizeof(statuses[0]))
+
+static const char *const types[] = { "PAYMENT_SUCCESS_WEBHOOK",
+    "PAYMENT_FAILED_WEBHOOK", "PAYMENT_USER_DROPPED_WEBHOOK",
+    "PAYMENT_LINK_EVENT", "REFUND_STATUS_WEBHOOK", "UNKNOWN", "other" };
+#define NTYPE		(sizeof(types) / sizeof(types[0]))
+
+/* Upper bounds in microseconds; the last bucket is +Inf. */
+static const int64_t bounds_us[] = { 1000, 2500, 5000, 10000, 25000, 50000,
+    100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000 };
+#define NBUCKET		(sizeof(bounds_us) / sizeof(bounds_us[0]))
+#define NREASON		(VERIFY_INTERNAL + 1)
+
+static _Atomic unsigned long long req_by_status[NSTATUS + 1];	/* + other */
+static _Atomic unsigned long long ev_by_type[NTYPE][2];		/* new, dup */
+static _Atomic unsigned long long sig_failures[NREASON];
+static _Atomic unsigned long long fwd_attempts[2];		/* failed, ok */
+static _Atomic unsigned long long lat_bucket[NBUCKET + 1];
+static _Atomic unsigned long long lat_count;
+static _Atomic unsigned long long lat_sum_us;
+
+static inline void
+bump(_Atomic unsigned long long *c, unsigned long long n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+static inline unsigned long long
+get(_Atomic unsigned long long *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+void
+metrics_request(unsigned status, int64_t duration_us)
+{
+	size_t i, b;
+
+	for (i = 0; i < NSTATUS && statuses[i] != status; i++)
+		continue;
+	bump(&req_by_status[i], 1);
+	if (duration_us < 0)
+		duration_us = 0;
+	for (b = 0; b < NBUCKET && duration_us > bounds_us[b]; b++)
+		continue;
+	bump(&lat_bucket[b], 1);
+	bump(&lat_count, 1);
+	bump(&lat_sum_us, (unsigned long long)duration_us);
+}
+
+void
+metrics_event(const char *type, int duplicate)
+{
+	size_t i;
+
+	for (i = 0; i < NTYPE - 1 && strcmp(types[i], type) != 0; i++)
+		continue;
+	bump(&ev_by_type[i][duplicate ? 1 : 0], 1);
+}
+
+void
+metrics_signature_failure(enum verify_result r)
+{
+	if ((unsigned)r < NREASON)
+		bump(&sig_failures[r], 1);
+}
+
+void
+metrics_forward_attempt(int ok)
+{
+	bump(&fwd_attempts[ok ? 1 : 0], 1);
+}
+
+/* printf into the buffer; -1 when it is full. */
+static int __attribute__((format(printf, 2, 3)))
+put(struct buf *out, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return -1;
+	return buf_append(out, line, (size_t)n);
+}
+
+static int
+render_requests(struct buf *out)
+{
+	size_t i;
+	int rc = 0;
+
+	rc |= put(out, "# HELP cfhookd_http_requests_total HTTP requests "
+	    "answered, by status code.\n"
+	    "# TYPE cfhookd_http_requests_total counter\n");
+	for (i = 0; i < NSTATUS; i++)
+		rc |= put(out, "cfhookd_http_requests_total{code=\"%u\"} %llu\n",
+		    statuses[i], get(&req_by_status[i]));
+	rc |= put(out, "cfhookd_http_requests_total{code=\"other\"} %llu\n",
+	    get(&req_by_status[NSTATUS]));
+	rc |= put(out, "# HELP cfhookd_http_request_duration_seconds Time "
+	    "from the request's headers to its answer.\n"
+	    "# TYPE cfhookd_http_request_duration_seconds histogram\n");
+	{
+		unsigned long long cum = 0;
+
+		for (i = 0; i < NBUCKET; i++) {
+			cum += get(&lat_bucket[i]);
+			rc |= put(out, "cfhookd_http_request_duration_seconds_"
+			    "bucket{le=\"%g\"} %llu\n",
+			    (double)bounds_us[i] / 1e6, cum);
+		}
+		cum += get(&lat_bucket[NBUCKET]);
+		rc |= put(out, "cfhookd_http_request_duration_seconds_bucket"
+		    "{le=\"+Inf\"} %llu\n", cum);
+	}
+	rc |= put(out, "cfhookd_http_request_duration_seconds_sum %.6f\n"
+	    "cfhookd_http_request_duration_seconds_count %llu\n",
+	    (double)get(&lat_sum_us) / 1e6, get(&lat_count));
+	return rc;
+}
+
+static int
+render_events(struct buf *out)
+{
+	size_t i;
+	int rc = 0;
+
+	rc |= put(out, "# HELP cfhookd_events_total Signed events recorded, by "
+	    "type and result (new or duplicate delivery).\n"
+	    "# TYPE cfhookd_events_total counter\n");
+	for (i = 0; i < NTYPE; i++) {
+		rc |= put(out, "cfhookd_events_total{type=\"%s\",result=\"new\"}"
+		    " %llu\n", types[i], get(&ev_by_type[i][0]));
+		rc |= put(out, "cfhookd_events_total{type=\"%s\",result="
+		    "\"duplicate\"} %llu\n", types[i], get(&ev_by_type[i][1]));
+	}
+	rc |= put(out, "# HELP cfhookd_signature_failures_total Requests "
+	    "refused by verification, by reason.\n"
+	    "# TYPE cfhookd_signature_failures_total counter\n");
+	for (i = VERIFY_MISSING; i < NREASON; i++)
+		rc |= put(out, "cfhookd_signature_failures_total{reason=\"%s\"} "
+		    "%llu\n", verify_result_name((enum verify_result)i),
+		    get(&sig_failures[i]));
+	return rc;
+}
+
+int
+metrics_render(struct buf *out, const struct metrics_gauges *g)
+{
+	int rc = 0;
+
+	rc |= put(out, "# HELP cfhookd_build_info Version of this cfhookd.\n"
+	    "# TYPE cfhookd_build_info gauge\n"
+	    "cfhookd_build_info{version=\"%s\"} 1\n", CFHOOK_VERSION);
+	rc |= render_requests(out);
+	rc |= render_events(out);
+	rc |= put(out, "# HELP cfhookd_forward_attempts_total Deliveries to the "
+	    "hook or socket, by result.\n"
+	    "# TYPE cfhookd_forward_attempts_total counter\n"
+	    "cfhookd_forward_attempts_total{result=\"ok\"} %llu\n"
+	    "cfhookd_forward_attempts_total{result=\"failed\"} %llu\n",
+	    get(&fwd_attempts[1]), get(&fwd_attempts[0]));
+	rc |= put(out, "# HELP cfhookd_outbox_pending Events waiting to be "
+	    "forwarded.\n# TYPE cfhookd_outbox_pending gauge\n"
+	    "cfhookd_outbox_pending %lld\n", g->outbox_pending);
+	rc |= put(out, "# HELP cfhookd_outbox_dead Events that used every "
+	    "forward attempt.\n# TYPE cfhookd_outbox_dead gauge\n"
+	    "cfhookd_outbox_dead %lld\n", g->outbox_dead);
+	rc |= put(out, "# HELP cfhookd_writer_queued Requests waiting for the "
+	    "database writer.\n# TYPE cfhookd_writer_queued gauge\n"
+	    "cfhookd_writer_queued %lld\n", g->writer_queued);
+	return rc == 0 ? 0 : -1;
+}

@@ -1,0 +1,714 @@
+/* store.c - the SQLite database: open, schema and migrations, and recording
+ * a batch of webhooks in one transaction (DESIGN "Data flow", "Database").
+ *
+ * Crash safety rests on one rule: an item is reported STORE_NEW or
+ * STORE_DUPLICATE only after the COMMIT that wrote it returned, and a failed
+ * batch leaves nothing behind (the transaction is rolled back), so every
+ * UNAVAILABLE answer (503) is safe: Cashfree retries and the retry is
+ * deduplicated by the UNIQUE event_key.
+ *
+ * Must not: share a connection between threads (SQLITE_OPEN_NOMUTEX: one
+ * struct store per thread), log request bodies, or keep SQL for other jobs
+ * here (outbox and queries live in the other store_*.c files, via store_db).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "log.h"
+#include "store.h"
+
+/* Schema steps: migrations[N] takes a database from user_version N to N+1.
+ * All run in one IMMEDIATE transaction at open, so a crash mid-upgrade
+ * leaves the old version intact. Append only; never edit a shipped step. */
+static const char *const migrations[] = {
+	/* 0 -> 1: the initial schema. */
+	"CREATE TABLE events ("
+	"  id               INTEGER PRIMARY KEY,"
+	"  event_key        TEXT    NOT NULL UNIQUE,"
+	"  type             TEXT    NOT NULL,"
+	"  cf_payment_id    TEXT,"
+	"  order_id         TEXT,"
+	"  payment_status   TEXT,"
+	"  amount           TEXT,"
+	"  currency         TEXT,"
+	"  event_time       TEXT,"
+	"  content_type     TEXT    NOT NULL,"
+	"  body             BLOB    NOT NULL,"
+	"  received_at      INTEGER NOT NULL,"
+	"  last_seen_at     INTEGER NOT NULL,"
+	"  deliveries       INTEGER NOT NULL DEFAULT 1,"
+	"  forward_state    TEXT    NOT NULL DEFAULT 'pending'"
+	"                   CHECK (forward_state IN ('pending','done','dead')),"
+	"  forward_attempts INTEGER NOT NULL DEFAULT 0,"
+	"  last_error       TEXT,"
+	"  forwarded_at     INTEGER,"
+	"  next_attempt_at  INTEGER NOT NULL DEFAULT 0"
+	");"
+	"CREATE INDEX events_pending  ON events(id)"
+	"  WHERE forward_state = 'pending';"
+	"CREATE INDEX events_order    ON events(order_id, id);"
+	"CREATE INDEX events_received ON events(received_at);"
+	"CREATE INDEX events_type     ON events(type, received_at);"
+	"CREATE TABLE pruned_keys ("
+	"  event_key  TEXT PRIMARY KEY,"
+	"  pruned_at  INTEGER NOT NULL,"
+	"  deliveries INTEGER NOT NULL DEFAULT 0"
+	") WITHOUT ROWID;"
+	"CREATE TABLE forward_log ("
+	"  id          INTEGER PRIMARY KEY,"
+	"  event_id    INTEGER NOT NULL,"
+	"  attempt     INTEGER NOT NULL,"
+	"  started_at  INTEGER NOT NULL,"
+	"  finished_at INTEGER,"
+	"  ok          INTEGER,"
+	"  error       TEXT"
+	");"
+	"CREATE INDEX forward_log_event ON forward_log(event_id, id);",
+};
+
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
+    STORE_SCHEMA_VERSION, "one migration step per schema version");
+
+/* Statements prepared once at open and kept for the connection's life. */
+enum stmt_id {
+	S_BEGIN,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_SAVEPOINT,
+	S_RELEASE,
+	S_ROLLBACK_TO,
+	S_PRUNED,
+	S_INSERT,
+	S_DUPLICATE,
+	S_PING,
+	S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_SAVEPOINT] = "SAVEPOINT item",
+	[S_RELEASE] = "RELEASE item",
+	[S_ROLLBACK_TO] = "ROLLBACK TO item",
+	/* A tombstone left by `cfhookctl prune`: count the delivery there. */
+	[S_PRUNED] = "UPDATE pruned_keys SET deliveries = deliveries + 1"
+	    " WHERE event_key = ?1",
+	[S_INSERT] = "INSERT INTO events (event_key, type, cf_payment_id,"
+	    " order_id, payment_status, amount, currency, event_time,"
+	    " content_type, body, received_at, last_seen_at, deliveries,"
+	    " forward_state, forward_attempts, next_attempt_at)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, 1,"
+	    " ?12, 0, 0)"
+	    " ON CONFLICT (event_key) DO NOTHING",
+	[S_DUPLICATE] = "UPDATE events SET deliveries = deliveries + 1,"
+	    " last_seen_at = ?1 WHERE event_key = ?2 RETURNING id",
+	/* Reads page 1, so it proves the file answers, not just the library. */
+	[S_PING] = "PRAGMA user_version",
+};
+
+struct store {
+	sqlite3	*db;
+	char	*path;			/* for log lines */
+	sqlite3_stmt *stmt[S_COUNT];
+	int	 ping_failing;		/* log a failing ping once, not per poll */
+};
+
+/* "store: 'PATH': WHAT: errmsg", with errno for I/O errors (which say
+ * little without it). SQLite records errno only for those two codes and never
+ * clears it, so it is stale for any other error. */
+static void
+log_db_error(const struct store *st, const char *what)
+{
+	int code = sqlite3_errcode(st->db) & 0xff;
+	int sys = sqlite3_system_errno(st->db);
+
+	if ((code == SQLITE_IOERR || code == SQLITE_CANTOPEN) && sys != 0) {
+		log_error("store: '%s': %s: %s (%s)", st->path, what,
+		    sqlite3_errmsg(st->db), strerror(sys));
+	} else {
+		log_error("store: '%s': %s: %s", st->path, what,
+		    sqlite3_errmsg(st->db));
+	}
+}
+
+/* Run a prepared statement that returns no rows. 0 / -1; the caller logs,
+ * since only it knows what failed. */
+static int
+run_stmt(struct store *st, enum stmt_id id)
+{
+	sqlite3_stmt *s = st->stmt[id];
+	int rc;
+
+	rc = sqlite3_step(s);
+	(void)sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* One-off SQL at open (pragmas, migrations). 0 / -1 (logged). */
+static int
+exec_sql(struct store *st, const char *sql, const char *what)
+{
+	if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+		log_db_error(st, what);
+		return -1;
+	}
+	return 0;
+}
+
+/* First column of the first row of `sql` as text or integer. */
+static int
+query_one(struct store *st, const char *sql, char *text, size_t text_size,
+    int64_t *num)
+{
+	sqlite3_stmt *s = NULL;
+	const unsigned char *t;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+		log_db_error(st, sql);
+		goto out;
+	}
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		log_db_error(st, sql);
+		goto out;
+	}
+	if (num != NULL)
+		*num = sqlite3_column_int64(s, 0);
+	if (text != NULL) {
+		t = sqlite3_column_text(s, 0);
+		(void)snprintf(text, text_size, "%s",
+		    t == NULL ? "" : (const char *)t);
+	}
+	rc = 0;
+out:
+	(void)sqlite3_finalize(s);
+	return rc;
+}
+
+/* Open (or, to write, create) the file ourselves first: it is created 0600
+ * (payment data; SQLite gives the -wal and -shm files the same mode), and a
+ * missing directory or an unwritable file is reported with errno instead of
+ * SQLite's vaguer "unable to open database file" or a silent read-only
+ * fallback. */
+static int
+check_file(const char *path, enum store_mode mode)
+{
+	int flags = O_RDWR | O_CLOEXEC | (mode == STORE_WRITE ? O_CREAT : 0);
+	int fd;
+
+	fd = open(path, flags, 0600);
+	if (fd == -1) {
+		log_error("store: '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	(void)close(fd);
+	return 0;
+}
+
+static int
+open_db(struct store *st, enum store_mode mode)
+{
+	/* NOMUTEX: one connection per thread, never shared (store.h). */
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
+	    SQLITE_OPEN_EXRESCODE | (mode == STORE_WRITE ? SQLITE_OPEN_CREATE : 0);
+
+	if (check_file(st->path, mode) == -1)
+		return -1;
+	if (sqlite3_open_v2(st->path, &st->db, flags, NULL) != SQLITE_OK) {
+		if (st->db == NULL)
+			log_error("store: '%s': out of memory", st->path);
+		else
+			log_db_error(st, "open");
+		return -1;
+	}
+	if (sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS) != SQLITE_OK) {
+		log_db_error(st, "busy_timeout");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+set_pragmas(struct store *st, enum durability durability)
+{
+	char jm[16];
+
+	/* WAL: readers (cfhookctl, the forwarder) never block the writer, and
+	 * a commit is one append + fsync. Anything else is refused rather
+	 * than silently running with weaker guarantees. */
+	if (query_one(st, "PRAGMA journal_mode = WAL", jm, sizeof(jm),
+	    NULL) == -1)
+		return -1;
+	if (strcmp(jm, "wal") != 0) {
+		log_error("store: '%s': journal_mode is '%s', not 'wal'",
+		    st->path, jm);
+		return -1;
+	}
+	/* FULL: the WAL is fsynced at every commit, so an acknowledged event
+	 * survives power loss; NORMAL only survives a process crash. */
+	if (exec_sql(st, durability == DURABILITY_FULL ?
+	    "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+	    "synchronous") == -1)
+		return -1;
+	if (exec_sql(st, "PRAGMA foreign_keys = ON", "foreign_keys") == -1)
+		return -1;
+	return exec_sql(st, "PRAGMA temp_store = MEMORY", "temp_store");
+}
+
+static void
+log_newer(const struct store *st, int64_t version)
+{
+	log_error("store: '%s': database schema version %lld is newer than "
+	    "this cfhookd supports (%d)", st->path, (long long)version,
+	    STORE_SCHEMA_VERSION);
+}
+
+/* STORE_READ: the schema must already be exactly ours; never touch it. */
+static int
+check_version(struct store *st)
+{
+	int64_t v = -1;
+
+	if (query_one(st, "PRAGMA user_version", NULL, 0, &v) == -1)
+		return -1;
+	if (v == STORE_SCHEMA_VERSION)
+		return 0;
+	if (v > STORE_SCHEMA_VERSION)
+		log_newer(st, v);
+	else if (v == 0)
+		log_error("store: '%s': not a cfhookd database (schema "
+		    "version 0); cfhookd creates it at start-up", st->path);
+	else
+		log_error("store: '%s': database schema version %lld is older "
+		    "than this cfhookd expects (%d); start cfhookd once to "
+		    "upgrade it", st->path, (long long)v, STORE_SCHEMA_VERSION);
+	return -1;
+}
+
+/* The steps from the file's version to ours. Caller holds the IMMEDIATE
+ * transaction, so two processes starting at once cannot both upgrade. */
+static int
+migrate_steps(struct store *st, int64_t from)
+{
+	char sql[64];
+	int64_t tables = 0;
+	int64_t v;
+
+	if (from == 0) {
+		/* Version 0 is also any foreign SQLite file: refuse to add
+		 * our tables to somebody else's database. */
+		if (query_one(st, "SELECT count(*) FROM sqlite_schema", NULL,
+		    0, &tables) == -1)
+			return -1;
+		if (tables != 0) {
+			log_error("store: '%s': not a cfhookd database (it has "
+			    "tables but schema version 0)", st->path);
+			return -1;
+		}
+	}
+	for (v = from; v < STORE_SCHEMA_VERSION; v++) {
+		if (exec_sql(st, migrations[v], "schema upgrade") == -1)
+			return -1;
+		if (v == 0)
+			log_info("store: '%s': created schema version 1",
+			    st->path);
+		else
+			log_info("store: '%s': schema upgraded from version "
+			    "%lld to %lld", st->path, (long long)v,
+			    (long long)v + 1);
+	}
+	(void)snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
+	    STORE_SCHEMA_VERSION);
+	return exec_sql(st, sql, "user_version");
+}
+
+/* STORE_WRITE: create or upgrade in one IMMEDIATE transaction. */
+static int
+migrate(struct store *st)
+{
+	int64_t v = -1;
+	int rc = -1;
+
+	if (exec_sql(st, "BEGIN IMMEDIATE", "begin schema check") == -1)
+		return -1;
+	if (query_one(st, "PRAGMA user_version", NULL, 0, &v) == -1)
+		goto out;
+	if (v > STORE_SCHEMA_VERSION) {
+		log_newer(st, v);
+		goto out;
+	}
+	if (v < 0) {
+		log_error("store: '%s': database schema version %lld is not "
+		    "one cfhookd knows", st->path, (long long)v);
+		goto out;
+	}
+	if (v < STORE_SCHEMA_VERSION && migrate_steps(st, v) == -1)
+		goto out;
+	if (exec_sql(st, "COMMIT", "commit schema") == -1)
+		goto out;
+	rc = 0;
+out:
+	if (rc == -1 && sqlite3_get_autocommit(st->db) == 0)
+		(void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+static int
+prepare_all(struct store *st)
+{
+	int i;
+
+	for (i = 0; i < S_COUNT; i++) {
+		if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1,
+		    SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL) !=
+		    SQLITE_OK) {
+			log_db_error(st, stmt_sql[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* STORE_WRITE: the daemon's writer; creates the file, runs migrations.
+ * STORE_READ: "existing database, read-write": cfhookctl and the other
+ * threads also write (replay, prune, outbox), but never create or migrate;
+ * a missing file or another schema version is an error. */
+int
+store_open(const char *path, enum store_mode mode, enum durability durability,
+    struct store **ret)
+{
+	struct store *st = NULL;
+	int rc = -1;
+
+	st = calloc(1, sizeof(*st));
+	if (st == NULL || (st->path = strdup(path)) == NULL) {
+		log_error("store: '%s': out of memory", path);
+		goto out;
+	}
+	if (open_db(st, mode) == -1)
+		goto out;
+	/* Version first in READ mode: setting WAL would write the file. */
+	if (mode == STORE_READ && check_version(st) == -1)
+		goto out;
+	if (set_pragmas(st, durability) == -1)
+		goto out;
+	if (mode == STORE_WRITE && migrate(st) == -1)
+		goto out;
+	if (prepare_all(st) == -1)
+		goto out;
+	*ret = st;
+	st = NULL;
+	rc = 0;
+out:
+	store_close(st);
+	return rc;
+}
+
+void
+store_close(struct store *st)
+{
+	sqlite3_stmt *s;
+	int i;
+
+	if (st == NULL)
+		return;
+	for (i = 0; i < S_COUNT; i++)
+		(void)sqlite3_finalize(st->stmt[i]);
+	if (st->db != NULL && sqlite3_close(st->db) == SQLITE_BUSY) {
+		/* A store_*.c file leaked a statement: a bug, but the
+		 * connection (and its fds) must still go. */
+		log_error("store: '%s': close: unfinalized statements",
+		    st->path);
+		while ((s = sqlite3_next_stmt(st->db, NULL)) != NULL)
+			(void)sqlite3_finalize(s);
+		(void)sqlite3_close(st->db);
+	}
+	free(st->path);
+	free(st);
+}
+
+/* Whether the body can be bound as TEXT: well-formed UTF-8 (no overlongs,
+ * no surrogates, nothing past U+10FFFF) and no NUL, so json_extract() and
+ * the sqlite3 shell see it as the text it is. Anything else is a BLOB; the
+ * bytes are stored exactly either way. */
+static int
+utf8_text_ok(const unsigned char *p, size_t len)
+{
+	size_t i = 0, need, k;
+	unsigned char c, lo, hi;
+
+	while (i < len) {
+		c = p[i++];
+		lo = 0x80;
+		hi = 0xBF;
+		if (c == 0x00)
+			return 0;
+		if (c < 0x80)
+			continue;
+		if (c >= 0xC2 && c <= 0xDF) {
+			need = 1;
+		} else if (c >= 0xE0 && c <= 0xEF) {
+			need = 2;
+			if (c == 0xE0)
+				lo = 0xA0;	/* overlong */
+			else if (c == 0xED)
+				hi = 0x9F;	/* surrogates */
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			need = 3;
+			if (c == 0xF0)
+				lo = 0x90;	/* overlong */
+			else if (c == 0xF4)
+				hi = 0x8F;	/* past U+10FFFF */
+		} else {
+			return 0;	/* continuation, C0/C1, F5..FF */
+		}
+		if (len - i < need)
+			return 0;
+		for (k = 0; k < need; k++, lo = 0x80, hi = 0xBF) {
+			if (p[i + k] < lo || p[i + k] > hi)
+				return 0;
+		}
+		i += need;
+	}
+	return 1;
+}
+
+static int
+bind_opt(sqlite3_stmt *s, int idx, const char *text)
+{
+	if (text == NULL)
+		return sqlite3_bind_null(s, idx);
+	return sqlite3_bind_text(s, idx, text, -1, SQLITE_STATIC);
+}
+
+static int
+bind_insert(sqlite3_stmt *s, const struct store_item *it, int forward_pending)
+{
+	const struct event *ev = it->ev;
+	const char *body = it->body == NULL ? "" : it->body;
+	int rc = SQLITE_OK;
+
+	rc |= bind_opt(s, 1, ev->event_key);
+	rc |= bind_opt(s, 2, ev->type);
+	rc |= bind_opt(s, 3, ev->cf_payment_id);
+	rc |= bind_opt(s, 4, ev->order_id);
+	rc |= bind_opt(s, 5, ev->payment_status);
+	rc |= bind_opt(s, 6, ev->amount);
+	rc |= bind_opt(s, 7, ev->currency);
+	rc |= bind_opt(s, 8, ev->event_time);
+	rc |= bind_opt(s, 9, it->content_type);
+	/* A zero-length body binds "" (a NULL pointer would bind NULL). */
+	if (utf8_text_ok((const unsigned char *)body, it->body_len))
+		rc |= sqlite3_bind_text64(s, 10, body, it->body_len,
+		    SQLITE_STATIC, SQLITE_UTF8);
+	else
+		rc |= sqlite3_bind_blob64(s, 10, body, it->body_len,
+		    SQLITE_STATIC);
+	rc |= sqlite3_bind_int64(s, 11, it->received_ms);
+	rc |= bind_opt(s, 12, forward_pending ? "pending" : "done");
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* 1: the key is a pruned tombstone (delivery counted), 0: not, -1: error.
+ * The helpers below do not log: record_one() does, with the event key. */
+static int
+count_pruned(struct store *st, const struct store_item *it)
+{
+	sqlite3_stmt *s = st->stmt[S_PRUNED];
+	int rc = -1;
+
+	if (bind_opt(s, 1, it->ev->event_key) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_DONE)
+		rc = sqlite3_changes(st->db) == 1;
+	(void)sqlite3_reset(s);
+	return rc;
+}
+
+/* 1: inserted (*id set), 0: the key exists, -1: error. */
+static int
+insert_event(struct store *st, const struct store_item *it,
+    int forward_pending, int64_t *id)
+{
+	sqlite3_stmt *s = st->stmt[S_INSERT];
+	int rc = -1;
+
+	if (bind_insert(s, it, forward_pending) == 0 &&
+	    sqlite3_step(s) == SQLITE_DONE) {
+		rc = sqlite3_changes(st->db) == 1;
+		if (rc == 1)
+			*id = sqlite3_last_insert_rowid(st->db);
+	}
+	(void)sqlite3_reset(s);
+	return rc;
+}
+
+/* Count one more delivery of an existing row. 0 (*id set) / -1. */
+static int
+count_duplicate(struct store *st, const struct store_item *it, int64_t *id)
+{
+	sqlite3_stmt *s = st->stmt[S_DUPLICATE];
+	int rc = -1;
+
+	if (sqlite3_bind_int64(s, 1, it->received_ms) != SQLITE_OK ||
+	    bind_opt(s, 2, it->ev->event_key) != SQLITE_OK ||
+	    sqlite3_step(s) != SQLITE_ROW)
+		goto out;
+	*id = sqlite3_column_int64(s, 0);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		goto out;
+	rc = 0;
+out:
+	(void)sqlite3_reset(s);
+	return rc;
+}
+
+/* The item's writes, inside its savepoint. 0 (result and id set) / -1. */
+static int
+record_item(struct store *st, struct store_item *it, int forward_pending)
+{
+	int64_t id = 0;
+	int r;
+
+	r = count_pruned(st, it);
+	if (r == -1)
+		return -1;
+	if (r == 1) {
+		it->result = STORE_DUPLICATE;	/* no row: id stays 0 */
+		it->id = 0;
+		return 0;
+	}
+	r = insert_event(st, it, forward_pending, &id);
+	if (r == -1)
+		return -1;
+	if (r == 0 && count_duplicate(st, it, &id) == -1)
+		return -1;
+	it->result = r == 1 ? STORE_NEW : STORE_DUPLICATE;
+	it->id = id;
+	return 0;
+}
+
+/* One item in its own savepoint, so its failure (a constraint, a value too
+ * big) undoes only that item. Returns -1 only when the whole transaction is
+ * lost: SQLite rolls back everything by itself on some errors (I/O, disk
+ * full, interrupt), and going on would run the next items in autocommit
+ * mode, outside any batch. */
+static int
+record_one(struct store *st, struct store_item *it, int forward_pending)
+{
+	const char *key;
+
+	it->result = STORE_UNAVAILABLE;
+	it->id = 0;
+	if (it->ev == NULL) {
+		log_error("store: '%s': item without an event", st->path);
+		return 0;
+	}
+	key = it->ev->event_key == NULL ? "" : it->ev->event_key;
+	if (run_stmt(st, S_SAVEPOINT) == -1) {
+		log_db_error(st, "savepoint");
+		return -1;
+	}
+	if (record_item(st, it, forward_pending) == 0 &&
+	    run_stmt(st, S_RELEASE) == 0)
+		return 0;
+	log_error("store: '%s': event '%s': %s", st->path, key,
+	    sqlite3_errmsg(st->db));
+	it->result = STORE_UNAVAILABLE;
+	it->id = 0;
+	if (sqlite3_get_autocommit(st->db) != 0)
+		return -1;	/* SQLite already rolled it all back */
+	if (run_stmt(st, S_ROLLBACK_TO) == -1 ||
+	    run_stmt(st, S_RELEASE) == -1) {
+		log_db_error(st, "rollback to item");
+		return -1;
+	}
+	return 0;
+}
+
+/* Nothing of a failed batch may remain: roll back what SQLite has not rolled
+ * back itself, and answer every item 503 (a retry is deduplicated, so 503 is
+ * safe even if a failed COMMIT did reach the disk). */
+static void
+fail_batch(struct store *st, struct store_item **items, size_t n,
+    const char *what)
+{
+	size_t i;
+
+	if (what != NULL) {
+		log_error("store: '%s': %s: %s; %zu event(s) answered 503",
+		    st->path, what, sqlite3_errmsg(st->db), n);
+	} else {
+		log_error("store: '%s': transaction lost; %zu event(s) "
+		    "answered 503", st->path, n);
+	}
+	if (sqlite3_get_autocommit(st->db) == 0 &&
+	    run_stmt(st, S_ROLLBACK) == -1)
+		log_db_error(st, "rollback");
+	for (i = 0; i < n; i++) {
+		items[i]->result = STORE_UNAVAILABLE;
+		items[i]->id = 0;
+	}
+}
+
+int
+store_record_batch(struct store *st, struct store_item **items, size_t n,
+    int forward_pending)
+{
+	const char *what = NULL;	/* the failed step, if it was ours */
+	size_t i;
+	int news = 0;
+	int rc = -1;
+
+	/* IMMEDIATE: take the write lock now (waiting up to the busy
+	 * timeout), so no statement inside can fail on a lock upgrade. */
+	if (run_stmt(st, S_BEGIN) == -1) {
+		what = "begin";
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if (record_one(st, items[i], forward_pending) == -1)
+			goto out;	/* logged */
+		if (items[i]->result == STORE_NEW)
+			news++;
+	}
+	/* With synchronous=FULL this is where the WAL is fsynced: nothing
+	 * is reported stored before it returns. */
+	if (run_stmt(st, S_COMMIT) == -1) {
+		what = "commit";
+		goto out;
+	}
+	rc = news;
+out:
+	if (rc == -1)
+		fail_batch(st, items, n, what);
+	return rc;
+}
+
+int
+store_ping(struct store *st)
+{
+	sqlite3_stmt *s = st->stmt[S_PING];
+	int ok;
+
+	ok = sqlite3_step(s) == SQLITE_ROW;
+	if (!ok && !st->ping_failing)
+		log_db_error(st, "ping");
+	else if (ok && st->ping_failing)
+		log_info("store: '%s': answers again", st->path);
+	st->ping_failing = !ok;
+	(void)sqlite3_reset(s);
+	return ok ? 0 : -1;
+}
+
+struct sqlite3 *
+store_db(struct store *st)
+{
+	return st->db;
+}

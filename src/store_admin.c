@@ -1,0 +1,568 @@
+/* store_admin.c - the read queries of `cfhookctl` (status counts, list,
+ * show: row, body, delivery history) and the SQL helpers it shares with
+ * store_admin_write.c (replay, prune). DESIGN "Binaries and commands".
+ *
+ * cfhookctl runs while the daemon writes the same file (WAL), so each read
+ * is one deferred transaction: one consistent snapshot, and a WAL reader
+ * never blocks the daemon's writer.
+ *
+ * Must not: write anything, format output (ctl.c does), or keep statements
+ * across calls (one call, one transaction, everything finalized). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "buf.h"
+#include "log.h"
+#include "store_admin.h"
+
+/* The columns of struct store_admin_event, in read_event()'s order. */
+#define EVENT_COLS	"id, event_key, type, cf_payment_id, order_id," \
+	" payment_status, amount, currency, event_time, content_type," \
+	" received_at, last_seen_at, deliveries, forward_state," \
+	" forward_attempts, last_error, forwarded_at, next_attempt_at"
+#define EVENT_NCOLS	18	/* body follows at this index in get */
+
+void
+store_admin_db_error(sqlite3 *db, const char *what)
+{
+	const char *path = sqlite3_db_filename(db, "main");
+
+	log_error("store: '%s': %s: %s", path == NULL ? "?" : path, what,
+	    sqlite3_errmsg(db));
+}
+
+int
+store_admin_prep(sqlite3 *db, const char *sql, sqlite3_stmt **ret)
+{
+	if (sqlite3_prepare_v2(db, sql, -1, ret, NULL) != SQLITE_OK) {
+		store_admin_db_error(db, "prepare");
+		*ret = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_admin_exec(sqlite3 *db, const char *sql)
+{
+	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+		store_admin_db_error(db, sql);
+		return -1;
+	}
+	return 0;
+}
+
+/* Ends the transaction: COMMIT when ok, else ROLLBACK. Returns 0 only when
+ * ok and the commit worked. */
+int
+store_admin_tx_end(sqlite3 *db, int ok)
+{
+	if (ok && store_admin_exec(db, "COMMIT") == 0)
+		return 0;
+	if (sqlite3_get_autocommit(db) == 0)
+		(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+/* Runs a statement to SQLITE_DONE; *changes (may be NULL) gets the rows it
+ * changed. 0 / -1. */
+int
+store_admin_step_done(sqlite3 *db, sqlite3_stmt *s, int64_t *changes)
+{
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		store_admin_db_error(db, sqlite3_sql(s));
+		return -1;
+	}
+	if (changes != NULL)
+		*changes = sqlite3_changes64(db);
+	return 0;
+}
+
+/* Copy of a column's bytes, NUL added; NULL column -> *ret NULL.
+ * -1 on no memory. */
+static int
+col_dup(sqlite3_stmt *s, int col, char **ret, size_t *len)
+{
+	const void *p;
+	size_t n;
+	char *c;
+
+	*ret = NULL;
+	if (len != NULL)
+		*len = 0;
+	if (sqlite3_column_type(s, col) == SQLITE_NULL)
+		return 0;
+	p = sqlite3_column_blob(s, col);	/* text: its UTF-8 bytes */
+	n = (size_t)sqlite3_column_bytes(s, col);
+	c = malloc(n + 1);
+	if (c == NULL)
+		return -1;
+	if (n > 0)
+		memcpy(c, p, n);
+	c[n] = '\0';
+	*ret = c;
+	if (len != NULL)
+		*len = n;
+	return 0;
+}
+
+static int64_t
+col_time(sqlite3_stmt *s, int col)
+{
+	if (sqlite3_column_type(s, col) == SQLITE_NULL)
+		return -1;
+	return sqlite3_column_int64(s, col);
+}
+
+void
+store_admin_event_done(struct store_admin_event *e)
+{
+	if (e == NULL)
+		return;
+	free(e->event_key);
+	free(e->type);
+	free(e->cf_payment_id);
+	free(e->order_id);
+	free(e->payment_status);
+	free(e->amount);
+	free(e->currency);
+	free(e->event_time);
+	free(e->content_type);
+	free(e->body);
+	free(e->forward_state);
+	free(e->last_error);
+	memset(e, 0, sizeof(*e));
+}
+
+/* The current row of a "SELECT EVENT_COLS[, body]" into *e (zeroed first;
+ * on -1, no memory, nothing is left allocated). */
+static int
+read_event(sqlite3_stmt *s, int with_body, struct store_admin_event *e)
+{
+	char **text[] = { &e->event_key, &e->type, &e->cf_payment_id,
+	    &e->order_id, &e->payment_status, &e->amount, &e->currency,
+	    &e->event_time, &e->content_type };
+	size_t i;
+	int bad = 0;
+
+	memset(e, 0, sizeof(*e));
+	e->id = sqlite3_column_int64(s, 0);
+	for (i = 0; i < sizeof(text) / sizeof(text[0]); i++)
+		bad |= col_dup(s, (int)i + 1, text[i], NULL);
+	e->received_at = col_time(s, 10);
+	e->last_seen_at = col_time(s, 11);
+	e->deliveries = sqlite3_column_int64(s, 12);
+	bad |= col_dup(s, 13, &e->forward_state, NULL);
+	e->forward_attempts = sqlite3_column_int64(s, 14);
+	bad |= col_dup(s, 15, &e->last_error, NULL);
+	e->forwarded_at = col_time(s, 16);
+	e->next_attempt_at = col_time(s, 17);
+	if (with_body) {
+		e->body_is_blob =
+		    sqlite3_column_type(s, EVENT_NCOLS) == SQLITE_BLOB;
+		bad |= col_dup(s, EVENT_NCOLS, &e->body, &e->body_len);
+	}
+	if (bad) {
+		log_error("cfhookctl: out of memory");
+		store_admin_event_done(e);
+		return -1;
+	}
+	return 0;
+}
+
+/* Runs `sql` (at most one parameter: `key` when not NULL, else `arg`) and
+ * reads the first row, if any: 1 found, 0 none, -1 error. */
+static int
+one_event(sqlite3 *db, const char *sql, int64_t arg, const char *key,
+    int with_body, struct store_admin_event *e)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = -1, r = SQLITE_OK;
+
+	if (store_admin_prep(db, sql, &s) == -1)
+		goto out;
+	if (sqlite3_bind_parameter_count(s) > 0)
+		r = key != NULL ? sqlite3_bind_text(s, 1, key, -1,
+		    SQLITE_STATIC) : sqlite3_bind_int64(s, 1, arg);
+	if (r != SQLITE_OK)
+		goto out;
+	r = sqlite3_step(s);
+	if (r == SQLITE_DONE)
+		rc = 0;
+	else if (r != SQLITE_ROW)
+		store_admin_db_error(db, sql);
+	else
+		rc = read_event(s, with_body, e) == 0 ? 1 : -1;
+out:
+	(void)sqlite3_finalize(s);
+	return rc;
+}
+
+static int
+count_states(sqlite3 *db, int64_t now, struct store_admin_status *st)
+{
+	sqlite3_stmt *s = NULL;
+	const char *state;
+	int64_t n;
+	int rc = -1, r;
+
+	if (store_admin_prep(db, "SELECT forward_state, count(*),"
+	    " sum(next_attempt_at <= ?1) FROM events GROUP BY forward_state",
+	    &s) == -1 || sqlite3_bind_int64(s, 1, now) != SQLITE_OK)
+		goto out;
+	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		state = (const char *)sqlite3_column_text(s, 0);
+		n = sqlite3_column_int64(s, 1);
+		st->total += n;
+		if (state == NULL)
+			continue;
+		if (strcmp(state, "pending") == 0) {
+			st->pending = n;
+			st->pending_due = sqlite3_column_int64(s, 2);
+		} else if (strcmp(state, "done") == 0) {
+			st->done = n;
+		} else if (strcmp(state, "dead") == 0) {
+			st->dead = n;
+		}
+	}
+	if (r != SQLITE_DONE)
+		store_admin_db_error(db, "count states");
+	else
+		rc = 0;
+out:
+	(void)sqlite3_finalize(s);
+	return rc;
+}
+
+int
+store_admin_count(sqlite3 *db, const char *sql, int64_t arg, int64_t *ret)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = -1;
+
+	if (store_admin_prep(db, sql, &s) == -1)
+		goto out;
+	if (sqlite3_bind_parameter_count(s) > 0 &&
+	    sqlite3_bind_int64(s, 1, arg) != SQLITE_OK)
+		goto out;
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		store_admin_db_error(db, sql);
+		goto out;
+	}
+	*ret = sqlite3_column_int64(s, 0);
+	rc = 0;
+out:
+	(void)sqlite3_finalize(s);
+	return rc;
+}
+
+int
+store_admin_status(struct store *store, int64_t now, int64_t day_start,
+    struct store_admin_status *ret)
+{
+	sqlite3 *db = store_db(store);
+	struct store_admin_status st;
+	int r1, r2, ok = 0;
+
+	memset(&st, 0, sizeof(st));
+	st.day_start = day_start;
+	if (store_admin_exec(db, "BEGIN") == -1)
+		return -1;
+	if (count_states(db, now, &st) == -1 ||
+	    store_admin_count(db, "SELECT count(*) FROM events WHERE received_at >= ?1",
+	    day_start, &st.received_today) == -1 ||
+	    store_admin_count(db, "SELECT count(*) FROM pruned_keys", 0,
+	    &st.tombstones) == -1)
+		goto out;
+	/* Ids grow with receipt, and the partial index serves this. */
+	r1 = one_event(db, "SELECT " EVENT_COLS " FROM events"
+	    " WHERE forward_state = 'pending' ORDER BY id LIMIT 1", 0, NULL,
+	    0, &st.oldest_pending);
+	r2 = one_event(db, "SELECT " EVENT_COLS " FROM events"
+	    " ORDER BY id DESC LIMIT 1", 0, NULL, 0, &st.last_received);
+	st.has_oldest_pending = r1 == 1;
+	st.has_last_received = r2 == 1;
+	ok = r1 != -1 && r2 != -1;
+out:
+	if (store_admin_tx_end(db, ok) == -1) {
+		store_admin_status_done(&st);
+		return -1;
+	}
+	*ret = st;
+	return 0;
+}
+
+void
+store_admin_status_done(struct store_admin_status *st)
+{
+	if (st == NULL)
+		return;
+	store_admin_event_done(&st->oldest_pending);
+	store_admin_event_done(&st->last_received);
+	st->has_oldest_pending = 0;
+	st->has_last_received = 0;
+}
+
+void
+store_admin_events_free(struct store_admin_event *rows, size_t n)
+{
+	size_t i;
+
+	if (rows == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		store_admin_event_done(&rows[i]);
+	free(rows);
+}
+
+/* The list query for the filters given: only constant SQL text, every
+ * value is bound (?1 state, ?2 type, ?3 order_id, ?4 since, ?5 limit).
+ * Built per call so each filter can use its index (events_order,
+ * events_received). */
+static char *
+list_sql(const struct store_admin_filter *f)
+{
+	const char *cond[4] = { "forward_state = ?1", "type = ?2",
+	    "order_id = ?3", "received_at >= ?4" };
+	int on[4] = { f->state != NULL, f->type != NULL, f->order_id != NULL,
+	    f->since >= 0 };
+	const char *join = " WHERE ";
+	struct buf b;
+	int i, bad = 0;
+
+	buf_init(&b, 1024);
+	bad |= buf_puts(&b, "SELECT " EVENT_COLS " FROM events");
+	for (i = 0; i < 4; i++) {
+		if (!on[i])
+			continue;
+		bad |= buf_puts(&b, join);
+		bad |= buf_puts(&b, cond[i]);
+		join = " AND ";
+	}
+	bad |= buf_puts(&b, " ORDER BY id DESC LIMIT ?5");
+	if (bad) {
+		log_error("cfhookctl: out of memory");
+		buf_done(&b);
+		return NULL;
+	}
+	return buf_take(&b, NULL);
+}
+
+static int
+list_bind(sqlite3_stmt *s, const struct store_admin_filter *f)
+{
+	int rc = SQLITE_OK;
+
+	if (f->state != NULL)
+		rc |= sqlite3_bind_text(s, 1, f->state, -1, SQLITE_STATIC);
+	if (f->type != NULL)
+		rc |= sqlite3_bind_text(s, 2, f->type, -1, SQLITE_STATIC);
+	if (f->order_id != NULL)
+		rc |= sqlite3_bind_text(s, 3, f->order_id, -1, SQLITE_STATIC);
+	if (f->since >= 0)
+		rc |= sqlite3_bind_int64(s, 4, f->since);
+	rc |= sqlite3_bind_int64(s, 5, f->limit);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* Steps s, appending every row to *rows. 0 / -1. */
+static int
+collect_events(sqlite3 *db, sqlite3_stmt *s, size_t max,
+    struct store_admin_event **rows, size_t *n)
+{
+	struct store_admin_event *v = NULL;
+	size_t count = 0;
+	int r = SQLITE_DONE;
+
+	v = calloc(max == 0 ? 1 : max, sizeof(*v));
+	if (v == NULL) {
+		log_error("cfhookctl: out of memory");
+		return -1;
+	}
+	while (count < max && (r = sqlite3_step(s)) == SQLITE_ROW) {
+		if (read_event(s, 0, &v[count]) == -1)
+			goto fail;
+		count++;
+	}
+	if (count < max && r != SQLITE_DONE) {
+		store_admin_db_error(db, "list");
+		goto fail;
+	}
+	*rows = v;
+	*n = count;
+	return 0;
+fail:
+	store_admin_events_free(v, count);
+	return -1;
+}
+
+int
+store_admin_list(struct store *store, const struct store_admin_filter *f,
+    struct store_admin_event **rows, size_t *n)
+{
+	sqlite3 *db = store_db(store);
+	sqlite3_stmt *s = NULL;
+	struct store_admin_event *v = NULL;
+	size_t count = 0;
+	char *sql = NULL;
+	int rc = -1, ok = 0;
+
+	if (f->limit == 0 || f->limit > STORE_ADMIN_LIST_MAX) {
+		log_error("cfhookctl: list limit %u out of range", f->limit);
+		return -1;
+	}
+	if ((sql = list_sql(f)) == NULL || store_admin_exec(db, "BEGIN") == -1)
+		goto out;
+	if (store_admin_prep(db, sql, &s) == 0 && list_bind(s, f) == 0)
+		ok = collect_events(db, s, f->limit, &v, &count) == 0;
+	(void)sqlite3_finalize(s);
+	if (store_admin_tx_end(db, ok) == -1) {
+		store_admin_events_free(v, count);
+		goto out;
+	}
+	if (count == 0) {
+		free(v);
+		v = NULL;
+	}
+	*rows = v;
+	*n = count;
+	rc = 0;
+out:
+	free(sql);
+	return rc;
+}
+
+void
+store_admin_history_free(struct store_admin_attempt *h, size_t n)
+{
+	size_t i;
+
+	if (h == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free(h[i].error);
+	free(h);
+}
+
+/* Appends one forward_log row to the growing array *h of *n (cap *cap). */
+static int
+push_attempt(sqlite3_stmt *s, struct store_admin_attempt **h, size_t *n,
+    size_t *cap)
+{
+	struct store_admin_attempt *a, *p;
+
+	if (*n == *cap) {
+		*cap = *cap == 0 ? 16 : *cap * 2;
+		p = realloc(*h, *cap * sizeof(**h));
+		if (p == NULL)
+			return -1;
+		*h = p;
+	}
+	a = &(*h)[*n];
+	a->id = sqlite3_column_int64(s, 0);
+	a->attempt = sqlite3_column_int64(s, 1);
+	a->started_at = col_time(s, 2);
+	a->finished_at = col_time(s, 3);
+	a->ok = sqlite3_column_type(s, 4) == SQLITE_NULL ? -1 :
+	    sqlite3_column_int(s, 4) != 0;
+	if (col_dup(s, 5, &a->error, NULL) == -1)
+		return -1;
+	(*n)++;
+	return 0;
+}
+
+static int
+read_history(sqlite3 *db, int64_t event_id, struct store_admin_attempt **ret,
+    size_t *nret)
+{
+	struct store_admin_attempt *h = NULL;
+	sqlite3_stmt *s = NULL;
+	size_t n = 0, cap = 0;
+	int rc = -1, r;
+
+	if (store_admin_prep(db, "SELECT id, attempt, started_at, finished_at, ok, error"
+	    " FROM forward_log WHERE event_id = ?1 ORDER BY id", &s) == -1 ||
+	    sqlite3_bind_int64(s, 1, event_id) != SQLITE_OK)
+		goto out;
+	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		if (push_attempt(s, &h, &n, &cap) == -1) {
+			log_error("cfhookctl: out of memory");
+			goto out;
+		}
+	}
+	if (r != SQLITE_DONE) {
+		store_admin_db_error(db, "forward_log");
+		goto out;
+	}
+	*ret = h;
+	*nret = n;
+	h = NULL;
+	rc = 0;
+out:
+	(void)sqlite3_finalize(s);
+	store_admin_history_free(h, n);
+	return rc;
+}
+
+enum store_admin_result
+store_admin_get(struct store *store, int64_t id, const char *key,
+    struct store_admin_event *ret, struct store_admin_attempt **hist,
+    size_t *nhist)
+{
+	sqlite3 *db = store_db(store);
+	struct store_admin_event e;
+	struct store_admin_attempt *h = NULL;
+	size_t n = 0;
+	int found;
+
+	memset(&e, 0, sizeof(e));
+	if (store_admin_exec(db, "BEGIN") == -1)
+		return STORE_ADMIN_ERROR;
+	found = one_event(db, key != NULL ?
+	    "SELECT " EVENT_COLS ", body FROM events WHERE event_key = ?1" :
+	    "SELECT " EVENT_COLS ", body FROM events WHERE id = ?1", id, key,
+	    1, &e);
+	if (found == 1 && read_history(db, e.id, &h, &n) == -1)
+		found = -1;
+	if (store_admin_tx_end(db, found != -1) == -1) {
+		store_admin_event_done(&e);
+		store_admin_history_free(h, n);
+		return STORE_ADMIN_ERROR;
+	}
+	if (found == 0)
+		return STORE_ADMIN_NOT_FOUND;
+	*ret = e;
+	*hist = h;
+	*nhist = n;
+	return STORE_ADMIN_OK;
+}
+
+int
+store_admin_tombstone(struct store *store, const char *key,
+    int64_t *pruned_at, int64_t *deliveries)
+{
+	sqlite3 *db = store_db(store);
+	sqlite3_stmt *s = NULL;
+	int rc = -1, r;
+
+	if (store_admin_prep(db, "SELECT pruned_at, deliveries FROM pruned_keys"
+	    " WHERE event_key = ?1", &s) == -1 ||
+	    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC) != SQLITE_OK)
+		goto out;
+	r = sqlite3_step(s);
+	if (r == SQLITE_ROW) {
+		*pruned_at = sqlite3_column_int64(s, 0);
+		*deliveries = sqlite3_column_int64(s, 1);
+		rc = 1;
+	} else if (r == SQLITE_DONE) {
+		rc = 0;
+	} else {
+		store_admin_db_error(db, "pruned_keys");
+	}
+out:
+	(void)sqlite3_finalize(s);
+	return rc;
+}
