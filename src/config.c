@@ -48,7 +48,7 @@ struct key {
 	uint64_t	 min, max;
 	const char	*unit;		/* "seconds", "bytes", NULL: a count */
 	const char	*def;		/* NULL: stays unset */
-	size_t		 off;		/* the field, for K_UINT/K_SIZE/K_PATH */
+	size_t		 off;		/* field of K_UINT, K_SIZE, K_PATH */
 };
 
 #define F(m)	offsetof(struct config, m)
@@ -134,7 +134,8 @@ config_dir(const char *path)
 	if (n == 0)
 		(void)snprintf(d, (size_t)len + 1, "%s", cwd);
 	else
-		(void)snprintf(d, (size_t)len + 1, "%s/%.*s", cwd, (int)n, path);
+		(void)snprintf(d, (size_t)len + 1, "%s/%.*s", cwd, (int)n,
+		    path);
 	return d;
 }
 

@@ -19,7 +19,7 @@
 #define TYPE_LINK	"PAYMENT_LINK_EVENT"
 
 enum kind {
-	KIND_PAYMENT,		/* PAYMENT_{SUCCESS,FAILED,USER_DROPPED}_WEBHOOK */
+	KIND_PAYMENT,	/* PAYMENT_{SUCCESS,FAILED,USER_DROPPED}_WEBHOOK */
 	KIND_LINK,		/* PAYMENT_LINK_EVENT */
 	KIND_OTHER
 };
@@ -87,7 +87,8 @@ struct rules {
 static const struct rules kind_rules[] = {
 	[KIND_PAYMENT] = { payment_rules,
 	    sizeof(payment_rules) / sizeof(payment_rules[0]) },
-	[KIND_LINK] = { link_rules, sizeof(link_rules) / sizeof(link_rules[0]) },
+	[KIND_LINK] = { link_rules,
+	    sizeof(link_rules) / sizeof(link_rules[0]) },
 	[KIND_OTHER] = { other_rules,
 	    sizeof(other_rules) / sizeof(other_rules[0]) },
 };
@@ -212,7 +213,8 @@ json_text(json_t *v, char **ret)
 		s = tmp;
 		n = (size_t)len;
 	} else if (json_is_real(v)) {
-		if (num_format_double(json_real_value(v), tmp, sizeof(tmp)) == -1)
+		if (num_format_double(json_real_value(v), tmp,
+		    sizeof(tmp)) == -1)
 			return 0;
 		s = tmp;
 		n = strlen(tmp);

@@ -152,7 +152,8 @@ fill_fields(const char *body, size_t len, struct form *f, char *arena)
 			fld->key = arena;
 			fld->key_len = decode(body + start, eq - start, arena);
 			arena += fld->key_len + 1;
-			eq = eq < i ? eq + 1 : i;	/* no '=': empty value */
+			/* Without an '=' the value is empty. */
+			eq = eq < i ? eq + 1 : i;
 			fld->value = arena;
 			fld->value_len = decode(body + eq, i - eq, arena);
 			arena += fld->value_len + 1;
@@ -257,7 +258,8 @@ form_done(struct form *f)
 {
 	if (f == NULL)
 		return;
-	free(f->fields);	/* one block: the table and every decoded byte */
+	/* One block: the table and every decoded byte. */
+	free(f->fields);
 	f->fields = NULL;
 	f->n = 0;
 }

@@ -14,7 +14,8 @@
 
 #include "num.h"
 
-#define SHORTEST_MAX	17	/* significant digits that always round-trip */
+/* Significant digits that always round-trip a double. */
+#define SHORTEST_MAX	17
 
 static int
 is_digit(char c)
@@ -83,7 +84,7 @@ num_timestamp_ms(const char *s)
 	size_t i;
 
 	/* At most 13 digits (num_is_timestamp): no overflow possible. */
-	for (i = 0; s[i] != '\0' && i < 13 && is_digit(s[i]); i++)
+	for (i = 0; i < 13 && is_digit(s[i]); i++)
 		v = v * 10 + (s[i] - '0');
 	if (v < INT64_C(100000000000))
 		v *= 1000;		/* spec section 11: seconds */
@@ -178,7 +179,8 @@ put_plain(struct out *o, const char *digits, int nd, int point)
 	}
 }
 
-/* Exponent notation as JavaScript prints large numbers ("1e+21", "1.5e+300"). */
+/* Exponent notation as JavaScript prints large numbers ("1e+21",
+ * "1.5e+300"). */
 static void
 put_exp(struct out *o, const char *digits, int nd, int point)
 {

@@ -29,9 +29,13 @@
 #include "log.h"
 #include "secret.h"
 
-#define SECRET_LINE_MAX	1024		/* bytes per line, as the header says */
+#define SECRET_LINE_MAX	1024		/* bytes per line (secret.h) */
 #define SECRET_FILE_MAX	(64 * 1024)	/* a secret file is a few lines */
 #define SECRET_CRED	"cashfree-secret"
+
+/* parse_line() spells these limits out in its messages. */
+_Static_assert(SECRET_MAX == 16, "update \"more than 16 secrets\"");
+_Static_assert(SECRET_LINE_MAX == 1024, "update \"longer than 1024\"");
 
 struct secret_key {
 	unsigned char	*bytes;
@@ -243,7 +247,8 @@ read_all(int fd, const char *path, char *buf)
 		if (r == -1 && errno == EINTR)
 			continue;
 		if (r == -1) {
-			log_error("secret file '%s': %s", path, strerror(errno));
+			log_error("secret file '%s': %s", path,
+			    strerror(errno));
 			return -1;
 		}
 		if (r == 0)
@@ -304,8 +309,9 @@ secrets_load(const char *path, struct secrets **ret)
 	if (path == NULL) {
 		dir = getenv("CREDENTIALS_DIRECTORY");
 		if (dir == NULL || dir[0] == '\0') {
-			log_error("no secret configured: set secret_file, or run "
-			    "under systemd with LoadCredential=cashfree-secret:...");
+			log_error("no secret configured: set secret_file, or "
+			    "run under systemd with "
+			    "LoadCredential=cashfree-secret:...");
 			goto out;
 		}
 		n = strlen(dir) + sizeof("/" SECRET_CRED);
@@ -328,7 +334,8 @@ secrets_load(const char *path, struct secrets **ret)
 	len = read_all(fd, path, buf);
 	if (len == -1)
 		goto out;
-	if (secrets_parse(buf, (size_t)len, path, ret, err, sizeof(err)) == -1) {
+	if (secrets_parse(buf, (size_t)len, path, ret, err,
+	    sizeof(err)) == -1) {
 		log_error("%s", err);	/* "FILE:LINE: why" */
 		goto out;
 	}

@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,24 +193,32 @@ out:
 	return rc;
 }
 
-/* Open (or, to write, create) the file ourselves first: it is created 0600
- * (payment data; SQLite gives the -wal and -shm files the same mode), and a
- * missing directory or an unwritable file is reported with errno instead of
- * SQLite's vaguer "unable to open database file" or a silent read-only
- * fallback. */
+/* Create the file ourselves (0600: payment data; SQLite gives the -wal and
+ * -shm files the same mode) and report a missing directory or an unwritable
+ * file with errno instead of SQLite's vaguer "unable to open database file".
+ * An existing file is only stat()ed, never opened: closing any fd of a
+ * database file drops every POSIX lock this process holds on it, and another
+ * connection of ours (the writer) would silently lose its WAL locks. */
 static int
 check_file(const char *path, enum store_mode mode)
 {
-	int flags = O_RDWR | O_CLOEXEC | (mode == STORE_WRITE ? O_CREAT : 0);
+	struct stat sb;
 	int fd;
 
-	fd = open(path, flags, 0600);
-	if (fd == -1) {
-		log_error("store: '%s': %s", path, strerror(errno));
-		return -1;
+	if (stat(path, &sb) == 0) {
+		if (access(path, R_OK | W_OK) == 0)
+			return 0;
+	} else if (errno == ENOENT && mode == STORE_WRITE) {
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd != -1) {
+			(void)close(fd);	/* no connection has it yet */
+			return 0;
+		}
+		if (errno == EEXIST)
+			return 0;		/* created meanwhile */
 	}
-	(void)close(fd);
-	return 0;
+	log_error("store: '%s': %s", path, strerror(errno));
+	return -1;
 }
 
 static int

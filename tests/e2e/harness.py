@@ -243,6 +243,8 @@ class Daemon:
     def start(self, wait=True, timeout=None):
         if self.notify is None:
             self.notify = Notify(os.path.join(self.tmp, "notify.sock"))
+        with self.notify.cond:
+            self.notify.messages.clear()    # READY=1 must come from this run
         env = {k: v for k, v in os.environ.items()
                if k not in ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "WATCHDOG_USEC",
                             "JOURNAL_STREAM", "CREDENTIALS_DIRECTORY")}
@@ -268,7 +270,7 @@ class Daemon:
                                      % (self.proc.returncode, self.log()))
         raise AssertionError("no READY=1 within %ss:\n%s" % (timeout, self.log()))
 
-    def signal(self, sig):
+    def send_signal(self, sig):
         self.proc.send_signal(sig)
 
     def wait(self, timeout=None):

@@ -201,7 +201,8 @@ test_amounts(void)
 		{ "0.1", "0.1" },
 		{ "1", "1" },
 		{ "-2.5", "-2.5" },
-		{ "100000000000000000000", NULL },	/* beyond int64: whole body UNKNOWN */
+		/* beyond int64: jansson refuses the body, so UNKNOWN */
+		{ "100000000000000000000", NULL },
 		{ "true", NULL },
 		{ "null", NULL },
 		{ "{\"v\":1}", NULL },
@@ -253,7 +254,6 @@ test_unreadable_bodies(void)
 		"{\"type\":\"PAYMENT_SUCCESS_WEBHOOK\",\"type\":\"X\"}",
 		"{\"type\":\"PAYMENT_SUCCESS_WEBHOOK\",\"data\":{\"payment\":"
 		    "{\"cf_payment_id\":\"1\",\"cf_payment_id\":\"2\"}}}",
-		"{\"type\":\"PAYMENT_SUCCESS_WEBHOOK\"} ",	/* blank is fine */
 		"{\"type\":\"PAYMENT_SUCCESS_WEBHOOK\"}{}",
 		"{\"type\":\"PAYMENT_SUCCESS_WEBHOOK\"} x",
 		"{ garbage",
@@ -266,11 +266,8 @@ test_unreadable_bodies(void)
 	};
 	size_t i;
 
-	for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
-		if (i == 2)
-			continue;	/* checked below: trailing blanks parse */
+	for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
 		check_unknown_sha(bodies[i], strlen(bodies[i]));
-	}
 	check_unknown_sha("{\"type\":\"X\"}\0junk", 17);
 }
 
@@ -321,8 +318,8 @@ check_idem(const char *idem, int used)
 	if (!CHECK(json_event(body, idem, &ev) == 0))
 		return;
 	if (used)
-		(void)snprintf(key, sizeof(key), "REFUND_STATUS_WEBHOOK:idem:%s",
-		    idem);
+		(void)snprintf(key, sizeof(key),
+		    "REFUND_STATUS_WEBHOOK:idem:%s", idem);
 	else
 		sha256_key("REFUND_STATUS_WEBHOOK", body, strlen(body), key,
 		    sizeof(key));
