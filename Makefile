@@ -112,7 +112,7 @@ install: all
 	  install -m 0644 systemd/cfhookd.service systemd/cfhookd.socket \
 	    $(DESTDIR)$(UNITDIR)/; fi
 	@for f in scripts/example-hook scripts/example-consumer scripts/audit.sql \
-	  conf/nginx-cfhookd.conf; do \
+	  conf/nginx-cfhookd.conf conf/nginx-cashfree-allow.conf; do \
 	  [ -e $$f ] && install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/cfhookd/; \
 	done; true
 

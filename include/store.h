@@ -60,6 +60,9 @@ void	store_close(struct store *);
  * of new rows, or -1 when the transaction failed (logged). */
 int	store_record_batch(struct store *, struct store_item **items, size_t n,
 	    int forward_pending);
+/* 0 when the write lock can be taken now (BEGIN IMMEDIATE, then ROLLBACK:
+ * nothing is written), -1 otherwise (logged at debug). */
+int	store_check_write(struct store *);
 /* Cheap liveness probe for /healthz: 0 when the database answers. */
 int	store_ping(struct store *);
 /* The sqlite3 handle, for the other store_*.c files only. */

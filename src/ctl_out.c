@@ -76,7 +76,7 @@ char *
 ctl_out_escape(const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
-	const unsigned char *p = (const unsigned char *)s;
+	const unsigned char *p;
 	char esc[4] = { '\\', 'x', 0, 0 };
 	size_t i, l, n;
 	struct buf b;
@@ -85,6 +85,7 @@ ctl_out_escape(const char *s)
 	buf_init(&b, CELL_MAX);
 	if (s == NULL)
 		s = "-";
+	p = (const unsigned char *)s;
 	n = strlen(s);
 	for (i = 0; i < n && !bad; i += l) {
 		l = utf8_len(p + i, n - i);

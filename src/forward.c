@@ -32,9 +32,8 @@
 #include <unistd.h>
 
 #include "clock.h"
-#include "envelope.h"
+#include "deliver.h"
 #include "forward.h"
-#include "hook.h"
 #include "log.h"
 #include "store.h"
 #include "store_outbox.h"
@@ -43,7 +42,6 @@
 #define MAX_WORKERS	64	/* config.c bounds forward_concurrency too */
 #define IDLE_WAIT_MS	1000	/* longest wait: heartbeat, replays by cfhookctl */
 #define REASON_MAX	200
-#define HOOK_PATH_ENV	"PATH=/usr/local/bin:/usr/bin:/bin"
 
 struct settings {
 	enum forward_kind kind;
@@ -94,7 +92,7 @@ struct forward {
 	atomic_int cancelled;
 	_Atomic int64_t heartbeat;
 	pthread_t dispatcher;
-	int	 running;
+	atomic_int running;		/* the dispatcher thread exists */
 };
 
 static void
@@ -160,126 +158,14 @@ spawn_thread(pthread_t *t, void *(*fn)(void *), void *arg)
 	return err == 0 ? 0 : -1;
 }
 
-/* "NAME=value" in a new string; value NULL reads as empty. */
-static char *
-env_pair(const char *name, const char *value)
-{
-	size_t n = strlen(name) + strlen(value != NULL ? value : "") + 2;
-	char *s = malloc(n);
-
-	if (s != NULL)
-		(void)snprintf(s, n, "%s=%s", name, value != NULL ? value : "");
-	return s;
-}
-
-#define HOOK_ENV_N	10
-
-/* DESIGN "Forwarding": a minimal PATH and the CFHOOK_* variables, nothing
- * inherited from the daemon. */
-static int
-hook_env(const struct outbox_row *r, char *envp[HOOK_ENV_N + 1])
-{
-	char id[24], attempt[16];
-	int i;
-
-	(void)snprintf(id, sizeof(id), "%" PRId64, r->id);
-	(void)snprintf(attempt, sizeof(attempt), "%u", r->attempt);
-	envp[0] = strdup(HOOK_PATH_ENV);
-	envp[1] = env_pair("CFHOOK_EVENT_ID", id);
-	envp[2] = env_pair("CFHOOK_EVENT_KEY", r->event_key);
-	envp[3] = env_pair("CFHOOK_TYPE", r->type);
-	envp[4] = env_pair("CFHOOK_CF_PAYMENT_ID", r->cf_payment_id);
-	envp[5] = env_pair("CFHOOK_ORDER_ID", r->order_id);
-	envp[6] = env_pair("CFHOOK_PAYMENT_STATUS", r->payment_status);
-	envp[7] = env_pair("CFHOOK_AMOUNT", r->amount);
-	envp[8] = env_pair("CFHOOK_CURRENCY", r->currency);
-	envp[9] = env_pair("CFHOOK_ATTEMPT", attempt);
-	envp[HOOK_ENV_N] = NULL;
-	for (i = 0; i < HOOK_ENV_N; i++) {
-		if (envp[i] == NULL)
-			return -1;
-	}
-	return 0;
-}
-
-static enum outbox_outcome
-run_hook(struct worker *w, struct job *j, const char *env, size_t len)
-{
-	const struct settings *s = &w->fwd->set;
-	const struct outbox_row *r = &j->row;
-	struct log_fields lf = job_fields(j);
-	char *envp[HOOK_ENV_N + 1] = { NULL };
-	char *argv[5];
-	struct hook_run run;
-	enum outbox_outcome res = OUTBOX_FAILED;
-	int i;
-
-	/* argv [PATH, type, cf_payment_id, order_id]: "" for a missing one,
-	 * so the positions never shift. */
-	argv[0] = s->path;
-	argv[1] = r->type != NULL ? r->type : "";
-	argv[2] = r->cf_payment_id != NULL ? r->cf_payment_id : "";
-	argv[3] = r->order_id != NULL ? r->order_id : "";
-	argv[4] = NULL;
-	if (hook_env(r, envp) == -1) {
-		(void)snprintf(j->reason, sizeof(j->reason), "out of memory");
-		goto out;
-	}
-	memset(&run, 0, sizeof(run));
-	run.path = s->path;
-	run.argv = argv;
-	run.envp = envp;
-	run.input = env;
-	run.input_len = len;
-	run.timeout_ms = (int)s->timeout_s * 1000;
-	run.cancel_fd = w->fwd->cancel_fd;
-	run.fields = &lf;
-	switch (hook_run(&run, j->reason, sizeof(j->reason))) {
-	case HOOK_OK:
-		res = OUTBOX_DELIVERED;
-		break;
-	case HOOK_CANCELLED:
-		res = OUTBOX_INTERRUPTED;
-		break;
-	case HOOK_FAILED:
-		break;
-	}
-out:
-	for (i = 0; i < HOOK_ENV_N; i++)
-		free(envp[i]);
-	return res;
-}
-
-static enum outbox_outcome
-run_socket(struct worker *w, struct job *j, const char *env, size_t len)
-{
-	const struct settings *s = &w->fwd->set;
-
-	switch (usock_deliver(w->us, env, len, (int)s->timeout_s * 1000,
-	    w->fwd->cancel_fd, j->reason, sizeof(j->reason))) {
-	case USOCK_OK:
-		return OUTBOX_DELIVERED;
-	case USOCK_CANCELLED:
-		return OUTBOX_INTERRUPTED;
-	case USOCK_FAILED:
-		break;
-	}
-	return OUTBOX_FAILED;
-}
-
 /* One delivery attempt; the outcome and reason go into the job. */
 static void
 deliver(struct worker *w, struct job *j)
 {
-	const struct outbox_row *r = &j->row;
-	struct envelope_row er = { r->id, r->event_key, r->type,
-	    r->cf_payment_id, r->order_id, r->payment_status, r->amount,
-	    r->currency, r->content_type, r->body, r->body_len, r->received_at,
-	    r->attempt };
-	char *env = NULL;
-	size_t len = 0;
+	const struct settings *s = &w->fwd->set;
+	struct deliver_target t = { s->kind, s->path, (int)s->timeout_s * 1000,
+	    w->fwd->cancel_fd, w->us };
 
-	j->outcome = OUTBOX_FAILED;
 	j->reason[0] = '\0';
 	if (atomic_load(&w->fwd->cancelled)) {
 		j->outcome = OUTBOX_INTERRUPTED;
@@ -287,16 +173,8 @@ deliver(struct worker *w, struct job *j)
 		    "interrupted by shutdown");
 		return;
 	}
-	env = envelope_build(&er, &len);
-	if (env == NULL) {
-		(void)snprintf(j->reason, sizeof(j->reason), "out of memory");
-		return;
-	}
-	if (w->fwd->set.kind == FORWARD_HOOK)
-		j->outcome = run_hook(w, j, env, len);
-	else
-		j->outcome = run_socket(w, j, env, len);
-	free(env);
+	j->outcome = deliver_attempt(&t, &j->row, j->reason,
+	    sizeof(j->reason));
 }
 
 static void *
@@ -404,6 +282,7 @@ static int
 claim_one(struct forward *f, int64_t id)
 {
 	struct job *j = calloc(1, sizeof(*j));
+	struct log_fields lf;
 	enum outbox_claim c;
 
 	if (j == NULL) {
@@ -415,9 +294,9 @@ claim_one(struct forward *f, int64_t id)
 		free(j);
 		return c == OUTBOX_GONE ? 0 : -1;
 	}
-	log_event(LOG_LVL_DEBUG, &(struct log_fields){ j->row.event_key,
-	    j->row.cf_payment_id, j->row.order_id },
-	    "forward: sending %s attempt %u", j->row.event_key, j->row.attempt);
+	lf = job_fields(j);
+	log_event(LOG_LVL_DEBUG, &lf, "forward: sending %s attempt %u",
+	    j->row.event_key, j->row.attempt);
 	pthread_mutex_lock(&f->mu);
 	j->flight_next = f->flight;
 	f->flight = j;
@@ -518,13 +397,13 @@ record_done(struct forward *f)
 	list = f->done;
 	f->done = NULL;
 	pthread_mutex_unlock(&f->mu);
-	for (j = f->unrecorded; j != NULL && j->next != NULL; j = j->next)
-		;
-	if (j != NULL) {
+	if (f->unrecorded != NULL) {	/* older ones first */
+		for (j = f->unrecorded; j->next != NULL; j = j->next)
+			continue;
 		j->next = list;
 		list = f->unrecorded;
+		f->unrecorded = NULL;
 	}
-	f->unrecorded = NULL;
 	while (list != NULL) {
 		j = list;
 		list = j->next;
@@ -577,4 +456,267 @@ apply_reload(struct forward *f)
 	    f->set.kind == FORWARD_UNIX ? "unix:" : "none",
 	    f->set.path != NULL ? f->set.path : "", "", f->set.concurrency,
 	    f->set.timeout_s, f->set.max_attempts, f->set.backoff_s);
+}
+
+static struct timespec
+mono_timespec(int64_t ms)
+{
+	struct timespec ts;
+
+	ts.tv_sec = (time_t)(ms / 1000);
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+	return ts;
+}
+
+/* Until forward_wake, a finished delivery, stop or reload, or wait_ms. */
+static void
+wait_for_work(struct forward *f, int64_t wait_ms)
+{
+	struct timespec ts = mono_timespec(clock_mono_ms() + wait_ms);
+
+	pthread_mutex_lock(&f->mu);
+	atomic_store(&f->heartbeat, clock_mono_ms());
+	while (!f->woken && f->done == NULL && !f->quit) {
+		if (pthread_cond_timedwait(&f->wake, &f->mu, &ts) == ETIMEDOUT)
+			break;
+	}
+	f->woken = 0;
+	atomic_store(&f->heartbeat, clock_mono_ms());
+	pthread_mutex_unlock(&f->mu);
+}
+
+static void *
+dispatch_main(void *arg)
+{
+	struct forward *f = arg;
+	unsigned free_slots;
+	int64_t wait_ms;
+	int quit, reload;
+
+	for (;;) {
+		record_done(f);
+		pthread_mutex_lock(&f->mu);
+		quit = f->quit;
+		reload = f->next_set != NULL && f->nflight == 0;
+		free_slots = 0;
+		/* Reload pending or stopping: claim nothing new. */
+		if (!f->stopping && f->next_set == NULL &&
+		    f->nflight < f->nworkers)
+			free_slots = f->nworkers - f->nflight;
+		pthread_mutex_unlock(&f->mu);
+		if (quit)
+			break;
+		if (reload) {
+			apply_reload(f);
+			continue;
+		}
+		wait_ms = IDLE_WAIT_MS;
+		if (free_slots > 0)
+			wait_ms = claim(f, free_slots);
+		wait_for_work(f, wait_ms);
+	}
+	record_done(f);		/* what finished during the stop */
+	return NULL;
+}
+
+static int
+init_sync(struct forward *f)
+{
+	pthread_condattr_t ca;
+
+	if (pthread_condattr_init(&ca) != 0)
+		return -1;
+	/* Deadlines are monotonic: a wall-clock step must not stall us. */
+	(void)pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	(void)pthread_mutex_init(&f->mu, NULL);
+	(void)pthread_cond_init(&f->wake, &ca);
+	(void)pthread_cond_init(&f->work, &ca);
+	(void)pthread_cond_init(&f->idle, &ca);
+	(void)pthread_condattr_destroy(&ca);
+	return 0;
+}
+
+/* The store, the workers and the dispatcher for a forward target. */
+static int
+start_machine(struct forward *f)
+{
+	int n;
+
+	if (f->st == NULL && store_open(f->database, STORE_READ, f->durability,
+	    &f->st) == -1)
+		return -1;
+	n = store_outbox_recover(f->st);
+	if (n > 0)
+		log_warning("forward: %d deliver%s cut short by a restart; "
+		    "those events go out again", n, n == 1 ? "y was" : "ies were");
+	if (f->cancel_fd == -1) {
+		f->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (f->cancel_fd == -1) {
+			log_error("forward: eventfd: %s", strerror(errno));
+			return -1;
+		}
+	}
+	if (start_workers(f) == -1 && f->nworkers == 0)
+		return -1;
+	if (spawn_thread(&f->dispatcher, dispatch_main, f) == -1)
+		return -1;
+	atomic_store(&f->running, 1);
+	return 0;
+}
+
+int
+forward_start(const struct config *cfg, struct forward **ret)
+{
+	struct forward *f = calloc(1, sizeof(*f));
+
+	if (f == NULL || init_sync(f) == -1) {
+		log_error("forward: out of memory");
+		free(f);
+		return -1;
+	}
+	f->queue_tail = &f->queue;
+	f->cancel_fd = -1;
+	f->durability = cfg->durability;
+	atomic_store(&f->heartbeat, clock_mono_ms());
+	f->database = strdup(cfg->database);
+	if (f->database == NULL || settings_from(cfg, &f->set) == -1) {
+		log_error("forward: out of memory");
+		goto fail;
+	}
+	if (f->set.kind != FORWARD_NONE && start_machine(f) == -1)
+		goto fail;
+	if (f->set.kind != FORWARD_NONE)
+		log_info("forward: to %s%s, concurrency %u, timeout %u s",
+		    f->set.kind == FORWARD_HOOK ? "hook:" : "unix:",
+		    f->set.path, f->set.concurrency, f->set.timeout_s);
+	*ret = f;
+	return 0;
+fail:
+	forward_stop(f, 0);
+	return -1;
+}
+
+void
+forward_wake(struct forward *f)
+{
+	if (f == NULL || !atomic_load(&f->running))
+		return;
+	pthread_mutex_lock(&f->mu);
+	f->woken = 1;
+	pthread_cond_signal(&f->wake);
+	pthread_mutex_unlock(&f->mu);
+}
+
+int
+forward_reload(struct forward *f, const struct config *cfg)
+{
+	struct settings *ns = calloc(1, sizeof(*ns));
+
+	if (ns == NULL || settings_from(cfg, ns) == -1) {
+		log_error("forward: out of memory");
+		free(ns);
+		return -1;
+	}
+	if (!atomic_load(&f->running)) {
+		/* Started without a target: nothing runs that could race. */
+		settings_done(&f->set);
+		f->set = *ns;
+		free(ns);
+		return f->set.kind == FORWARD_NONE ? 0 : start_machine(f);
+	}
+	/* The dispatcher applies it once the deliveries under way are
+	 * recorded (apply_reload). */
+	pthread_mutex_lock(&f->mu);
+	if (f->next_set != NULL) {
+		settings_done(f->next_set);
+		free(f->next_set);
+	}
+	f->next_set = ns;
+	f->woken = 1;
+	pthread_cond_signal(&f->wake);
+	pthread_mutex_unlock(&f->mu);
+	return 0;
+}
+
+int64_t
+forward_heartbeat_ms(struct forward *f)
+{
+	if (f == NULL || !atomic_load(&f->running))
+		return clock_mono_ms();		/* nothing that could be stuck */
+	return atomic_load(&f->heartbeat);
+}
+
+/* Stop claiming; wait for the deliveries under way, then interrupt the
+ * rest (hooks are killed, sockets closed: their events stay pending with
+ * the attempt counted); tell the dispatcher to record what it can and go. */
+static void
+drain(struct forward *f, int timeout_ms)
+{
+	struct timespec ts = mono_timespec(clock_mono_ms() + timeout_ms);
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&f->mu);
+	f->stopping = 1;
+	f->woken = 1;
+	pthread_cond_signal(&f->wake);
+	while (f->nflight > 0) {
+		if (pthread_cond_timedwait(&f->idle, &f->mu, &ts) == ETIMEDOUT)
+			break;
+	}
+	if (f->busy > 0) {
+		log_warning("forward: %u deliver%s still under way after %d ms; "
+		    "interrupting", f->busy, f->busy == 1 ? "y" : "ies",
+		    timeout_ms);
+		atomic_store(&f->cancelled, 1);
+		if (write(f->cancel_fd, &one, sizeof(one)) == -1)
+			log_error("forward: eventfd: %s", strerror(errno));
+		while (f->busy > 0)	/* bounded: hooks get TERM, then KILL */
+			pthread_cond_wait(&f->idle, &f->mu);
+	}
+	f->quit = 1;
+	pthread_cond_signal(&f->wake);
+	pthread_mutex_unlock(&f->mu);
+}
+
+static void
+free_jobs(struct job *j)
+{
+	struct job *next;
+
+	for (; j != NULL; j = next) {
+		next = j->next;
+		job_free(j);
+	}
+}
+
+void
+forward_stop(struct forward *f, int timeout_ms)
+{
+	if (f == NULL)
+		return;
+	if (atomic_load(&f->running)) {
+		drain(f, timeout_ms);
+		(void)pthread_join(f->dispatcher, NULL);
+		atomic_store(&f->running, 0);
+	}
+	stop_workers(f);
+	/* Jobs whose outcome could not be stored keep their forward_log row
+	 * open; the next start marks it interrupted and sends them again. */
+	free_jobs(f->unrecorded);
+	free_jobs(f->done);
+	free_jobs(f->queue);
+	store_close(f->st);
+	if (f->cancel_fd >= 0)
+		(void)close(f->cancel_fd);
+	settings_done(&f->set);
+	if (f->next_set != NULL) {
+		settings_done(f->next_set);
+		free(f->next_set);
+	}
+	free(f->database);
+	(void)pthread_cond_destroy(&f->wake);
+	(void)pthread_cond_destroy(&f->work);
+	(void)pthread_cond_destroy(&f->idle);
+	(void)pthread_mutex_destroy(&f->mu);
+	free(f);
 }

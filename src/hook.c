@@ -37,6 +37,8 @@
 /* After the hook exited: enough rounds to empty a full pipe (64 KiB by
  * default, 1 MiB at most unprivileged) and see its EOF. */
 #define FINAL_ROUNDS	257
+/* After SIGKILL, how long to wait for the killed to close our pipe. */
+#define KILL_WAIT_MS	1000
 
 struct outlog {
 	pid_t	 pid;
@@ -342,8 +344,13 @@ kill_group(struct child *c)
 	if (!c->reaped || group_alive(c))
 		(void)kill(-c->pid, SIGKILL);
 	reap(c, 0);
-	drain(c, FINAL_ROUNDS);
-	close_fd(&c->out_fd);	/* a killed writer cannot hold us */
+	/* SIGKILL is delivered asynchronously: a killed process that held our
+	 * pipe closes it as it dies, so EOF says it is gone. Bounded, since a
+	 * writer outside the group (setsid) is beyond our reach. */
+	deadline = clock_mono_ms() + KILL_WAIT_MS;
+	while (c->out_fd >= 0 && (left = deadline - clock_mono_ms()) > 0)
+		(void)wait_round(c, -1, left);
+	close_fd(&c->out_fd);
 }
 
 static void

@@ -676,13 +676,19 @@ http_start(const struct config *cfg, int listen_fd, struct writer *w,
     struct secrets *secrets, const struct http_probe *probe,
     struct http **ret)
 {
+	pthread_condattr_t ca;
 	struct http *h;
 
 	h = calloc(1, sizeof(*h));
 	if (h == NULL)
 		return -1;
 	(void)pthread_mutex_init(&h->mu, NULL);
-	(void)pthread_cond_init(&h->cv, NULL);
+	(void)pthread_condattr_init(&ca);
+	/* Deadlines below are CLOCK_MONOTONIC: a wall-clock step must not
+	 * stretch or skip them. */
+	(void)pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	(void)pthread_cond_init(&h->cv, &ca);
+	(void)pthread_condattr_destroy(&ca);
 	h->conns.next = h->conns.prev = &h->conns;
 	h->writer = w;
 	if (probe != NULL)

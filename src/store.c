@@ -118,7 +118,7 @@ struct store {
 	sqlite3	*db;
 	char	*path;			/* for log lines */
 	sqlite3_stmt *stmt[S_COUNT];
-	int	 ping_failing;		/* log a failing ping once, not per poll */
+	int	 ping_failing;	/* log a failing ping once, not per poll */
 };
 
 /* "store: 'PATH': WHAT: errmsg", with errno for I/O errors (which say
@@ -226,8 +226,10 @@ open_db(struct store *st, enum store_mode mode)
 {
 	/* NOMUTEX: one connection per thread, never shared (store.h). */
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
-	    SQLITE_OPEN_EXRESCODE | (mode == STORE_WRITE ? SQLITE_OPEN_CREATE : 0);
+	    SQLITE_OPEN_EXRESCODE;
 
+	if (mode == STORE_WRITE)
+		flags |= SQLITE_OPEN_CREATE;
 	if (check_file(st->path, mode) == -1)
 		return -1;
 	if (sqlite3_open_v2(st->path, &st->db, flags, NULL) != SQLITE_OK) {
@@ -698,6 +700,22 @@ out:
 	if (rc == -1)
 		fail_batch(st, items, n, what);
 	return rc;
+}
+
+int
+store_check_write(struct store *st)
+{
+	if (run_stmt(st, S_BEGIN) == -1) {
+		log_debug("store: '%s': still not writable: %s", st->path,
+		    sqlite3_errmsg(st->db));
+		return -1;
+	}
+	if (run_stmt(st, S_ROLLBACK) == -1) {
+		log_db_error(st, "rollback");
+		return -1;
+	}
+	log_info("store: '%s': writable again", st->path);
+	return 0;
 }
 
 int

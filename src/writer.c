@@ -12,6 +12,7 @@
  * the commit returned, or wait by sleeping (a condition variable with a 1 s
  * timeout keeps the heartbeat fresh while idle).
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -61,7 +62,16 @@ wait_for_work(struct writer *w)
 		beat(w);
 		(void)clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_sec += IDLE_WAKEUP_MS / 1000;
-		(void)pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+		if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT &&
+		    atomic_load(&w->healthy) == -1 && w->head == NULL) {
+			/* Idle after a failed batch: find out whether the
+			 * database takes writes again, so /healthz recovers
+			 * without waiting for the next webhook. */
+			(void)pthread_mutex_unlock(&w->mu);
+			if (store_check_write(w->st) == 0)
+				atomic_store(&w->healthy, 0);
+			(void)pthread_mutex_lock(&w->mu);
+		}
 	}
 	beat(w);
 }

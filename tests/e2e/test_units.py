@@ -188,8 +188,7 @@ def test_socket_matches_config_and_nginx():
     assert "location = /webhooks/cashfree {" in nginx
     assert re.search(r"^#webhook_path = /webhooks/cashfree$", open(SAMPLE).read(), re.M)
     assert re.search(r"^\s*client_max_body_size 256k;", nginx, re.M)
-    assert re.search(r"^#max_body = 262144$", open(SAMPLE).read(), re.M)
-    assert 256 * 1024 == 262144
+    assert re.search(r"^#max_body = 262144$", open(SAMPLE).read(), re.M)  # = 256k
 
 
 def test_sample_config_lists_every_key():
@@ -203,33 +202,46 @@ def test_sample_config_lists_every_key():
 
 
 def test_sample_config_checks():
-    """`cfhookd --check` accepts the sample as shipped (secret from
-    $CREDENTIALS_DIRECTORY, as LoadCredential= provides it), and with every
-    commented default uncommented."""
+    """`cfhookd --check` accepts the sample (secret from $CREDENTIALS_DIRECTORY
+    as LoadCredential= provides it; only the hook's path changed to one that
+    exists here), and also with every commented default uncommented."""
     tmp = tempfile.mkdtemp(prefix="cfhookd-conf-")
     try:
         creds = os.path.join(tmp, "creds")
         os.mkdir(creds)
         with open(os.path.join(creds, "cashfree-secret"), "w") as f:
             f.write("cfhookd-TEST-ONLY-secret-0001\n")
+        os.chmod(os.path.join(creds, "cashfree-secret"), 0o400)   # as systemd makes it
+        hook = os.path.join(tmp, "example-hook")
+        with open(hook, "w") as f:
+            f.write("#!/bin/sh\ncat >/dev/null\n")
+        os.chmod(hook, 0o755)
+        shipped_hook = "hook:" + config_values(SAMPLE)["forward"].split(":", 1)[1]
         env = {k: v for k, v in os.environ.items() if k != "CREDENTIALS_DIRECTORY"}
         env["CREDENTIALS_DIRECTORY"] = creds
-        p = run([binary(), "-c", SAMPLE, "--check"], env=env)
+        # as shipped, but for the hook path
+        lines = [l.replace(shipped_hook, "hook:" + hook) if l.startswith("forward =") else l
+                 for l in open(SAMPLE)]
+        conf = os.path.join(tmp, "cfhookd.conf")
+        with open(conf, "w") as f:
+            f.writelines(lines)
+        p = run([binary(), "-c", conf, "--check"], env=env)
         out = (p.stdout + p.stderr).decode(errors="replace")
         assert p.returncode == 0, "--check on the sample failed:\n" + out
         assert "cfhookd-TEST-ONLY" not in out
+        assert "warning" not in out.lower() and "<4>" not in out, out
         # uncomment the first commented line of each key not set (secret_file
         # stays the credential; forward alternatives stay alternatives)
-        seen, lines = set(config_values(SAMPLE)), []
-        for line in open(SAMPLE):
+        seen, full_lines = set(config_values(conf)), []
+        for line in lines:
             m = re.match(r"^#([a-z_]+) = ", line)
             if m and m.group(1) not in seen and m.group(1) != "secret_file":
                 seen.add(m.group(1))
                 line = line[1:]
-            lines.append(line)
+            full_lines.append(line)
         full = os.path.join(tmp, "full.conf")
         with open(full, "w") as f:
-            f.writelines(lines)
+            f.writelines(full_lines)
         assert set(config_values(full)) == set(CONFIG_KEYS) - {"secret_file"}
         p = run([binary(), "-c", full, "--check"], env=env)
         assert p.returncode == 0, "--check with the defaults spelled out failed:\n" + \

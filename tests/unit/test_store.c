@@ -1,7 +1,7 @@
 /* test_store.c - store.c against real SQLite files in a mkdtemp directory:
- * schema and migrations, recording batches, byte-exact bodies, and that no
- * failure (item error, lost transaction, failed commit, lock timeout,
- * process crash mid-batch) leaves anything half-written. */
+ * the schema and migrations, the open modes and pragmas, recording batches
+ * (new, duplicate, pruned, forward state) and byte-exact bodies. The failure
+ * modes are in test_store_fail.c. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -9,120 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
 
 #include "check.h"
-#include "clock.h"
 #include "store.h"
-
-static char dir[] = "/tmp/test_store.XXXXXX";
-static int db_seq;
-
-/* A fresh database path in the test directory. */
-static const char *
-new_path(char *buf, size_t size)
-{
-	(void)snprintf(buf, size, "%s/db%d.sqlite", dir, ++db_seq);
-	return buf;
-}
-
-static struct store *
-open_new(char *path, size_t size, enum durability d)
-{
-	struct store *st = NULL;
-
-	CHECK_INT(store_open(new_path(path, size), STORE_WRITE, d, &st), 0);
-	return st;
-}
-
-/* A second, independent connection, as cfhookctl or sqlite3 would be. */
-static sqlite3 *
-peek_open(const char *path)
-{
-	sqlite3 *db = NULL;
-
-	CHECK_INT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL),
-	    SQLITE_OK);
-	(void)sqlite3_busy_timeout(db, 2000);
-	return db;
-}
-
-/* First column of `sql` (with ?1 bound to `arg` when non-NULL) as int;
- * -999 when there is no row. */
-static int64_t
-q_int(sqlite3 *db, const char *sql, const char *arg)
-{
-	sqlite3_stmt *s = NULL;
-	int64_t v = -999;
-
-	if (!CHECK_INT(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK))
-		return v;
-	if (arg != NULL)
-		(void)sqlite3_bind_text(s, 1, arg, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
-	(void)sqlite3_finalize(s);
-	return v;
-}
-
-/* First column of `sql` as text into buf ("(null)" for NULL). */
-static const char *
-q_text(sqlite3 *db, const char *sql, const char *arg, char *buf, size_t size)
-{
-	sqlite3_stmt *s = NULL;
-	const unsigned char *t;
-
-	(void)snprintf(buf, size, "(no row)");
-	if (!CHECK_INT(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK))
-		return buf;
-	if (arg != NULL)
-		(void)sqlite3_bind_text(s, 1, arg, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(s) == SQLITE_ROW) {
-		t = sqlite3_column_text(s, 0);
-		(void)snprintf(buf, size, "%s",
-		    t == NULL ? "(null)" : (const char *)t);
-	}
-	(void)sqlite3_finalize(s);
-	return buf;
-}
-
-static void
-ev_init(struct event *ev, const char *key, const char *type)
-{
-	memset(ev, 0, sizeof(*ev));
-	ev->event_key = (char *)key;
-	ev->type = (char *)type;
-}
-
-static void
-item_init(struct store_item *it, const struct event *ev, const char *body,
-    size_t len, int64_t ms)
-{
-	memset(it, 0, sizeof(*it));
-	it->ev = ev;
-	it->body = body;
-	it->body_len = len;
-	it->content_type = "application/json";
-	it->received_ms = ms;
-	it->result = (enum store_result)-1;
-	it->id = -1;
-}
-
-/* Record one item alone; returns its result. */
-static enum store_result
-record1(struct store *st, const char *key, int64_t ms, int fwd)
-{
-	struct event ev;
-	struct store_item it, *p = &it;
-
-	ev_init(&ev, key, "PAYMENT_SUCCESS_WEBHOOK");
-	item_init(&it, &ev, "{}", 2, ms);
-	(void)store_record_batch(st, &p, 1, fwd);
-	return it.result;
-}
+#include "storetest.h"
 
 static int
 column_list(sqlite3 *db, const char *table, char *out, size_t size)
@@ -438,8 +331,9 @@ test_body_bytes_exact(void)
 		if (!CHECK_STR(buf, body_cases[i].type))
 			fprintf(stderr, "  body case %zu\n", i);
 		CHECK_INT(sqlite3_column_bytes(s, 1), body_cases[i].len);
-		CHECK(body_cases[i].len == 0 || memcmp(sqlite3_column_blob(s, 1),
-		    body_cases[i].bytes, body_cases[i].len) == 0);
+		CHECK(body_cases[i].len == 0 ||
+		    memcmp(sqlite3_column_blob(s, 1), body_cases[i].bytes,
+		    body_cases[i].len) == 0);
 		(void)sqlite3_reset(s);
 	}
 	(void)sqlite3_finalize(s);
@@ -499,191 +393,6 @@ test_pruned_key_is_duplicate(void)
 	CHECK_INT(q_int(db, "SELECT deliveries FROM pruned_keys", NULL), 1);
 	CHECK_INT(record1(st, "K:old", 10, 1), STORE_DUPLICATE);
 	CHECK_INT(q_int(db, "SELECT deliveries FROM pruned_keys", NULL), 2);
-	store_close(st);
-}
-
-/* Three items with keys a, b, c; b is the one the test sabotages. */
-static void
-three_items(struct store_item it[3], struct store_item *p[3],
-    struct event ev[3])
-{
-	static const char *keys[] = { "T:a", "T:b", "T:c" };
-	int i;
-
-	for (i = 0; i < 3; i++) {
-		ev_init(&ev[i], keys[i], "PAYMENT_SUCCESS_WEBHOOK");
-		item_init(&it[i], &ev[i], "{}", 2, 1);
-		p[i] = &it[i];
-	}
-}
-
-static void
-test_item_error_undoes_only_that_item(void)
-{
-	struct store_item it[3], *p[3];
-	struct event ev[3];
-	char path[128];
-	struct store *st;
-	sqlite3 *db;
-
-	st = open_new(path, sizeof(path), DURABILITY_FULL);
-	if (st == NULL)
-		return;
-	db = store_db(st);
-	three_items(it, p, ev);
-	ev[1].type = NULL;		/* NOT NULL constraint fails */
-	CHECK_INT(store_record_batch(st, p, 3, 1), 2);
-	CHECK_INT(it[0].result, STORE_NEW);
-	CHECK_INT(it[1].result, STORE_UNAVAILABLE);
-	CHECK_INT(it[2].result, STORE_NEW);
-	CHECK_INT(q_int(db, "SELECT count(*) FROM events", NULL), 2);
-	CHECK_INT(q_int(db, "SELECT count(*) FROM events WHERE event_key = "
-	    "'T:b'", NULL), 0);
-	CHECK_INT(sqlite3_get_autocommit(db), 1);	/* no open transaction */
-	store_close(st);
-}
-
-/* RAISE(ROLLBACK) makes SQLite roll back the whole transaction from inside
- * one item, as it may do itself on I/O errors: the batch must fail whole,
- * not go on in autocommit mode. */
-static void
-test_transaction_lost_mid_batch(void)
-{
-	struct store_item it[3], *p[3];
-	struct event ev[3];
-	char path[128];
-	struct store *st;
-	sqlite3 *db;
-
-	st = open_new(path, sizeof(path), DURABILITY_FULL);
-	if (st == NULL)
-		return;
-	db = store_db(st);
-	CHECK_INT(sqlite3_exec(db, "CREATE TEMP TRIGGER boom AFTER INSERT ON "
-	    "main.events WHEN NEW.event_key = 'T:b' BEGIN SELECT "
-	    "RAISE(ROLLBACK, 'injected'); END", NULL, NULL, NULL), SQLITE_OK);
-	three_items(it, p, ev);
-	CHECK_INT(store_record_batch(st, p, 3, 1), -1);
-	CHECK_INT(it[0].result, STORE_UNAVAILABLE);
-	CHECK_INT(it[1].result, STORE_UNAVAILABLE);
-	CHECK_INT(it[2].result, STORE_UNAVAILABLE);
-	CHECK_INT(q_int(db, "SELECT count(*) FROM events", NULL), 0);
-	CHECK_INT(sqlite3_get_autocommit(db), 1);
-	/* The store keeps working afterwards. */
-	CHECK_INT(sqlite3_exec(db, "DROP TRIGGER boom", NULL, NULL, NULL),
-	    SQLITE_OK);
-	CHECK_INT(store_record_batch(st, p, 3, 1), 3);
-	CHECK_INT(q_int(db, "SELECT count(*) FROM events", NULL), 3);
-	store_close(st);
-}
-
-static int
-refuse_commit(void *arg)
-{
-	return *(int *)arg;	/* non-zero turns the COMMIT into ROLLBACK */
-}
-
-static void
-test_commit_failure_writes_nothing(void)
-{
-	struct store_item it[3], *p[3];
-	struct event ev[3];
-	char path[128];
-	struct store *st;
-	int refuse = 1;
-	sqlite3 *db;
-
-	st = open_new(path, sizeof(path), DURABILITY_FULL);
-	if (st == NULL)
-		return;
-	db = store_db(st);
-	(void)sqlite3_commit_hook(db, refuse_commit, &refuse);
-	three_items(it, p, ev);
-	CHECK_INT(store_record_batch(st, p, 3, 1), -1);
-	CHECK_INT(it[0].result, STORE_UNAVAILABLE);
-	CHECK_INT(it[0].id, 0);
-	CHECK_INT(it[2].result, STORE_UNAVAILABLE);
-	refuse = 0;
-	CHECK_INT(q_int(db, "SELECT count(*) FROM events", NULL), 0);
-	CHECK_INT(sqlite3_get_autocommit(db), 1);
-	CHECK_INT(store_record_batch(st, p, 3, 1), 3);
-	CHECK_INT(it[1].result, STORE_NEW);
-	(void)sqlite3_commit_hook(db, NULL, NULL);
-	store_close(st);
-}
-
-/* Disk full in the middle of a batch (max_page_count stands in for the
- * disk): SQLite rolls back the whole transaction by itself, so the batch
- * must fail whole rather than go on in autocommit mode. */
-static void
-test_disk_full_mid_batch(void)
-{
-	struct store_item it[3], *p[3];
-	struct event ev[3];
-	char path[128], *big;
-	struct store *st;
-	size_t big_len = 1 << 20;
-	sqlite3 *db;
-	int i, rc;
-
-	st = open_new(path, sizeof(path), DURABILITY_FULL);
-	big = malloc(big_len);
-	if (st == NULL || big == NULL) {
-		CHECK(big != NULL);
-		store_close(st);
-		free(big);
-		return;
-	}
-	memset(big, 'x', big_len);
-	db = store_db(st);
-	(void)q_int(db, "PRAGMA max_page_count = 64", NULL);
-	three_items(it, p, ev);
-	it[1].body = big;
-	it[1].body_len = big_len;
-	rc = store_record_batch(st, p, 3, 1);
-	CHECK_INT(rc, -1);
-	for (i = 0; i < 3; i++) {
-		CHECK_INT(it[i].result, STORE_UNAVAILABLE);
-		CHECK_INT(q_int(db, "SELECT count(*) FROM events WHERE "
-		    "event_key = ?1", ev[i].event_key), 0);
-	}
-	CHECK_INT(sqlite3_get_autocommit(db), 1);
-	/* Once there is room again, the same items go in. */
-	it[1].body_len = 2;
-	CHECK_INT(store_record_batch(st, p, 3, 1), 3);
-	store_close(st);
-	free(big);
-}
-
-static void
-test_locked_past_timeout(void)
-{
-	struct store_item it[3], *p[3];
-	struct event ev[3];
-	char path[128];
-	struct store *st;
-	int64_t t0, waited;
-	sqlite3 *other;
-
-	st = open_new(path, sizeof(path), DURABILITY_FULL);
-	if (st == NULL)
-		return;
-	other = peek_open(path);
-	CHECK_INT(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL),
-	    SQLITE_OK);
-	three_items(it, p, ev);
-	t0 = clock_mono_ms();
-	CHECK_INT(store_record_batch(st, p, 3, 1), -1);
-	waited = clock_mono_ms() - t0;
-	CHECK(waited >= STORE_BUSY_TIMEOUT_MS - 100);
-	CHECK_INT(it[0].result, STORE_UNAVAILABLE);
-	CHECK_INT(it[1].result, STORE_UNAVAILABLE);
-	CHECK_INT(it[2].result, STORE_UNAVAILABLE);
-	CHECK_INT(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
-	CHECK_INT(q_int(other, "SELECT count(*) FROM events", NULL), 0);
-	CHECK_INT(store_record_batch(st, p, 3, 1), 3);
-	CHECK_INT(q_int(other, "SELECT count(*) FROM events", NULL), 3);
-	(void)sqlite3_close(other);
 	store_close(st);
 }
 
@@ -754,90 +463,6 @@ test_fds_close_on_exec(void)
 }
 
 static void
-die_on_50th(void *arg, int op, const char *db, const char *table,
-    sqlite3_int64 rowid)
-{
-	(void)op;
-	(void)db;
-	(void)table;
-	(void)rowid;
-	if (++*(int *)arg == 50)
-		_exit(0);	/* a crash inside the open transaction */
-}
-
-/* The child: batch A (100 items) commits; batch B (100 items, bodies big
- * enough that uncommitted pages spill into the WAL with cache_size 10) dies
- * at its 50th insert. Nothing is closed: the process just ends. */
-static void
-crash_child(const char *path)
-{
-	static char body[4096];
-	static struct store_item it[200];
-	static struct event ev[200];
-	static char keys[200][16];
-	struct store_item *p[200];
-	struct store *st = NULL;
-	int i, inserts = 0;
-
-	memset(body, 'y', sizeof(body));
-	if (store_open(path, STORE_WRITE, DURABILITY_FULL, &st) == -1)
-		_exit(2);
-	(void)q_int(store_db(st), "PRAGMA cache_size = 10", NULL);
-	for (i = 0; i < 200; i++) {
-		(void)snprintf(keys[i], sizeof(keys[i]), "%c:%d",
-		    i < 100 ? 'A' : 'B', i);
-		ev_init(&ev[i], keys[i], "PAYMENT_SUCCESS_WEBHOOK");
-		item_init(&it[i], &ev[i], body, sizeof(body), 1);
-		p[i] = &it[i];
-	}
-	if (store_record_batch(st, p, 100, 1) != 100)
-		_exit(3);
-	(void)sqlite3_update_hook(store_db(st), die_on_50th, &inserts);
-	(void)store_record_batch(st, p + 100, 100, 1);
-	_exit(4);		/* not reached: the hook ended us */
-}
-
-static void
-test_crash_mid_batch_leaves_nothing(void)
-{
-	char path[128], wal[160], buf[32];
-	struct store *st = NULL;
-	struct stat sb;
-	int status = -1;
-	sqlite3 *db;
-	pid_t pid;
-
-	new_path(path, sizeof(path));
-	pid = fork();
-	if (!CHECK(pid >= 0))
-		return;
-	if (pid == 0)
-		crash_child(path);
-	CHECK_INT(waitpid(pid, &status, 0), pid);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	/* Uncommitted frames of batch B really reached the WAL: it holds
-	 * far more than batch A's ~100 pages. */
-	(void)snprintf(wal, sizeof(wal), "%s-wal", path);
-	CHECK_INT(stat(wal, &sb), 0);
-	CHECK(sb.st_size > 150 * 4096);
-	CHECK_INT(store_open(path, STORE_WRITE, DURABILITY_FULL, &st), 0);
-	if (st == NULL)
-		return;
-	db = store_db(st);
-	CHECK_STR(q_text(db, "PRAGMA integrity_check", NULL, buf, sizeof(buf)),
-	    "ok");
-	CHECK_INT(q_int(db, "SELECT count(*) FROM events WHERE event_key "
-	    "LIKE 'A:%'", NULL), 100);
-	CHECK_INT(q_int(db, "SELECT count(*) FROM events WHERE event_key "
-	    "LIKE 'B:%'", NULL), 0);
-	CHECK_INT(q_int(db, "SELECT sum(length(body)) FROM events", NULL),
-	    100 * 4096);
-	/* The lost batch can be delivered again: all 100 are new. */
-	CHECK_INT(record1(st, "B:150", 2, 1), STORE_NEW);
-	store_close(st);
-}
-
-static void
 test_ping(void)
 {
 	char path[128];
@@ -852,35 +477,13 @@ test_ping(void)
 	store_close(NULL);
 }
 
-static void
-remove_dir(void)
-{
-	struct dirent *de;
-	char p[320];
-	DIR *d;
-
-	d = opendir(dir);
-	if (d == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		(void)snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-		(void)unlink(p);
-	}
-	(void)closedir(d);
-	(void)rmdir(dir);
-}
-
 int
 main(void)
 {
 	int rc;
 
-	if (mkdtemp(dir) == NULL) {
-		perror("mkdtemp");
+	if (storetest_init() == -1)
 		return 1;
-	}
 	RUN(test_open_creates_schema);
 	RUN(test_reopen_idempotent);
 	RUN(test_newer_version_refused);
@@ -891,16 +494,10 @@ main(void)
 	RUN(test_body_bytes_exact);
 	RUN(test_json_body_is_text);
 	RUN(test_pruned_key_is_duplicate);
-	RUN(test_item_error_undoes_only_that_item);
-	RUN(test_transaction_lost_mid_batch);
-	RUN(test_commit_failure_writes_nothing);
-	RUN(test_disk_full_mid_batch);
-	RUN(test_locked_past_timeout);
 	RUN(test_pragmas);
 	RUN(test_fds_close_on_exec);
-	RUN(test_crash_mid_batch_leaves_nothing);
 	RUN(test_ping);
 	rc = check_finish("test_store");
-	remove_dir();
+	storetest_cleanup();
 	return rc;
 }

@@ -2,7 +2,6 @@
  * submitting threads, answers after the data is visible, draining on stop,
  * the heartbeat, health and the on_commit callback. Also prints the
  * throughput with durability full and normal. */
-#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -16,10 +15,8 @@
 
 #include "check.h"
 #include "clock.h"
+#include "storetest.h"
 #include "writer.h"
-
-static char dir[] = "/tmp/test_writer.XXXXXX";
-static int db_seq;
 
 /* One submission, with what done() saw. */
 struct titem {
@@ -28,8 +25,8 @@ struct titem {
 	char		 key[24];
 	atomic_int	 answered;	/* done() calls */
 	pthread_t	 answered_on;
-	int		 visible;	/* deliveries seen by a 2nd connection */
-	int		 order;		/* position among all answers */
+	int		 visible;	/* deliveries a 2nd connection saw */
+	int		 order;	/* position among all answers */
 	struct waiter	*w;
 };
 
@@ -109,13 +106,6 @@ titem_init(struct titem *t, struct waiter *wt, const char *key)
 	t->w = wt;
 }
 
-static const char *
-new_path(char *buf, size_t size)
-{
-	(void)snprintf(buf, size, "%s/db%d.sqlite", dir, ++db_seq);
-	return buf;
-}
-
 static struct writer *
 start(char *path, size_t size, enum durability d, int fwd)
 {
@@ -128,31 +118,6 @@ start(char *path, size_t size, enum durability d, int fwd)
 	if (!CHECK_INT(writer_start(st, fwd, &w), 0))
 		store_close(st);
 	return w;
-}
-
-static sqlite3 *
-peek_open(const char *path)
-{
-	sqlite3 *db = NULL;
-
-	CHECK_INT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL),
-	    SQLITE_OK);
-	(void)sqlite3_busy_timeout(db, 5000);
-	return db;
-}
-
-static int64_t
-q_int(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *s = NULL;
-	int64_t v = -999;
-
-	if (!CHECK_INT(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK))
-		return v;
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
-	(void)sqlite3_finalize(s);
-	return v;
 }
 
 static void
@@ -224,8 +189,8 @@ check_counts(const char *path, struct submitter *sub)
 	CHECK_INT(news, distinct);
 	CHECK_INT(dups, THREADS * PER_THREAD - distinct);
 	db = peek_open(path);
-	CHECK_INT(q_int(db, "SELECT count(*) FROM events"), distinct);
-	CHECK_INT(q_int(db, "SELECT sum(deliveries) FROM events"),
+	CHECK_INT(q_int(db, "SELECT count(*) FROM events", NULL), distinct);
+	CHECK_INT(q_int(db, "SELECT sum(deliveries) FROM events", NULL),
 	    THREADS * PER_THREAD);
 	CHECK_INT(sqlite3_prepare_v2(db, "SELECT deliveries FROM events "
 	    "WHERE event_key = ?1", -1, &s, NULL), SQLITE_OK);
@@ -386,7 +351,7 @@ test_stop_drains_queue(void)
 	CHECK_INT(news, DRAIN);
 	CHECK_INT(t[DRAIN].order, 0);
 	CHECK(fifo);
-	CHECK_INT(q_int(other, "SELECT count(*) FROM events"), DRAIN);
+	CHECK_INT(q_int(other, "SELECT count(*) FROM events", NULL), DRAIN);
 	(void)sqlite3_close(other);
 	waiter_done(&wt);
 }
@@ -492,7 +457,7 @@ test_on_commit(void)
 	CHECK_INT(atomic_load(&c.calls), 1);
 	db = peek_open(path);
 	CHECK_INT(q_int(db, "SELECT count(*) FROM events WHERE event_key = "
-	    "'C:2' AND forward_state = 'done'"), 1);
+	    "'C:2' AND forward_state = 'done'", NULL), 1);
 	(void)sqlite3_close(db);
 	waiter_done(&wt);
 }
@@ -535,35 +500,13 @@ test_healthy_follows_last_batch(void)
 	waiter_done(&wt);
 }
 
-static void
-remove_dir(void)
-{
-	struct dirent *de;
-	char p[320];
-	DIR *d;
-
-	d = opendir(dir);
-	if (d == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		(void)snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-		(void)unlink(p);
-	}
-	(void)closedir(d);
-	(void)rmdir(dir);
-}
-
 int
 main(void)
 {
 	int rc;
 
-	if (mkdtemp(dir) == NULL) {
-		perror("mkdtemp");
+	if (storetest_init() == -1)
 		return 1;
-	}
 	RUN(test_many_threads_full);
 	RUN(test_many_threads_normal);
 	RUN(test_done_after_visible);
@@ -572,6 +515,6 @@ main(void)
 	RUN(test_on_commit);
 	RUN(test_healthy_follows_last_batch);
 	rc = check_finish("test_writer");
-	remove_dir();
+	storetest_cleanup();
 	return rc;
 }

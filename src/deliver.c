@@ -1,0 +1,151 @@
+/* deliver.c - one delivery attempt (DESIGN "Forwarding"): builds the
+ * envelope and hands it to the hook (argv, minimal environment, stdin) or to
+ * the unix socket.
+ *
+ * Must not: touch the database (the dispatcher records outcomes), pass the
+ * daemon's environment to a hook, or go through a shell. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deliver.h"
+#include "envelope.h"
+#include "hook.h"
+#include "log.h"
+
+#define HOOK_ENV_N	10
+
+/* "NAME=value" in a new string; value NULL reads as empty. */
+static char *
+env_pair(const char *name, const char *value)
+{
+	size_t n;
+	char *s;
+
+	if (value == NULL)
+		value = "";
+	n = strlen(name) + strlen(value) + 2;
+	s = malloc(n);
+	if (s != NULL)
+		(void)snprintf(s, n, "%s=%s", name, value);
+	return s;
+}
+
+/* A minimal PATH and the CFHOOK_* variables, nothing inherited from the
+ * daemon (no secrets, no NOTIFY_SOCKET, no CREDENTIALS_DIRECTORY). */
+static int
+hook_env(const struct outbox_row *r, char *envp[HOOK_ENV_N + 1])
+{
+	char id[24], attempt[16];
+	int i;
+
+	(void)snprintf(id, sizeof(id), "%" PRId64, r->id);
+	(void)snprintf(attempt, sizeof(attempt), "%u", r->attempt);
+	envp[0] = env_pair("PATH", DELIVER_HOOK_PATH);
+	envp[1] = env_pair("CFHOOK_EVENT_ID", id);
+	envp[2] = env_pair("CFHOOK_EVENT_KEY", r->event_key);
+	envp[3] = env_pair("CFHOOK_TYPE", r->type);
+	envp[4] = env_pair("CFHOOK_CF_PAYMENT_ID", r->cf_payment_id);
+	envp[5] = env_pair("CFHOOK_ORDER_ID", r->order_id);
+	envp[6] = env_pair("CFHOOK_PAYMENT_STATUS", r->payment_status);
+	envp[7] = env_pair("CFHOOK_AMOUNT", r->amount);
+	envp[8] = env_pair("CFHOOK_CURRENCY", r->currency);
+	envp[9] = env_pair("CFHOOK_ATTEMPT", attempt);
+	envp[HOOK_ENV_N] = NULL;
+	for (i = 0; i < HOOK_ENV_N; i++) {
+		if (envp[i] == NULL)
+			return -1;
+	}
+	return 0;
+}
+
+static enum outbox_outcome
+to_hook(const struct deliver_target *t, const struct outbox_row *r,
+    const char *env, size_t len, char *reason, size_t reason_len)
+{
+	struct log_fields lf = { r->event_key, r->cf_payment_id, r->order_id };
+	char *envp[HOOK_ENV_N + 1] = { NULL };
+	char *argv[5];
+	struct hook_run run;
+	enum outbox_outcome res = OUTBOX_FAILED;
+	int i;
+
+	/* argv [PATH, type, cf_payment_id, order_id]; "" for a missing one,
+	 * so the positions never shift. */
+	argv[0] = (char *)t->path;
+	argv[1] = r->type != NULL ? r->type : "";
+	argv[2] = r->cf_payment_id != NULL ? r->cf_payment_id : "";
+	argv[3] = r->order_id != NULL ? r->order_id : "";
+	argv[4] = NULL;
+	if (hook_env(r, envp) == -1) {
+		(void)snprintf(reason, reason_len, "out of memory");
+		goto out;
+	}
+	memset(&run, 0, sizeof(run));
+	run.path = t->path;
+	run.argv = argv;
+	run.envp = envp;
+	run.input = env;
+	run.input_len = len;
+	run.timeout_ms = t->timeout_ms;
+	run.cancel_fd = t->cancel_fd;
+	run.fields = &lf;
+	switch (hook_run(&run, reason, reason_len)) {
+	case HOOK_OK:
+		res = OUTBOX_DELIVERED;
+		break;
+	case HOOK_CANCELLED:
+		res = OUTBOX_INTERRUPTED;
+		break;
+	case HOOK_FAILED:
+		break;
+	}
+out:
+	for (i = 0; i < HOOK_ENV_N; i++)
+		free(envp[i]);
+	return res;
+}
+
+static enum outbox_outcome
+to_socket(const struct deliver_target *t, const char *env, size_t len,
+    char *reason, size_t reason_len)
+{
+	switch (usock_deliver(t->us, env, len, t->timeout_ms, t->cancel_fd,
+	    reason, reason_len)) {
+	case USOCK_OK:
+		return OUTBOX_DELIVERED;
+	case USOCK_CANCELLED:
+		return OUTBOX_INTERRUPTED;
+	case USOCK_FAILED:
+		break;
+	}
+	return OUTBOX_FAILED;
+}
+
+enum outbox_outcome
+deliver_attempt(const struct deliver_target *t, const struct outbox_row *r,
+    char *reason, size_t reason_len)
+{
+	struct envelope_row er = { r->id, r->event_key, r->type,
+	    r->cf_payment_id, r->order_id, r->payment_status, r->amount,
+	    r->currency, r->content_type, r->body, r->body_len, r->received_at,
+	    r->attempt };
+	enum outbox_outcome res = OUTBOX_FAILED;
+	char *env;
+	size_t len = 0;
+
+	env = envelope_build(&er, &len);
+	if (env == NULL) {
+		(void)snprintf(reason, reason_len, "out of memory");
+		return OUTBOX_FAILED;
+	}
+	if (t->kind == FORWARD_HOOK)
+		res = to_hook(t, r, env, len, reason, reason_len);
+	else if (t->kind == FORWARD_UNIX && t->us != NULL)
+		res = to_socket(t, env, len, reason, reason_len);
+	else
+		(void)snprintf(reason, reason_len, "no forward target");
+	free(env);
+	return res;
+}

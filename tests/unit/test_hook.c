@@ -1,0 +1,487 @@
+/* test_hook.c - the hook runner against real scripts in a temp dir: exit
+ * statuses, spawn failures, timeouts, a grandchild that ignores TERM and
+ * keeps stdout open, output bounds, argv/environment/stdin byte-exact, no
+ * leaked descriptors, a hook that never reads stdin, cancellation, and no
+ * zombie left behind. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "clock.h"
+#include "hook.h"
+#include "log.h"
+
+static char dir[] = "/tmp/cfhook-test-hook-XXXXXX";
+
+static int
+rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* The temp dir and everything in it. */
+static void
+cleanup(void)
+{
+	(void)nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+static char self_exe[4096];
+
+static void
+path_in(char *out, size_t n, const char *name)
+{
+	(void)snprintf(out, n, "%s/%s", dir, name);
+}
+
+static void
+write_file(const char *path, const char *text, mode_t mode)
+{
+	FILE *fp = fopen(path, "we");
+
+	if (fp == NULL)
+		return;
+	(void)fputs(text, fp);
+	(void)fclose(fp);
+	(void)chmod(path, mode);
+}
+
+/* A script named `name` in the temp dir; its path goes to out. */
+static void
+script(char *out, size_t n, const char *name, const char *body)
+{
+	path_in(out, n, name);
+	write_file(out, body, 0755);
+}
+
+static char *
+read_file(const char *path, size_t *len)
+{
+	FILE *fp = fopen(path, "re");
+	char *buf;
+	size_t n;
+
+	if (fp == NULL)
+		return NULL;
+	buf = calloc(1, 1 << 20);
+	n = buf != NULL ? fread(buf, 1, (1 << 20) - 1, fp) : 0;
+	(void)fclose(fp);
+	if (len != NULL)
+		*len = n;
+	return buf;
+}
+
+static char *const default_env[] = { "PATH=/usr/bin:/bin", NULL };
+
+static enum hook_result
+run_simple(const char *path, int timeout_ms, const char *input, char *reason,
+    size_t rlen)
+{
+	char *argv[] = { (char *)path, NULL };
+	struct hook_run run = { path, argv, default_env, input,
+	    input != NULL ? strlen(input) : 0, timeout_ms, -1, NULL };
+
+	reason[0] = '\0';
+	return hook_run(&run, reason, rlen);
+}
+
+static void
+test_exit_zero(void)
+{
+	char p[512], reason[200];
+
+	script(p, sizeof(p), "ok.sh", "#!/bin/sh\ncat >/dev/null\nexit 0\n");
+	CHECK_INT(run_simple(p, 5000, "{}\n", reason, sizeof(reason)), HOOK_OK);
+}
+
+static void
+test_exit_three(void)
+{
+	char p[512], reason[200];
+
+	script(p, sizeof(p), "three.sh", "#!/bin/sh\necho failing >&2\nexit 3\n");
+	CHECK_INT(run_simple(p, 5000, "{}\n", reason, sizeof(reason)),
+	    HOOK_FAILED);
+	CHECK_STR(reason, "exit status 3");
+}
+
+static void
+test_killed_by_signal(void)
+{
+	char p[512], reason[200];
+
+	script(p, sizeof(p), "sig.sh", "#!/bin/sh\nkill -KILL $$\n");
+	CHECK_INT(run_simple(p, 5000, NULL, reason, sizeof(reason)),
+	    HOOK_FAILED);
+	CHECK_STR(reason, "killed by signal 9 (SIGKILL)");
+}
+
+static void
+test_spawn_failures(void)
+{
+	char p[512], reason[200];
+
+	path_in(p, sizeof(p), "missing");
+	CHECK_INT(run_simple(p, 5000, NULL, reason, sizeof(reason)),
+	    HOOK_FAILED);
+	CHECK_STR(reason, "spawn: No such file or directory");
+	path_in(p, sizeof(p), "noexec.sh");
+	write_file(p, "#!/bin/sh\nexit 0\n", 0644);
+	CHECK_INT(run_simple(p, 5000, NULL, reason, sizeof(reason)),
+	    HOOK_FAILED);
+	CHECK_STR(reason, "spawn: Permission denied");
+}
+
+static void
+test_timeout(void)
+{
+	char p[512], reason[200];
+	int64_t t0 = clock_mono_ms(), took;
+
+	script(p, sizeof(p), "hang.sh", "#!/bin/sh\nsleep 60\n");
+	CHECK_INT(run_simple(p, 300, NULL, reason, sizeof(reason)),
+	    HOOK_FAILED);
+	took = clock_mono_ms() - t0;
+	CHECK_STR(reason, "timeout after 300 ms");
+	CHECK(took >= 300);
+	CHECK(took < 300 + HOOK_KILL_GRACE_MS + 1000);
+}
+
+/* pid written by a process of the hook; 0 when absent. */
+static pid_t
+pid_from(const char *name)
+{
+	char p[512], *text;
+	long v = 0;
+
+	path_in(p, sizeof(p), name);
+	text = read_file(p, NULL);
+	if (text != NULL)
+		v = strtol(text, NULL, 10);
+	free(text);
+	return (pid_t)v;
+}
+
+/* Gone, or a zombie waiting for init: either way no longer running. */
+static int
+process_gone_now(pid_t pid)
+{
+	char p[64], *stat, *rp;
+	int gone;
+
+	if (kill(pid, 0) == -1 && errno == ESRCH)
+		return 1;
+	(void)snprintf(p, sizeof(p), "/proc/%ld/stat", (long)pid);
+	stat = read_file(p, NULL);
+	rp = stat != NULL ? strrchr(stat, ')') : NULL;
+	gone = rp == NULL || (rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'));
+	free(stat);
+	return gone;
+}
+
+/* A signal takes effect asynchronously: allow the kernel a moment. */
+static int
+process_gone(pid_t pid)
+{
+	int i;
+
+	for (i = 0; i < 50; i++) {
+		if (process_gone_now(pid))
+			return 1;
+		(void)usleep(10000);
+	}
+	return 0;
+}
+
+/* The hook hangs; its grandchild ignores TERM and holds stdout open. Both
+ * are gone within timeout + grace. */
+static void
+test_timeout_grandchild(void)
+{
+	char p[512], body[1024], reason[200];
+	int64_t t0 = clock_mono_ms(), took;
+	pid_t gc;
+
+	(void)snprintf(body, sizeof(body), "#!/bin/sh\n"
+	    "sh -c 'echo $$ > %s/gc1.pid; trap \"\" TERM; "
+	    "while :; do sleep 1; done' &\nsleep 60\n", dir);
+	script(p, sizeof(p), "hang_gc.sh", body);
+	CHECK_INT(run_simple(p, 500, NULL, reason, sizeof(reason)),
+	    HOOK_FAILED);
+	took = clock_mono_ms() - t0;
+	CHECK_STR(reason, "timeout after 500 ms");
+	CHECK(took < 500 + HOOK_KILL_GRACE_MS + 1000);
+	gc = pid_from("gc1.pid");
+	CHECK(gc > 0);
+	if (gc > 0)
+		CHECK(process_gone(gc));
+}
+
+/* The hook succeeds at once but leaves a TERM-proof grandchild holding
+ * stdout: still delivered, not stuck, the grandchild killed. */
+static void
+test_exit_leaves_grandchild(void)
+{
+	char p[512], body[1024], reason[200];
+	int64_t t0 = clock_mono_ms(), took;
+	pid_t gc;
+
+	(void)snprintf(body, sizeof(body), "#!/bin/sh\n"
+	    "sh -c 'echo $$ > %s/gc2.pid; trap \"\" TERM; "
+	    "while :; do sleep 1; done' &\n"
+	    "while [ ! -s %s/gc2.pid ]; do sleep 0.05; done\nexit 0\n", dir, dir);
+	script(p, sizeof(p), "leave_gc.sh", body);
+	CHECK_INT(run_simple(p, 10000, NULL, reason, sizeof(reason)), HOOK_OK);
+	took = clock_mono_ms() - t0;
+	CHECK(took < HOOK_KILL_GRACE_MS + 2000);
+	gc = pid_from("gc2.pid");
+	CHECK(gc > 0);
+	if (gc > 0)
+		CHECK(process_gone(gc));
+}
+
+/* Bytes of "hook[" lines and whether the drop notice is there, in a log
+ * captured from stderr. */
+static void
+count_hook_log(const char *text, size_t len, size_t *bytes, int *notice)
+{
+	const char *p = text, *end = text + len, *nl;
+
+	*bytes = 0;
+	*notice = 0;
+	while (p < end) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (nl == NULL)
+			nl = end;
+		if (memmem(p, (size_t)(nl - p), "hook[", 5) != NULL)
+			*bytes += (size_t)(nl - p);
+		if (memmem(p, (size_t)(nl - p), "more bytes of output not logged",
+		    31) != NULL)
+			*notice = 1;
+		p = nl + 1;
+	}
+}
+
+static void
+test_huge_output_bounded(void)
+{
+	char p[512], logp[512], reason[200], *text;
+	size_t len = 0, bytes;
+	int saved, fd, notice;
+
+	script(p, sizeof(p), "loud.sh", "#!/bin/sh\n"
+	    "i=0\nwhile [ $i -lt 2000 ]; do\n"
+	    "printf '%0500d\\n' $i\ni=$((i+1))\ndone\nexit 0\n");
+	path_in(logp, sizeof(logp), "stderr.log");
+	fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	saved = dup(2);
+	(void)dup2(fd, 2);
+	CHECK_INT(run_simple(p, 20000, NULL, reason, sizeof(reason)), HOOK_OK);
+	(void)dup2(saved, 2);
+	(void)close(saved);
+	(void)close(fd);
+	text = read_file(logp, &len);
+	if (!CHECK(text != NULL))
+		return;
+	count_hook_log(text, len, &bytes, &notice);
+	/* ~1 MB printed; at most 64 KiB of it logged (plus line prefixes) */
+	CHECK(bytes > HOOK_LOG_MAX / 2);
+	CHECK(bytes < HOOK_LOG_MAX + 200 * 40);
+	CHECK(notice);
+	free(text);
+}
+
+/* argv, environment and stdin arrive byte for byte; nothing else is in the
+ * environment. */
+static void
+test_argv_env_stdin_exact(void)
+{
+	static const char input[] = "{\"order_id\":\"a\\nb\",\"q\":\"'\\\"$(x)\"}\n";
+	char *argv[] = { NULL, "TYPE X", "", "o'1\"$(touch /tmp/cfhook-pwn)\n;`id`",
+	    NULL };
+	char *envp[] = { "PATH=/usr/local/bin:/usr/bin:/bin", "CFHOOK_A=x y",
+	    "CFHOOK_EMPTY=", "CFHOOK_NL=l1\nl2", NULL };
+	char p[512], body[1024], f[512], reason[200], *text;
+	struct hook_run run;
+	size_t len = 0;
+
+	(void)snprintf(body, sizeof(body), "#!/bin/sh\n"
+	    "printf '%%s\\0' \"$0\" \"$@\" > %s/argv\n"
+	    "cat /proc/$$/environ > %s/env\ncat > %s/stdin\n", dir, dir, dir);
+	script(p, sizeof(p), "exact.sh", body);
+	argv[0] = p;
+	run = (struct hook_run){ p, argv, envp, input, strlen(input), 5000, -1,
+	    NULL };
+	CHECK_INT(hook_run(&run, reason, sizeof(reason)), HOOK_OK);
+	path_in(f, sizeof(f), "argv");
+	text = read_file(f, &len);
+	CHECK(text != NULL && len == strlen(p) + 1 + 7 + 1 +
+	    strlen(argv[3]) + 1);
+	if (text != NULL && len > strlen(p) + 10) {
+		CHECK_STR(text, p);
+		CHECK_STR(text + strlen(p) + 1, "TYPE X");
+		CHECK_STR(text + strlen(p) + 8, "");
+		CHECK_STR(text + strlen(p) + 9, argv[3]);
+	}
+	free(text);
+	path_in(f, sizeof(f), "env");
+	text = read_file(f, &len);
+	CHECK(text != NULL && len == sizeof("PATH=/usr/local/bin:/usr/bin:/bin") +
+	    sizeof("CFHOOK_A=x y") + sizeof("CFHOOK_EMPTY=") +
+	    sizeof("CFHOOK_NL=l1\nl2"));
+	if (text != NULL)
+		CHECK(memcmp(text, "PATH=/usr/local/bin:/usr/bin:/bin\0CFHOOK_A=x y"
+		    "\0CFHOOK_EMPTY=\0CFHOOK_NL=l1\nl2\0", len) == 0);
+	free(text);
+	path_in(f, sizeof(f), "stdin");
+	text = read_file(f, &len);
+	CHECK_STR(text, input);
+	free(text);
+	CHECK(access("/tmp/cfhook-pwn", F_OK) == -1);
+}
+
+/* The hook is this test binary in "fdcheck" mode: it lists its own open
+ * descriptors. A descriptor the parent left inheritable must not be there. */
+static void
+test_no_fd_leak(void)
+{
+	char f[512], reason[200], *text;
+	char *argv[] = { self_exe, "fdcheck", f, NULL };
+	struct hook_run run = { self_exe, argv, default_env, "x", 1, 5000, -1,
+	    NULL };
+	int leak = open("/dev/null", O_RDONLY);	/* deliberately no O_CLOEXEC */
+
+	path_in(f, sizeof(f), "fds");
+	CHECK(leak > 2);
+	CHECK_INT(hook_run(&run, reason, sizeof(reason)), HOOK_OK);
+	(void)close(leak);
+	text = read_file(f, NULL);
+	CHECK_STR(text, "0 1 2 ");
+	free(text);
+}
+
+/* A hook that never reads stdin, with more input than a pipe holds: no
+ * SIGPIPE (it would kill this test), no hang. */
+static void
+test_unread_stdin(void)
+{
+	char p[512], reason[200], *big;
+	size_t n = 4 << 20;
+	int64_t t0 = clock_mono_ms();
+
+	script(p, sizeof(p), "noread.sh", "#!/bin/sh\nexit 0\n");
+	big = malloc(n + 1);
+	if (!CHECK(big != NULL))
+		return;
+	memset(big, 'x', n);
+	big[n] = '\0';
+	CHECK_INT(run_simple(p, 5000, big, reason, sizeof(reason)), HOOK_OK);
+	CHECK(clock_mono_ms() - t0 < 4000);
+	free(big);
+}
+
+static void
+test_cancel(void)
+{
+	char p[512], reason[200];
+	char *argv[] = { p, NULL };
+	uint64_t one = 1;
+	int efd = eventfd(0, EFD_CLOEXEC);
+	struct hook_run run;
+	int64_t t0;
+
+	script(p, sizeof(p), "cancel.sh", "#!/bin/sh\nsleep 60\n");
+	run = (struct hook_run){ p, argv, default_env, NULL, 0, 60000, efd,
+	    NULL };
+	CHECK(write(efd, &one, sizeof(one)) == sizeof(one));
+	t0 = clock_mono_ms();
+	CHECK_INT(hook_run(&run, reason, sizeof(reason)), HOOK_CANCELLED);
+	CHECK_STR(reason, "interrupted by shutdown");
+	CHECK(clock_mono_ms() - t0 < HOOK_KILL_GRACE_MS + 1000);
+	(void)close(efd);
+}
+
+/* Every child was reaped by hook_run itself. */
+static void
+test_no_zombies(void)
+{
+	int status;
+
+	CHECK(waitpid(-1, &status, WNOHANG) == -1 && errno == ECHILD);
+}
+
+static int
+fdcheck(const char *out)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	FILE *fp;
+	char list[1024] = "";
+	size_t used = 0;
+
+	if (d == NULL)
+		return 1;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.' ||
+		    strtol(e->d_name, NULL, 10) == dirfd(d))
+			continue;	/* the listing's own descriptor */
+		used += (size_t)snprintf(list + used, sizeof(list) - used,
+		    "%s ", e->d_name);
+		if (used >= sizeof(list))
+			break;
+	}
+	(void)closedir(d);
+	fp = fopen(out, "we");
+	if (fp == NULL)
+		return 1;
+	(void)fputs(list, fp);
+	(void)fclose(fp);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	ssize_t n;
+	int rc;
+
+	if (argc == 3 && strcmp(argv[1], "fdcheck") == 0)
+		return fdcheck(argv[2]);
+	log_init(LOG_LVL_INFO);
+	n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
+	if (n <= 0 || mkdtemp(dir) == NULL) {
+		perror("setup");
+		return 1;
+	}
+	self_exe[n] = '\0';
+	RUN(test_exit_zero);
+	RUN(test_exit_three);
+	RUN(test_killed_by_signal);
+	RUN(test_spawn_failures);
+	RUN(test_timeout);
+	RUN(test_timeout_grandchild);
+	RUN(test_exit_leaves_grandchild);
+	RUN(test_huge_output_bounded);
+	RUN(test_argv_env_stdin_exact);
+	RUN(test_no_fd_leak);
+	RUN(test_unread_stdin);
+	RUN(test_cancel);
+	RUN(test_no_zombies);
+	rc = check_finish("test_hook");
+	cleanup();
+	return rc;
+}
