@@ -195,6 +195,9 @@ def test_signed_events_pass_unchanged():
             # health through nginx, for this host only
             st, _, body = ng.request("GET", "/cfhookd/healthz")
             assert st == 200 and json.loads(body)["status"] == "ok", (st, body)
+            st, h, body = ng.request("GET", "/cfhookd/metrics")
+            assert st == 200 and h.get("content-type", "").startswith("text/plain"), (st, h)
+            assert re.search(rb"^cfhookd_\w+", body, re.M), body[:300]
         d.stop()
 
 

@@ -1,0 +1,304 @@
+"""The scripts/ that ship with cfhookd, run for real: cfhook-send against the
+daemon, the example hook and the example consumer as forward targets, and
+audit.sql against a database the daemon filled."""
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+import time
+
+from harness import SLOW, TOP, Daemon, Skip, binary, load_vectors, payment_body
+
+SCRIPTS = os.path.join(TOP, "scripts")
+
+
+def nasty_order(tmp):
+    """Quotes, $(), backticks, a newline, a tab and a backslash; the $() would
+    create tmp/pwned if anything ever ran it through a shell."""
+    return "o'\"$(touch %s/pwned)`id`;\n\ttab\\x" % tmp
+
+
+def wait_until(pred, timeout=10, what="condition"):
+    deadline = time.monotonic() + timeout * SLOW
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.05)
+
+
+def need(*tools):
+    for t in tools:
+        if shutil.which(t) is None:
+            raise Skip("%s is not installed" % t)
+
+
+def send(d, payload, *opts, url=None):
+    """Runs scripts/cfhook-send on a payload (bytes, written to a file)."""
+    path = os.path.join(d.tmp, "payload-%d" % time.monotonic_ns())
+    with open(path, "wb") as f:
+        f.write(payload)
+    if url is None and d.port is not None:
+        url = "http://127.0.0.1:%d/webhooks/cashfree" % d.port
+    args = [os.path.join(SCRIPTS, "cfhook-send"), "-s", d.secret_path]
+    if url is not None:
+        args += ["-u", url]
+    p = subprocess.run(args + list(opts) + [path], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30 * SLOW)
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+def test_cfhook_send_json_signs_exact_bytes():
+    need("openssl", "curl")
+    with Daemon() as d:
+        # no final newline, then one with a trailing newline: both bytes exact
+        for pid, tail in (("9501", b""), ("9502", b"\n")):
+            body = payment_body(pid) + tail
+            rc, out, err = send(d, body)
+            assert rc == 0 and out.startswith("HTTP 200"), (out, err)
+            row = d.event("PAYMENT_SUCCESS_WEBHOOK:" + pid)
+            assert row is not None
+            stored = row["body"] if isinstance(row["body"], bytes) else row["body"].encode()
+            assert stored == body
+        # -H adds a header; the same payload again is a duplicate
+        rc, out, err = send(d, payment_body("9501"), "-H", "x-webhook-attempt: 2")
+        assert rc == 0 and '"duplicate"' in out, out
+        # a wrong secret is refused, and the script says so with exit 1
+        with open(d.secret_path, "w") as f:
+            f.write("# rotated\n\n  some-other-secret  \n")
+        rc, out, err = send(d, payment_body("9503"))
+        assert rc == 1 and out.startswith("HTTP 401"), (out, err)
+        assert "some-other-secret" not in out + err
+        assert d.event("PAYMENT_SUCCESS_WEBHOOK:9503") is None
+        # -t sends a given (here ancient) timestamp: fine, tolerance is off by default
+        d.write_secrets(d.secrets)
+        rc, out, err = send(d, payment_body("9504"), "-t", "1617695238078")
+        assert rc == 0, (out, err)
+
+
+def test_cfhook_send_over_unix_socket():
+    need("openssl", "curl")
+    with Daemon(listen="unix") as d:
+        rc, out, err = send(d, payment_body("9601"), "-U", d.unix_path)
+        assert rc == 0 and out.startswith("HTTP 200"), (out, err)
+        assert d.event("PAYMENT_SUCCESS_WEBHOOK:9601") is not None
+
+
+def test_cfhook_send_form():
+    need("curl", "python3")
+    case = [c for c in load_vectors() if c["name"] == "form_link_paid_sorted"][0]
+    pairs = [p for p in case["body"].split("&") if not p.startswith("signature=")]
+    with Daemon() as d:
+        rc, out, err = send(d, "&".join(pairs).encode(), "--form")
+        assert rc == 0 and out.startswith("HTTP 200"), (out, err)
+        rows = d.rows("SELECT type, content_type FROM events")
+        assert len(rows) == 1 and rows[0][0] == "PAYMENT_LINK_EVENT", [tuple(r) for r in rows]
+        # the signature it appended is the one the vector carries
+        body = d.rows("SELECT body FROM events")[0][0]
+        body = body if isinstance(body, str) else body.decode()
+        assert body.split("&signature=")[1] == case["body"].split("signature=")[1].split("&")[0]
+
+
+def hook_wrapper(d, state):
+    """The example hook gets no environment from cfhookd: a wrapper sets its
+    state directory, as an operator would."""
+    path = os.path.join(d.tmp, "fulfil-hook")
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\nCFHOOK_STATE_DIR='%s'\nexport CFHOOK_STATE_DIR\n"
+                "exec '%s' \"$@\"\n" % (state, os.path.join(SCRIPTS, "example-hook")))
+    os.chmod(path, stat.S_IRWXU)
+    return path
+
+
+def fulfilled(state):
+    try:
+        with open(os.path.join(state, "fulfilment.log"), encoding="utf-8") as f:
+            return f.read().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def ctl(d, *args):
+    p = subprocess.run([binary("cfhookctl"), "-c", d.conf_path] + list(args),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30 * SLOW)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+def test_example_hook_is_idempotent_by_event_key():
+    with Daemon(start=False) as d:
+        state = os.path.join(d.tmp, "hook-state")
+        d.config["forward"] = "hook:" + hook_wrapper(d, state)
+        d.write_config()
+        d.start()
+        nasty = nasty_order(d.tmp)
+        assert d.post_json(payment_body("9701", order_id=nasty, amount='"499.00"')).status \
+            == 200
+        assert d.post_json(payment_body("9702", order_id="o-failed", status="FAILED",
+                                        type_="PAYMENT_FAILED_WEBHOOK")).status == 200
+        wait_until(lambda: d.rows("SELECT count(*) FROM events WHERE forward_state = 'done'"
+                                  )[0][0] == 2, what="both delivered")
+        lines = fulfilled(state)
+        assert len(lines) == 1, lines              # only the success is fulfilled
+        f = lines[0].split("\t")
+        # the order id arrives byte for byte (tab and newline turned into blanks)
+        assert f[1] == nasty.replace("\n", " ").replace("\t", " ") and f[2] == "499.00"
+        assert f[4] == "PAYMENT_SUCCESS_WEBHOOK:9701"
+        assert not os.path.exists(os.path.join(d.tmp, "pwned"))
+        key_hash = hashlib.sha256(b"PAYMENT_SUCCESS_WEBHOOK:9701").hexdigest()
+        with open(os.path.join(state, "done", key_hash), encoding="utf-8") as m:
+            env = json.loads(m.read())        # the marker keeps the envelope
+        assert env["order_id"] == nasty
+
+        # delivered again (an operator's replay): the hook succeeds, fulfils nothing new
+        eid = d.rows("SELECT id FROM events WHERE event_key = 'PAYMENT_SUCCESS_WEBHOOK:9701'"
+                     )[0][0]
+        ctl(d, "replay", str(eid))
+        d.wait_log(r"already fulfilled")
+        wait_until(lambda: d.rows("SELECT forward_state FROM events WHERE id = ?", (eid,)
+                                  )[0][0] == "done", what="the replay delivered")
+        assert len(fulfilled(state)) == 1
+
+
+def test_example_hook_run_by_hand():
+    """The hook's own contract, without the daemon: twice the same key ->
+    fulfilled once; no key -> non-zero (cfhookd would retry)."""
+    tmp = os.path.join(os.environ.get("TMPDIR", "/tmp"), "cfhook-hook-%d" % os.getpid())
+    os.makedirs(tmp, exist_ok=True)
+    try:
+        env = {"PATH": "/usr/bin:/bin", "CFHOOK_STATE_DIR": tmp,
+               "CFHOOK_EVENT_ID": "7", "CFHOOK_EVENT_KEY": "PAYMENT_SUCCESS_WEBHOOK:1",
+               "CFHOOK_TYPE": "PAYMENT_SUCCESS_WEBHOOK", "CFHOOK_ORDER_ID": "o $x",
+               "CFHOOK_AMOUNT": "1.00", "CFHOOK_CURRENCY": "INR", "CFHOOK_ATTEMPT": "1"}
+        hook = os.path.join(SCRIPTS, "example-hook")
+        for attempt in ("1", "2"):
+            env["CFHOOK_ATTEMPT"] = attempt
+            p = subprocess.run([hook, "PAYMENT_SUCCESS_WEBHOOK", "1", "o $x"], env=env,
+                               input=b'{"id":7}\n', stdout=subprocess.PIPE, timeout=10)
+            assert p.returncode == 0
+        assert len(fulfilled(tmp)) == 1
+        assert fulfilled(tmp)[0].split("\t")[1] == "o $x"
+        del env["CFHOOK_EVENT_KEY"]
+        p = subprocess.run([hook], env=env, input=b"", stderr=subprocess.PIPE, timeout=10)
+        assert p.returncode != 0 and b"CFHOOK_EVENT_KEY" in p.stderr
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_example_consumer_receives_envelopes():
+    with Daemon(start=False) as d:
+        sock = os.path.join(d.tmp, "consumer.sock")
+        seen_db = os.path.join(d.tmp, "seen.db")
+        out_path = os.path.join(d.tmp, "consumer.out")
+        out = open(out_path, "wb")
+        consumer = subprocess.Popen(["python3", os.path.join(SCRIPTS, "example-consumer"), sock,
+                                     "--db", seen_db], stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: os.path.exists(sock), what="the consumer's socket")
+            d.config["forward"] = "unix:" + sock
+            d.write_config()
+            d.start()
+            for pid, order in (("9801", "ord-1"), ("9802", "ord-2"), ("9803", "ord-1")):
+                assert d.post_json(payment_body(pid, order_id=order)).status == 200
+            wait_until(lambda: d.rows("SELECT count(*) FROM events WHERE forward_state = 'done'"
+                                      )[0][0] == 3, what="three deliveries")
+            eid = d.rows("SELECT id FROM events WHERE event_key = ?",
+                         ("PAYMENT_SUCCESS_WEBHOOK:9801",))[0][0]
+            ctl(d, "replay", str(eid))
+            wait_until(lambda: b"already processed" in open(out_path, "rb").read(),
+                       what="the consumer to see the repeat")
+            text = open(out_path, "rb").read().decode()
+            assert text.count("fulfil: order 'ord-1'") == 2, text
+            assert text.count("fulfil: order 'ord-2'") == 1, text
+            con = sqlite3.connect(seen_db)
+            keys = sorted(r[0] for r in con.execute("SELECT event_key FROM seen"))
+            con.close()
+            assert keys == ["PAYMENT_SUCCESS_WEBHOOK:%s" % p for p in ("9801", "9802", "9803")]
+        finally:
+            consumer.terminate()
+            consumer.wait(10)
+            out.close()
+
+
+def audit_sections(text):
+    """'== title ==' -> the lines under it."""
+    sections, cur = {}, None
+    for line in text.splitlines():
+        if line.startswith("== ") and line.endswith(" =="):
+            cur = line[3:-3]
+            sections[cur] = []
+        elif cur is not None and line.strip():
+            sections[cur].append(line)
+    return sections
+
+
+def test_audit_sql_runs_clean_on_a_daemon_filled_database():
+    need("sqlite3")
+    with Daemon() as d:
+        for c in load_vectors():
+            if c["expect"] == "accept" and c["name"] in ("json_payment_link_event",
+                                                        "json_amount_170_00_raw_text",
+                                                        "json_refund_status_webhook"):
+                assert d.post_vector(c).status == 200, c["name"]
+        posts = [
+            payment_body("9901", order_id="twice", amount="2"),
+            payment_body("9902", order_id="twice", amount="2"),       # paid twice
+            payment_body("9903", order_id="short", amount="1.50"),    # order_amount is 2
+            payment_body("9904", order_id="fine", amount="2.00"),
+            payment_body("9905", order_id="x", type_="PAYMENT_FAILED_WEBHOOK", status="FAILED"),
+            b'{"type":"ODD","v":"\xff"}',                             # a BLOB body
+        ]
+        for b in posts:
+            assert d.post_json(b).status == 200
+        d.post_json(posts[0])                                          # a re-delivery
+        with open(os.path.join(SCRIPTS, "audit.sql"), "rb") as f:
+            sql = f.read()
+        p = subprocess.run(["sqlite3", "-bail", "-readonly", "-header", "-column", d.db_path],
+                           input=sql, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=30 * SLOW)
+        err = p.stderr.decode()
+        assert p.returncode == 0 and err == "", err
+        s = audit_sections(p.stdout.decode())
+        assert len(s) == 10, list(s)
+        paid_day = [ln for ln in s[[k for k in s if k.startswith("Paid orders")][0]]
+                    if "INR" in ln]
+        assert len(paid_day) == 1, paid_day
+        twice = s["Orders with two or more successful payments (refund or check)"]
+        assert any(ln.startswith("twice ") and " 2 " in ln for ln in twice), twice
+        assert not any(ln.startswith("fine ") for ln in twice)
+        mism = "\n".join(s["Amount mismatches: successful payment vs its order_amount"])
+        assert "short" in mism and "amount differs" in mism, mism
+        assert "fine" not in mism and "twice" not in mism, mism
+        redelivered = "\n".join(s["Delivered more than once by Cashfree (retries, dashboard "
+                                  "resends)"])
+        assert "PAYMENT_SUCCESS_WEBHOOK:9901" in redelivered
+        link = "\n".join(s["Payment Link events: paid vs link and order"])
+        assert "payment_ps11" in link and "PARTIALLY_PAID" in link, link
+        assert "no payment event" in link, link
+        today = "\n".join(s["Payments received today (UTC)"])
+        assert "9904" in today and "9905" not in today
+        assert s["Stuck: pending delivery for more than 15 minutes"] == []
+        # and every statement also runs on its own (copied into sqlite3)
+        stmts = [x for x in split_statements(sql.decode()) if x.strip()]
+        assert len(stmts) == 10, len(stmts)
+        for st in stmts:
+            p = subprocess.run(["sqlite3", "-bail", "-readonly", d.db_path, st],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30 * SLOW)
+            assert p.returncode == 0 and p.stderr == b"", (st, p.stderr)
+
+
+def split_statements(sql):
+    """The SQL statements of audit.sql: comments and dot-commands dropped,
+    split at ';' ending a line."""
+    out, cur = [], []
+    for line in sql.splitlines():
+        if line.startswith(".") or line.lstrip().startswith("--"):
+            continue
+        cur.append(line)
+        if line.rstrip().endswith(";"):
+            out.append("\n".join(cur))
+            cur = []
+    return out
