@@ -98,23 +98,23 @@ run: deps all
 	@scripts/dev-run $(BUILD)
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/cfhookd
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/cfhookd \
+	  $(DESTDIR)$(SYSCONFDIR)/cfhookd $(DESTDIR)$(UNITDIR)
 	install -m 0755 $(BUILD)/cfhookd $(BUILD)/cfhookctl scripts/cfhook-send \
 	  $(DESTDIR)$(PREFIX)/bin/
-	install -d $(DESTDIR)$(SYSCONFDIR)/cfhookd
 	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/cfhookd/cfhookd.conf ]; then \
 	  install -m 0644 conf/cfhookd.conf $(DESTDIR)$(SYSCONFDIR)/cfhookd/; \
 	else echo "keeping existing $(SYSCONFDIR)/cfhookd/cfhookd.conf"; fi
 	install -m 0644 conf/cfhookd.conf \
 	  $(DESTDIR)$(PREFIX)/share/cfhookd/cfhookd.conf.example
-	@if [ -d systemd ] && ls systemd/*.service >/dev/null 2>&1; then \
-	  install -d $(DESTDIR)$(UNITDIR); \
-	  install -m 0644 systemd/cfhookd.service systemd/cfhookd.socket \
-	    $(DESTDIR)$(UNITDIR)/; fi
-	@for f in scripts/example-hook scripts/example-consumer scripts/audit.sql \
-	  conf/nginx-cfhookd.conf conf/nginx-cashfree-allow.conf; do \
-	  [ -e $$f ] && install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/cfhookd/; \
-	done; true
+	install -m 0755 scripts/example-hook scripts/example-consumer \
+	  $(DESTDIR)$(PREFIX)/share/cfhookd/
+	install -m 0644 scripts/audit.sql conf/nginx-cfhookd.conf \
+	  conf/nginx-cashfree-allow.conf README.md $(DESTDIR)$(PREFIX)/share/cfhookd/
+	for u in cfhookd.service cfhookd.socket; do \
+	  sed -e 's#/usr/local#$(PREFIX)#g' -e 's#/etc/cfhookd#$(SYSCONFDIR)/cfhookd#g' \
+	    systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; \
+	done
 
 clean:
 	rm -rf build

@@ -1,5 +1,6 @@
 /* store_admin.h - the queries and the two writes of `cfhookctl` (status,
- * list, show, replay, prune; DESIGN "Binaries and commands").
+ * list, show, replay, prune; DESIGN "Binaries and commands"). The reads are
+ * in store_admin.c, replay and prune in store_admin_write.c.
  *
  * Runs on its own struct store (store_open(path, STORE_READ, ...)) while the
  * daemon works on the same file: every call is one short transaction (reads
@@ -64,11 +65,11 @@ struct store_admin_attempt {
 struct store_admin_status {
 	int64_t	 total;
 	int64_t	 pending;
-	int64_t	 pending_due;		/* pending with next_attempt_at <= now */
+	int64_t	 pending_due;		/* pending, next_attempt_at <= now */
 	int64_t	 done;
 	int64_t	 dead;
-	int64_t	 received_today;	/* received_at in [day_start, now] */
-	int64_t	 day_start;		/* the caller's "today" (UTC midnight) */
+	int64_t	 received_today;	/* received_at >= day_start */
+	int64_t	 day_start;		/* start of "today" (UTC midnight) */
 	int64_t	 tombstones;		/* rows in pruned_keys */
 	int	 has_oldest_pending;
 	struct store_admin_event oldest_pending;	/* no body */

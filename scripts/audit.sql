@@ -137,12 +137,15 @@ SELECT id, order_id, cf_payment_id,
 
 .print ''
 .print '== Payment Link events: paid vs link and order =='
--- PAID and PARTIALLY_PAID link events (JSON bodies). check:
+-- PAID and PARTIALLY_PAID link events. check:
 --   'ok'                   link_amount_paid equals link_amount (PAID) and a
 --                          PAYMENT_SUCCESS_WEBHOOK exists for the order
 --   'paid differs'         PAID, but link_amount_paid <> link_amount
 --   'no payment event'     no PAYMENT_SUCCESS_WEBHOOK for the link's order
 --                          (yet): compare with the Cashfree dashboard
+-- JSON bodies give every column. For a form-encoded link event the link id
+-- and status come from its event_key (PAYMENT_LINK_EVENT:link:status:txn;
+-- this assumes a link id without ':') and the link amounts stay empty.
 SELECT id,
        link_id, link_status, order_id,
        cf_payment_id AS transaction_id,
@@ -161,20 +164,32 @@ SELECT id,
        END AS "check",
        strftime('%Y-%m-%dT%H:%M:%SZ', received_at / 1000, 'unixepoch')
            AS received_utc
-  FROM (SELECT e.*,
-               CASE WHEN typeof(body) = 'text' AND json_valid(body)
-                    THEN json_extract(body, '$.data.link_id') END AS link_id,
-               CASE WHEN typeof(body) = 'text' AND json_valid(body)
-                    THEN json_extract(body, '$.data.link_status')
-               END AS link_status,
-               CASE WHEN typeof(body) = 'text' AND json_valid(body)
-                    THEN json_extract(body, '$.data.link_amount')
-               END AS link_amount,
-               CASE WHEN typeof(body) = 'text' AND json_valid(body)
-                    THEN json_extract(body, '$.data.link_amount_paid')
-               END AS link_amount_paid
-          FROM events AS e
-         WHERE type = 'PAYMENT_LINK_EVENT') AS l
+  FROM (SELECT j.*,
+               coalesce(json_link_id,
+                        substr(event_key, 20,
+                               instr(substr(event_key, 20), ':') - 1))
+                   AS link_id,
+               coalesce(json_link_status,
+                        CASE WHEN event_key LIKE
+                                  'PAYMENT_LINK_EVENT:%:PARTIALLY_PAID:%'
+                             THEN 'PARTIALLY_PAID'
+                             WHEN event_key LIKE 'PAYMENT_LINK_EVENT:%:PAID:%'
+                             THEN 'PAID' END) AS link_status
+          FROM (SELECT e.*,
+                       CASE WHEN typeof(body) = 'text' AND json_valid(body)
+                            THEN json_extract(body, '$.data.link_id')
+                       END AS json_link_id,
+                       CASE WHEN typeof(body) = 'text' AND json_valid(body)
+                            THEN json_extract(body, '$.data.link_status')
+                       END AS json_link_status,
+                       CASE WHEN typeof(body) = 'text' AND json_valid(body)
+                            THEN json_extract(body, '$.data.link_amount')
+                       END AS link_amount,
+                       CASE WHEN typeof(body) = 'text' AND json_valid(body)
+                            THEN json_extract(body, '$.data.link_amount_paid')
+                       END AS link_amount_paid
+                  FROM events AS e
+                 WHERE type = 'PAYMENT_LINK_EVENT') AS j) AS l
  WHERE link_status IN ('PAID', 'PARTIALLY_PAID')
  ORDER BY id;
 

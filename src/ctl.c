@@ -93,8 +93,8 @@ usage(FILE *fp)
 	    "  status                 counts per forward_state, oldest pending,"
 	    " dead,\n"
 	    "                         received today (UTC day), last received\n"
-	    "  list [--state pending|done|dead] [--type TYPE] [--order ORDER_ID]"
-	    "\n"
+	    "  list [--state pending|done|dead] [--type TYPE] "
+	    "[--order ORDER_ID]\n"
 	    "       [--since DATE] [--limit N]\n"
 	    "                         events, newest first (default limit %d)\n"
 	    "  show ID|KEY [--body]   one event: every column, delivery "
@@ -327,7 +327,8 @@ plan_replay(const struct args *a, struct plan *p)
 		return -1;
 	}
 	for (i = 0; i < a->npos; i++) {
-		if (parse_target(a->pos[i], &p->req[i].id, &p->req[i].key) == -1)
+		if (parse_target(a->pos[i], &p->req[i].id,
+		    &p->req[i].key) == -1)
 			return -1;
 	}
 	return 0;
@@ -373,7 +374,9 @@ open_store(const struct args *a, struct config **cfg, const char **path,
 		if (conf == NULL && access(DEFAULT_CONFIG, F_OK) != 0)
 			return usage_error("no database: give -c FILE or -d "
 			    "DBFILE (" DEFAULT_CONFIG " does not exist)", NULL);
-		if (config_load(conf != NULL ? conf : DEFAULT_CONFIG, cfg) == -1) {
+		if (conf == NULL)
+			conf = DEFAULT_CONFIG;
+		if (config_load(conf, cfg) == -1) {
 			fprintf(stderr, "cfhookctl: cannot use the "
 			    "configuration (see above)\n");
 			return CTL_FAIL;

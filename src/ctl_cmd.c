@@ -227,7 +227,8 @@ list_text(const struct ctl *c, const struct store_admin_event *rows,
 		return fail_nomem();
 	for (i = 0; i < n; i++) {
 		(void)snprintf(id, sizeof(id), "%" PRId64, rows[i].id);
-		if (ctl_time_format(rows[i].received_at, 0, at, sizeof(at)) == -1)
+		if (ctl_time_format(rows[i].received_at, 0, at,
+		    sizeof(at)) == -1)
 			(void)snprintf(at, sizeof(at), "-");
 		(void)snprintf(tries, sizeof(tries), "%" PRId64,
 		    rows[i].forward_attempts);
@@ -340,11 +341,14 @@ show_fields(const struct ctl *c, const struct store_admin_event *e)
 	ctl_out_int_field(c->out, "forward_attempts", e->forward_attempts);
 	ctl_out_field(c->out, "last_error", e->last_error);
 	ctl_out_time_field(c->out, "forwarded_at", e->forwarded_at, c->now);
-	if (e->forward_state != NULL &&
-	    strcmp(e->forward_state, "pending") == 0)
+	if (e->forward_state == NULL ||
+	    strcmp(e->forward_state, "pending") != 0)
+		return;
+	if (e->next_attempt_at > c->now)
 		ctl_out_time_field(c->out, "next_attempt_at",
-		    e->next_attempt_at > c->now ? e->next_attempt_at : c->now,
-		    c->now);
+		    e->next_attempt_at, c->now);
+	else
+		ctl_out_field(c->out, "next_attempt_at", "due now");
 }
 
 static const char *const hist_headers[] = { "ATTEMPT", "STARTED_AT",
@@ -496,7 +500,8 @@ not_found(const struct ctl *c, int64_t id, const char *key)
 	char *k, when[CTL_TIME_MAX];
 
 	if (key == NULL) {
-		fprintf(stderr, "cfhookctl: no event with id %" PRId64 "\n", id);
+		fprintf(stderr, "cfhookctl: no event with id %" PRId64 "\n",
+		    id);
 		return;
 	}
 	k = ctl_out_escape(key);
@@ -677,7 +682,8 @@ ctl_cmd_replay_dead(const struct ctl *c)
 	} else if (n == 0) {
 		fprintf(c->out, "no dead events\n");
 	} else {
-		fprintf(c->out, "queued %zu dead event%s:", n, n == 1 ? "" : "s");
+		fprintf(c->out, "queued %zu dead event%s:", n,
+		    n == 1 ? "" : "s");
 		for (i = 0; i < n; i++)
 			fprintf(c->out, " %" PRId64, ids[i]);
 		fputc('\n', c->out);

@@ -245,7 +245,8 @@ ctl_out_time_field(FILE *fp, const char *label, int64_t ms, int64_t now)
 	if (ctl_time_age(now - ms, age, sizeof(age)) == -1)
 		age[0] = '\0';
 	if (now >= ms)
-		fprintf(fp, "  %-*s %s (%s ago)\n", LABEL_WIDTH, label, when, age);
+		fprintf(fp, "  %-*s %s (%s ago)\n", LABEL_WIDTH, label, when,
+		    age);
 	else
 		fprintf(fp, "  %-*s %s (in %s)\n", LABEL_WIDTH, label, when,
 		    ctl_time_age(ms - now, age, sizeof(age)) == 0 ? age : "?");

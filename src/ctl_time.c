@@ -135,12 +135,13 @@ ctl_time_format(int64_t ms, int with_ms, char *out, size_t n)
 	rem = ms % MS_PER_DAY;
 	civil_from_days(days, &y, &mo, &d);
 	if (with_ms)
-		w = snprintf(out, n, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld."
-		    "%03lldZ", (long long)y, (long long)mo, (long long)d,
+		w = snprintf(out, n, "%04lld-%02lld-%02lldT%02lld:%02lld:"
+		    "%02lld.%03lldZ", (long long)y, (long long)mo, (long long)d,
 		    (long long)(rem / 3600000), (long long)(rem / 60000 % 60),
 		    (long long)(rem / 1000 % 60), (long long)(rem % 1000));
 	else
-		w = snprintf(out, n, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lldZ",
+		w = snprintf(out, n, "%04lld-%02lld-%02lldT%02lld:%02lld:"
+		    "%02lldZ",
 		    (long long)y, (long long)mo, (long long)d,
 		    (long long)(rem / 3600000), (long long)(rem / 60000 % 60),
 		    (long long)(rem / 1000 % 60));

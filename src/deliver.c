@@ -140,8 +140,13 @@ deliver_attempt(const struct deliver_target *t, const struct outbox_row *r,
 		(void)snprintf(reason, reason_len, "out of memory");
 		return OUTBOX_FAILED;
 	}
-	if (t->kind == FORWARD_HOOK)
-		res = to_hook(t, r, env, len, reason, reason_len);
+	if (t->kind == FORWARD_HOOK) {
+		/* The NUL after the envelope becomes a newline (from here on it
+		 * is bytes, not a C string): stdin is one whole line, so
+		 * `read -r line` in a shell hook succeeds. */
+		env[len] = '\n';
+		res = to_hook(t, r, env, len + 1, reason, reason_len);
+	}
 	else if (t->kind == FORWARD_UNIX && t->us != NULL)
 		res = to_socket(t, env, len, reason, reason_len);
 	else

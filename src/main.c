@@ -31,11 +31,10 @@
 #define DRAIN_HTTP_MS		5000	/* in-flight requests at SIGTERM */
 #define DRAIN_FORWARD_MS	3000	/* deliveries under way at SIGTERM */
 #define HEARTBEAT_SLACK_MS	2000	/* threads tick at least every 1 s */
-#define MAX_CONFIGS		64	/* reloads kept alive (borrowed by modules) */
 
 struct daemon {
-	struct config *configs[MAX_CONFIGS];	/* [0] boot, last = current */
-	size_t	 nconfigs;
+	struct config *boot;		/* http borrows it (listener) until exit */
+	struct config *cur;		/* the latest reload, or NULL */
 	struct secrets *secrets;
 	struct writer *writer;
 	struct http *http;
@@ -48,7 +47,7 @@ struct daemon {
 static struct config *
 current(struct daemon *d)
 {
-	return d->configs[d->nconfigs - 1];
+	return d->cur != NULL ? d->cur : d->boot;
 }
 
 static void
@@ -178,10 +177,9 @@ start(struct daemon *d, const char *path)
 	struct config *cfg;
 	int fd;
 
-	if (config_load(path, &d->configs[0]) == -1)
+	if (config_load(path, &d->boot) == -1)
 		return -1;
-	d->nconfigs = 1;
-	cfg = current(d);
+	cfg = d->boot;
 	log_set_level(cfg->log_level);
 	if (secrets_load(cfg->secret_file, &d->secrets) == -1)
 		return -1;
@@ -225,10 +223,6 @@ reload(struct daemon *d)
 
 	notify_reloading();
 	log_info("reload: re-reading '%s'", current(d)->path);
-	if (d->nconfigs == MAX_CONFIGS) {
-		log_error("reload: too many reloads in one run; restart cfhookd");
-		goto out;
-	}
 	if (config_load(current(d)->path, &cfg) == -1 ||
 	    secrets_load(cfg->secret_file, &s) == -1) {
 		log_error("reload: keeping the running configuration");
@@ -242,7 +236,10 @@ reload(struct daemon *d)
 	writer_set_forward_pending(d->writer, cfg->forward_kind != FORWARD_NONE);
 	if (forward_reload(d->forward, cfg) == -1)
 		log_error("reload: forwarding settings not applied");
-	d->configs[d->nconfigs++] = cfg;
+	/* The forwarder and the writer copied what they need; only the boot
+	 * configuration stays borrowed (by the listener). */
+	config_free(d->cur);
+	d->cur = cfg;
 	cfg = NULL;
 	log_info("reload: done, %zu secret%s", secrets_count(d->secrets),
 	    secrets_count(d->secrets) == 1 ? "" : "s");
@@ -336,8 +333,9 @@ stop(struct daemon *d)
 	d->stats = NULL;
 	pthread_mutex_unlock(&d->stats_mu);
 	secrets_free(d->secrets);
-	while (d->nconfigs > 0)
-		config_free(d->configs[--d->nconfigs]);
+	config_free(d->cur);
+	config_free(d->boot);
+	d->cur = d->boot = NULL;
 	log_info("stopped");
 }
 

@@ -272,8 +272,8 @@ store_admin_status(struct store *store, int64_t now, int64_t day_start,
 	if (store_admin_exec(db, "BEGIN") == -1)
 		return -1;
 	if (count_states(db, now, &st) == -1 ||
-	    store_admin_count(db, "SELECT count(*) FROM events WHERE received_at >= ?1",
-	    day_start, &st.received_today) == -1 ||
+	    store_admin_count(db, "SELECT count(*) FROM events"
+	    " WHERE received_at >= ?1", day_start, &st.received_today) == -1 ||
 	    store_admin_count(db, "SELECT count(*) FROM pruned_keys", 0,
 	    &st.tombstones) == -1)
 		goto out;
@@ -483,8 +483,9 @@ read_history(sqlite3 *db, int64_t event_id, struct store_admin_attempt **ret,
 	size_t n = 0, cap = 0;
 	int rc = -1, r;
 
-	if (store_admin_prep(db, "SELECT id, attempt, started_at, finished_at, ok, error"
-	    " FROM forward_log WHERE event_id = ?1 ORDER BY id", &s) == -1 ||
+	if (store_admin_prep(db, "SELECT id, attempt, started_at, finished_at,"
+	    " ok, error FROM forward_log WHERE event_id = ?1 ORDER BY id",
+	    &s) == -1 ||
 	    sqlite3_bind_int64(s, 1, event_id) != SQLITE_OK)
 		goto out;
 	while ((r = sqlite3_step(s)) == SQLITE_ROW) {

@@ -86,12 +86,13 @@ store_admin_replay(struct store *store, struct store_admin_replay *req,
 
 	if (store_admin_exec(db, "BEGIN IMMEDIATE") == -1)
 		return -1;
-	if (store_admin_prep(db, "SELECT id, forward_state FROM events WHERE id = ?1",
-	    &by_id) == -1 ||
+	if (store_admin_prep(db, "SELECT id, forward_state FROM events"
+	    " WHERE id = ?1", &by_id) == -1 ||
 	    store_admin_prep(db, "SELECT id, forward_state FROM events"
 	    " WHERE event_key = ?1", &by_key) == -1 ||
-	    store_admin_prep(db, "UPDATE events SET " REPLAY_SET " WHERE id = ?1"
-	    " AND forward_state IN ('done', 'dead')", &upd) == -1)
+	    store_admin_prep(db, "UPDATE events SET " REPLAY_SET
+	    " WHERE id = ?1 AND forward_state IN ('done', 'dead')",
+	    &upd) == -1)
 		goto out;
 	for (i = 0; i < n; i++) {
 		if (replay_one(db, req[i].key != NULL ? by_key : by_id, upd,
@@ -166,8 +167,9 @@ prune_count(sqlite3 *db, int64_t before, struct store_admin_prune *p)
 
 	if (store_admin_exec(db, "BEGIN") == -1)
 		return -1;
-	if (store_admin_prep(db, "SELECT count(*), (SELECT count(*) FROM forward_log"
-	    " WHERE event_id IN (" PRUNABLE ")) FROM (" PRUNABLE ")", &s) == -1 ||
+	if (store_admin_prep(db, "SELECT count(*), (SELECT count(*)"
+	    " FROM forward_log WHERE event_id IN (" PRUNABLE "))"
+	    " FROM (" PRUNABLE ")", &s) == -1 ||
 	    sqlite3_bind_int64(s, 1, before) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 2, -1) != SQLITE_OK)	/* no limit */
 		goto out;
@@ -190,7 +192,8 @@ out:
  * through cfhookd, but cheap to be right about) adds up its deliveries. */
 static const char *const prune_sql[3] = {
 	"INSERT INTO pruned_keys (event_key, pruned_at, deliveries)"
-	" SELECT event_key, ?3, deliveries FROM events WHERE id IN (" PRUNABLE ")"
+	" SELECT event_key, ?3, deliveries FROM events"
+	" WHERE id IN (" PRUNABLE ")"
 	" ON CONFLICT (event_key) DO UPDATE"
 	" SET deliveries = pruned_keys.deliveries + excluded.deliveries",
 	"DELETE FROM forward_log WHERE event_id IN (" PRUNABLE ")",

@@ -240,6 +240,7 @@ def test_audit_sql_runs_clean_on_a_daemon_filled_database():
     with Daemon() as d:
         for c in load_vectors():
             if c["expect"] == "accept" and c["name"] in ("json_payment_link_event",
+                                                        "form_link_paid_sorted",
                                                         "json_amount_170_00_raw_text",
                                                         "json_refund_status_webhook"):
                 assert d.post_vector(c).status == 200, c["name"]
@@ -278,6 +279,9 @@ def test_audit_sql_runs_clean_on_a_daemon_filled_database():
         link = "\n".join(s["Payment Link events: paid vs link and order"])
         assert "payment_ps11" in link and "PARTIALLY_PAID" in link, link
         assert "no payment event" in link, link
+        form_link = [ln for ln in s["Payment Link events: paid vs link and order"]
+                     if "cfhook_link_paid_01" in ln]
+        assert len(form_link) == 1 and " PAID " in form_link[0], link
         today = "\n".join(s["Payments received today (UTC)"])
         assert "9904" in today and "9905" not in today
         assert s["Stuck: pending delivery for more than 15 minutes"] == []

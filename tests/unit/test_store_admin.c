@@ -125,7 +125,8 @@ num(struct db *d, const char *q)
 static void
 fill(struct db *d)
 {
-	add(d, "PAYMENT_SUCCESS_WEBHOOK:1", "PAYMENT_SUCCESS_WEBHOOK", "o1", T0);
+	add(d, "PAYMENT_SUCCESS_WEBHOOK:1", "PAYMENT_SUCCESS_WEBHOOK", "o1",
+	    T0);
 	add(d, "PAYMENT_FAILED_WEBHOOK:2", "PAYMENT_FAILED_WEBHOOK", "o2",
 	    T0 + MIN);
 	add(d, "PAYMENT_SUCCESS_WEBHOOK:3", "PAYMENT_SUCCESS_WEBHOOK", "o2",
@@ -138,8 +139,9 @@ fill(struct db *d)
 	    T0 + 5 * MIN);
 	sql(d, "UPDATE events SET forward_state = 'done', forwarded_at = "
 	    "received_at + 500, forward_attempts = 1 WHERE id IN (1, 2, 3)");
-	sql(d, "UPDATE events SET forward_state = 'dead', forward_attempts = 12,"
-	    " last_error = 'hook exited 1' WHERE id = 4");
+	sql(d, "UPDATE events SET forward_state = 'dead',"
+	    " forward_attempts = 12, last_error = 'hook exited 1'"
+	    " WHERE id = 4");
 	sql(d, "UPDATE events SET forward_attempts = 2, next_attempt_at = "
 	    "9999999999999 WHERE id = 5");
 	sql(d, "INSERT INTO forward_log (event_id, attempt, started_at,"

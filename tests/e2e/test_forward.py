@@ -1,0 +1,498 @@
+"""Forwarding (DESIGN "Forwarding"): real hooks and a real unix-socket consumer
+fed by the real daemon. argv/environment/stdin, no duplicate forwards, retries
+with backoff, timeouts that kill the hook's whole process group, dead events
+and cfhookctl replay, a consumer that comes up late, redelivery after SIGKILL,
+shell metacharacters, the concurrency limit and per-order ordering."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+from harness import Daemon, SLOW, binary, payment_body
+
+RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+HOOK_ENV_KEYS = {"PATH", "CFHOOK_EVENT_ID", "CFHOOK_EVENT_KEY", "CFHOOK_TYPE",
+                 "CFHOOK_CF_PAYMENT_ID", "CFHOOK_ORDER_ID", "CFHOOK_PAYMENT_STATUS",
+                 "CFHOOK_AMOUNT", "CFHOOK_CURRENCY", "CFHOOK_ATTEMPT"}
+
+
+def wait_until(pred, timeout=10, what="condition"):
+    deadline = time.monotonic() + timeout * SLOW
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.05)
+
+
+def write_hook(tmp, name, body):
+    """An executable /bin/sh script in tmp; returns its path."""
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n" + body)
+    os.chmod(path, 0o755)
+    return path
+
+
+def recorder_hook(tmp, extra=""):
+    """Records each run in out/RUN/{argv,env,stdin} (RUN = event id and
+    attempt), and one line "key attempt" in calls; then runs `extra`."""
+    out = os.path.join(tmp, "out")
+    os.makedirs(out, exist_ok=True)
+    return write_hook(tmp, "hook.sh", r"""
+r=%(out)s/$CFHOOK_EVENT_ID.$CFHOOK_ATTEMPT
+mkdir -p "$r"
+printf '%%s\0' "$0" "$@" > "$r/argv"
+cat /proc/$$/environ > "$r/env"
+cat > "$r/stdin"
+echo "$CFHOOK_EVENT_KEY $CFHOOK_ATTEMPT" >> %(out)s/calls
+echo "hook saw $CFHOOK_EVENT_KEY"
+%(extra)s
+""" % {"out": out, "extra": extra})
+
+
+def run_dir(tmp, event_id, attempt):
+    return os.path.join(tmp, "out", "%d.%d" % (event_id, attempt))
+
+
+def read_run(tmp, event_id, attempt):
+    d = run_dir(tmp, event_id, attempt)
+    with open(os.path.join(d, "argv"), "rb") as f:
+        argv = f.read().split(b"\0")[:-1]
+    with open(os.path.join(d, "env"), "rb") as f:
+        env = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0")[:-1])
+    with open(os.path.join(d, "stdin"), "rb") as f:
+        stdin = f.read()
+    return argv, env, stdin
+
+
+def calls(tmp):
+    try:
+        with open(os.path.join(tmp, "out", "calls")) as f:
+            return [line.split() for line in f.read().splitlines()]
+    except FileNotFoundError:
+        return []
+
+
+def state(d, event_id):
+    r = d.rows("SELECT forward_state FROM events WHERE id = ?", (event_id,))
+    return r[0][0] if r else None
+
+
+def wait_state(d, event_id, want, timeout=10):
+    wait_until(lambda: state(d, event_id) == want, timeout,
+               "event %d to be %s (is %s)" % (event_id, want, state(d, event_id)))
+
+
+def start_forwarding(d, target):
+    """Points the (not yet started) daemon at `target` and starts it."""
+    d.config["forward"] = target
+    d.write_config()
+    d.start()
+
+
+def post_ok(d, body):
+    r = d.post_json(body)
+    assert r.status == 200, r
+    return r
+
+
+def test_hook_gets_argv_env_and_envelope():
+    with Daemon(start=False) as d:
+        hook = recorder_hook(d.tmp)
+        start_forwarding(d, "hook:" + hook)
+        body = payment_body("1453002795", order_id="order_1", amount="170.00")
+        post_ok(d, body)
+        wait_state(d, 1, "done")
+        argv, env, stdin = read_run(d.tmp, 1, 1)
+        assert argv == [hook.encode(), b"PAYMENT_SUCCESS_WEBHOOK", b"1453002795", b"order_1"]
+        assert set(k.decode() for k in env) == HOOK_ENV_KEYS, env
+        assert env[b"PATH"] == b"/usr/local/bin:/usr/bin:/bin"
+        assert env[b"CFHOOK_EVENT_ID"] == b"1"
+        assert env[b"CFHOOK_EVENT_KEY"] == b"PAYMENT_SUCCESS_WEBHOOK:1453002795"
+        assert env[b"CFHOOK_TYPE"] == b"PAYMENT_SUCCESS_WEBHOOK"
+        assert env[b"CFHOOK_CF_PAYMENT_ID"] == b"1453002795"
+        assert env[b"CFHOOK_ORDER_ID"] == b"order_1"
+        assert env[b"CFHOOK_PAYMENT_STATUS"] == b"SUCCESS"
+        assert env[b"CFHOOK_AMOUNT"] == b"170"
+        assert env[b"CFHOOK_CURRENCY"] == b"INR"
+        assert env[b"CFHOOK_ATTEMPT"] == b"1"
+        # stdin: exactly one line of JSON
+        assert stdin.endswith(b"\n") and stdin.count(b"\n") == 1
+        e = json.loads(stdin)
+        assert list(e) == ["id", "event_key", "type", "cf_payment_id", "order_id",
+                           "payment_status", "amount", "currency", "received_at",
+                           "attempt", "format", "payload"]
+        assert e["id"] == 1 and e["attempt"] == 1 and e["format"] == "json"
+        assert e["event_key"] == "PAYMENT_SUCCESS_WEBHOOK:1453002795"
+        assert e["order_id"] == "order_1" and e["amount"] == "170"
+        assert RFC3339_MS.match(e["received_at"]), e["received_at"]
+        assert e["payload"] == json.loads(body)
+        # the payload keeps the number text Cashfree sent
+        assert b'"payment_amount":170.00' in stdin
+        row = d.event("PAYMENT_SUCCESS_WEBHOOK:1453002795")
+        assert row["forward_attempts"] == 1 and row["forwarded_at"] is not None
+        assert row["last_error"] is None
+        log = d.rows("SELECT attempt, ok, error, finished_at FROM forward_log")
+        assert [tuple(r)[:3] for r in log] == [(1, 1, None)] and log[0][3] is not None
+        d.wait_log(r"hook\[\d+\]: hook saw PAYMENT_SUCCESS_WEBHOOK:1453002795")
+        d.wait_log(r"forward: delivered PAYMENT_SUCCESS_WEBHOOK:1453002795 attempt 1")
+
+
+def test_form_event_reaches_hook_as_form_payload():
+    with Daemon(start=False) as d:
+        hook = recorder_hook(d.tmp)
+        start_forwarding(d, "hook:" + hook)
+        pairs = [("type", "PAYMENT_LINK_EVENT"), ("link_id", "link_1"),
+                 ("link_status", "PAID"), ("order_id", "ord & co"),
+                 ("transaction_id", "1021301"), ("transaction_status", "SUCCESS"),
+                 ("order_amount", "200.00"), ("link_currency", "INR")]
+        assert d.post_form(pairs).status == 200
+        wait_state(d, 1, "done")
+        argv, env, stdin = read_run(d.tmp, 1, 1)
+        assert argv[1:] == [b"PAYMENT_LINK_EVENT", b"1021301", b"ord & co"]
+        e = json.loads(stdin)
+        assert e["format"] == "form"
+        assert e["payload"] == dict(pairs)          # no signature field
+        assert e["amount"] == "200.00" and e["currency"] == "INR"
+
+
+def test_duplicate_never_forwarded_twice():
+    with Daemon(start=False) as d:
+        hook = recorder_hook(d.tmp)
+        start_forwarding(d, "hook:" + hook)
+        body = payment_body("5001", order_id="dup")
+        for _ in range(3):
+            post_ok(d, body)
+        wait_state(d, 1, "done")
+        post_ok(d, body)                  # again after it was delivered
+        post_ok(d, payment_body("5002", order_id="dup"))
+        wait_state(d, 2, "done")
+        time.sleep(1.2)                   # the dispatcher's idle round passed
+        assert calls(d.tmp) == [["PAYMENT_SUCCESS_WEBHOOK:5001", "1"],
+                                ["PAYMENT_SUCCESS_WEBHOOK:5002", "1"]]
+        assert d.event("PAYMENT_SUCCESS_WEBHOOK:5001")["deliveries"] == 4
+
+
+def test_failing_hook_retried_with_backoff_until_it_succeeds():
+    with Daemon(config={"forward_backoff": 1}, start=False) as d:
+        hook = recorder_hook(d.tmp, """
+echo "$CFHOOK_ATTEMPT $(date +%s.%N)" >> {tmp}/times
+[ "$CFHOOK_ATTEMPT" -ge 3 ] || {{ echo "not yet" >&2; exit 3; }}
+""".format(tmp=d.tmp))
+        start_forwarding(d, "hook:" + hook)
+        post_ok(d, payment_body("6001", order_id="retry"))
+        wait_until(lambda: d.event("PAYMENT_SUCCESS_WEBHOOK:6001")["last_error"] == "exit status 3",
+                   5, "the first failure")
+        wait_state(d, 1, "done", timeout=15)
+        with open(os.path.join(d.tmp, "times")) as f:
+            times = [line.split() for line in f.read().splitlines()]
+        assert [t[0] for t in times] == ["1", "2", "3"]
+        t = [float(x[1]) for x in times]
+        assert t[1] - t[0] >= 0.9, t          # backoff 1 s
+        assert t[2] - t[1] >= 1.9, t          # then 2 s
+        row = d.event("PAYMENT_SUCCESS_WEBHOOK:6001")
+        assert row["forward_attempts"] == 3 and row["last_error"] is None
+        log = [tuple(r) for r in d.rows("SELECT attempt, ok, error FROM forward_log ORDER BY id")]
+        assert log == [(1, 0, "exit status 3"), (2, 0, "exit status 3"), (3, 1, None)]
+        d.wait_log(r"attempt 1 failed: exit status 3; will retry in 1 s")
+        d.wait_log(r"hook\[\d+\]: not yet")
+
+
+def pid_gone(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            st = f.read().rsplit(")", 1)[1].split()[0]
+        return st in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def test_hanging_hook_and_grandchild_killed_then_retried():
+    with Daemon(config={"forward_backoff": 1, "forward_timeout": 1}, start=False) as d:
+        hook = recorder_hook(d.tmp, """
+if [ "$CFHOOK_ATTEMPT" = 1 ]; then
+  sh -c 'echo $$ > {tmp}/gc.pid; trap "" TERM; while :; do sleep 1; done' &
+  sleep 60
+fi
+""".format(tmp=d.tmp))
+        start_forwarding(d, "hook:" + hook)
+        t0 = time.monotonic()
+        post_ok(d, payment_body("7001", order_id="hang"))
+        wait_until(lambda: os.path.exists(os.path.join(d.tmp, "gc.pid")), 5, "the grandchild")
+        wait_state(d, 1, "done", timeout=15)
+        took = time.monotonic() - t0
+        assert took < 1 + 2 + 1 + 4 * SLOW, took   # timeout + grace + backoff + slack
+        with open(os.path.join(d.tmp, "gc.pid")) as f:
+            gc = int(f.read())
+        wait_until(lambda: pid_gone(gc), 3, "the grandchild to be killed")
+        log = [tuple(r) for r in d.rows("SELECT attempt, ok, error FROM forward_log ORDER BY id")]
+        assert log == [(1, 0, "timeout after 1 s"), (2, 1, None)]
+        d.wait_log(r"hook\[\d+\]: past the timeout; killing its process group")
+
+
+def test_dead_after_max_attempts_then_cfhookctl_replay_delivers():
+    with Daemon(config={"forward_backoff": 1, "forward_max_attempts": 2}, start=False) as d:
+        flag = os.path.join(d.tmp, "fixed")
+        hook = recorder_hook(d.tmp, "[ -e %s ] || exit 4\n" % flag)
+        start_forwarding(d, "hook:" + hook)
+        post_ok(d, payment_body("8001", order_id="dead-1"))
+        post_ok(d, payment_body("8002", order_id="dead-1"))   # waits behind 8001
+        wait_state(d, 1, "dead", timeout=10)
+        row = d.event("PAYMENT_SUCCESS_WEBHOOK:8001")
+        assert row["forward_attempts"] == 2 and row["last_error"] == "exit status 4"
+        d.wait_log(r"forward: PAYMENT_SUCCESS_WEBHOOK:8001 attempt 2 failed: exit status 4; "
+                   r"no attempts left, the event is dead")
+        # dead releases its order: the next event goes out (and fails too)
+        wait_until(lambda: d.event("PAYMENT_SUCCESS_WEBHOOK:8002")["forward_attempts"] >= 1,
+                   5, "the order's next event")
+        open(flag, "w").close()
+        ctl = binary("cfhookctl")
+        assert os.path.exists(ctl), "build/cfhookctl is missing: cannot test replay"
+        p = subprocess.run([ctl, "-d", d.db_path, "replay", "1"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=20)
+        assert p.returncode == 0, p
+        wait_state(d, 1, "done", timeout=5)
+        assert ["PAYMENT_SUCCESS_WEBHOOK:8001", "1"] in calls(d.tmp)[2:], calls(d.tmp)
+        wait_state(d, 2, "done", timeout=10)
+
+
+class Consumer:
+    """A unix-socket consumer in a thread: one line in, one answer out.
+    answer(envelope) returns the line to send back (default "OK")."""
+
+    def __init__(self, path, answer=None):
+        self.path = path
+        self.answer = answer or (lambda e: "OK")
+        self.got = []
+        self.connections = 0
+        self.lock = threading.Lock()
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(16)
+        self.srv.settimeout(0.2)
+        self.stopped = False
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                c, _ = self.srv.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+            t = threading.Thread(target=self._serve, args=(c,), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def _serve(self, c):
+        f = c.makefile("rb")
+        c.settimeout(30)
+        try:
+            for line in f:
+                e = json.loads(line)
+                with self.lock:
+                    self.got.append(e)
+                c.sendall(self.answer(e).encode() + b"\n")
+        except (OSError, ValueError):
+            pass
+        finally:
+            c.close()
+
+    def close(self):
+        self.stopped = True
+        self.srv.close()
+        os.unlink(self.path)
+
+
+def test_unix_consumer_down_then_up_receives_everything_in_order():
+    with Daemon(config={"forward_backoff": 1, "forward_concurrency": 4}, start=False) as d:
+        path = os.path.join(d.tmp, "consumer.sock")
+        start_forwarding(d, "unix:" + path)
+        plan = [("A", "9001"), ("B", "9002"), ("A", "9003"), ("C", "9004"),
+                ("A", "9005"), ("B", "9006"), ("C", "9007"), ("A", "9008")]
+        for order, pid in plan:
+            post_ok(d, payment_body(pid, order_id=order))
+        wait_until(lambda: (d.event("PAYMENT_SUCCESS_WEBHOOK:9001")["last_error"] or "")
+                   .startswith("connect: "), 5, "a refused connection")
+        assert d.event("PAYMENT_SUCCESS_WEBHOOK:9003")["forward_attempts"] == 0  # waits behind 9001
+        c = Consumer(path)
+        try:
+            wait_until(lambda: d.rows("SELECT count(*) FROM events WHERE forward_state = 'done'")[0][0]
+                       == len(plan), 15, "every event delivered")
+            with c.lock:
+                got = list(c.got)
+                conns = c.connections
+        finally:
+            c.close()
+        assert sorted(e["cf_payment_id"] for e in got) == sorted(p for _, p in plan)
+        for order in "ABC":
+            want = [p for o, p in plan if o == order]
+            assert [e["cf_payment_id"] for e in got if e["order_id"] == order] == want
+        assert conns <= 4, conns          # connections are reused
+        first = d.event("PAYMENT_SUCCESS_WEBHOOK:9001")
+        assert first["forward_attempts"] >= 2
+        attempts = [e["attempt"] for e in got if e["cf_payment_id"] == "9001"]
+        assert attempts == [first["forward_attempts"]]
+
+
+def test_unix_consumer_wrong_answer_is_retried():
+    with Daemon(config={"forward_backoff": 1}, start=False) as d:
+        path = os.path.join(d.tmp, "consumer.sock")
+        c = Consumer(path, answer=lambda e: "OK" if e["attempt"] >= 2 else "NO")
+        try:
+            start_forwarding(d, "unix:" + path)
+            post_ok(d, payment_body("9101", order_id="nope"))
+            wait_state(d, 1, "done", timeout=10)
+        finally:
+            c.close()
+        assert [e["attempt"] for e in c.got] == [1, 2]
+        log = [tuple(r) for r in d.rows("SELECT attempt, ok, error FROM forward_log ORDER BY id")]
+        assert log == [(1, 0, "consumer answered 'NO'"), (2, 1, None)]
+
+
+def test_sigkill_during_delivery_redelivers_as_attempt_2():
+    with Daemon(start=False) as d:
+        fifo = os.path.join(d.tmp, "gate")
+        os.mkfifo(fifo)
+        started = os.path.join(d.tmp, "started")
+        hook = recorder_hook(d.tmp, """
+if [ "$CFHOOK_ATTEMPT" = 1 ]; then touch {started}; cat {fifo} > /dev/null; fi
+""".format(started=started, fifo=fifo))
+        start_forwarding(d, "hook:" + hook)
+        post_ok(d, payment_body("9201", order_id="crash"))
+        wait_until(lambda: os.path.exists(started), 5, "the hook to start")
+        d.kill()
+        # the orphaned first hook is still blocked on the fifo: release it
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)
+        row = d.event("PAYMENT_SUCCESS_WEBHOOK:9201")
+        assert row["forward_state"] == "pending" and row["forward_attempts"] == 1
+        d.start()
+        wait_state(d, 1, "done")
+        argv, env, stdin = read_run(d.tmp, 1, 2)
+        assert env[b"CFHOOK_ATTEMPT"] == b"2" and json.loads(stdin)["attempt"] == 2
+        log = [tuple(r) for r in d.rows("SELECT attempt, ok, error FROM forward_log ORDER BY id")]
+        assert log == [(1, None, "interrupted by restart"), (2, 1, None)]
+
+
+def test_sigterm_during_delivery_interrupts_and_redelivers():
+    with Daemon(config={"forward_timeout": 60}, start=False) as d:
+        started = os.path.join(d.tmp, "started")
+        hook = recorder_hook(d.tmp, """
+if [ "$CFHOOK_ATTEMPT" = 1 ]; then echo $$ > {started}; sleep 60; fi
+""".format(started=started))
+        start_forwarding(d, "hook:" + hook)
+        post_ok(d, payment_body("9301", order_id="term"))
+        wait_until(lambda: os.path.exists(started) and os.path.getsize(started) > 0, 5,
+                   "the hook to start")
+        t0 = time.monotonic()
+        d.stop()                          # SIGTERM, exit 0
+        assert time.monotonic() - t0 < 3 + 2 + 3 * SLOW
+        with open(started) as f:
+            assert pid_gone(int(f.read()))
+        log = [tuple(r) for r in d.rows("SELECT attempt, ok, error FROM forward_log ORDER BY id")]
+        assert log == [(1, None, "interrupted by shutdown")]
+        assert state(d, 1) == "pending"
+        d.start()
+        wait_state(d, 1, "done")
+        assert calls(d.tmp)[-1] == ["PAYMENT_SUCCESS_WEBHOOK:9301", "2"]
+
+
+def test_shell_metacharacters_reach_the_hook_byte_exact():
+    with Daemon(start=False) as d:
+        pwned = os.path.join(d.tmp, "pwned")
+        hook = recorder_hook(d.tmp)
+        start_forwarding(d, "hook:" + hook)
+        order = "o'1\"; touch %s; $(touch %s) `touch %s` | & > < * ? ~ \\ \n line2 \t" \
+            % (pwned, pwned, pwned)
+        post_ok(d, payment_body("9401", order_id=order))
+        wait_state(d, 1, "done")
+        argv, env, stdin = read_run(d.tmp, 1, 1)
+        assert argv[3] == order.encode()
+        assert env[b"CFHOOK_ORDER_ID"] == order.encode()
+        assert json.loads(stdin)["order_id"] == order
+        assert stdin.count(b"\n") == 1
+        assert not os.path.exists(pwned), "a shell ran"
+
+
+def test_concurrent_hooks_never_exceed_the_limit_and_orders_stay_serial():
+    with Daemon(config={"forward_concurrency": 2}, start=False) as d:
+        spans = os.path.join(d.tmp, "spans")
+        os.makedirs(spans)
+        hook = write_hook(d.tmp, "hook.sh", """
+s=$(date +%s%N)
+sleep 0.4
+echo "$s $(date +%s%N) $CFHOOK_ORDER_ID $CFHOOK_CF_PAYMENT_ID" > {spans}/$CFHOOK_EVENT_ID
+""".format(spans=spans))
+        start_forwarding(d, "hook:" + hook)
+        plan = [("X", "9501"), ("Y", "9502"), ("X", "9503"), ("Z", "9504"),
+                ("W", "9505"), ("X", "9506"), ("V", "9507"), ("U", "9508")]
+        for order, pid in plan:
+            post_ok(d, payment_body(pid, order_id=order))
+        wait_until(lambda: len(os.listdir(spans)) == len(plan), 20, "every hook run")
+        runs = []
+        for name in os.listdir(spans):
+            with open(os.path.join(spans, name)) as f:
+                s, e, order, pid = f.read().split()
+            runs.append((int(s), int(e), order, pid))
+        points = sorted([(s, 1) for s, _, _, _ in runs] + [(e, -1) for _, e, _, _ in runs],
+                        key=lambda p: (p[0], p[1]))
+        cur = peak = 0
+        for _, delta in points:
+            cur += delta
+            peak = max(peak, cur)
+        assert peak <= 2, peak
+        assert peak == 2, "no two hooks ever overlapped: %r" % runs
+        xs = sorted((r for r in runs if r[2] == "X"), key=lambda r: r[0])
+        assert [r[3] for r in xs] == ["9501", "9503", "9506"]
+        for a, b in zip(xs, xs[1:]):
+            assert a[1] <= b[0], "two deliveries for one order overlapped"
+
+
+def test_reload_switches_the_target():
+    with Daemon(config={"forward_backoff": 1}, start=False) as d:
+        bad = write_hook(d.tmp, "bad.sh", "exit 5\n")
+        good = recorder_hook(d.tmp)
+        start_forwarding(d, "hook:" + bad)
+        post_ok(d, payment_body("9601", order_id="reload"))
+        wait_until(lambda: d.event("PAYMENT_SUCCESS_WEBHOOK:9601")["last_error"] == "exit status 5",
+                   5, "a failure with the old hook")
+        d.config.update({"forward": "hook:" + good})
+        d.write_config()
+        d.signal(signal.SIGHUP)
+        wait_state(d, 1, "done", timeout=10)
+        assert calls(d.tmp) and calls(d.tmp)[0][0] == "PAYMENT_SUCCESS_WEBHOOK:9601"
+        d.wait_log(r"forward: now hook:%s" % re.escape(good))
+
+
+def test_hook_fds_and_stdin_close():
+    """Only stdin, stdout and stderr are open in the hook, and stdin ends."""
+    with Daemon(start=False) as d:
+        out = os.path.join(d.tmp, "fds")
+        hook = write_hook(d.tmp, "hook.sh", """
+cat > /dev/null
+exec /usr/bin/find /proc/self/fd -mindepth 1 -maxdepth 1 -printf '%f %l\\n' > {out}
+""".format(out=out))
+        start_forwarding(d, "hook:" + hook)
+        post_ok(d, payment_body("9701"))
+        wait_state(d, 1, "done")
+        with open(out) as f:
+            fds = sorted((int(line.split(" ", 1)[0]), line.split(" ", 1)[1])
+                         for line in f.read().splitlines())
+        # find holds one descriptor of its own: the directory it lists
+        assert [fd for fd, _ in fds[:3]] == [0, 1, 2], fds
+        for fd, target in fds[3:]:
+            assert re.match(r"^/proc/\d+/fd$", target), fds
+        assert len(fds) <= 4, fds
