@@ -136,21 +136,17 @@ status_text(const struct ctl *c, const struct store_admin_status *s)
 	ctl_out_int_field(c->out, "pruned keys", s->tombstones);
 }
 
-/* The notable rows in short: id, key, received_at, age, attempts. */
+/* A notable row (oldest pending, last received): its columns and age. */
 static json_t *
 brief_json(const struct ctl *c, int has, const struct store_admin_event *e)
 {
 	json_t *o;
-	int bad = 0;
 
 	if (!has)
 		return json_null();
 	o = event_json(e);
-	if (o == NULL)
-		return NULL;
-	bad |= ctl_out_set(o, "age_seconds",
-	    json_integer((c->now - e->received_at) / 1000));
-	if (bad) {
+	if (o != NULL && ctl_out_set(o, "age_seconds",
+	    json_integer((c->now - e->received_at) / 1000)) == -1) {
 		json_decref(o);
 		return NULL;
 	}

@@ -471,28 +471,34 @@ def test_reload_switches_the_target():
                    5, "a failure with the old hook")
         d.config.update({"forward": "hook:" + good})
         d.write_config()
-        d.signal(signal.SIGHUP)
+        d.proc.send_signal(signal.SIGHUP)
         wait_state(d, 1, "done", timeout=10)
         assert calls(d.tmp) and calls(d.tmp)[0][0] == "PAYMENT_SUCCESS_WEBHOOK:9601"
         d.wait_log(r"forward: now hook:%s" % re.escape(good))
 
 
 def test_hook_fds_and_stdin_close():
-    """Only stdin, stdout and stderr are open in the hook, and stdin ends."""
+    """Only stdin, stdout and stderr are open in the hook (no descriptor of the
+    daemon leaks), and its stdin ends."""
     with Daemon(start=False) as d:
         out = os.path.join(d.tmp, "fds")
         hook = write_hook(d.tmp, "hook.sh", """
 cat > /dev/null
-exec /usr/bin/find /proc/self/fd -mindepth 1 -maxdepth 1 -printf '%f %l\\n' > {out}
+exec python3 -c 'import os
+for fd in sorted(os.listdir("/proc/self/fd"), key=int):
+    try:
+        print(fd, os.readlink("/proc/self/fd/" + fd))
+    except OSError:
+        pass' > {out}
 """.format(out=out))
         start_forwarding(d, "hook:" + hook)
         post_ok(d, payment_body("9701"))
         wait_state(d, 1, "done")
         with open(out) as f:
-            fds = sorted((int(line.split(" ", 1)[0]), line.split(" ", 1)[1])
-                         for line in f.read().splitlines())
-        # find holds one descriptor of its own: the directory it lists
-        assert [fd for fd, _ in fds[:3]] == [0, 1, 2], fds
-        for fd, target in fds[3:]:
+            fds = [line.split(" ", 1) for line in f.read().splitlines()]
+        assert [fd for fd, _ in fds[:3]] == ["0", "1", "2"], fds
+        assert fds[0][1].startswith("pipe:") and fds[2][1].startswith("pipe:"), fds
+        # beyond stdio only the descriptor listdir() itself opened
+        for _, target in fds[3:]:
             assert re.match(r"^/proc/\d+/fd$", target), fds
         assert len(fds) <= 4, fds
