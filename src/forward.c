@@ -184,27 +184,27 @@ worker_main(void *arg)
 	struct forward *f = w->fwd;
 	struct job *j;
 
-	pthread_mutex_lock(&f->mu);
+	(void)pthread_mutex_lock(&f->mu);
 	for (;;) {
 		while (f->queue == NULL && !f->workers_quit)
-			pthread_cond_wait(&f->work, &f->mu);
+			(void)pthread_cond_wait(&f->work, &f->mu);
 		if (f->queue == NULL)
 			break;		/* quit, and nothing left to do */
 		j = f->queue;
 		f->queue = j->next;
 		if (f->queue == NULL)
 			f->queue_tail = &f->queue;
-		pthread_mutex_unlock(&f->mu);
+		(void)pthread_mutex_unlock(&f->mu);
 		deliver(w, j);
-		pthread_mutex_lock(&f->mu);
+		(void)pthread_mutex_lock(&f->mu);
 		j->next = f->done;
 		f->done = j;
 		f->busy--;
-		pthread_cond_signal(&f->wake);
+		(void)pthread_cond_signal(&f->wake);
 		if (f->busy == 0)
-			pthread_cond_broadcast(&f->idle);
+			(void)pthread_cond_broadcast(&f->idle);
 	}
-	pthread_mutex_unlock(&f->mu);
+	(void)pthread_mutex_unlock(&f->mu);
 	return NULL;
 }
 
@@ -213,19 +213,19 @@ stop_workers(struct forward *f)
 {
 	unsigned i;
 
-	pthread_mutex_lock(&f->mu);
+	(void)pthread_mutex_lock(&f->mu);
 	f->workers_quit = 1;
-	pthread_cond_broadcast(&f->work);
-	pthread_mutex_unlock(&f->mu);
+	(void)pthread_cond_broadcast(&f->work);
+	(void)pthread_mutex_unlock(&f->mu);
 	for (i = 0; i < f->nworkers; i++) {
 		(void)pthread_join(f->workers[i].thread, NULL);
 		usock_free(f->workers[i].us);
 		f->workers[i].us = NULL;
 	}
 	f->nworkers = 0;
-	pthread_mutex_lock(&f->mu);
+	(void)pthread_mutex_lock(&f->mu);
 	f->workers_quit = 0;
-	pthread_mutex_unlock(&f->mu);
+	(void)pthread_mutex_unlock(&f->mu);
 }
 
 /* One worker per allowed concurrent delivery. On failure the ones started
@@ -297,15 +297,15 @@ claim_one(struct forward *f, int64_t id)
 	lf = job_fields(j);
 	log_event(LOG_LVL_DEBUG, &lf, "forward: sending %s attempt %u",
 	    j->row.event_key, j->row.attempt);
-	pthread_mutex_lock(&f->mu);
+	(void)pthread_mutex_lock(&f->mu);
 	j->flight_next = f->flight;
 	f->flight = j;
 	f->nflight++;
 	f->busy++;
 	*f->queue_tail = j;
 	f->queue_tail = &j->next;
-	pthread_cond_signal(&f->work);
-	pthread_mutex_unlock(&f->mu);
+	(void)pthread_cond_signal(&f->work);
+	(void)pthread_mutex_unlock(&f->mu);
 	return 0;
 }
 
@@ -393,10 +393,10 @@ record_done(struct forward *f)
 	int64_t next = 0;
 	unsigned recorded = 0;
 
-	pthread_mutex_lock(&f->mu);
+	(void)pthread_mutex_lock(&f->mu);
 	list = f->done;
 	f->done = NULL;
-	pthread_mutex_unlock(&f->mu);
+	(void)pthread_mutex_unlock(&f->mu);
 	if (f->unrecorded != NULL) {	/* older ones first */
 		for (j = f->unrecorded; j->next != NULL; j = j->next)
 			continue;
@@ -416,18 +416,18 @@ record_done(struct forward *f)
 			continue;
 		}
 		log_outcome(j, st, next);
-		pthread_mutex_lock(&f->mu);
+		(void)pthread_mutex_lock(&f->mu);
 		flight_remove(f, j);
-		pthread_mutex_unlock(&f->mu);
+		(void)pthread_mutex_unlock(&f->mu);
 		job_free(j);
 		recorded++;
 	}
 	f->unrecorded = keep;
-	pthread_mutex_lock(&f->mu);
+	(void)pthread_mutex_lock(&f->mu);
 	f->nflight -= recorded;
 	if (f->nflight == 0)
-		pthread_cond_broadcast(&f->idle);
-	pthread_mutex_unlock(&f->mu);
+		(void)pthread_cond_broadcast(&f->idle);
+	(void)pthread_mutex_unlock(&f->mu);
 }
 
 /* forward_reload's settings, once nothing is in flight: the workers of the
@@ -437,10 +437,10 @@ apply_reload(struct forward *f)
 {
 	struct settings *ns;
 
-	pthread_mutex_lock(&f->mu);
+	(void)pthread_mutex_lock(&f->mu);
 	ns = f->next_set;
 	f->next_set = NULL;
-	pthread_mutex_unlock(&f->mu);
+	(void)pthread_mutex_unlock(&f->mu);
 	if (ns == NULL)
 		return;
 	stop_workers(f);
@@ -474,7 +474,7 @@ wait_for_work(struct forward *f, int64_t wait_ms)
 {
 	struct timespec ts = mono_timespec(clock_mono_ms() + wait_ms);
 
-	pthread_mutex_lock(&f->mu);
+	(void)pthread_mutex_lock(&f->mu);
 	atomic_store(&f->heartbeat, clock_mono_ms());
 	while (!f->woken && f->done == NULL && !f->quit) {
 		if (pthread_cond_timedwait(&f->wake, &f->mu, &ts) == ETIMEDOUT)
@@ -482,7 +482,7 @@ wait_for_work(struct forward *f, int64_t wait_ms)
 	}
 	f->woken = 0;
 	atomic_store(&f->heartbeat, clock_mono_ms());
-	pthread_mutex_unlock(&f->mu);
+	(void)pthread_mutex_unlock(&f->mu);
 }
 
 static void *
@@ -495,7 +495,7 @@ dispatch_main(void *arg)
 
 	for (;;) {
 		record_done(f);
-		pthread_mutex_lock(&f->mu);
+		(void)pthread_mutex_lock(&f->mu);
 		quit = f->quit;
 		reload = f->next_set != NULL && f->nflight == 0;
 		free_slots = 0;
@@ -503,7 +503,7 @@ dispatch_main(void *arg)
 		if (!f->stopping && f->next_set == NULL &&
 		    f->nflight < f->nworkers)
 			free_slots = f->nworkers - f->nflight;
-		pthread_mutex_unlock(&f->mu);
+		(void)pthread_mutex_unlock(&f->mu);
 		if (quit)
 			break;
 		if (reload) {
@@ -558,8 +558,10 @@ start_machine(struct forward *f)
 	}
 	if (start_workers(f) == -1 && f->nworkers == 0)
 		return -1;
-	if (spawn_thread(&f->dispatcher, dispatch_main, f) == -1)
+	if (spawn_thread(&f->dispatcher, dispatch_main, f) == -1) {
+		stop_workers(f);	/* nothing may run without a dispatcher */
 		return -1;
+	}
 	atomic_store(&f->running, 1);
 	return 0;
 }
@@ -601,17 +603,20 @@ forward_wake(struct forward *f)
 {
 	if (f == NULL || !atomic_load(&f->running))
 		return;
-	pthread_mutex_lock(&f->mu);
+	(void)pthread_mutex_lock(&f->mu);
 	f->woken = 1;
-	pthread_cond_signal(&f->wake);
-	pthread_mutex_unlock(&f->mu);
+	(void)pthread_cond_signal(&f->wake);
+	(void)pthread_mutex_unlock(&f->mu);
 }
 
 int
 forward_reload(struct forward *f, const struct config *cfg)
 {
-	struct settings *ns = calloc(1, sizeof(*ns));
+	struct settings *ns;
 
+	if (f == NULL)
+		return -1;
+	ns = calloc(1, sizeof(*ns));
 	if (ns == NULL || settings_from(cfg, ns) == -1) {
 		log_error("forward: out of memory");
 		free(ns);
@@ -626,15 +631,15 @@ forward_reload(struct forward *f, const struct config *cfg)
 	}
 	/* The dispatcher applies it once the deliveries under way are
 	 * recorded (apply_reload). */
-	pthread_mutex_lock(&f->mu);
+	(void)pthread_mutex_lock(&f->mu);
 	if (f->next_set != NULL) {
 		settings_done(f->next_set);
 		free(f->next_set);
 	}
 	f->next_set = ns;
 	f->woken = 1;
-	pthread_cond_signal(&f->wake);
-	pthread_mutex_unlock(&f->mu);
+	(void)pthread_cond_signal(&f->wake);
+	(void)pthread_mutex_unlock(&f->mu);
 	return 0;
 }
 
@@ -655,10 +660,10 @@ drain(struct forward *f, int timeout_ms)
 	struct timespec ts = mono_timespec(clock_mono_ms() + timeout_ms);
 	uint64_t one = 1;
 
-	pthread_mutex_lock(&f->mu);
+	(void)pthread_mutex_lock(&f->mu);
 	f->stopping = 1;
 	f->woken = 1;
-	pthread_cond_signal(&f->wake);
+	(void)pthread_cond_signal(&f->wake);
 	while (f->nflight > 0) {
 		if (pthread_cond_timedwait(&f->idle, &f->mu, &ts) == ETIMEDOUT)
 			break;
@@ -671,11 +676,11 @@ drain(struct forward *f, int timeout_ms)
 		if (write(f->cancel_fd, &one, sizeof(one)) == -1)
 			log_error("forward: eventfd: %s", strerror(errno));
 		while (f->busy > 0)	/* bounded: hooks get TERM, then KILL */
-			pthread_cond_wait(&f->idle, &f->mu);
+			(void)pthread_cond_wait(&f->idle, &f->mu);
 	}
 	f->quit = 1;
-	pthread_cond_signal(&f->wake);
-	pthread_mutex_unlock(&f->mu);
+	(void)pthread_cond_signal(&f->wake);
+	(void)pthread_mutex_unlock(&f->mu);
 }
 
 static void
