@@ -94,7 +94,9 @@ fuzz: deps
 bench: deps all
 	@scripts/bench $(BUILD)
 
-run: deps all
+run:
+	@scripts/install-deps --run
+	@$(MAKE) --no-print-directory all
 	@scripts/dev-run $(BUILD)
 
 install: all
