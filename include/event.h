@@ -34,9 +34,11 @@ struct event {
 #define EVENT_IDEM_MAX	128
 
 /* From a verified JSON body (parsed with duplicate keys rejected, no trailing
- * bytes). `idem_key` is the x-idempotency-key header or NULL. Returns 0 and
- * fills *ret (caller storage), or -1 on no memory (*ret then needs no
- * event_done). */
+ * bytes; a \u0000 or a number too large for jansson spoils only its own
+ * field). Numeric ids keep their token exactly as sent ("1453002795.0",
+ * 20 digits). `idem_key` is the x-idempotency-key header or NULL. Returns
+ * 0 and fills *ret (caller storage), or -1 on no memory (*ret then needs
+ * no event_done). */
 int	event_from_json(const char *body, size_t len, const char *idem_key,
 	    struct event *ret);
 /* From a verified form body already decoded in `form`. Same contract. */

@@ -10,7 +10,10 @@
 
 #include <stddef.h>
 
-#define FORM_MAX_FIELDS	256
+/* Far beyond any Cashfree form (about 20 fields): a signed form is never
+ * refused for its size alone, while the field table (32 bytes a field) stays
+ * smaller than the body it describes. */
+#define FORM_MAX_FIELDS	4096
 
 struct form_field {
 	char	*key;		/* NUL-terminated; may hold NUL before key_len */

@@ -14,7 +14,8 @@
 struct secrets;				/* immutable, reference counted */
 
 /* Parse secrets from text: one per line, surrounding blanks and CR trimmed,
- * blank lines and lines starting with '#' skipped. `origin` names the source
+ * blank lines and lines starting with '#' skipped, a UTF-8 byte order mark
+ * at the very start ignored. `origin` names the source
  * in *err messages ("FILE:LINE: ..."; never quotes a secret). Returns 0 and
  * *ret (reference count 1), or -1 with a message in err (no memory, none
  * found, more than SECRET_MAX, a NUL byte, a line over 1024 bytes). Pure. */

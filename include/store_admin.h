@@ -49,6 +49,7 @@ struct store_admin_event {
 	char	*last_error;
 	int64_t	 forwarded_at;		/* -1: never */
 	int64_t	 next_attempt_at;
+	int64_t	 replay_base;		/* forward_attempts at the last replay */
 };
 
 /* One forward_log row (a delivery attempt). */
@@ -140,9 +141,10 @@ int	store_admin_tombstone(struct store *, const char *key,
 	    int64_t *pruned_at, int64_t *deliveries);
 
 /* Queue events for delivery again, in one transaction: a `done` or `dead`
- * event becomes `pending` with next_attempt_at 0, forward_attempts 0,
- * last_error and forwarded_at NULL, so it gets a full new series of
- * attempts (forward_log keeps the old ones). A pending event is left alone
+ * event becomes `pending` with next_attempt_at 0, replay_base =
+ * forward_attempts, last_error and forwarded_at NULL, so it gets a full new
+ * series of forward_max_attempts tries while its attempt numbers keep
+ * counting (forward_log keeps the old ones). A pending event is left alone
  * (it is queued or being delivered; resetting it could race the
  * forwarder). Each req gets its result. 0 / -1 (nothing changed). */
 int	store_admin_replay(struct store *, struct store_admin_replay *req,

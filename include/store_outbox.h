@@ -39,7 +39,8 @@ struct outbox_row {
 	char	*body;			/* exact bytes (TEXT or BLOB) */
 	size_t	 body_len;
 	int64_t	 received_at;
-	unsigned attempt;		/* forward_attempts after this claim */
+	unsigned attempt;		/* forward_attempts after this claim
+					 * (keeps counting across replays) */
 	int64_t	 log_id;		/* its forward_log row */
 };
 
@@ -99,8 +100,9 @@ struct outbox_result {
 
 /* One committed transaction after a delivery. DELIVERED: 'done',
  * forwarded_at, last_error NULL, log ok = 1. FAILED: last_error, log ok = 0;
- * 'dead' once forward_attempts >= max_attempts, else next_attempt_at = now +
- * min(backoff_s * 2^(attempts-1), STORE_OUTBOX_BACKOFF_CAP_S) s.
+ * with tries = forward_attempts - replay_base (the series since the last
+ * replay), 'dead' once tries >= max_attempts, else next_attempt_at = now +
+ * min(backoff_s * 2^(tries-1), STORE_OUTBOX_BACKOFF_CAP_S) s.
  * INTERRUPTED: log error, ok NULL; the event stays pending, due at once.
  * An event no longer pending (replayed, pruned meanwhile) is left alone.
  * *state and *next_ms (RETRY) tell what happened. Returns 0 / -1. */

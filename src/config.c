@@ -476,6 +476,10 @@ config_parse(const char *text, size_t len, const char *path,
 		goto out;
 	}
 	x.dir = config_dir(path);	/* NULL: reported if a path needs it */
+	/* An editor's invisible UTF-8 byte order mark is not part of the
+	 * first key. */
+	if (len >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0)
+		s += 3;
 	while (s < end) {
 		nl = memchr(s, '\n', (size_t)(end - s));
 		if (nl == NULL)

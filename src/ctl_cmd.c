@@ -65,6 +65,9 @@ event_json(const struct store_admin_event *e)
 	bad |= set_text(o, "forward_state", e->forward_state);
 	bad |= ctl_out_set(o, "forward_attempts",
 	    json_integer(e->forward_attempts));
+	/* forward_attempts before the last replay: the current series of
+	 * tries is forward_attempts - replay_base. */
+	bad |= ctl_out_set(o, "replay_base", json_integer(e->replay_base));
 	bad |= set_text(o, "last_error", e->last_error);
 	bad |= ctl_out_set(o, "forwarded_at",
 	    ctl_out_json_time(e->forwarded_at));
@@ -335,6 +338,8 @@ show_fields(const struct ctl *c, const struct store_admin_event *e)
 	ctl_out_int_field(c->out, "deliveries", e->deliveries);
 	ctl_out_field(c->out, "forward_state", e->forward_state);
 	ctl_out_int_field(c->out, "forward_attempts", e->forward_attempts);
+	if (e->replay_base > 0)		/* replayed: the series restarted */
+		ctl_out_int_field(c->out, "replay_base", e->replay_base);
 	ctl_out_field(c->out, "last_error", e->last_error);
 	ctl_out_time_field(c->out, "forwarded_at", e->forwarded_at, c->now);
 	if (e->forward_state == NULL ||

@@ -13,6 +13,7 @@
 
 #include "event.h"
 #include "form.h"
+#include "jsonraw.h"
 #include "num.h"
 
 #define TYPE_UNKNOWN	"UNKNOWN"
@@ -187,67 +188,162 @@ json_path(json_t *root, const char *path)
 	return NULL;
 }
 
-/* Text of a JSON scalar: strings as sent, integers as their exact digits
- * (ids beyond 2^53 stay exact), reals as the shortest text that reads back
- * the same (DESIGN: "1.8", "170"). Booleans, null, objects, arrays and
- * strings holding NUL give *ret = NULL. Returns -1 only on no memory. */
+/* Where a value comes from: a parsed JSON object (and the raw text it was
+ * parsed from) or a decoded form. */
+struct source {
+	json_t		*root;
+	const char	*body;		/* JSON text: exact number tokens */
+	size_t		 len;
+	const struct form *form;
+};
+
+/* Text of a JSON number. Ids keep the token exactly as sent (DESIGN
+ * "digits exactly as sent", spec section 4 "never via double"): 1453002795.0
+ * stays so and ids beyond 2^63 keep every digit. Other fields: an integer's
+ * exact digits, a real's shortest text that reads back the same ("1.8",
+ * "170"). A null here may be a number jsonraw_tame() blanked because jansson
+ * cannot hold it: an integer keeps its digits, a real beyond double gives
+ * NULL. Returns -1 only on no memory. */
 static int
-json_text(json_t *v, char **ret)
+number_text(const struct source *src, json_t *v, const char *path, int id,
+    char **ret)
 {
 	char tmp[512];
-	const char *s = NULL;
-	size_t n = 0;
+	const char *raw = NULL;
+	size_t off = 0, n = 0;
 	int len;
 
 	*ret = NULL;
-	if (json_is_string(v)) {
-		s = json_string_value(v);
-		n = json_string_length(v);
-		if (memchr(s, '\0', n) != NULL)
-			return 0;
-	} else if (json_is_integer(v)) {
+	if (jsonraw_find(src->body, src->len, path, &off, &n) == 0 &&
+	    jsonraw_is_number(src->body + off, n))
+		raw = src->body + off;
+	if (raw != NULL && (id || (json_is_null(v) &&
+	    jsonraw_is_integer(raw, n)))) {
+		*ret = dup_bytes(raw, n);
+		return *ret == NULL ? -1 : 0;
+	}
+	if (json_is_integer(v)) {
 		len = snprintf(tmp, sizeof(tmp), "%" JSON_INTEGER_FORMAT,
 		    json_integer_value(v));
 		if (len < 0 || (size_t)len >= sizeof(tmp))
 			return 0;
-		s = tmp;
-		n = (size_t)len;
 	} else if (json_is_real(v)) {
 		if (num_format_double(json_real_value(v), tmp,
 		    sizeof(tmp)) == -1)
 			return 0;
-		s = tmp;
-		n = strlen(tmp);
 	} else {
 		return 0;
 	}
+	*ret = dup_bytes(tmp, strlen(tmp));
+	return *ret == NULL ? -1 : 0;
+}
+
+/* Text of the JSON scalar at path: strings as sent, numbers as
+ * number_text() says. Booleans, null, objects, arrays and strings holding
+ * NUL give *ret = NULL. Returns -1 only on no memory. */
+static int
+json_text(const struct source *src, const char *path, int id, char **ret)
+{
+	json_t *v = json_path(src->root, path);
+	const char *s;
+	size_t n;
+
+	*ret = NULL;
+	if (json_is_number(v) || json_is_null(v))
+		return number_text(src, v, path, id, ret);
+	if (!json_is_string(v))
+		return 0;
+	s = json_string_value(v);
+	n = json_string_length(v);
+	if (memchr(s, '\0', n) != NULL)
+		return 0;
 	*ret = dup_bytes(s, n);
 	return *ret == NULL ? -1 : 0;
 }
 
-/* Where a value comes from: a parsed JSON object or a decoded form. */
-struct source {
-	json_t		*root;
-	const struct form *form;
-};
+/* Is s[0..n) well-formed UTF-8 (no overlong forms, surrogates or code
+ * points past U+10FFFF)? Text columns and journal fields hold only that. */
+static int
+utf8_ok(const unsigned char *s, size_t n)
+{
+	size_t i = 0, k, need;
+	unsigned cp, min;
+	unsigned char c;
+
+	while (i < n) {
+		c = s[i++];
+		if (c < 0x80)
+			continue;
+		if (c >= 0xc2 && c <= 0xdf) {
+			need = 1, cp = c & 0x1fu, min = 0x80;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			need = 2, cp = c & 0x0fu, min = 0x800;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			need = 3, cp = c & 0x07u, min = 0x10000;
+		} else {
+			return 0;
+		}
+		if (n - i < need)
+			return 0;
+		for (k = 0; k < need; k++, i++) {
+			if ((s[i] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (s[i] & 0x3fu);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+	}
+	return 1;
+}
+
+/* A form value usable as a field: present, free of NUL, valid UTF-8 (a
+ * JSON string always is; a form value may be any bytes). Else NULL. */
+static const char *
+form_text(const struct form *f, const char *key)
+{
+	const char *s = form_value(f, key);	/* NULL when it holds NUL */
+
+	if (s == NULL || !utf8_ok((const unsigned char *)s, strlen(s)))
+		return NULL;
+	return s;
+}
 
 /* The text at one rule's place, or *ret = NULL. -1 on no memory. */
 static int
 source_text(const struct source *src, const char *json, const char *form,
-    char **ret)
+    int id, char **ret)
 {
 	const char *s;
 
 	*ret = NULL;
 	if (src->form == NULL)
-		return json_text(json_path(src->root, json), ret);
+		return json_text(src, json, id, ret);
 	if (form == NULL)
 		return 0;
-	s = form_value(src->form, form);	/* NULL when it holds NUL */
+	s = form_text(src->form, form);
 	if (s == NULL)
 		return 0;
 	*ret = dup_bytes(s, strlen(s));
 	return *ret == NULL ? -1 : 0;
+}
+
+/* Is anything at this place: present, not null, not an empty string? An id
+ * that is there but unreadable (a NUL byte, invalid UTF-8, an object, ...)
+ * must not key the event as if it were absent, or two different events
+ * would share one key and the second would be dropped as a duplicate. */
+static int
+source_has(const struct source *src, const char *json, const char *form)
+{
+	const struct form_field *f;
+	json_t *v;
+
+	if (src->form != NULL) {
+		f = form_get(src->form, form);
+		return f != NULL && f->value_len > 0;
+	}
+	v = json_path(src->root, json);
+	return v != NULL && !json_is_null(v) &&
+	    !(json_is_string(v) && json_string_length(v) == 0);
 }
 
 static int
@@ -256,14 +352,17 @@ fill_fields(struct event *ev, const struct source *src, enum kind k)
 	const struct rules *rs = &kind_rules[k];
 	size_t i;
 	char **dst, *s;
+	int id;
 
 	for (i = 0; i < rs->n; i++) {
 		dst = slot(ev, rs->r[i].field);
 		if (*dst != NULL)
 			continue;
-		if (source_text(src, rs->r[i].json, rs->r[i].form, &s) == -1)
+		id = is_id(rs->r[i].field);
+		if (source_text(src, rs->r[i].json, rs->r[i].form, id,
+		    &s) == -1)
 			return -1;
-		if (s != NULL && s[0] == '\0' && is_id(rs->r[i].field)) {
+		if (s != NULL && s[0] == '\0' && id) {
 			free(s);
 			s = NULL;
 		}
@@ -302,20 +401,40 @@ generic_key(const char *type, const char *body, size_t len,
 	return join((const char *[]){ type, "sha256", digest }, 3);
 }
 
+/* A link event's own key parts (spec section 8). */
+struct link_parts {
+	char	*id;
+	char	*status;
+	int	 tx_unreadable;	/* transaction_id there but unusable */
+};
+
 /* DESIGN "Events and deduplication": payments by id, link events by link,
  * status and transaction, everything else (and a payment or link event
  * missing its ids) by the generic rule. */
 static char *
-make_key(const struct event *ev, enum kind k, const char *link_id,
-    const char *link_status, const char *body, size_t len, const char *idem)
+make_key(const struct event *ev, enum kind k, const struct link_parts *lp,
+    const char *body, size_t len, const char *idem)
 {
 	if (k == KIND_PAYMENT && ev->cf_payment_id != NULL)
 		return join((const char *[]){ ev->type, ev->cf_payment_id }, 2);
-	if (k == KIND_LINK && link_id != NULL && link_id[0] != '\0' &&
-	    link_status != NULL && link_status[0] != '\0')
-		return join((const char *[]){ ev->type, link_id, link_status,
+	if (k == KIND_LINK && lp->id != NULL && lp->id[0] != '\0' &&
+	    lp->status != NULL && lp->status[0] != '\0' &&
+	    (ev->cf_payment_id != NULL || !lp->tx_unreadable))
+		return join((const char *[]){ ev->type, lp->id, lp->status,
 		    ev->cf_payment_id != NULL ? ev->cf_payment_id : "" }, 4);
 	return generic_key(ev->type, body, len, idem);
+}
+
+static int
+link_parts(const struct source *src, struct link_parts *lp)
+{
+	if (source_text(src, "data.link_id", "link_id", 1, &lp->id) == -1 ||
+	    source_text(src, "data.link_status", "link_status", 0,
+	    &lp->status) == -1)
+		return -1;
+	lp->tx_unreadable = source_has(src, "data.order.transaction_id",
+	    "transaction_id");
+	return 0;
 }
 
 /* The common part of both entry points: type, fields, key. */
@@ -324,7 +443,7 @@ build(const struct source *src, const char *type, const char *body,
     size_t len, const char *idem, struct event *ret)
 {
 	struct event ev;
-	char *link_id = NULL, *link_status = NULL;
+	struct link_parts lp = { NULL, NULL, 0 };
 	enum kind k;
 	int rc = -1;
 
@@ -339,20 +458,17 @@ build(const struct source *src, const char *type, const char *body,
 	if ((src->root != NULL || src->form != NULL) &&
 	    fill_fields(&ev, src, k) == -1)
 		goto out;
-	if (k == KIND_LINK &&
-	    (source_text(src, "data.link_id", "link_id", &link_id) == -1 ||
-	    source_text(src, "data.link_status", "link_status",
-	    &link_status) == -1))
+	if (k == KIND_LINK && link_parts(src, &lp) == -1)
 		goto out;
-	ev.event_key = make_key(&ev, k, link_id, link_status, body, len, idem);
+	ev.event_key = make_key(&ev, k, &lp, body, len, idem);
 	if (ev.event_key == NULL)
 		goto out;
 	*ret = ev;
 	memset(&ev, 0, sizeof(ev));	/* the caller owns the strings now */
 	rc = 0;
 out:
-	free(link_id);
-	free(link_status);
+	free(lp.id);
+	free(lp.status);
 	event_done(&ev);
 	return rc;
 }
@@ -372,24 +488,54 @@ body_type(json_t *root)
 	return s;
 }
 
+/* Spec section 11: duplicate keys make a body ambiguous, and the default
+ * EOF check refuses bytes after the object. A NUL inside one string must
+ * not hide the rest of the event (that field alone is unusable). */
+#define JSON_FLAGS	(JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)
+
+/* The body as a jansson object, or NULL when it is not one. A number too
+ * large for jansson (an id of 20 digits, 1e400) fails the whole parse, so
+ * then the body is parsed again with those numbers blanked; number_text()
+ * reads their digits from the raw text. -1 on no memory. */
+static int
+parse_object(const char *body, size_t len, json_t **ret)
+{
+	json_error_t err;
+	json_t *root;
+	char *tame;
+	int changed = 0;
+
+	root = json_loadb(body, len, JSON_FLAGS, &err);
+	if (root == NULL &&
+	    json_error_code(&err) == json_error_numeric_overflow) {
+		tame = jsonraw_tame(body, len, &changed);
+		if (tame == NULL)
+			return -1;
+		if (changed)
+			root = json_loadb(tame, len, JSON_FLAGS, &err);
+		free(tame);
+	}
+	if (root != NULL && !json_is_object(root)) {
+		json_decref(root);
+		root = NULL;
+	}
+	*ret = root;
+	return 0;
+}
+
 int
 event_from_json(const char *body, size_t len, const char *idem_key,
     struct event *ret)
 {
-	struct source src = { NULL, NULL };
-	json_error_t err;
+	struct source src = { NULL, NULL, 0, NULL };
 	int rc;
 
-	/* Spec section 11: duplicate keys make a body ambiguous, and the
-	 * default EOF check refuses bytes after the object. */
-	src.root = json_loadb(body != NULL ? body : "", len,
-	    JSON_REJECT_DUPLICATES, &err);
-	if (src.root != NULL && !json_is_object(src.root)) {
-		json_decref(src.root);
-		src.root = NULL;
-	}
-	rc = build(&src, src.root != NULL ? body_type(src.root) : NULL, body,
-	    len, idem_key, ret);
+	src.body = body != NULL ? body : "";
+	src.len = len;
+	if (parse_object(src.body, len, &src.root) == -1)
+		return -1;
+	rc = build(&src, src.root != NULL ? body_type(src.root) : NULL,
+	    src.body, len, idem_key, ret);
 	json_decref(src.root);
 	return rc;
 }
@@ -398,11 +544,11 @@ int
 event_from_form(const struct form *form, const char *body, size_t len,
     const char *idem_key, struct event *ret)
 {
-	struct source src = { NULL, form };
+	struct source src = { NULL, NULL, 0, form };
 
 	/* The "signature" field is the proof, not a field of the event: no
 	 * rule reads it. */
-	return build(&src, form_value(form, "type"), body, len, idem_key, ret);
+	return build(&src, form_text(form, "type"), body, len, idem_key, ret);
 }
 
 void

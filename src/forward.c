@@ -77,6 +77,7 @@ struct forward {
 	unsigned nflight;		/* claimed and not yet recorded */
 	unsigned busy;			/* claimed and not yet delivered */
 	int	 woken, stopping, quit, workers_quit;
+	int	 claims_over;		/* the dispatcher saw `stopping` */
 	struct settings *next_set;	/* forward_reload, waiting to apply */
 	/* dispatcher only (see the top) */
 	struct job *flight;
@@ -295,18 +296,40 @@ claim_one(struct forward *f, int64_t id)
 		return c == OUTBOX_GONE ? 0 : -1;
 	}
 	lf = job_fields(j);
-	log_event(LOG_LVL_DEBUG, &lf, "forward: sending %s attempt %u",
-	    j->row.event_key, j->row.attempt);
 	(void)pthread_mutex_lock(&f->mu);
 	j->flight_next = f->flight;
 	f->flight = j;
 	f->nflight++;
-	f->busy++;
-	*f->queue_tail = j;
-	f->queue_tail = &j->next;
-	(void)pthread_cond_signal(&f->work);
+	if (f->stopping) {
+		/* The stop began while this claim waited for the database:
+		 * forward_stop no longer waits for new deliveries, so none
+		 * starts. The attempt is recorded as interrupted. */
+		j->outcome = OUTBOX_INTERRUPTED;
+		(void)snprintf(j->reason, sizeof(j->reason),
+		    "interrupted by shutdown");
+		j->next = f->done;
+		f->done = j;
+	} else {
+		log_event(LOG_LVL_DEBUG, &lf, "forward: sending %s attempt %u",
+		    j->row.event_key, j->row.attempt);
+		f->busy++;
+		*f->queue_tail = j;
+		f->queue_tail = &j->next;
+		(void)pthread_cond_signal(&f->work);
+	}
 	(void)pthread_mutex_unlock(&f->mu);
 	return 0;
+}
+
+static int
+is_stopping(struct forward *f)
+{
+	int v;
+
+	(void)pthread_mutex_lock(&f->mu);
+	v = f->stopping;
+	(void)pthread_mutex_unlock(&f->mu);
+	return v;
 }
 
 /* Fill up to `free_slots` deliveries. Returns how long the dispatcher may
@@ -324,7 +347,7 @@ claim(struct forward *f, unsigned free_slots)
 	    &n) == -1)
 		return wait;
 	for (i = 0; i < n; i++) {
-		if (claim_one(f, due[i].id) == -1)
+		if (is_stopping(f) || claim_one(f, due[i].id) == -1)
 			break;
 	}
 	store_outbox_due_done(due, n);
@@ -496,6 +519,10 @@ dispatch_main(void *arg)
 	for (;;) {
 		record_done(f);
 		(void)pthread_mutex_lock(&f->mu);
+		if (f->stopping && !f->claims_over) {
+			f->claims_over = 1;	/* drain() waits for this */
+			(void)pthread_cond_broadcast(&f->idle);
+		}
 		quit = f->quit;
 		reload = f->next_set != NULL && f->nflight == 0;
 		free_slots = 0;
@@ -558,6 +585,9 @@ start_machine(struct forward *f)
 	}
 	if (start_workers(f) == -1 && f->nworkers == 0)
 		return -1;
+	/* Fresh: a reload from forward = none starts us long after
+	 * forward_start, and the watchdog must not read that as stuck. */
+	atomic_store(&f->heartbeat, clock_mono_ms());
 	if (spawn_thread(&f->dispatcher, dispatch_main, f) == -1) {
 		stop_workers(f);	/* nothing may run without a dispatcher */
 		return -1;
@@ -653,7 +683,10 @@ forward_heartbeat_ms(struct forward *f)
 
 /* Stop claiming; wait for the deliveries under way, then interrupt the
  * rest (hooks are killed, sockets closed: their events stay pending with
- * the attempt counted); tell the dispatcher to record what it can and go. */
+ * the attempt counted); tell the dispatcher to record what it can and go.
+ * "Under way" includes a claim the dispatcher is making right now (it may
+ * wait on the database): only once it has seen `stopping` (claims_over)
+ * can no new delivery start. */
 static void
 drain(struct forward *f, int timeout_ms)
 {
@@ -664,15 +697,17 @@ drain(struct forward *f, int timeout_ms)
 	f->stopping = 1;
 	f->woken = 1;
 	(void)pthread_cond_signal(&f->wake);
-	while (f->nflight > 0) {
+	while (f->nflight > 0 || !f->claims_over) {
 		if (pthread_cond_timedwait(&f->idle, &f->mu, &ts) == ETIMEDOUT)
 			break;
 	}
+	/* From here on a job that still reaches a worker (a claim that
+	 * outlived the deadline) is interrupted at once (deliver()). */
+	atomic_store(&f->cancelled, 1);
 	if (f->busy > 0) {
 		log_warning("forward: %u deliver%s still under way after %d ms; "
 		    "interrupting", f->busy, f->busy == 1 ? "y" : "ies",
 		    timeout_ms);
-		atomic_store(&f->cancelled, 1);
 		if (write(f->cancel_fd, &one, sizeof(one)) == -1)
 			log_error("forward: eventfd: %s", strerror(errno));
 		while (f->busy > 0)	/* bounded: hooks get TERM, then KILL */

@@ -161,6 +161,9 @@ secrets_parse(const char *text, size_t len, const char *origin,
 		set_err(err, errlen, origin, 0, "HMAC unavailable in OpenSSL");
 		goto out;
 	}
+	/* An editor's invisible UTF-8 byte order mark is not key material. */
+	if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+		pos = 3;
 	while (pos < len) {
 		line++;
 		nl = memchr(text + pos, '\n', len - pos);

@@ -49,9 +49,18 @@ static const char *const migrations[] = {
 	"  forward_attempts INTEGER NOT NULL DEFAULT 0,"
 	"  last_error       TEXT,"
 	"  forwarded_at     INTEGER,"
-	"  next_attempt_at  INTEGER NOT NULL DEFAULT 0"
+	"  next_attempt_at  INTEGER NOT NULL DEFAULT 0,"
+	/* forward_attempts counted before the last `cfhookctl replay`: the
+	 * attempt number keeps counting, the series (dead, backoff) restarts. */
+	"  replay_base      INTEGER NOT NULL DEFAULT 0"
 	");"
-	"CREATE INDEX events_pending  ON events(id)"
+	/* The forwarder's scans (store_outbox.c): pending events in id order
+	 * with next_attempt_at in the index, so events waiting out a backoff
+	 * are passed over without reading their rows; and the earliest
+	 * retry. */
+	"CREATE INDEX events_pending  ON events(id, next_attempt_at)"
+	"  WHERE forward_state = 'pending';"
+	"CREATE INDEX events_next     ON events(next_attempt_at)"
 	"  WHERE forward_state = 'pending';"
 	"CREATE INDEX events_order    ON events(order_id, id);"
 	"CREATE INDEX events_received ON events(received_at);"

@@ -22,8 +22,9 @@
 #define EVENT_COLS	"id, event_key, type, cf_payment_id, order_id," \
 	" payment_status, amount, currency, event_time, content_type," \
 	" received_at, last_seen_at, deliveries, forward_state," \
-	" forward_attempts, last_error, forwarded_at, next_attempt_at"
-#define EVENT_NCOLS	18	/* body follows at this index in get */
+	" forward_attempts, last_error, forwarded_at, next_attempt_at," \
+	" replay_base"
+#define EVENT_NCOLS	19	/* body follows at this index in get */
 
 void
 store_admin_db_error(sqlite3 *db, const char *what)
@@ -160,6 +161,7 @@ read_event(sqlite3_stmt *s, int with_body, struct store_admin_event *e)
 	bad |= col_dup(s, 15, &e->last_error, NULL);
 	e->forwarded_at = col_time(s, 16);
 	e->next_attempt_at = col_time(s, 17);
+	e->replay_base = sqlite3_column_int64(s, 18);
 	if (with_body) {
 		e->body_is_blob =
 		    sqlite3_column_type(s, EVENT_NCOLS) == SQLITE_BLOB;

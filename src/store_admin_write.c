@@ -27,8 +27,12 @@
 #define PENDING_KEPT	"SELECT count(*) FROM events WHERE received_at < ?1" \
 	" AND forward_state = 'pending'"
 
+/* A fresh series of forward_max_attempts tries, but forward_attempts (the
+ * attempt number the consumer sees) keeps counting, so the consumer can tell
+ * a replayed event is a repeat (DESIGN "Forwarding": attempt). */
 #define REPLAY_SET	"forward_state = 'pending', next_attempt_at = 0," \
-	" forward_attempts = 0, last_error = NULL, forwarded_at = NULL"
+	" replay_base = forward_attempts, last_error = NULL," \
+	" forwarded_at = NULL"
 
 /* One replay request inside the caller's transaction. 0 / -1. */
 static int

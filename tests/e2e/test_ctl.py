@@ -237,12 +237,18 @@ def test_replay_dead_is_delivered_by_the_running_daemon():
         wait_until(lambda: d.rows("SELECT forward_state FROM events")[0][0] == "done",
                    what="the replayed event to be delivered")
         row = d.rows("SELECT forward_attempts, last_error, forwarded_at FROM events")[0]
-        assert row[0] == 1 and row[1] is None and row[2] is not None
+        assert row[0] == 3 and row[1] is None and row[2] is not None
         with open(seen) as f:
             attempts = [ln.split()[1] for ln in f.read().splitlines()]
-        assert attempts == ["1", "2", "1"], attempts    # a fresh series after replay
+        # the attempt number keeps counting: the consumer sees a repeat
+        assert attempts == ["1", "2", "3"], attempts
         j = ctl_json(d, "show", str(eid))
         assert [h["ok"] for h in j["history"]] == [False, False, True]
+        assert [h["attempt"] for h in j["history"]] == [1, 2, 3]
+        assert j["event"]["forward_attempts"] == 3 and j["event"]["replay_base"] == 2
+        rc, out, err = ctl(d, "show", str(eid), expect=0)
+        assert re.search(rb"forward_attempts\s+3\n", out), out
+        assert re.search(rb"replay_base\s+2\n", out), out
         assert ctl_json(d, "replay", "--dead") == {"queued": []}
 
 

@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
@@ -260,8 +261,40 @@ def test_dead_after_max_attempts_then_cfhookctl_replay_delivers():
                            stderr=subprocess.PIPE, timeout=20)
         assert p.returncode == 0, p
         wait_state(d, 1, "done", timeout=5)
-        assert ["PAYMENT_SUCCESS_WEBHOOK:8001", "1"] in calls(d.tmp)[2:], calls(d.tmp)
+        # the attempt number keeps counting across the replay (a repeat)
+        assert ["PAYMENT_SUCCESS_WEBHOOK:8001", "3"] in calls(d.tmp)[2:], calls(d.tmp)
         wait_state(d, 2, "done", timeout=10)
+
+
+def test_replay_of_dead_event_gets_a_new_series_and_attempts_keep_counting():
+    """max_attempts=2: dead after attempts 1, 2; a replay gives 2 fresh
+    tries numbered 3, 4 (env and envelope), then it is dead again."""
+    with Daemon(config={"forward_backoff": 1, "forward_max_attempts": 2}, start=False) as d:
+        hook = recorder_hook(d.tmp, "exit 5\n")
+        start_forwarding(d, "hook:" + hook)
+        post_ok(d, payment_body("8101", order_id="again-1"))
+        wait_state(d, 1, "dead", timeout=10)
+        assert d.event("PAYMENT_SUCCESS_WEBHOOK:8101")["forward_attempts"] == 2
+        p = subprocess.run([binary("cfhookctl"), "-d", d.db_path, "replay", "1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
+        assert p.returncode == 0, p
+        wait_until(lambda: state(d, 1) == "dead"
+                   and d.event("PAYMENT_SUCCESS_WEBHOOK:8101")["forward_attempts"] == 4,
+                   10, "two fresh tries after the replay")
+        assert calls(d.tmp) == [["PAYMENT_SUCCESS_WEBHOOK:8101", str(n)] for n in (1, 2, 3, 4)]
+        for n in (3, 4):
+            argv, env, stdin = read_run(d.tmp, 1, n)
+            assert env[b"CFHOOK_ATTEMPT"] == str(n).encode()
+            assert json.loads(stdin)["attempt"] == n
+        log = [tuple(r) for r in d.rows("SELECT attempt, ok FROM forward_log ORDER BY id")]
+        assert log == [(1, 0), (2, 0), (3, 0), (4, 0)], log
+        # the new series backs off from forward_backoff again (1 s, not 2 s)
+        d.wait_log(r"forward: PAYMENT_SUCCESS_WEBHOOK:8101 attempt 3 failed: exit status 5; "
+                   r"will retry in 1 s")
+        d.wait_log(r"forward: PAYMENT_SUCCESS_WEBHOOK:8101 attempt 4 failed: exit status 5; "
+                   r"no attempts left, the event is dead")
+        time.sleep(1.5 * SLOW)                      # and nothing more goes out
+        assert len(calls(d.tmp)) == 4
 
 
 class Consumer:
@@ -408,6 +441,42 @@ if [ "$CFHOOK_ATTEMPT" = 1 ]; then echo $$ > {started}; sleep 60; fi
         d.start()
         wait_state(d, 1, "done")
         assert calls(d.tmp)[-1] == ["PAYMENT_SUCCESS_WEBHOOK:9301", "2"]
+
+
+def test_sigterm_while_a_claim_waits_for_the_lock_starts_no_new_delivery():
+    """SIGTERM arrives while the dispatcher is inside a claim (here: waiting
+    for a write lock someone else holds). The claim it completes after the
+    stop began must not start a hook that the drain no longer waits for:
+    cfhookd still exits within the drain budget, and the attempt is recorded
+    as interrupted (not left open), the event pending."""
+    with Daemon(config={"forward_timeout": 60, "forward_backoff": 2}, start=False) as d:
+        started = os.path.join(d.tmp, "started2")
+        hook = recorder_hook(d.tmp, """
+[ "$CFHOOK_ATTEMPT" = 1 ] && exit 1
+touch {started}; sleep 30
+""".format(started=started))
+        start_forwarding(d, "hook:" + hook)
+        post_ok(d, payment_body("9351", order_id="lock"))
+        wait_until(lambda: d.rows("SELECT count(*) FROM forward_log WHERE ok = 0")[0][0] == 1,
+                   5, "the first attempt to fail")
+        due_ms = d.event("PAYMENT_SUCCESS_WEBHOOK:9351")["next_attempt_at"]
+        con = sqlite3.connect(d.db_path, isolation_level=None, timeout=5)
+        try:
+            con.execute("BEGIN IMMEDIATE")          # the dispatcher's claim will wait
+            while time.time() * 1000 < due_ms + 500:
+                time.sleep(0.05)
+            t0 = time.monotonic()
+            d.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+        finally:
+            con.rollback()
+            con.close()
+        d.stop()
+        assert time.monotonic() - t0 < 3 + 2 + 3 * SLOW, time.monotonic() - t0
+        assert not os.path.exists(started), "a delivery started after the stop began"
+        log = [tuple(r) for r in d.rows("SELECT attempt, ok, error FROM forward_log ORDER BY id")]
+        assert log == [(1, 0, "exit status 1"), (2, None, "interrupted by shutdown")], log
+        assert state(d, 1) == "pending"
 
 
 def test_shell_metacharacters_reach_the_hook_byte_exact():

@@ -323,6 +323,26 @@ test_comments_and_blanks(void)
 	config_free(c);
 }
 
+/* An editor's UTF-8 byte order mark before the first key is not part of
+ * it; the line numbers stay those of the file. */
+static void
+test_byte_order_mark(void)
+{
+	struct config *c;
+
+	if (!CHECK(parse_logged("\xef\xbb\xbfmax_body = 4096\nlog_level = "
+	    "debug\n", "/etc/c.conf", &c) == 0)) {
+		fprintf(stderr, "  log: %s\n", log_buf);
+		return;
+	}
+	CHECK_INT(c->max_body, 4096);
+	CHECK_INT(c->log_level, LOG_LVL_DEBUG);
+	config_free(c);
+	CHECK(parse_logged("\xef\xbb\xbf\nbogus = 1\n", "/x/c.conf", &c)
+	    == -1);
+	CHECK_STR(log_buf, "<3>/x/c.conf:2: unknown key 'bogus'\n");
+}
+
 static void
 test_relative_paths(void)
 {
@@ -444,6 +464,7 @@ main(void)
 	RUN(test_unix_path_too_long);
 	RUN(test_every_error_reported);
 	RUN(test_comments_and_blanks);
+	RUN(test_byte_order_mark);
 	RUN(test_relative_paths);
 	RUN(test_load);
 	RUN(test_nul_byte_line);

@@ -201,8 +201,15 @@ test_amounts(void)
 		{ "0.1", "0.1" },
 		{ "1", "1" },
 		{ "-2.5", "-2.5" },
-		/* beyond int64: jansson refuses the body, so UNKNOWN */
-		{ "100000000000000000000", NULL },
+		/* beyond int64 (jansson cannot hold it): the exact digits */
+		{ "100000000000000000000", "100000000000000000000" },
+		{ "-100000000000000000000", "-100000000000000000000" },
+		/* beyond double: no decimal reads back to it */
+		{ "1e400", NULL },
+		{ "1E2", "100" },
+		{ "-0", "0" },
+		{ "0.30000000000000004", "0.30000000000000004" },
+		{ "1.10", "1.1" },
 		{ "true", NULL },
 		{ "null", NULL },
 		{ "{\"v\":1}", NULL },
@@ -519,6 +526,173 @@ test_form_events(void)
 	}
 }
 
+/* DESIGN: cf_payment_id "digits exactly as sent"; spec section 4: "never
+ * via double". A numeric id keeps its token, whatever jansson can hold. */
+static void
+test_numeric_ids_keep_their_token(void)
+{
+	static const struct {
+		const char *token;
+		const char *want;
+	} cases[] = {
+		{ "1453002795", "1453002795" },
+		{ "1453002795.0", "1453002795.0" },
+		{ "9007199254740993.0", "9007199254740993.0" },
+		{ "-7", "-7" },
+		{ "9223372036854775807", "9223372036854775807" },
+		{ "9223372036854775808", "9223372036854775808" },
+		{ "12345678901234567890", "12345678901234567890" },
+		{ "-92233720368547758090", "-92233720368547758090" },
+		{ "1e400", "1e400" },
+		{ "1.5E3", "1.5E3" },
+	};
+	char body[512], key[256];
+	struct event ev;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		(void)snprintf(body, sizeof(body), "{\"type\":"
+		    "\"PAYMENT_SUCCESS_WEBHOOK\",\"data\":{\"order\":"
+		    "{\"order_id\":\"o1\"},\"payment\":{\"cf_payment_id\" : "
+		    "%s ,\"payment_status\":\"SUCCESS\",\"payment_amount\":"
+		    "170.00}},\"n\":[1e999,-1e999,99999999999999999999]}",
+		    cases[i].token);
+		if (!CHECK(json_event(body, NULL, &ev) == 0))
+			continue;
+		(void)snprintf(key, sizeof(key), "PAYMENT_SUCCESS_WEBHOOK:%s",
+		    cases[i].want);
+		if (!CHECK_STR(ev.event_key, key))
+			fprintf(stderr, "  id token %s\n", cases[i].token);
+		CHECK_STR(ev.type, "PAYMENT_SUCCESS_WEBHOOK");
+		CHECK_STR(ev.cf_payment_id, cases[i].want);
+		CHECK_STR(ev.order_id, "o1");
+		CHECK_STR(ev.payment_status, "SUCCESS");
+		CHECK_STR(ev.amount, "170");
+		event_done(&ev);
+	}
+	/* an escaped key is the same key for jansson and for the raw text */
+	if (CHECK(json_event("{\"type\":\"PAYMENT_SUCCESS_WEBHOOK\",\"data\":"
+	    "{\"payment\":{\"cf_payment\\u005fid\":12345678901234567890123}}}",
+	    NULL, &ev) == 0)) {
+		CHECK_STR(ev.cf_payment_id, "12345678901234567890123");
+		event_done(&ev);
+	}
+	/* a numeric order_id keeps its token too */
+	if (CHECK(json_event("{\"type\":\"PAYMENT_SUCCESS_WEBHOOK\",\"data\":"
+	    "{\"order\":{\"order_id\":100.50},\"payment\":{\"cf_payment_id\":"
+	    "\"8\"}}}", NULL, &ev) == 0)) {
+		CHECK_STR(ev.order_id, "100.50");
+		event_done(&ev);
+	}
+}
+
+/* A NUL escape in one string makes only that field unusable; the rest of
+ * the event is still read (JSON_ALLOW_NUL). */
+static void
+test_nul_in_one_string(void)
+{
+	struct event ev;
+	const char *b;
+
+	b = "{\"type\":\"PAYMENT_SUCCESS_WEBHOOK\",\"data\":{\"order\":"
+	    "{\"order_id\":\"o\\u0000x\"},\"payment\":{\"cf_payment_id\":"
+	    "\"55\",\"payment_currency\":\"INR\"},\"customer_details\":"
+	    "{\"customer_name\":\"a\\u0000b\"}}}";
+	if (CHECK(json_event(b, NULL, &ev) == 0)) {
+		CHECK_STR(ev.type, "PAYMENT_SUCCESS_WEBHOOK");
+		CHECK_STR(ev.event_key, "PAYMENT_SUCCESS_WEBHOOK:55");
+		CHECK_STR(ev.order_id, NULL);
+		CHECK_STR(ev.currency, "INR");
+		event_done(&ev);
+	}
+}
+
+/* A transaction_id that is there but unusable must not make the key of a
+ * link event without a transaction ("...:PAID:"), or a second, different
+ * event would be dropped as its duplicate. */
+static void
+test_link_unreadable_transaction(void)
+{
+	static const char *json[] = {
+		"{\"type\":\"PAYMENT_LINK_EVENT\",\"data\":{\"link_id\":\"l\","
+		    "\"link_status\":\"PAID\",\"order\":{\"transaction_id\":"
+		    "\"1\\u00002\"}}}",
+		"{\"type\":\"PAYMENT_LINK_EVENT\",\"data\":{\"link_id\":\"l\","
+		    "\"link_status\":\"PAID\",\"order\":{\"transaction_id\":"
+		    "{\"id\":1}}}}",
+		"{\"type\":\"PAYMENT_LINK_EVENT\",\"data\":{\"link_id\":\"l\","
+		    "\"link_status\":\"PAID\",\"order\":{\"transaction_id\":"
+		    "true}}}",
+	};
+	static const char *absent[] = {
+		"{\"type\":\"PAYMENT_LINK_EVENT\",\"data\":{\"link_id\":\"l\","
+		    "\"link_status\":\"PAID\",\"order\":{\"transaction_id\":"
+		    "null}}}",
+		"{\"type\":\"PAYMENT_LINK_EVENT\",\"data\":{\"link_id\":\"l\","
+		    "\"link_status\":\"PAID\",\"order\":{\"transaction_id\":"
+		    "\"\"}}}",
+		"{\"type\":\"PAYMENT_LINK_EVENT\",\"data\":{\"link_id\":\"l\","
+		    "\"link_status\":\"PAID\"}}",
+	};
+	const char *form = "type=PAYMENT_LINK_EVENT&link_id=l&link_status=PAID&"
+	    "transaction_id=7%007";
+	struct event ev;
+	char key[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(json) / sizeof(json[0]); i++) {
+		if (!CHECK(json_event(json[i], NULL, &ev) == 0))
+			continue;
+		sha256_key(ev.type, json[i], strlen(json[i]), key, sizeof(key));
+		CHECK_STR(ev.event_key, key);
+		event_done(&ev);
+	}
+	for (i = 0; i < sizeof(absent) / sizeof(absent[0]); i++) {
+		if (!CHECK(json_event(absent[i], NULL, &ev) == 0))
+			continue;
+		CHECK_STR(ev.event_key, "PAYMENT_LINK_EVENT:l:PAID:");
+		event_done(&ev);
+	}
+	if (CHECK(form_event(form, NULL, &ev) == 0)) {
+		sha256_key(ev.type, form, strlen(form), key, sizeof(key));
+		CHECK_STR(ev.event_key, key);
+		event_done(&ev);
+	}
+	if (CHECK(json_event("{\"type\":\"PAYMENT_LINK_EVENT\",\"data\":{"
+	    "\"link_id\":\"l\",\"link_status\":\"PAID\",\"order\":{"
+	    "\"transaction_id\":123456789012345678901}}}", NULL, &ev) == 0)) {
+		CHECK_STR(ev.event_key,
+		    "PAYMENT_LINK_EVENT:l:PAID:123456789012345678901");
+		event_done(&ev);
+	}
+}
+
+/* Form values may be any bytes; the event's text fields hold only UTF-8
+ * (the raw body keeps the bytes). */
+static void
+test_form_non_utf8(void)
+{
+	struct event ev;
+	char key[256];
+	const char *b;
+
+	b = "type=PAYMENT_SUCCESS_WEBHOOK&cf_payment_id=9%FF&order_id=o%C3%A9&"
+	    "payment_status=%C0%80";
+	if (CHECK(form_event(b, NULL, &ev) == 0)) {
+		CHECK_STR(ev.cf_payment_id, NULL);
+		CHECK_STR(ev.order_id, "o\xc3\xa9");
+		CHECK_STR(ev.payment_status, NULL);	/* overlong NUL */
+		sha256_key(ev.type, b, strlen(b), key, sizeof(key));
+		CHECK_STR(ev.event_key, key);
+		event_done(&ev);
+	}
+	b = "type=PAYMENT%ED%A0%80&cf_payment_id=1";
+	if (CHECK(form_event(b, NULL, &ev) == 0)) {
+		CHECK_STR(ev.type, "UNKNOWN");		/* a surrogate */
+		event_done(&ev);
+	}
+}
+
 static void
 test_done_is_safe(void)
 {
@@ -549,6 +723,10 @@ main(void)
 	RUN(test_link_keys);
 	RUN(test_other_types_best_effort);
 	RUN(test_form_events);
+	RUN(test_numeric_ids_keep_their_token);
+	RUN(test_nul_in_one_string);
+	RUN(test_link_unreadable_transaction);
+	RUN(test_form_non_utf8);
 	RUN(test_done_is_safe);
 	return check_finish("test_event");
 }

@@ -168,7 +168,7 @@ test_duplicate_among_many(void)
 static void
 test_too_many_fields(void)
 {
-	char body[8192];
+	static char body[FORM_MAX_FIELDS * 8 + 64];
 	struct form f;
 	size_t i, o = 0;
 

@@ -1,7 +1,8 @@
 /* test_outbox.c - the forwarder's SQL on a real SQLite file made by
  * store_open(STORE_WRITE): per-order FIFO and the in-flight skip, the attempt
  * counted before a delivery, done / retry with doubling backoff (capped) /
- * dead / interrupted, recovery after a crash, and rows changed meanwhile. */
+ * dead / interrupted, a replay's new series, recovery after a crash, and rows
+ * changed meanwhile. */
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "check.h"
 #include "log.h"
 #include "store.h"
+#include "store_admin.h"
 #include "store_outbox.h"
 
 #define NOW	1800000000000LL
@@ -359,6 +361,54 @@ test_dead_after_max_attempts(void)
 	store_close(st);
 }
 
+/* After `cfhookctl replay` of a dead event: a full new series of
+ * max_attempts tries with the backoff starting over, while the attempt
+ * number the consumer sees keeps counting (3, 4 after 1, 2). */
+static void
+test_replay_gives_a_new_series(void)
+{
+	struct store *st = fresh();
+	struct store_admin_replay rq;
+	struct outbox_row r;
+	enum outbox_state state = OUTBOX_UNCHANGED;
+	int64_t next = 0;
+	char buf[64];
+	unsigned i;
+
+	if (!CHECK(st != NULL))
+		return;
+	(void)add(st, "k1", "a");
+	for (i = 1; i <= 2; i++) {
+		CHECK_INT(store_outbox_claim(st, 1, NOW, &r), OUTBOX_CLAIMED);
+		CHECK_INT(r.attempt, i);
+		CHECK_INT(finish(st, &r, OUTBOX_FAILED, "x", NOW, 2, 2, &state,
+		    &next), 0);
+		CHECK_INT(state, i < 2 ? OUTBOX_RETRY : OUTBOX_DEAD);
+		store_outbox_row_done(&r);
+	}
+	memset(&rq, 0, sizeof(rq));
+	rq.id = 1;
+	CHECK_INT(store_admin_replay(st, &rq, 1), 0);
+	CHECK_INT(rq.result, REPLAY_QUEUED);
+	CHECK_STR(due_ids(st, NOW, NULL, NULL, 16, buf, sizeof(buf)), "1");
+	for (i = 3; i <= 4; i++) {
+		state = OUTBOX_UNCHANGED;
+		CHECK_INT(store_outbox_claim(st, 1, NOW, &r), OUTBOX_CLAIMED);
+		CHECK_INT(r.attempt, i);
+		CHECK_INT(finish(st, &r, OUTBOX_FAILED, "y", NOW, 2, 2, &state,
+		    &next), 0);
+		CHECK_INT(state, i < 4 ? OUTBOX_RETRY : OUTBOX_DEAD);
+		if (i == 3)	/* first try of the series: backoff_s again */
+			CHECK_INT(next, NOW + 2000);
+		store_outbox_row_done(&r);
+	}
+	CHECK_INT(q_int(st, "SELECT forward_attempts FROM events WHERE id=?1",
+	    1), 4);
+	CHECK_INT(q_int(st, "SELECT count(*) FROM forward_log WHERE event_id=?1"
+	    " AND ok = 0", 1), 4);
+	store_close(st);
+}
+
 static void
 test_interrupted_stays_due(void)
 {
@@ -469,6 +519,7 @@ main(void)
 	RUN(test_failure_backoff_blocks_order);
 	RUN(test_backoff_doubles_and_caps);
 	RUN(test_dead_after_max_attempts);
+	RUN(test_replay_gives_a_new_series);
 	RUN(test_interrupted_stays_due);
 	RUN(test_recover);
 	RUN(test_changed_meanwhile);

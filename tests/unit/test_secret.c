@@ -89,6 +89,31 @@ check_parse_fails(const char *text, size_t len, const char *want_err,
 		CHECK(strstr(err, secret_text) == NULL);
 }
 
+/* A UTF-8 byte order mark at the start of the file (Windows editors) is not
+ * part of the first secret; one elsewhere is kept (it is not at the start). */
+static void
+test_parse_bom(void)
+{
+	struct secrets *s;
+
+	s = parse_ok("\xef\xbb\xbfkey1\nkey2\n", 2);
+	if (s != NULL) {
+		CHECK(secret_is(s, 0, "key1"));
+		CHECK(secret_is(s, 1, "key2"));
+		secrets_free(s);
+	}
+	s = parse_ok("\xef\xbb\xbf# comment\nkey\n", 1);
+	if (s != NULL) {
+		CHECK(secret_is(s, 0, "key"));
+		secrets_free(s);
+	}
+	s = parse_ok("a\n\xef\xbb\xbf" "b\n", 2);
+	if (s != NULL) {
+		CHECK(secret_is(s, 1, "\xef\xbb\xbf" "b"));
+		secrets_free(s);
+	}
+}
+
 static void
 test_parse_errors(void)
 {
@@ -383,6 +408,7 @@ int
 main(void)
 {
 	RUN(test_parse_trim_and_comments);
+	RUN(test_parse_bom);
 	RUN(test_parse_errors);
 	RUN(test_parse_limits);
 	RUN(test_mac_over_two_parts);

@@ -57,14 +57,16 @@ test_open_creates_schema(void)
 	CHECK_STR(cols, "id,event_key,type,cf_payment_id,order_id,"
 	    "payment_status,amount,currency,event_time,content_type,body,"
 	    "received_at,last_seen_at,deliveries,forward_state,"
-	    "forward_attempts,last_error,forwarded_at,next_attempt_at");
+	    "forward_attempts,last_error,forwarded_at,next_attempt_at,"
+	    "replay_base");
 	CHECK_INT(column_list(db, "pruned_keys", cols, sizeof(cols)), 0);
 	CHECK_STR(cols, "event_key,pruned_at,deliveries");
 	CHECK_INT(column_list(db, "forward_log", cols, sizeof(cols)), 0);
 	CHECK_STR(cols, "id,event_id,attempt,started_at,finished_at,ok,error");
 	CHECK_INT(q_int(db, "SELECT count(*) FROM sqlite_schema WHERE "
-	    "type = 'index' AND name IN ('events_pending', 'events_order', "
-	    "'events_received', 'events_type', 'forward_log_event')", NULL), 5);
+	    "type = 'index' AND name IN ('events_pending', 'events_next', "
+	    "'events_order', 'events_received', 'events_type', "
+	    "'forward_log_event')", NULL), 6);
 	CHECK_INT(q_int(db, "SELECT count(*) FROM sqlite_schema WHERE "
 	    "name = 'pruned_keys' AND sql LIKE '%WITHOUT ROWID%'", NULL), 1);
 	/* The CHECK constraint on forward_state is really there. */

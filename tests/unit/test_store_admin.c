@@ -404,9 +404,12 @@ test_get_returns_binary_body_exactly(void)
 }
 
 static void
-test_replay_resets_done_and_dead_only(void)
+test_replay_requeues_done_and_dead_only(void)
 {
 	struct store_admin_replay rq[5];
+	struct store_admin_event e;
+	struct store_admin_attempt *h = NULL;
+	size_t nh = 0;
 	struct db d;
 
 	if (!CHECK(db_open(&d) == 0))
@@ -433,9 +436,24 @@ test_replay_resets_done_and_dead_only(void)
 	CHECK_INT(rq[3].event_id, 0);
 	CHECK(rq[4].result == REPLAY_ALREADY_PENDING);
 	CHECK_INT(num(&d, "SELECT count(*) FROM events WHERE id IN (1, 4) AND"
-	    " forward_state = 'pending' AND forward_attempts = 0 AND"
-	    " next_attempt_at = 0 AND last_error IS NULL AND"
-	    " forwarded_at IS NULL"), 2);
+	    " forward_state = 'pending' AND next_attempt_at = 0 AND"
+	    " last_error IS NULL AND forwarded_at IS NULL"), 2);
+	/* the attempt number keeps counting; the series restarts from the
+	 * base (the consumer must see a replay as a repeat) */
+	CHECK_INT(num(&d, "SELECT forward_attempts FROM events WHERE id = 1"),
+	    1);
+	CHECK_INT(num(&d, "SELECT replay_base FROM events WHERE id = 1"), 1);
+	CHECK_INT(num(&d, "SELECT forward_attempts FROM events WHERE id = 4"),
+	    12);
+	CHECK_INT(num(&d, "SELECT replay_base FROM events WHERE id = 4"), 12);
+	CHECK_INT(num(&d, "SELECT replay_base FROM events WHERE id = 5"), 0);
+	if (CHECK(store_admin_get(d.r, 4, NULL, &e, &h, &nh) ==
+	    STORE_ADMIN_OK)) {
+		CHECK_INT(e.forward_attempts, 12);
+		CHECK_INT(e.replay_base, 12);
+		store_admin_event_done(&e);
+		store_admin_history_free(h, nh);
+	}
 	/* the pending one keeps its retry schedule and count */
 	CHECK_INT(num(&d, "SELECT forward_attempts FROM events WHERE id = 5"),
 	    2);
@@ -468,7 +486,10 @@ test_replay_dead_queues_all_dead(void)
 	CHECK_INT(num(&d, "SELECT count(*) FROM events WHERE"
 	    " forward_state = 'dead'"), 0);
 	CHECK_INT(num(&d, "SELECT count(*) FROM events WHERE"
-	    " forward_state = 'pending' AND forward_attempts = 0"), 3);
+	    " forward_state = 'pending' AND replay_base = forward_attempts"
+	    " AND id IN (2, 4, 6)"), 3);
+	CHECK_INT(num(&d, "SELECT forward_attempts FROM events WHERE id = 4"),
+	    12);
 	ids = NULL;
 	CHECK(store_admin_replay_dead(d.r, &ids, &n) == 0);
 	CHECK_INT(n, 0);
@@ -600,7 +621,7 @@ main(void)
 	RUN(test_status_of_empty_database);
 	RUN(test_get_by_id_and_key_with_history);
 	RUN(test_get_returns_binary_body_exactly);
-	RUN(test_replay_resets_done_and_dead_only);
+	RUN(test_replay_requeues_done_and_dead_only);
 	RUN(test_replay_dead_queues_all_dead);
 	RUN(test_prune_keeps_pending_and_tombstones);
 	RUN(test_prune_dry_run_changes_nothing);
