@@ -44,6 +44,13 @@ int	event_from_json(const char *body, size_t len, const char *idem_key,
 /* From a verified form body already decoded in `form`. Same contract. */
 int	event_from_form(const struct form *, const char *body, size_t len,
 	    const char *idem_key, struct event *ret);
+struct json_t;
+/* The body parsed as event_from_json() reads it: duplicate keys refused, no
+ * trailing bytes, a NUL inside a string allowed, numbers too large for
+ * jansson blanked (their text stays in the body). *ret is the object (a
+ * reference for the caller to json_decref) or NULL when the body is not a
+ * JSON object. Returns 0, or -1 on no memory. */
+int	event_parse_json(const char *body, size_t len, struct json_t **ret);
 /* Frees the strings. NULL-safe and safe on a zeroed event. */
 void	event_done(struct event *);
 

@@ -19,6 +19,7 @@
 
 #include "buf.h"
 #include "envelope.h"
+#include "event.h"
 #include "form.h"
 
 #define FORM_MEDIA	"application/x-www-form-urlencoded"
@@ -267,19 +268,18 @@ out:
 	return ret;
 }
 
-/* Spec section 11: a body with duplicate keys is ambiguous, so it is not
- * handed over as an object either. */
+/* Whether the payload can be handed over as an object: the body is read
+ * exactly as intake read it (event_parse_json), so every event that was
+ * recognised at intake reaches the consumer with its payload. A body with
+ * duplicate keys is ambiguous (spec section 11) and is not an object. */
 static int
 json_body_parses(const struct envelope_row *row)
 {
-	json_error_t err;
-	json_t *root;
+	json_t *root = NULL;
 
-	if (row->body == NULL)
-		return 0;
-	root = json_loadb(row->body, row->body_len, JSON_REJECT_DUPLICATES,
-	    &err);
-	if (root == NULL)
+	if (row->body == NULL ||
+	    event_parse_json(row->body, row->body_len, &root) == -1 ||
+	    root == NULL)
 		return 0;
 	json_decref(root);
 	return 1;

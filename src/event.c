@@ -497,8 +497,8 @@ body_type(json_t *root)
  * large for jansson (an id of 20 digits, 1e400) fails the whole parse, so
  * then the body is parsed again with those numbers blanked; number_text()
  * reads their digits from the raw text. -1 on no memory. */
-static int
-parse_object(const char *body, size_t len, json_t **ret)
+int
+event_parse_json(const char *body, size_t len, json_t **ret)
 {
 	json_error_t err;
 	json_t *root;
@@ -532,7 +532,7 @@ event_from_json(const char *body, size_t len, const char *idem_key,
 
 	src.body = body != NULL ? body : "";
 	src.len = len;
-	if (parse_object(src.body, len, &src.root) == -1)
+	if (event_parse_json(src.body, len, &src.root) == -1)
 		return -1;
 	rc = build(&src, src.root != NULL ? body_type(src.root) : NULL,
 	    src.body, len, idem_key, ret);

@@ -190,6 +190,27 @@ test_payload_verbatim(void)
 	free(text);
 }
 
+/* What intake recognised reaches the consumer as an object too: a NUL in
+ * one string and an id beyond 64 bits (both parsed by event_parse_json)
+ * keep payload an object with the exact text. */
+static void
+test_payload_like_intake(void)
+{
+	const char *body = "{\"type\":\"PAYMENT_SUCCESS_WEBHOOK\",\"n\":\"a\\u0000b\","
+	    "\"data\":{\"payment\":{\"cf_payment_id\":123456789012345678901}}}";
+	struct envelope_row r = base_row(body);
+	char *text = NULL;
+	size_t len = 0;
+
+	text = envelope_build(&r, &len);
+	if (!CHECK(text != NULL))
+		return;
+	CHECK(strstr(text, ",\"payload\":{\"type\":") != NULL);
+	CHECK(strstr(text, "\"cf_payment_id\":123456789012345678901}") != NULL);
+	CHECK(strstr(text, "\"payload\":null") == NULL);
+	free(text);
+}
+
 static void
 test_unparseable(void)
 {
@@ -335,6 +356,7 @@ main(void)
 	RUN(test_times);
 	RUN(test_escaping);
 	RUN(test_payload_verbatim);
+	RUN(test_payload_like_intake);
 	RUN(test_unparseable);
 	RUN(test_unparseable_binary);
 	RUN(test_form_payload);
