@@ -28,12 +28,17 @@ int	http_start(const struct config *cfg, int listen_fd, struct writer *,
 	    struct http **ret);
 /* Swap the accepted secrets (SIGHUP); requests under way keep the old set. */
 void	http_set_secrets(struct http *, struct secrets *secrets);
-/* Stop accepting connections; requests under way go on. */
+/* Stop accepting connections. Requests under way go on; a new request on
+ * an open keep-alive connection is answered 503, and every answer from now
+ * on closes its connection. */
 void	http_quiesce(struct http *);
 /* Wait until no request is in flight or timeout_ms passes. Returns the number
- * still in flight. */
+ * still in flight. Afterwards nothing more is handed to the writer: a body
+ * that completes later is answered 503. */
 int	http_drain(struct http *, int timeout_ms);
-/* Close every connection and free. A unix socket file it created is removed.
+/* Wait for the writer to answer what it holds (it does within its busy
+ * timeout), give those answers up to 2 s to go out, then close every
+ * connection and free. A unix socket file it created is removed.
  * NULL-safe. */
 void	http_stop(struct http *);
 

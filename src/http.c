@@ -7,13 +7,21 @@
  * 200 is only ever sent for an item the writer reports durable.
  *
  * Answers when several apply, first wins: 404 path, 405 method, 415 content
- * type, 413 size, 401 signature, 503 store. */
+ * type, 413 size, 401 signature, 503 store.
+ *
+ * Stop: http_quiesce() closes the listener, refuses new requests (503) and
+ * closes every connection after its answer; http_drain() lets requests
+ * under way finish, then parks nothing more; http_stop() waits for the
+ * writer to answer what it holds before stopping libmicrohttpd, which
+ * aborts the process when stopped with a connection still suspended.
+ * The per-request timeout lives in reaper.c, the answers in http_reply.c. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,27 +34,24 @@
 #include "event.h"
 #include "form.h"
 #include "http.h"
+#include "http_reply.h"
 #include "listen.h"
 #include "log.h"
 #include "metrics.h"
+#include "reaper.h"
 #include "verify.h"
-#include "version.h"
 
 #define HTTP_THREADS		2
 #define HTTP_CONN_MEMORY	(64 * 1024)	/* headers of one request */
-#define METRICS_MAX		(64 * 1024)
+/* Memory: a body buffer grows as bytes arrive and never past max_body, so
+ * the worst case is max_connections x (max_body + HTTP_CONN_MEMORY), about
+ * 80 MiB with the defaults (256 x 320 KiB). That bound is fixed by the
+ * config and small for a server, so there is no separate global budget:
+ * lower max_connections to lower it. Behind nginx the bodies arrive whole
+ * and at local speed, and a trickling client is cut at request_timeout. */
 #define PEER_MAX		64
-
-/* One TCP or unix connection: how long its current request has run, for the
- * per-request timeout that libmicrohttpd's idle timeout does not give. */
-struct conn_track {
-	struct conn_track *prev, *next;
-	struct MHD_Connection *conn;
-	int	 fd;
-	int64_t	 since_ms;	/* start of the current request's budget */
-	int	 busy;		/* suspended for the writer: never reaped */
-	int	 reaped;
-};
+/* At stop, how long answers the writer already gave may take to be sent. */
+#define ANSWER_WAIT_MS		2000
 
 struct http {
 	struct MHD_Daemon *mhd;
@@ -56,19 +61,23 @@ struct http {
 	char	*webhook_path;
 	size_t	 max_body;
 	unsigned tolerance_s;
-	int64_t	 request_timeout_ms;
 	unsigned long long sock_ino;
 	int	 listen_fd;		/* ours until quiesce hands it back */
+	struct reaper *reaper;		/* per-request timeout */
+	/* Set by http_quiesce(): new requests get 503, every answer closes
+	 * its connection, so keep-alive clients cannot stretch the drain. */
+	atomic_int draining;
 
 	pthread_mutex_t mu;		/* everything below */
-	pthread_cond_t cv;		/* inflight/waiting changed; reaper tick */
+	pthread_cond_t cv;		/* inflight/waiting/answering changed */
 	struct secrets *secrets;
-	struct conn_track conns;	/* list sentinel */
 	unsigned inflight;		/* webhook requests not completed */
 	unsigned waiting;		/* suspended, not yet resumed */
-	int	 stopping;
-	pthread_t reaper;
-	int	 reaper_started;
+	unsigned answering;		/* resumed, answer not yet completed */
+	/* Set by http_drain() / http_stop(): nothing is suspended any more,
+	 * because libmicrohttpd aborts the process when it is stopped with a
+	 * suspended connection. */
+	int	 closing;
 };
 
 enum req_state {
@@ -81,6 +90,7 @@ enum req_state {
 struct request {
 	struct http *h;
 	struct MHD_Connection *conn;
+	struct reaper_conn *track;	/* NULL when not tracked */
 	enum req_state state;
 	int	 is_form;
 	int	 too_large;
@@ -114,6 +124,29 @@ header(struct MHD_Connection *c, const char *name, const char *alias)
 	return v;
 }
 
+/* A header value without the trailing blanks that RFC 9110 section 5.5 says
+ * are not part of it (libmicrohttpd 0.9.75 keeps them). A value that does
+ * not fit in buf is passed on whole: it cannot be a valid timestamp or
+ * signature anyway. */
+static const char *
+header_trimmed(struct MHD_Connection *c, const char *name, const char *alias,
+    char *buf, size_t n)
+{
+	const char *v = header(c, name, alias);
+	size_t len;
+
+	if (v == NULL)
+		return NULL;
+	len = strlen(v);
+	while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+		len--;
+	if (len >= n)
+		return v;
+	memcpy(buf, v, len);
+	buf[len] = '\0';
+	return buf;
+}
+
 /* Who sent it: the TCP peer, or behind nginx on a unix socket X-Real-IP. */
 static void
 peer_name(struct MHD_Connection *c, char *out, size_t n)
@@ -137,37 +170,27 @@ peer_name(struct MHD_Connection *c, char *out, size_t n)
 	(void)snprintf(out, n, "%.40s", real != NULL ? real : "unix");
 }
 
+/* Answer with a JSON body. Once the daemon drains, every answer closes
+ * its connection, so keep-alive clients cannot stretch the drain. */
 static enum MHD_Result
-respond(struct MHD_Connection *c, unsigned status, const char *json,
-    const char *allow)
+respond(struct http *h, struct MHD_Connection *c, unsigned status,
+    const char *json, const char *allow)
 {
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
-
-	resp = MHD_create_response_from_buffer(strlen(json), (void *)json,
-	    MHD_RESPMEM_MUST_COPY);
-	if (resp == NULL)
-		return MHD_NO;
-	(void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-	    "application/json");
-	if (allow != NULL)
-		(void)MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-	ret = MHD_queue_response(c, status, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return http_reply_json(c, status, json, allow,
+	    atomic_load(&h->draining));
 }
 
 /* A plain refusal before any body is read (404/405/415/413 on headers). */
 static enum MHD_Result
-refuse(struct MHD_Connection *c, const char *method, const char *url,
-    unsigned status, const char *json, const char *allow)
+refuse(struct http *h, struct MHD_Connection *c, const char *method,
+    const char *url, unsigned status, const char *json, const char *allow)
 {
 	char peer[PEER_MAX];
 
 	peer_name(c, peer, sizeof(peer));
 	log_info("http: %u %.16s %.200s from %s", status, method, url, peer);
 	metrics_request(status, 0);
-	return respond(c, status, json, allow);
+	return respond(h, c, status, json, allow);
 }
 
 /* Media type of a Content-Type value: 1 JSON, 2 form, 0 anything else. */
@@ -190,7 +213,9 @@ media_type(const char *ct)
 	return 0;
 }
 
-static struct conn_track *
+/* The connection's reaper entry (NULL when untracked). libmicrohttpd's
+ * threads only: the info call writes into the connection. */
+static struct reaper_conn *
 track_of(struct MHD_Connection *c)
 {
 	const union MHD_ConnectionInfo *ci;
@@ -220,16 +245,12 @@ stored(struct store_item *item, void *arg)
 	struct request *r = arg;
 	struct http *h = r->h;
 	struct MHD_Connection *c = r->conn;
-	struct conn_track *t;
 
 	(void)item;
+	reaper_restart(h->reaper, r->track);	/* the answer's own budget */
 	pthread_mutex_lock(&h->mu);
 	r->state = REQ_ANSWER;
-	t = track_of(c);
-	if (t != NULL) {
-		t->busy = 0;
-		t->since_ms = clock_mono_ms();
-	}
+	h->answering++;
 	pthread_mutex_unlock(&h->mu);
 	MHD_resume_connection(c);
 	pthread_mutex_lock(&h->mu);
@@ -260,11 +281,14 @@ verify_and_extract(struct request *r)
 	enum verify_result v;
 	enum form_result fr;
 	const char *idem;
+	char ts[32], sig[96];
 	int rc = -1;
 
 	memset(&vr, 0, sizeof(vr));
-	vr.timestamp = header(c, "x-webhook-timestamp", "x-cashfree-timestamp");
-	vr.signature = header(c, "x-webhook-signature", "x-cashfree-signature");
+	vr.timestamp = header_trimmed(c, "x-webhook-timestamp",
+	    "x-cashfree-timestamp", ts, sizeof(ts));
+	vr.signature = header_trimmed(c, "x-webhook-signature",
+	    "x-cashfree-signature", sig, sizeof(sig));
 	vr.body = r->body.data != NULL ? r->body.data : "";
 	vr.body_len = r->body.len;
 	vr.now_ms = clock_wall_ms();
@@ -298,6 +322,36 @@ verify_and_extract(struct request *r)
 	return VERIFY_OK;
 }
 
+/* Hand the verified event to the writer and suspend the connection until
+ * stored() resumes it. Returns -1, suspending nothing, once the drain is
+ * over: libmicrohttpd must not be stopped with a suspended connection (it
+ * aborts the process), and the writer may be gone soon after. */
+static int
+park(struct request *r)
+{
+	struct http *h = r->h;
+
+	r->item.ev = &r->ev;
+	r->item.body = r->body.data != NULL ? r->body.data : "";
+	r->item.body_len = r->body.len;
+	r->item.content_type = r->content_type;
+	r->item.received_ms = clock_wall_ms();
+	r->item.done = stored;
+	r->item.arg = r;
+	pthread_mutex_lock(&h->mu);
+	if (h->closing) {
+		pthread_mutex_unlock(&h->mu);
+		return -1;
+	}
+	r->state = REQ_WRITER;
+	h->waiting++;
+	pthread_mutex_unlock(&h->mu);
+	reaper_hold(h->reaper, r->track);
+	MHD_suspend_connection(r->conn);
+	writer_submit(h->writer, &r->item);
+	return 0;
+}
+
 /* The body is complete: verify, then hand over to the writer (suspending the
  * connection), or answer the refusal now. */
 static enum MHD_Result
@@ -305,7 +359,6 @@ body_done(struct request *r)
 {
 	struct http *h = r->h;
 	enum verify_result v;
-	struct conn_track *t;
 	unsigned status;
 
 	if (r->too_large) {
@@ -313,7 +366,7 @@ body_done(struct request *r)
 		log_info("http: 413 body over max_body (%zu bytes) from %s",
 		    h->max_body, r->peer);
 		metrics_request(status, mono_us() - r->t0_us);
-		return respond(r->conn, status,
+		return respond(h, r->conn, status,
 		    "{\"error\":\"body too large\"}", NULL);
 	}
 	v = verify_and_extract(r);
@@ -325,27 +378,17 @@ body_done(struct request *r)
 		log_info("http: %u signature %s from %s", status,
 		    verify_result_name(v), r->peer);
 		metrics_request(status, mono_us() - r->t0_us);
-		return respond(r->conn, status, status == 401 ?
+		return respond(h, r->conn, status, status == 401 ?
 		    "{\"error\":\"signature verification failed\"}" :
 		    "{\"error\":\"temporarily unavailable\"}", NULL);
 	}
-	r->item.ev = &r->ev;
-	r->item.body = r->body.data != NULL ? r->body.data : "";
-	r->item.body_len = r->body.len;
-	r->item.content_type = r->content_type;
-	r->item.received_ms = clock_wall_ms();
-	r->item.done = stored;
-	r->item.arg = r;
-	pthread_mutex_lock(&h->mu);
-	r->state = REQ_WRITER;
-	h->waiting++;
-	t = track_of(r->conn);
-	if (t != NULL)
-		t->busy = 1;
-	pthread_mutex_unlock(&h->mu);
-	MHD_suspend_connection(r->conn);
-	writer_submit(h->writer, &r->item);
-	return MHD_YES;
+	if (park(r) == 0)
+		return MHD_YES;
+	log_warning("http: 503 shutting down, not stored event_key=%s from %s",
+	    r->ev.event_key, r->peer);
+	metrics_request(503, mono_us() - r->t0_us);
+	return respond(h, r->conn, 503, "{\"error\":\"shutting down, retry "
+	    "later\"}", NULL);
 }
 
 /* The writer answered: 200 for a durable event (new or duplicate), else 503
@@ -374,62 +417,11 @@ answer(struct request *r)
 		metrics_event(r->ev.type, res == STORE_DUPLICATE);
 	metrics_request(status, mono_us() - r->t0_us);
 	if (status != 200)
-		return respond(r->conn, status,
+		return respond(r->h, r->conn, status,
 		    "{\"error\":\"could not be stored, retry later\"}", NULL);
-	return respond(r->conn, status, res == STORE_NEW ?
+	return respond(r->h, r->conn, status, res == STORE_NEW ?
 	    "{\"status\":\"ok\",\"result\":\"new\"}" :
 	    "{\"status\":\"ok\",\"result\":\"duplicate\"}", NULL);
-}
-
-static enum MHD_Result
-serve_healthz(struct http *h, struct MHD_Connection *c)
-{
-	const char *reason = NULL;
-	char json[256];
-	int ok = 1;
-
-	if (h->probe.healthy != NULL)
-		ok = h->probe.healthy(h->probe.arg, &reason);
-	if (!ok) {
-		(void)snprintf(json, sizeof(json), "{\"status\":\"unavailable\","
-		    "\"reason\":\"%s\"}", reason != NULL ? reason : "unknown");
-		metrics_request(503, 0);
-		return respond(c, 503, json, NULL);
-	}
-	(void)snprintf(json, sizeof(json), "{\"status\":\"ok\",\"version\":"
-	    "\"%s\",\"queued\":%u}", CFHOOK_VERSION, writer_queued(h->writer));
-	metrics_request(200, 0);
-	return respond(c, 200, json, NULL);
-}
-
-static enum MHD_Result
-serve_metrics(struct http *h, struct MHD_Connection *c)
-{
-	struct metrics_gauges g = { -1, -1, 0 };
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
-	struct buf out;
-
-	g.writer_queued = writer_queued(h->writer);
-	if (h->probe.outbox != NULL)
-		h->probe.outbox(h->probe.arg, &g.outbox_pending,
-		    &g.outbox_dead);
-	metrics_request(200, 0);	/* counts this scrape too */
-	buf_init(&out, METRICS_MAX);
-	if (metrics_render(&out, &g) == -1) {
-		buf_done(&out);
-		return respond(c, 503, "{\"error\":\"metrics\"}", NULL);
-	}
-	resp = MHD_create_response_from_buffer(out.len, out.data,
-	    MHD_RESPMEM_MUST_COPY);
-	buf_done(&out);
-	if (resp == NULL)
-		return MHD_NO;
-	(void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-	    "text/plain; version=0.0.4; charset=utf-8");
-	ret = MHD_queue_response(c, 200, resp);
-	MHD_destroy_response(resp);
-	return ret;
 }
 
 /* First callback of a webhook POST: headers are in, no body yet. */
@@ -444,29 +436,35 @@ webhook_begin(struct http *h, struct MHD_Connection *c, const char *method,
 	int kind;
 
 	if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
-		return refuse(c, method, url, 405,
+		return refuse(h, c, method, url, 405,
 		    "{\"error\":\"method not allowed\"}", "POST");
 	ct = header(c, MHD_HTTP_HEADER_CONTENT_TYPE, NULL);
 	kind = media_type(ct);
 	if (kind == 0)
-		return refuse(c, method, url, 415, "{\"error\":\"unsupported "
+		return refuse(h, c, method, url, 415, "{\"error\":\"unsupported "
 		    "content type\"}", NULL);
 	cl = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH, NULL);
 	if (cl != NULL) {
 		errno = 0;
 		len = strtoull(cl, &end, 10);
 		if (errno != 0 || end == cl || len > h->max_body)
-			return refuse(c, method, url, 413,
+			return refuse(h, c, method, url, 413,
 			    "{\"error\":\"body too large\"}", NULL);
 	}
+	/* Draining after SIGTERM: requests already under way are finished,
+	 * new ones are not taken in (Cashfree retries). */
+	if (atomic_load(&h->draining))
+		return refuse(h, c, method, url, 503,
+		    "{\"error\":\"shutting down, retry later\"}", NULL);
 	r = calloc(1, sizeof(*r));
 	if (r == NULL || (r->content_type = strdup(ct)) == NULL) {
 		free(r);
-		return refuse(c, method, url, 503,
+		return refuse(h, c, method, url, 503,
 		    "{\"error\":\"temporarily unavailable\"}", NULL);
 	}
 	r->h = h;
 	r->conn = c;
+	r->track = track_of(c);
 	r->is_form = kind == 2;
 	r->t0_us = mono_us();
 	buf_init(&r->body, h->max_body);
@@ -492,15 +490,17 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		if (strcmp(url, h->webhook_path) == 0)
 			return webhook_begin(h, c, method, url, con_cls);
 		if (strcmp(url, "/healthz") != 0 && strcmp(url, "/metrics") != 0)
-			return refuse(c, method, url, 404,
+			return refuse(h, c, method, url, 404,
 			    "{\"error\":\"not found\"}", NULL);
 		if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
 		    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-			return refuse(c, method, url, 405,
+			return refuse(h, c, method, url, 405,
 			    "{\"error\":\"method not allowed\"}", "GET, HEAD");
 		if (strcmp(url, "/healthz") == 0)
-			return serve_healthz(h, c);
-		return serve_metrics(h, c);
+			return http_reply_healthz(c, &h->probe, h->writer,
+			    atomic_load(&h->draining));
+		return http_reply_metrics(c, &h->probe, h->writer,
+		    atomic_load(&h->draining));
 	}
 	if (*upload_data_size > 0) {
 		/* Past the cap the rest is read and dropped: the answer is
@@ -530,94 +530,42 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	struct http *h = cls;
 	struct request *r = *con_cls;
-	struct conn_track *t;
 
 	(void)toe;
-	pthread_mutex_lock(&h->mu);
-	t = track_of(c);
-	if (t != NULL)
-		t->since_ms = clock_mono_ms();	/* next request's budget */
+	/* libmicrohttpd never completes a suspended request (it does not even
+	 * watch its socket), so r is not in the writer's hands here. */
+	reaper_restart(h->reaper, track_of(c));	/* next request's budget */
 	if (r != NULL) {
+		pthread_mutex_lock(&h->mu);
 		h->inflight--;
+		if (r->state == REQ_ANSWER)
+			h->answering--;
 		pthread_cond_broadcast(&h->cv);
+		pthread_mutex_unlock(&h->mu);
 	}
-	pthread_mutex_unlock(&h->mu);
 	request_free(r);
 	*con_cls = NULL;
 }
 
-/* Connection life: the reaper's list. libmicrohttpd calls CLOSED before it
- * closes the fd, so under h->mu the reaper never touches a reused fd. */
+/* Connection life: the reaper's list. libmicrohttpd notifies CLOSED before
+ * it closes the fd, which is what keeps the reaper off a reused fd. */
 static void
 on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
     enum MHD_ConnectionNotificationCode code)
 {
 	const union MHD_ConnectionInfo *ci;
 	struct http *h = cls;
-	struct conn_track *t;
 
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-		t = calloc(1, sizeof(*t));
 		ci = MHD_get_connection_info(c,
 		    MHD_CONNECTION_INFO_CONNECTION_FD);
-		if (t == NULL || ci == NULL) {
-			free(t);
-			return;		/* not reaped; idle timeout still applies */
-		}
-		t->conn = c;
-		t->fd = ci->connect_fd;
-		t->since_ms = clock_mono_ms();
-		pthread_mutex_lock(&h->mu);
-		t->next = h->conns.next;
-		t->prev = &h->conns;
-		h->conns.next->prev = t;
-		h->conns.next = t;
-		pthread_mutex_unlock(&h->mu);
-		*socket_context = t;
+		/* NULL: not reaped; the idle timeout still applies */
+		*socket_context = ci != NULL ?
+		    reaper_add(h->reaper, ci->connect_fd) : NULL;
 		return;
 	}
-	t = *socket_context;
-	if (t == NULL)
-		return;
-	pthread_mutex_lock(&h->mu);
-	t->prev->next = t->next;
-	t->next->prev = t->prev;
-	pthread_mutex_unlock(&h->mu);
-	free(t);
+	reaper_remove(h->reaper, *socket_context);
 	*socket_context = NULL;
-}
-
-/* Closes connections whose request has run past request_timeout (slow
- * headers or a trickled body), which the idle timeout alone would let live
- * as long as a byte arrives now and then. */
-static void *
-reaper_main(void *arg)
-{
-	struct http *h = arg;
-	struct conn_track *t;
-	struct timespec ts;
-	int64_t now;
-
-	pthread_mutex_lock(&h->mu);
-	while (!h->stopping) {
-		(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += 1;
-		(void)pthread_cond_timedwait(&h->cv, &h->mu, &ts);
-		now = clock_mono_ms();
-		for (t = h->conns.next; t != &h->conns; t = t->next) {
-			if (t->busy || t->reaped ||
-			    now - t->since_ms <= h->request_timeout_ms)
-				continue;
-			t->reaped = 1;
-			log_info("http: closing a connection after "
-			    "request_timeout (%lld s)",
-			    (long long)h->request_timeout_ms / 1000);
-			metrics_request(408, (now - t->since_ms) * 1000);
-			(void)shutdown(t->fd, SHUT_RDWR);
-		}
-	}
-	pthread_mutex_unlock(&h->mu);
-	return NULL;
 }
 
 static void __attribute__((format(printf, 2, 0)))
@@ -640,6 +588,7 @@ http_free(struct http *h)
 {
 	if (h == NULL)
 		return;
+	reaper_stop(h->reaper);		/* after libmicrohttpd: it removes */
 	secrets_free(h->secrets);
 	free(h->webhook_path);
 	(void)pthread_cond_destroy(&h->cv);
@@ -689,17 +638,18 @@ http_start(const struct config *cfg, int listen_fd, struct writer *w,
 	(void)pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	(void)pthread_cond_init(&h->cv, &ca);
 	(void)pthread_condattr_destroy(&ca);
-	h->conns.next = h->conns.prev = &h->conns;
 	h->writer = w;
 	if (probe != NULL)
 		h->probe = *probe;
 	h->webhook_path = strdup(cfg->webhook_path);
 	h->max_body = cfg->max_body;
 	h->tolerance_s = cfg->tolerance_s;
-	h->request_timeout_ms = (int64_t)cfg->request_timeout_s * 1000;
 	h->secrets = secrets_ref(secrets);
 	h->listen_fd = listen_fd;
 	if (h->webhook_path == NULL)
+		goto fail;
+	if (reaper_start((int64_t)cfg->request_timeout_s * 1000,
+	    &h->reaper) == -1)
 		goto fail;
 	if (h->listen_fd < 0) {
 		h->listen_fd = listen_open(cfg, &h->sock_ino);
@@ -709,12 +659,6 @@ http_start(const struct config *cfg, int listen_fd, struct writer *w,
 	}
 	if (start_mhd(h, cfg) == -1)
 		goto fail;
-	if (pthread_create(&h->reaper, NULL, reaper_main, h) != 0) {
-		log_error("http: cannot start the timeout thread");
-		MHD_stop_daemon(h->mhd);
-		goto fail;
-	}
-	h->reaper_started = 1;
 	*ret = h;
 	return 0;
 fail:
@@ -741,7 +685,10 @@ http_quiesce(struct http *h)
 {
 	MHD_socket fd;
 
-	if (h == NULL || h->listen_fd < 0)
+	if (h == NULL)
+		return;
+	atomic_store(&h->draining, 1);
+	if (h->listen_fd < 0)
 		return;
 	fd = MHD_quiesce_daemon(h->mhd);
 	if (fd != MHD_INVALID_SOCKET)
@@ -749,16 +696,22 @@ http_quiesce(struct http *h)
 	h->listen_fd = -1;
 }
 
-int
-http_drain(struct http *h, int timeout_ms)
+/* Wait (mutex held) until *n is 0 or the monotonic deadline passes
+ * (deadline_ms < 0: no deadline). */
+static void
+wait_zero(struct http *h, const unsigned *n, int64_t deadline_ms)
 {
 	struct timespec ts;
-	int64_t deadline = clock_mono_ms() + timeout_ms;
 	int64_t left;
-	unsigned n;
 
-	pthread_mutex_lock(&h->mu);
-	while (h->inflight > 0 && (left = deadline - clock_mono_ms()) > 0) {
+	while (*n > 0) {
+		if (deadline_ms < 0) {
+			(void)pthread_cond_wait(&h->cv, &h->mu);
+			continue;
+		}
+		left = deadline_ms - clock_mono_ms();
+		if (left <= 0)
+			return;
 		(void)clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_sec += left / 1000;
 		ts.tv_nsec += (left % 1000) * 1000000;
@@ -768,7 +721,20 @@ http_drain(struct http *h, int timeout_ms)
 		}
 		(void)pthread_cond_timedwait(&h->cv, &h->mu, &ts);
 	}
+}
+
+int
+http_drain(struct http *h, int timeout_ms)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&h->mu);
+	wait_zero(h, &h->inflight, clock_mono_ms() + timeout_ms);
 	n = h->inflight;
+	/* A straggler's body may still complete; it is answered 503 rather
+	 * than queued behind a writer that may be blocked for a busy
+	 * timeout, so the stop stays bounded. */
+	h->closing = 1;
 	pthread_mutex_unlock(&h->mu);
 	return (int)n;
 }
@@ -778,16 +744,16 @@ http_stop(struct http *h)
 {
 	if (h == NULL)
 		return;
-	/* A suspended connection must be resumed by the writer before the
-	 * daemon goes away: the writer answers within its busy timeout. */
+	atomic_store(&h->draining, 1);
+	/* From now on nothing is suspended (park() answers 503). Those
+	 * already parked are resumed by the writer within its busy timeout;
+	 * then their answers get a moment to go out. libmicrohttpd aborts
+	 * when stopped with a connection still suspended. */
 	pthread_mutex_lock(&h->mu);
-	while (h->waiting > 0)
-		(void)pthread_cond_wait(&h->cv, &h->mu);
-	h->stopping = 1;
-	pthread_cond_broadcast(&h->cv);
+	h->closing = 1;
+	wait_zero(h, &h->waiting, -1);
+	wait_zero(h, &h->answering, clock_mono_ms() + ANSWER_WAIT_MS);
 	pthread_mutex_unlock(&h->mu);
-	if (h->reaper_started)
-		(void)pthread_join(h->reaper, NULL);
 	MHD_stop_daemon(h->mhd);
 	if (h->cfg != NULL)
 		listen_unlink(h->cfg, h->sock_ino);

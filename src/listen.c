@@ -74,16 +74,22 @@ unix_path_free(const char *path, const struct sockaddr_un *sun)
 	struct stat st;
 	int fd, rc;
 
-	if (lstat(path, &st) == -1)
-		return errno == ENOENT ? 0 : -1;
+	if (lstat(path, &st) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		log_error("listen '%s': %s", path, strerror(errno));
+		return -1;
+	}
 	if (!S_ISSOCK(st.st_mode)) {
 		log_error("listen '%s': exists and is not a socket; refusing to "
 		    "replace it", path);
 		return -1;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd == -1)
+	if (fd == -1) {
+		log_error("listen '%s': socket: %s", path, strerror(errno));
 		return -1;
+	}
 	rc = connect(fd, (const struct sockaddr *)sun, sizeof(*sun));
 	(void)close(fd);
 	if (rc == 0) {

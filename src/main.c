@@ -163,7 +163,7 @@ check_only(const char *path)
 	rc = 0;
 out:
 	if (rc != 0)
-		fprintf(stderr, "%s: configuration has errors\n", path);
+		log_error("%s: configuration has errors", path);
 	secrets_free(s);
 	config_free(cfg);
 	return rc;
@@ -212,6 +212,50 @@ start(struct daemon *d, const char *path)
 	return 0;
 }
 
+/* Keys a reload cannot apply (the listener, the database and the HTTP
+ * limits are set up once): say so, so that nobody believes a new tolerance
+ * or max_body is in force after `systemctl reload`. */
+static void
+warn_restart_keys(const struct config *run, const struct config *cfg)
+{
+	char list[200];
+	size_t n = 0;
+	const struct {
+		const char *name;
+		int changed;
+	} keys[] = {
+		{ "listen", strcmp(run->listen, cfg->listen) != 0 ||
+		    run->listen_mode != cfg->listen_mode },
+		{ "webhook_path", strcmp(run->webhook_path,
+		    cfg->webhook_path) != 0 },
+		{ "database", strcmp(run->database, cfg->database) != 0 },
+		{ "durability", run->durability != cfg->durability },
+		{ "tolerance", run->tolerance_s != cfg->tolerance_s },
+		{ "max_body", run->max_body != cfg->max_body },
+		{ "max_connections", run->max_connections !=
+		    cfg->max_connections },
+		{ "idle_timeout", run->idle_timeout_s != cfg->idle_timeout_s },
+		{ "request_timeout", run->request_timeout_s !=
+		    cfg->request_timeout_s },
+	};
+	size_t i;
+	int w;
+
+	list[0] = '\0';
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (!keys[i].changed)
+			continue;
+		w = snprintf(list + n, sizeof(list) - n, "%s%s",
+		    n > 0 ? ", " : "", keys[i].name);
+		if (w < 0 || (size_t)w >= sizeof(list) - n)
+			break;
+		n += (size_t)w;
+	}
+	if (n > 0)
+		log_warning("reload: changed %s: kept as running until a "
+		    "restart", list);
+}
+
 /* SIGHUP: new secrets, forwarding settings and log level; a broken new
  * configuration changes nothing. Listener, paths and limits need a restart. */
 static void
@@ -228,6 +272,7 @@ reload(struct daemon *d)
 		log_error("reload: keeping the running configuration");
 		goto out;
 	}
+	warn_restart_keys(d->boot, cfg);
 	http_set_secrets(d->http, s);
 	secrets_free(d->secrets);
 	d->secrets = s;
@@ -325,9 +370,12 @@ stop(struct daemon *d)
 			log_warning("stop: %d request%s still in flight; closing",
 			    left, left == 1 ? "" : "s");
 	}
-	forward_stop(d->forward, DRAIN_FORWARD_MS);
+	/* The writer wakes the forwarder after each commit, so the forwarder
+	 * goes last: once the writer has stopped nothing can call it. Its
+	 * deliveries under way carry on meanwhile. */
 	http_stop(d->http);
 	writer_stop(d->writer);
+	forward_stop(d->forward, DRAIN_FORWARD_MS);
 	pthread_mutex_lock(&d->stats_mu);
 	store_close(d->stats);
 	d->stats = NULL;
@@ -369,9 +417,16 @@ main(int argc, char **argv)
 
 	log_init(LOG_LVL_INFO);
 	for (i = 1; i < argc; i++) {
-		if ((strcmp(argv[i], "-c") == 0 ||
-		    strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+		if (strcmp(argv[i], "-c") == 0 ||
+		    strcmp(argv[i], "--config") == 0) {
+			if (i + 1 == argc) {
+				fprintf(stderr, "cfhookd: %s needs a file\n",
+				    argv[i]);
+				return 2;
+			}
 			path = argv[++i];
+		} else if (strncmp(argv[i], "--config=", 9) == 0) {
+			path = argv[i] + 9;
 		} else if (strcmp(argv[i], "--check") == 0) {
 			check = 1;
 		} else if (strcmp(argv[i], "--version") == 0) {

@@ -180,3 +180,203 @@ def test_unix_socket_listener():
         other.proc = None
         other.close()
         assert d.post_json(payment_body("8504")).status == 200
+
+
+def _raw(d, data, timeout=10):
+    s = socket.create_connection(("127.0.0.1", d.port))
+    s.settimeout(timeout * SLOW)
+    try:
+        s.sendall(data)
+    except OSError:
+        pass            # refused early and closed: the answer may be in
+    out = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except ConnectionResetError:
+        pass
+    s.close()
+    return out
+
+
+def _send(d, method, path, body, headers, chunked):
+    """One request in a single write (an early refusal may close the
+    connection before a second write); returns the status."""
+    head = "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" % (method, path)
+    head += "".join("%s: %s\r\n" % kv for kv in headers.items())
+    if chunked:
+        data = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (body[:100], body[100:]))
+        data = (head + "Transfer-Encoding: chunked\r\n\r\n").encode() + data + b"0\r\n\r\n"
+    else:
+        data = (head + "Content-Length: %d\r\n\r\n" % len(body)).encode() + body
+    out = _raw(d, data, timeout=20)
+    assert out.startswith(b"HTTP/1.1 "), out[:100]
+    return int(out[9:12])
+
+
+def test_status_precedence_every_combination():
+    """DESIGN: 404 > 405 > 415 > 413 > 401 > 503, for every combination of
+    wrong path, method, content type, size (by Content-Length and chunked)
+    and signature, with the database locked (so a valid request is 503)."""
+    import itertools
+    import sqlite3
+    with Daemon(config={"max_body": "2048"}) as d:
+        con = sqlite3.connect(d.db_path, isolation_level=None, timeout=1)
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            n = 0
+            for path_ok, method_ok, ct_ok, size_ok, sig_ok, chunked in \
+                    itertools.product((True, False), repeat=6):
+                n += 1
+                body = payment_body("86%04d" % n)
+                if not size_ok:
+                    body = body[:-1] + b',"pad":"' + b"p" * 3000 + b'"}'
+                h = d.json_headers(body, secret=None if sig_ok else "wrong-secret")
+                if not ct_ok:
+                    h["Content-Type"] = "text/plain"
+                path = "/webhooks/cashfree" if path_ok else "/webhooks/other"
+                method = "POST" if method_ok else "PUT"
+                want = 404 if not path_ok else 405 if not method_ok else \
+                    415 if not ct_ok else 413 if not size_ok else \
+                    401 if not sig_ok else 503
+                got = _send(d, method, path, body, h, chunked)
+                assert got == want, (path, method, ct_ok, size_ok, sig_ok, chunked, got, want)
+        finally:
+            con.execute("ROLLBACK")
+            con.close()
+        assert d.rows("SELECT count(*) FROM events")[0][0] == 0
+        body = payment_body("869999")
+        assert _send(d, "POST", "/webhooks/cashfree", body, d.json_headers(body), True) == 200
+
+
+def _head(d, body, extra=""):
+    h = d.json_headers(body)
+    return ("POST /webhooks/cashfree HTTP/1.1\r\nHost: x\r\n" +
+            "".join("%s: %s\r\n" % kv for kv in h.items()) + extra).encode()
+
+
+def test_protocol_edges():
+    with Daemon(config={"max_body": "2048"}) as d:
+        body = payment_body("8701")
+        # Expect: 100-continue with an oversize length: 413 at once, no
+        # "100 Continue" (the body is never asked for), connection closed
+        out = _raw(d, _head(d, body, "Content-Length: 100000\r\nExpect: 100-continue\r\n\r\n"))
+        assert out.startswith(b"HTTP/1.1 413"), out[:100]
+        assert b"100 Continue" not in out
+        # ... and with an acceptable length the body is asked for
+        s = socket.create_connection(("127.0.0.1", d.port))
+        s.settimeout(10 * SLOW)
+        s.sendall(_head(d, body, "Content-Length: %d\r\nExpect: 100-continue\r\n"
+                        "Connection: close\r\n\r\n" % len(body)))
+        assert s.recv(100).startswith(b"HTTP/1.1 100"), "no 100 Continue"
+        s.sendall(body)
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+        s.close()
+        assert b"HTTP/1.1 200" in out, out[:200]
+        # a malformed or overflowing Content-Length never reaches a handler
+        for cl in ("abc", "-1", "0x10", "99999999999999999999999"):
+            out = _raw(d, _head(d, body, "Content-Length: %s\r\n\r\n" % cl) + body)
+            assert out.startswith(b"HTTP/1.1 400") or out.startswith(b"HTTP/1.1 413"), (cl, out[:80])
+        # HTTP/1.0, and pipelined requests answered in order
+        b2, b3 = payment_body("8702"), payment_body("8703")
+        out = _raw(d, _head(d, b2, "Content-Length: %d\r\n\r\n" % len(b2)).replace(
+            b"HTTP/1.1\r\n", b"HTTP/1.0\r\n", 1) + b2)
+        assert out.startswith(b"HTTP/1.") and b" 200 " in out.split(b"\r\n")[0], out[:100]
+        out = _raw(d, _head(d, b3, "Content-Length: %d\r\n\r\n" % len(b3)) + b3 +
+                   _head(d, b2, "Content-Length: %d\r\n\r\n" % len(b2)) + b2 +
+                   b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert out.count(b"HTTP/1.1 200") == 3, out
+        assert out.index(b'"result":"new"') < out.index(b'"result":"duplicate"') < \
+            out.index(b'"version"')
+        # HEAD /healthz: the headers of the GET, no body
+        out = _raw(d, b"HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert out.startswith(b"HTTP/1.1 200") and out.endswith(b"\r\n\r\n"), out
+        assert d.request("HEAD", "/metrics").status == 200
+        keys = {r[0] for r in d.rows("SELECT event_key FROM events")}
+        assert keys == {"PAYMENT_SUCCESS_WEBHOOK:8701", "PAYMENT_SUCCESS_WEBHOOK:8702",
+                        "PAYMENT_SUCCESS_WEBHOOK:8703"}, keys
+
+
+def test_endless_chunked_body_is_cut_at_request_timeout():
+    """Past max_body a chunked body is read and dropped (its 413 follows the
+    last chunk), so a client that never stops sending must be cut off by
+    request_timeout, not held for ever; meanwhile the daemon serves."""
+    with Daemon(config={"max_body": "2048", "idle_timeout": "2",
+                        "request_timeout": "3"}) as d:
+        body = payment_body("8801")
+        s = socket.create_connection(("127.0.0.1", d.port))
+        s.sendall(_head(d, body, "Transfer-Encoding: chunked\r\n\r\n"))
+        s.settimeout(0.02)
+        t0 = time.monotonic()
+        sent, ended = 0, None
+        while time.monotonic() - t0 < 20 * SLOW:
+            try:
+                s.sendall(b"1000\r\n" + b"a" * 4096 + b"\r\n")
+                sent += 4096
+            except OSError:
+                ended = time.monotonic() - t0
+                break
+            try:
+                if s.recv(4096) == b"":
+                    ended = time.monotonic() - t0
+                    break
+            except socket.timeout:
+                pass
+            except OSError:
+                ended = time.monotonic() - t0
+                break
+            if sent % (64 * 4096) == 0:
+                assert d.request("GET", "/healthz").status == 200
+        s.close()
+        assert ended is not None, "an endless body was never cut off"
+        assert 2.5 < ended < 6 * SLOW, ended
+        assert sent > 2048 * 10
+        d.wait_log("request_timeout")
+        assert d.post_json(payment_body("8802")).status == 200
+
+
+def test_peer_address_trusts_x_real_ip_only_on_unix_sockets():
+    """Behind nginx (unix socket) the client is X-Real-IP; over TCP anyone
+    could send that header, so the TCP peer is logged instead."""
+    with Daemon() as d:
+        body = payment_body("8901")
+        assert d.post_json(body, extra={"X-Real-IP": "203.0.113.9"}).status == 200
+        d.wait_log(r"event_key=PAYMENT_SUCCESS_WEBHOOK:8901 .*from 127\.0\.0\.1")
+        assert "203.0.113.9" not in d.log()
+    with Daemon(listen="unix") as d:
+        body = payment_body("8902")
+        assert d.post_json(body, extra={"X-Real-IP": "203.0.113.7"}).status == 200
+        d.wait_log(r"event_key=PAYMENT_SUCCESS_WEBHOOK:8902 .*from 203\.0\.113\.7")
+        assert d.request("GET", "/nope", headers={"X-Real-IP": "198.51.100.1\x1b[2J"}).status == 404
+        d.wait_log(r"404 GET /nope from 198\.51\.100\.1\\x1b\[2J")
+        assert d.post_json(payment_body("8903")).status == 200
+        d.wait_log(r"event_key=PAYMENT_SUCCESS_WEBHOOK:8903 .*from unix")
+
+
+def test_parked_request_outlives_idle_and_request_timeouts():
+    """A request waiting for the writer (database locked for the 5 s busy
+    timeout) is neither closed by libmicrohttpd's idle timeout nor reaped by
+    request_timeout: it gets its 503."""
+    import sqlite3
+    with Daemon(config={"idle_timeout": "1", "request_timeout": "2"}) as d:
+        con = sqlite3.connect(d.db_path, isolation_level=None, timeout=1)
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            t0 = time.monotonic()
+            r = d.post_json(payment_body("9001"))
+            took = time.monotonic() - t0
+        finally:
+            con.execute("ROLLBACK")
+            con.close()
+        assert r.status == 503, r
+        assert took > 4, took
+        assert "request_timeout" not in d.log()
+        assert d.post_json(payment_body("9001")).status == 200

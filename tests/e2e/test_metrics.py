@@ -58,3 +58,45 @@ def test_counters_follow_requests():
         assert after['cfhookd_outbox_dead'] == 0
         assert 'cfhookd_forward_attempts_total{result="ok"}' in after
         assert any(k.startswith("cfhookd_build_info{") for k in after)
+
+
+def test_timeouts_refusals_and_health_are_counted():
+    import socket
+    import time
+    from harness import SLOW
+    with Daemon(config={"max_body": "2048", "idle_timeout": "5", "request_timeout": "2"}) as d:
+        before = scrape(d)
+        big = payment_body("10400")[:-1] + b',"pad":"' + b"p" * 3000 + b'"}'
+        assert d.post_json(big).status == 413
+        assert d.request("POST", "/webhooks/cashfree", b"{}",
+                         {"Content-Type": "text/plain"}).status == 415
+        assert d.request("GET", "/healthz").status == 200
+        # a client trickling its headers is cut off: counted as 408
+        s = socket.create_connection(("127.0.0.1", d.port))
+        s.sendall(b"POST /webhooks/cashfree HTTP/1.1\r\nHost: x\r\n")
+        s.settimeout(0.5)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 15 * SLOW:
+            try:
+                s.sendall(b"X-Slow: 1\r\n")
+                if s.recv(100) == b"":
+                    break
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+        s.close()
+        d.wait_log("request_timeout")
+        after = scrape(d)
+
+        def delta(name):
+            return after.get(name, 0) - before.get(name, 0)
+
+        assert delta('cfhookd_http_requests_total{code="413"}') == 1
+        assert delta('cfhookd_http_requests_total{code="415"}') == 1
+        assert delta('cfhookd_http_requests_total{code="408"}') == 1
+        assert delta('cfhookd_http_requests_total{code="200"}') == 2     # healthz + scrape
+        assert delta('cfhookd_http_request_duration_seconds_count') == 5
+        # the 408 waited about request_timeout: it lands in a bucket >= 1 s
+        assert delta('cfhookd_http_request_duration_seconds_bucket{le="1"}') == 4
+        assert after["cfhookd_writer_queued"] == 0

@@ -181,3 +181,28 @@ def test_form_bodies():
                        {"Content-Type": "application/x-www-form-urlencoded"})
             assert r.status == 401
         assert d.rows("SELECT count(*) FROM events")[0][0] == 2
+
+
+def test_trailing_blanks_in_signature_headers_are_not_part_of_them():
+    """RFC 9110 section 5.5: optional whitespace around a field value is not
+    part of it (nginx strips it; cfhookd must too when reached directly)."""
+    import socket
+    with Daemon() as d:
+        body = payment_body("7101")
+        ts = str(now_ms())
+        sig = sign_json(SECRET, ts, body)
+        req = (b"POST /webhooks/cashfree HTTP/1.1\r\nHost: x\r\n"
+               b"Content-Type: application/json\r\nContent-Length: %d\r\n"
+               b"x-webhook-timestamp: %s \t\r\nx-webhook-signature: %s  \r\n"
+               b"Connection: close\r\n\r\n" % (len(body), ts.encode(), sig.encode())) + body
+        s = socket.create_connection(("127.0.0.1", d.port))
+        s.sendall(req)
+        reply = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+        s.close()
+        assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+        assert d.event("PAYMENT_SUCCESS_WEBHOOK:7101") is not None

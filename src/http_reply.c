@@ -1,0 +1,97 @@
+/* http_reply.c - the answers of the HTTP front: a JSON body with its status,
+ * and the /healthz and /metrics pages (DESIGN "HTTP behaviour").
+ *
+ * Builds and queues libmicrohttpd responses only. Must not decide a status
+ * for a webhook (http.c maps outcomes to statuses), touch the database (the
+ * probes ask the daemon), or echo anything a client sent. */
+#include <stdio.h>
+#include <string.h>
+
+#include "buf.h"
+#include "http_reply.h"
+#include "metrics.h"
+#include "version.h"
+
+#define METRICS_MAX	(64 * 1024)
+
+/* Queue resp with the headers every answer gets; drops our reference. */
+static enum MHD_Result
+queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *resp,
+    const char *content_type, const char *allow, int close)
+{
+	enum MHD_Result ret;
+
+	(void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+	    content_type);
+	if (allow != NULL)
+		(void)MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+	if (close)
+		(void)MHD_add_response_header(resp,
+		    MHD_HTTP_HEADER_CONNECTION, "close");
+	ret = MHD_queue_response(c, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+enum MHD_Result
+http_reply_json(struct MHD_Connection *c, unsigned status, const char *json,
+    const char *allow, int close)
+{
+	struct MHD_Response *resp;
+
+	resp = MHD_create_response_from_buffer(strlen(json), (void *)json,
+	    MHD_RESPMEM_MUST_COPY);
+	if (resp == NULL)
+		return MHD_NO;
+	return queue(c, status, resp, "application/json", allow, close);
+}
+
+enum MHD_Result
+http_reply_healthz(struct MHD_Connection *c, const struct http_probe *probe,
+    struct writer *w, int close)
+{
+	const char *reason = NULL;
+	char json[256];
+	int ok = 1;
+
+	if (probe->healthy != NULL)
+		ok = probe->healthy(probe->arg, &reason);
+	if (!ok) {
+		/* reason: one of the daemon's fixed strings, no quotes */
+		(void)snprintf(json, sizeof(json), "{\"status\":\"unavailable\","
+		    "\"reason\":\"%s\"}", reason != NULL ? reason : "unknown");
+		metrics_request(503, 0);
+		return http_reply_json(c, 503, json, NULL, close);
+	}
+	(void)snprintf(json, sizeof(json), "{\"status\":\"ok\",\"version\":"
+	    "\"%s\",\"queued\":%u}", CFHOOK_VERSION, writer_queued(w));
+	metrics_request(200, 0);
+	return http_reply_json(c, 200, json, NULL, close);
+}
+
+enum MHD_Result
+http_reply_metrics(struct MHD_Connection *c, const struct http_probe *probe,
+    struct writer *w, int close)
+{
+	struct metrics_gauges g = { -1, -1, 0 };
+	struct MHD_Response *resp;
+	struct buf out;
+
+	g.writer_queued = writer_queued(w);
+	if (probe->outbox != NULL)
+		probe->outbox(probe->arg, &g.outbox_pending, &g.outbox_dead);
+	metrics_request(200, 0);	/* counts this scrape too */
+	buf_init(&out, METRICS_MAX);
+	if (metrics_render(&out, &g) == -1) {
+		buf_done(&out);
+		return http_reply_json(c, 503, "{\"error\":\"metrics\"}", NULL,
+		    close);
+	}
+	resp = MHD_create_response_from_buffer(out.len, out.data,
+	    MHD_RESPMEM_MUST_COPY);
+	buf_done(&out);
+	if (resp == NULL)
+		return MHD_NO;
+	return queue(c, 200, resp, "text/plain; version=0.0.4; charset=utf-8",
+	    NULL, close);
+}
