@@ -27,6 +27,8 @@ enum store_mode {
 };
 
 struct store;
+struct sqlite3;
+struct sqlite3_stmt;
 
 /* One webhook to record. The writer queues these; the HTTP layer owns them. */
 struct store_item {
@@ -67,5 +69,9 @@ int	store_check_write(struct store *);
 int	store_ping(struct store *);
 /* The sqlite3 handle, for the other store_*.c files only. */
 struct sqlite3 *store_db(struct store *);
+/* For the store_*.c files: a malloc'd copy of column i's bytes exactly as
+ * stored (TEXT or BLOB) with a NUL after them, *len (if not NULL) their
+ * count; *ret NULL for SQL NULL. Returns 0, or -1 on no memory. */
+int	store_column_copy(struct sqlite3_stmt *, int i, char **ret, size_t *len);
 
 #endif

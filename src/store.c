@@ -743,6 +743,32 @@ store_ping(struct store *st)
 	return ok ? 0 : -1;
 }
 
+int
+store_column_copy(sqlite3_stmt *s, int i, char **ret, size_t *len)
+{
+	const void *p;
+	size_t n;
+	char *c;
+
+	*ret = NULL;
+	if (len != NULL)
+		*len = 0;
+	if (sqlite3_column_type(s, i) == SQLITE_NULL)
+		return 0;
+	p = sqlite3_column_blob(s, i);	/* TEXT or BLOB, bytes as stored */
+	n = (size_t)sqlite3_column_bytes(s, i);
+	c = malloc(n + 1);
+	if (c == NULL)
+		return -1;
+	if (n > 0)
+		memcpy(c, p, n);
+	c[n] = '\0';
+	*ret = c;
+	if (len != NULL)
+		*len = n;
+	return 0;
+}
+
 struct sqlite3 *
 store_db(struct store *st)
 {

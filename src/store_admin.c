@@ -82,34 +82,6 @@ store_admin_step_done(sqlite3 *db, sqlite3_stmt *s, int64_t *changes)
 	return 0;
 }
 
-/* Copy of a column's bytes, NUL added; NULL column -> *ret NULL.
- * -1 on no memory. */
-static int
-col_dup(sqlite3_stmt *s, int col, char **ret, size_t *len)
-{
-	const void *p;
-	size_t n;
-	char *c;
-
-	*ret = NULL;
-	if (len != NULL)
-		*len = 0;
-	if (sqlite3_column_type(s, col) == SQLITE_NULL)
-		return 0;
-	p = sqlite3_column_blob(s, col);	/* text: its UTF-8 bytes */
-	n = (size_t)sqlite3_column_bytes(s, col);
-	c = malloc(n + 1);
-	if (c == NULL)
-		return -1;
-	if (n > 0)
-		memcpy(c, p, n);
-	c[n] = '\0';
-	*ret = c;
-	if (len != NULL)
-		*len = n;
-	return 0;
-}
-
 static int64_t
 col_time(sqlite3_stmt *s, int col)
 {
@@ -152,20 +124,20 @@ read_event(sqlite3_stmt *s, int with_body, struct store_admin_event *e)
 	memset(e, 0, sizeof(*e));
 	e->id = sqlite3_column_int64(s, 0);
 	for (i = 0; i < sizeof(text) / sizeof(text[0]); i++)
-		bad |= col_dup(s, (int)i + 1, text[i], NULL);
+		bad |= store_column_copy(s, (int)i + 1, text[i], NULL);
 	e->received_at = col_time(s, 10);
 	e->last_seen_at = col_time(s, 11);
 	e->deliveries = sqlite3_column_int64(s, 12);
-	bad |= col_dup(s, 13, &e->forward_state, NULL);
+	bad |= store_column_copy(s, 13, &e->forward_state, NULL);
 	e->forward_attempts = sqlite3_column_int64(s, 14);
-	bad |= col_dup(s, 15, &e->last_error, NULL);
+	bad |= store_column_copy(s, 15, &e->last_error, NULL);
 	e->forwarded_at = col_time(s, 16);
 	e->next_attempt_at = col_time(s, 17);
 	e->replay_base = sqlite3_column_int64(s, 18);
 	if (with_body) {
 		e->body_is_blob =
 		    sqlite3_column_type(s, EVENT_NCOLS) == SQLITE_BLOB;
-		bad |= col_dup(s, EVENT_NCOLS, &e->body, &e->body_len);
+		bad |= store_column_copy(s, EVENT_NCOLS, &e->body, &e->body_len);
 	}
 	if (bad) {
 		log_error("cfhookctl: out of memory");
@@ -470,7 +442,7 @@ push_attempt(sqlite3_stmt *s, struct store_admin_attempt **h, size_t *n,
 	a->finished_at = col_time(s, 3);
 	a->ok = sqlite3_column_type(s, 4) == SQLITE_NULL ? -1 :
 	    sqlite3_column_int(s, 4) != 0;
-	if (col_dup(s, 5, &a->error, NULL) == -1)
+	if (store_column_copy(s, 5, &a->error, NULL) == -1)
 		return -1;
 	(*n)++;
 	return 0;

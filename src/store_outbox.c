@@ -106,32 +106,6 @@ rollback(sqlite3 *db)
 		(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-/* A copy of a column's bytes with a NUL after them; *ret NULL for SQL NULL.
- * Returns -1 on no memory. */
-static int
-col_copy(sqlite3_stmt *s, int i, char **ret, size_t *len)
-{
-	const void *p;
-	size_t n;
-	char *c;
-
-	*ret = NULL;
-	if (sqlite3_column_type(s, i) == SQLITE_NULL)
-		return 0;
-	p = sqlite3_column_blob(s, i);	/* TEXT or BLOB, bytes as stored */
-	n = (size_t)sqlite3_column_bytes(s, i);
-	c = malloc(n + 1);
-	if (c == NULL)
-		return -1;
-	if (n > 0)
-		memcpy(c, p, n);
-	c[n] = '\0';
-	*ret = c;
-	if (len != NULL)
-		*len = n;
-	return 0;
-}
-
 static int
 bind_text(sqlite3_stmt *s, int i, const char *v)
 {
@@ -260,15 +234,15 @@ read_claimed(sqlite3_stmt *s, struct outbox_row *r)
 
 	r->attempt = attempts < 1 ? 1 : (unsigned)attempts;
 	r->received_at = sqlite3_column_int64(s, 10);
-	if (col_copy(s, 1, &r->event_key, NULL) == -1 ||
-	    col_copy(s, 2, &r->type, NULL) == -1 ||
-	    col_copy(s, 3, &r->cf_payment_id, NULL) == -1 ||
-	    col_copy(s, 4, &r->order_id, NULL) == -1 ||
-	    col_copy(s, 5, &r->payment_status, NULL) == -1 ||
-	    col_copy(s, 6, &r->amount, NULL) == -1 ||
-	    col_copy(s, 7, &r->currency, NULL) == -1 ||
-	    col_copy(s, 8, &r->content_type, NULL) == -1 ||
-	    col_copy(s, 9, &r->body, &r->body_len) == -1)
+	if (store_column_copy(s, 1, &r->event_key, NULL) == -1 ||
+	    store_column_copy(s, 2, &r->type, NULL) == -1 ||
+	    store_column_copy(s, 3, &r->cf_payment_id, NULL) == -1 ||
+	    store_column_copy(s, 4, &r->order_id, NULL) == -1 ||
+	    store_column_copy(s, 5, &r->payment_status, NULL) == -1 ||
+	    store_column_copy(s, 6, &r->amount, NULL) == -1 ||
+	    store_column_copy(s, 7, &r->currency, NULL) == -1 ||
+	    store_column_copy(s, 8, &r->content_type, NULL) == -1 ||
+	    store_column_copy(s, 9, &r->body, &r->body_len) == -1)
 		return -1;
 	return 0;
 }
