@@ -104,11 +104,13 @@ install: all
 	  $(DESTDIR)$(SYSCONFDIR)/cfhookd $(DESTDIR)$(UNITDIR)
 	install -m 0755 $(BUILD)/cfhookd $(BUILD)/cfhookctl scripts/cfhook-send \
 	  $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's#/usr/local#$(PREFIX)#g' conf/cfhookd.conf \
+	  > $(DESTDIR)$(PREFIX)/share/cfhookd/cfhookd.conf.example
+	chmod 0644 $(DESTDIR)$(PREFIX)/share/cfhookd/cfhookd.conf.example
 	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/cfhookd/cfhookd.conf ]; then \
-	  install -m 0644 conf/cfhookd.conf $(DESTDIR)$(SYSCONFDIR)/cfhookd/; \
+	  install -m 0644 $(DESTDIR)$(PREFIX)/share/cfhookd/cfhookd.conf.example \
+	    $(DESTDIR)$(SYSCONFDIR)/cfhookd/cfhookd.conf; \
 	else echo "keeping existing $(SYSCONFDIR)/cfhookd/cfhookd.conf"; fi
-	install -m 0644 conf/cfhookd.conf \
-	  $(DESTDIR)$(PREFIX)/share/cfhookd/cfhookd.conf.example
 	install -m 0755 scripts/example-hook scripts/example-consumer \
 	  $(DESTDIR)$(PREFIX)/share/cfhookd/
 	install -m 0644 scripts/audit.sql conf/nginx-cfhookd.conf \

@@ -139,6 +139,37 @@ config_dir(const char *path)
 	return d;
 }
 
+/* Lexically clean an absolute path in place: repeated '/' and "/./" go,
+ * "/x/.." removes x (as filepath.Clean does: symlinks are not consulted, so
+ * logs name the path the operator meant, not "conf/../var"). */
+static void
+clean_path(char *p)
+{
+	char *out = p, *in = p;
+
+	while (*in != '\0') {
+		if (in[0] == '/') {
+			while (in[1] == '/')
+				in++;
+			if (in[1] == '.' && (in[2] == '/' || in[2] == '\0')) {
+				in += 2;
+				continue;
+			}
+			if (in[1] == '.' && in[2] == '.' &&
+			    (in[3] == '/' || in[3] == '\0')) {
+				while (out > p && *--out != '/')
+					continue;
+				in += 3;
+				continue;
+			}
+		}
+		*out++ = *in++;
+	}
+	if (out == p)
+		*out++ = '/';
+	*out = '\0';
+}
+
 /* The absolute form of a path from the file: "x" and "./x" are beside the
  * config file. Returns a new string or -1 (message in x->err). */
 static int
@@ -154,7 +185,10 @@ resolve(struct ctx *x, const char *key, const char *v, char **ret)
 		return fail(x, "%s: expected a file path, got nothing", key);
 	if (v[0] == '/') {
 		*ret = strdup(v);
-		return *ret == NULL ? nomem(x) : 0;
+		if (*ret == NULL)
+			return nomem(x);
+		clean_path(*ret);
+		return 0;
 	}
 	if (x->dir == NULL)
 		return fail(x, "%s: cannot resolve relative path '%s': %s",
@@ -165,6 +199,7 @@ resolve(struct ctx *x, const char *key, const char *v, char **ret)
 	if (p == NULL)
 		return nomem(x);
 	(void)snprintf(p, need, "%s%s%s", x->dir, sep, v);
+	clean_path(p);
 	*ret = p;
 	return 0;
 }

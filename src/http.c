@@ -373,10 +373,14 @@ body_done(struct request *r)
 	if (v != VERIFY_OK) {
 		status = v == VERIFY_INTERNAL ? 503 :
 		    401;
-		if (v != VERIFY_INTERNAL)
-			metrics_signature_failure(v);
-		log_info("http: %u signature %s from %s", status,
-		    verify_result_name(v), r->peer);
+		metrics_signature_failure(v);
+		if (v == VERIFY_INTERNAL)
+			log_warning("http: 503 verification could not run (no "
+			    "memory or crypto failure) for a request from %s",
+			    r->peer);
+		else
+			log_info("http: 401 signature %s from %s",
+			    verify_result_name(v), r->peer);
 		metrics_request(status, mono_us() - r->t0_us);
 		return respond(h, r->conn, status, status == 401 ?
 		    "{\"error\":\"signature verification failed\"}" :

@@ -1,7 +1,9 @@
 """Configuration and secrets at start-up: --check, FILE:LINE errors, the
 credentials directory, a world-readable secret file, --version/--help."""
 
+import atexit
 import os
+import shutil
 import subprocess
 import tempfile
 
@@ -16,6 +18,7 @@ def run(args, env=None):
 
 def conf(text):
     d = tempfile.mkdtemp(prefix="cfhookd-conf-")
+    atexit.register(shutil.rmtree, d, True)  # no temp dirs left behind
     path = os.path.join(d, "c.conf")
     with open(path, "w") as f:
         f.write(text)
@@ -61,6 +64,7 @@ def test_missing_secret_and_credentials_directory():
     rc, _, err = run(["-c", path, "--check"], env=env)
     assert rc == 1 and "secret" in err
     cred = tempfile.mkdtemp(prefix="cfhookd-cred-")
+    atexit.register(shutil.rmtree, cred, True)  # no temp dirs left behind
     with open(os.path.join(cred, "cashfree-secret"), "w") as f:
         f.write("cred-secret-1\ncred-secret-2\n")
     os.chmod(os.path.join(cred, "cashfree-secret"), 0o600)

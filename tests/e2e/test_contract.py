@@ -6,11 +6,13 @@ columns byte for byte, forward_state, and the log's hygiene.
 Each case asserts what DESIGN and the spec (sections 2, 4, 5, 8, 11) say;
 where they are silent, what a payment operator would expect (noted inline)."""
 
+import atexit
 import base64
 import hashlib
 import hmac
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import tempfile
@@ -85,6 +87,7 @@ def check(conf_text, secret_lines=(SECRET,), secret_mode=0o600, name="c.conf"):
     """Runs cfhookd --check on a config written to a temp dir; returns
     (exit status, stdout+stderr). SECRET_PATH in the text is replaced."""
     tmp = tempfile.mkdtemp(prefix="cfhookd-contract-")
+    atexit.register(shutil.rmtree, tmp, True)  # no temp dirs left behind
     sp = os.path.join(tmp, "secret")
     with open(sp, "w") as f:
         f.write("".join(s + "\n" for s in secret_lines))
@@ -561,6 +564,7 @@ def test_stored_columns():
 
 def test_forward_state_pending_then_done():
     tmp = tempfile.mkdtemp(prefix="cfhookd-contract-hook-")
+    atexit.register(shutil.rmtree, tmp, True)  # no temp dirs left behind
     hook = os.path.join(tmp, "hook")
     with open(hook, "w") as f:
         f.write("#!/bin/sh\ncat >/dev/null\nexit 0\n")

@@ -361,6 +361,14 @@ test_relative_paths(void)
 		CHECK_STR(c->listen_path, "/srv/cf/run/http.sock");
 		config_free(c);
 	}
+	if (CHECK(parse_logged("database = ../var/events.db\n"
+	    "secret_file = /etc//cf/./a/../secret\nforward = hook:../../../x\n",
+	    "/srv/cf/conf/cfhookd.conf", &c) == 0)) {
+		CHECK_STR(c->database, "/srv/cf/var/events.db");
+		CHECK_STR(c->secret_file, "/etc/cf/secret");
+		CHECK_STR(c->forward_path, "/x");
+		config_free(c);
+	}
 	if (CHECK(parse_logged("database = ./x.db\nforward = unix:s.sock\n",
 	    "/c.conf", &c) == 0)) {
 		CHECK_STR(c->database, "/x.db");
