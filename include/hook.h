@@ -35,7 +35,8 @@ struct hook_run {
 
 /* Runs one hook to the end: the child is always reaped and its process group
  * gone (TERM, then KILL) when this returns. Output lines are logged at info
- * as "hook[PID]: ...". A child that does not read its stdin is fine. On
+ * as "hook[PID]: ..." (PID: the guard that leads the hook's process
+ * group). A child that does not read its stdin is fine. On
  * anything but HOOK_OK, `reason` gets a short text ("exit status 3",
  * "timeout after 30 s", "spawn: No such file or directory"). Any thread;
  * blocks the caller for at most timeout_ms + 2 * HOOK_KILL_GRACE_MS. */

@@ -1,18 +1,29 @@
 /* hook.c - run the merchant's hook for one delivery (DESIGN "Forwarding",
  * hook:PATH) and supervise it until it and its process group are gone.
  *
- * The child is started with posix_spawn: never a shell, exactly the argv and
- * environment given, its own process group, default signal dispositions and
- * an empty signal mask (an ignored SIGPIPE or a blocked SIGTERM of the daemon
- * must not leak into the hook), stdin a pipe carrying the envelope, stdout
- * and stderr one pipe whose lines are logged, and no other descriptor.
- * The parent waits with poll() on that pipe and a pidfd against a deadline;
- * it only ever waits for its own pid (never waitpid(-1)), so other threads'
- * children are untouched.
+ * The hook is started with posix_spawn: never a shell, exactly the argv and
+ * environment given, default signal dispositions and an empty signal mask
+ * (an ignored SIGPIPE or a blocked SIGTERM of the daemon must not leak into
+ * the hook), stdin a pipe carrying the envelope, stdout and stderr one pipe
+ * whose lines are logged, and no other descriptor.
+ *
+ * Between the daemon and the hook sits a guard: a forked child that leads
+ * the hook's process group, spawns the hook, waits for it and exits with
+ * its status. It is there for the daemon's death (SIGKILL, a crash): the
+ * kernel then signals it (PR_SET_PDEATHSIG) and it kills the whole group.
+ * Without it a hook of a dead daemon ran on, unsupervised and past any
+ * timeout, while the restarted daemon delivered the same event (or the next
+ * of its order) again: two deliveries of one order at once.
+ *
+ * The parent waits with poll() on the output pipe and a pidfd of the guard
+ * against a deadline; it only ever waits for its own child (never
+ * waitpid(-1)), so other threads' children are untouched.
  *
  * Must not: block forever (on a child that never reads stdin, a grandchild
  * that keeps stdout open, or one that ignores SIGTERM), leave a zombie, log
- * unbounded output, or raise SIGPIPE in the daemon. */
+ * unbounded output, raise SIGPIPE in the daemon, or call anything in the
+ * guard that is not async-signal-safe (it is a fork of a threaded process:
+ * no malloc, no stdio, no locks, _exit only). */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -21,6 +32,8 @@
 #include <spawn.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,6 +52,12 @@
 #define FINAL_ROUNDS	257
 /* After SIGKILL, how long to wait for the killed to close our pipe. */
 #define KILL_WAIT_MS	1000
+/* The guard's parent-death signal. Not SIGTERM: a timeout's TERM must reach
+ * the hook with its grace period, not turn into an instant KILL. */
+#define GUARD_SIG	SIGUSR2
+/* The guard's exit status when it could not start the hook (the reason
+ * travels on the error pipe). */
+#define GUARD_SPAWN_FAILED	127
 
 struct outlog {
 	pid_t	 pid;
@@ -50,8 +69,9 @@ struct outlog {
 };
 
 struct child {
-	pid_t	 pid;		/* also the process group id */
+	pid_t	 pid;		/* the guard; also the process group id */
 	int	 pidfd;		/* -1 when pidfd_open is unavailable */
+	int	 err_fd;	/* the guard's spawn error (an errno), or EOF */
 	int	 in_fd;		/* -1 once the input is written or refused */
 	int	 out_fd;	/* -1 after EOF */
 	const char *input;
@@ -129,29 +149,34 @@ above_stdio(int *fd)
 }
 
 static int
-make_pipes(int in[2], int out[2])
+make_pipes(int in[2], int out[2], int err[2])
 {
 	if (pipe2(in, O_CLOEXEC) == -1)
 		return -1;
 	if (pipe2(out, O_CLOEXEC) == -1)
 		return -1;
+	if (pipe2(err, O_CLOEXEC) == -1)
+		return -1;
 	if (above_stdio(&in[0]) == -1 || above_stdio(&in[1]) == -1 ||
-	    above_stdio(&out[0]) == -1 || above_stdio(&out[1]) == -1)
+	    above_stdio(&out[0]) == -1 || above_stdio(&out[1]) == -1 ||
+	    above_stdio(&err[0]) == -1 || above_stdio(&err[1]) == -1)
 		return -1;
 	/* Our ends never block: a child that reads nothing or prints a lot
 	 * must not stall this thread past its deadline. */
 	if (fcntl(in[1], F_SETFL, O_NONBLOCK) == -1 ||
-	    fcntl(out[0], F_SETFL, O_NONBLOCK) == -1)
+	    fcntl(out[0], F_SETFL, O_NONBLOCK) == -1 ||
+	    fcntl(err[0], F_SETFL, O_NONBLOCK) == -1)
 		return -1;
 	return 0;
 }
 
-/* posix_spawn's attributes and actions; returns an errno value. */
+/* posix_spawn's attributes and actions for the hook, made by the daemon
+ * (they allocate) and used by the guard; returns an errno value. The hook
+ * stays in the guard's process group. */
 static int
-spawn(const struct hook_run *run, int in_r, int out_w, pid_t *pid)
+spawn_setup(int in_r, int out_w, posix_spawn_file_actions_t *fa,
+    posix_spawnattr_t *attr)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
 	sigset_t none, all;
 	int err;
 
@@ -159,38 +184,172 @@ spawn(const struct hook_run *run, int in_r, int out_w, pid_t *pid)
 	(void)sigfillset(&all);
 	(void)sigdelset(&all, SIGKILL);
 	(void)sigdelset(&all, SIGSTOP);
-	err = posix_spawnattr_init(&attr);
+	err = posix_spawnattr_init(attr);
 	if (err != 0)
 		return err;
-	err = posix_spawn_file_actions_init(&fa);
+	err = posix_spawn_file_actions_init(fa);
 	if (err != 0) {
-		(void)posix_spawnattr_destroy(&attr);
+		(void)posix_spawnattr_destroy(attr);
 		return err;
 	}
-	err = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
-	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	err = posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK |
+	    POSIX_SPAWN_SETSIGDEF);
 	if (err == 0)
-		err = posix_spawnattr_setpgroup(&attr, 0);
+		err = posix_spawnattr_setsigmask(attr, &none);
 	if (err == 0)
-		err = posix_spawnattr_setsigmask(&attr, &none);
+		err = posix_spawnattr_setsigdefault(attr, &all);
 	if (err == 0)
-		err = posix_spawnattr_setsigdefault(&attr, &all);
+		err = posix_spawn_file_actions_adddup2(fa, in_r, 0);
 	if (err == 0)
-		err = posix_spawn_file_actions_adddup2(&fa, in_r, 0);
+		err = posix_spawn_file_actions_adddup2(fa, out_w, 1);
 	if (err == 0)
-		err = posix_spawn_file_actions_adddup2(&fa, out_w, 1);
-	if (err == 0)
-		err = posix_spawn_file_actions_adddup2(&fa, out_w, 2);
+		err = posix_spawn_file_actions_adddup2(fa, out_w, 2);
 	/* Every daemon fd is close-on-exec already; this also covers any
 	 * library that forgot. */
 	if (err == 0)
-		err = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-	if (err == 0)
-		err = posix_spawn(pid, run->path, &fa, &attr, run->argv,
-		    run->envp);
+		err = posix_spawn_file_actions_addclosefrom_np(fa, 3);
+	if (err != 0) {
+		(void)posix_spawn_file_actions_destroy(fa);
+		(void)posix_spawnattr_destroy(attr);
+	}
+	return err;
+}
+
+/* The daemon's pid, in the guard (a forked child: its own copy). */
+static volatile sig_atomic_t guard_daemon;
+
+/* GUARD_SIG: the thread that forked the guard is gone. Once the daemon is
+ * (we were handed to another parent), the whole group goes, guard too. A
+ * stray GUARD_SIG while the daemon lives is ignored. */
+static void
+guard_on_signal(int sig)
+{
+	(void)sig;
+	if (getppid() != (pid_t)guard_daemon)
+		(void)kill(0, SIGKILL);
+}
+
+/* Every descriptor of the daemon the guard inherited (it never execs, so
+ * close-on-exec does not apply), its stdio included. */
+static void
+guard_close_all(void)
+{
+	struct rlimit rl;
+	unsigned fd;
+
+	if (syscall(SYS_close_range, 0U, ~0U, 0U) == 0)
+		return;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur > 1U << 20)
+		rl.rlim_cur = 1U << 20;
+	for (fd = 0; fd < rl.rlim_cur; fd++)
+		(void)close((int)fd);
+}
+
+/* The guard leaves the way the hook did: same exit status, or killed by
+ * the same signal (without a core of its own). */
+static _Noreturn void
+guard_exit(int status)
+{
+	struct sigaction dfl;
+	struct rlimit no_core = { 0, 0 };
+	sigset_t one;
+	int sig;
+
+	if (WIFSIGNALED(status)) {
+		sig = WTERMSIG(status);
+		(void)memset(&dfl, 0, sizeof(dfl));
+		dfl.sa_handler = SIG_DFL;
+		(void)setrlimit(RLIMIT_CORE, &no_core);
+		(void)sigaction(sig, &dfl, NULL);
+		(void)sigemptyset(&one);
+		(void)sigaddset(&one, sig);
+		(void)sigprocmask(SIG_UNBLOCK, &one, NULL);
+		(void)kill(getpid(), sig);
+		_exit(128 + sig);
+	}
+	_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 255);
+}
+
+/* The guard (see the top). Every signal but GUARD_SIG stays blocked: a
+ * timeout's TERM waits pending until the hook is gone, and then the guard
+ * leaves as the hook did. */
+static _Noreturn void
+guard(const struct hook_run *run, posix_spawn_file_actions_t *fa,
+    posix_spawnattr_t *attr, int err_w, pid_t daemon)
+{
+	struct sigaction sa;
+	sigset_t mask;
+	pid_t pid;
+	int err, status;
+
+	guard_daemon = daemon;
+	(void)setpgid(0, 0);
+	(void)memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	(void)sigaction(SIGCHLD, &sa, NULL);	/* waitpid needs it */
+	sa.sa_handler = guard_on_signal;
+	(void)sigfillset(&sa.sa_mask);
+	(void)sigaction(GUARD_SIG, &sa, NULL);
+	(void)sigfillset(&mask);
+	(void)sigdelset(&mask, GUARD_SIG);
+	(void)sigprocmask(SIG_SETMASK, &mask, NULL);
+	(void)prctl(PR_SET_PDEATHSIG, GUARD_SIG);
+	if (getppid() != daemon)
+		(void)kill(0, SIGKILL);	/* it died before prctl */
+	err = posix_spawn(&pid, run->path, fa, attr, run->argv, run->envp);
+	if (err != 0) {
+		/* An int fits any pipe: the write is whole or fails. */
+		if (write(err_w, &err, sizeof(err)) == -1)
+			_exit(255);
+		_exit(GUARD_SPAWN_FAILED);
+	}
+	guard_close_all();
+	while (waitpid(pid, &status, 0) == -1) {
+		if (errno != EINTR)
+			_exit(255);
+	}
+	guard_exit(status);
+}
+
+/* Fork the guard, which starts the hook; returns an errno value. */
+static int
+spawn(const struct hook_run *run, int in_r, int out_w, int err_w, pid_t *pid)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	pid_t self = getpid(), p;
+	int err;
+
+	err = spawn_setup(in_r, out_w, &fa, &attr);
+	if (err != 0)
+		return err;
+	p = fork();
+	if (p == 0)
+		guard(run, &fa, &attr, err_w, self);
+	if (p == -1) {
+		err = errno;
+	} else {
+		/* Also here: a kill of the group right after fork must not
+		 * miss a guard that has not run setpgid yet. */
+		(void)setpgid(p, p);
+		*pid = p;
+	}
 	(void)posix_spawn_file_actions_destroy(&fa);
 	(void)posix_spawnattr_destroy(&attr);
 	return err;
+}
+
+/* The guard could not start the hook: its errno as the reason. */
+static int
+spawn_failed(struct child *c, char *reason, size_t len)
+{
+	int err = 0;
+
+	if (c->err_fd < 0 || read(c->err_fd, &err, sizeof(err)) !=
+	    (ssize_t)sizeof(err))
+		return 0;
+	(void)snprintf(reason, len, "spawn: %s", errtext(err));
+	return 1;
 }
 
 static void
@@ -403,6 +562,8 @@ supervise(struct child *c, const struct hook_run *run, char *reason,
 	}
 	if (c->reaped) {
 		after_exit(c);
+		if (spawn_failed(c, reason, len))
+			return HOOK_FAILED;
 		if (WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0)
 			return HOOK_OK;
 		set_exit_reason(c->status, reason, len);
@@ -429,25 +590,27 @@ enum hook_result
 hook_run(const struct hook_run *run, char *reason, size_t reason_len)
 {
 	struct child c;
-	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err;
+	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err_p[2] = { -1, -1 };
+	int err;
 	sigset_t pipe_set, old;
 	enum hook_result res = HOOK_FAILED;
 
 	memset(&c, 0, sizeof(c));
-	c.pidfd = c.in_fd = c.out_fd = -1;
+	c.pidfd = c.in_fd = c.out_fd = c.err_fd = -1;
 	c.input = run->input;
 	c.input_len = run->input_len;
 	c.log.fields = run->fields;
 	(void)sigemptyset(&pipe_set);
 	(void)sigaddset(&pipe_set, SIGPIPE);
 	(void)pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-	if (make_pipes(in, out) == -1) {
+	if (make_pipes(in, out, err_p) == -1) {
 		(void)snprintf(reason, reason_len, "pipe: %s", errtext(errno));
 		goto out;
 	}
-	err = spawn(run, in[0], out[1], &c.pid);
+	err = spawn(run, in[0], out[1], err_p[1], &c.pid);
 	close_fd(&in[0]);
 	close_fd(&out[1]);
+	close_fd(&err_p[1]);
 	if (err != 0) {
 		(void)snprintf(reason, reason_len, "spawn: %s", errtext(err));
 		goto out;
@@ -455,18 +618,22 @@ hook_run(const struct hook_run *run, char *reason, size_t reason_len)
 	c.log.pid = c.pid;
 	c.in_fd = in[1];
 	c.out_fd = out[0];
-	in[1] = out[0] = -1;	/* the child struct owns them now */
+	c.err_fd = err_p[0];
+	in[1] = out[0] = err_p[0] = -1;	/* the child struct owns them now */
 	c.pidfd = (int)syscall(SYS_pidfd_open, c.pid, 0);	/* cloexec */
 	res = supervise(&c, run, reason, reason_len);
 	outlog_finish(&c.log);
 out:
 	close_fd(&c.in_fd);
 	close_fd(&c.out_fd);
+	close_fd(&c.err_fd);
 	close_fd(&c.pidfd);
 	close_fd(&in[0]);
 	close_fd(&in[1]);
 	close_fd(&out[0]);
 	close_fd(&out[1]);
+	close_fd(&err_p[0]);
+	close_fd(&err_p[1]);
 	(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return res;
 }

@@ -401,15 +401,18 @@ def test_sigkill_during_delivery_redelivers_as_attempt_2():
         os.mkfifo(fifo)
         started = os.path.join(d.tmp, "started")
         hook = recorder_hook(d.tmp, """
-if [ "$CFHOOK_ATTEMPT" = 1 ]; then touch {started}; cat {fifo} > /dev/null; fi
+if [ "$CFHOOK_ATTEMPT" = 1 ]; then echo $$ > {started}; cat {fifo} > /dev/null; fi
 """.format(started=started, fifo=fifo))
         start_forwarding(d, "hook:" + hook)
         post_ok(d, payment_body("9201", order_id="crash"))
-        wait_until(lambda: os.path.exists(started), 5, "the hook to start")
+        wait_until(lambda: os.path.exists(started) and os.path.getsize(started) > 0, 5,
+                   "the hook to start")
+        with open(started) as f:
+            first = int(f.read())
         d.kill()
-        # the orphaned first hook is still blocked on the fifo: release it
-        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-        os.close(fd)
+        # the daemon's death takes its hook along (hook.c's guard): the first
+        # run, blocked on the fifo, does not live on beside the next one
+        wait_until(lambda: pid_gone(first), 5, "the first hook to die with the daemon")
         row = d.event("PAYMENT_SUCCESS_WEBHOOK:9201")
         assert row["forward_state"] == "pending" and row["forward_attempts"] == 1
         d.start()
