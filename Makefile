@@ -83,12 +83,14 @@ asan: deps
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run build/asan
 
 check: test asan
+	@scripts/install-deps --dev
 	@scripts/check-banned
 	@cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 	  --inline-suppr --suppress=missingIncludeSystem -Iinclude src
 
 FUZZSRCS := $(wildcard tests/fuzz/fuzz_*.c)
-fuzz: deps
+fuzz:
+	@scripts/install-deps --dev
 	@scripts/fuzz $(FUZZ_SECONDS) $(FUZZSRCS)
 
 bench: deps all
