@@ -19,27 +19,13 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "tmpdir.h"
 #include "clock.h"
 #include "hook.h"
 #include "log.h"
 
 static char dir[] = "/tmp/cfhook-test-hook-XXXXXX";
 
-static int
-rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-/* The temp dir and everything in it. */
-static void
-cleanup(void)
-{
-	(void)nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
 static char self_exe[4096];
 
 static void
@@ -482,6 +468,6 @@ main(int argc, char **argv)
 	RUN(test_cancel);
 	RUN(test_no_zombies);
 	rc = check_finish("test_hook");
-	cleanup();
+	tmpdir_remove(dir);
 	return rc;
 }

@@ -17,21 +17,13 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "tmpdir.h"
 #include "clock.h"
 #include "hook.h"
 #include "log.h"
 
 static char dir[] = "/tmp/cfhook-test-guard-XXXXXX";
 static char *const default_env[] = { "PATH=/usr/bin:/bin", NULL };
-
-static int
-rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static void
 path_in(char *out, size_t n, const char *name)
@@ -259,6 +251,6 @@ main(void)
 	RUN(test_status_passes_through);
 	RUN(test_no_zombies);
 	rc = check_finish("test_hook_guard");
-	(void)nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	tmpdir_remove(dir);
 	return rc;
 }

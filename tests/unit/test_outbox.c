@@ -13,6 +13,7 @@
 #include <sqlite3.h>
 
 #include "check.h"
+#include "tmpdir.h"
 #include "log.h"
 #include "store.h"
 #include "store_admin.h"
@@ -22,21 +23,6 @@
 
 static char dir[] = "/tmp/cfhook-test-outbox-XXXXXX";
 
-static int
-rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-/* The temp dir and everything in it. */
-static void
-cleanup(void)
-{
-	(void)nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
 static int seq;
 
 static struct store *
@@ -525,6 +511,6 @@ main(void)
 	RUN(test_changed_meanwhile);
 	RUN(test_next_due_none);
 	rc = check_finish("test_outbox");
-	cleanup();
+	tmpdir_remove(dir);
 	return rc;
 }
