@@ -12,7 +12,7 @@
 #include "config.h"
 #include "event.h"
 
-#define STORE_SCHEMA_VERSION	1
+#define STORE_SCHEMA_VERSION	2
 #define STORE_BUSY_TIMEOUT_MS	5000	/* "locked past timeout" -> 503 */
 
 enum store_result {

@@ -80,6 +80,23 @@ static const char *const migrations[] = {
 	"  error       TEXT"
 	");"
 	"CREATE INDEX forward_log_event ON forward_log(event_id, id);",
+	/* 1 -> 2: headers recorded for the merchant (never used to key an
+	 * event: they are not signed); the signing strings of forms verified
+	 * by their `signature` field (spec section 11: every re-cut of one
+	 * genuine form has the same signing string, so a second one is a
+	 * duplicate of the first, whatever its fields say; kept when events
+	 * are pruned, like a tombstone); and the row the writer commits to
+	 * prove the database takes writes. */
+	"ALTER TABLE events ADD COLUMN idempotency_key TEXT;"
+	"ALTER TABLE events ADD COLUMN webhook_version TEXT;"
+	"CREATE TABLE form_signatures ("
+	"  digest     TEXT    PRIMARY KEY,"
+	"  event_id   INTEGER NOT NULL"
+	") WITHOUT ROWID;"
+	"CREATE TABLE health_probe ("
+	"  id         INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  probed_at  INTEGER NOT NULL"
+	");",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
@@ -336,14 +353,13 @@ migrate_steps(struct store *st, int64_t from)
 	for (v = from; v < STORE_SCHEMA_VERSION; v++) {
 		if (exec_sql(st, migrations[v], "schema upgrade") == -1)
 			return -1;
-		if (v == 0)
-			log_info("store: '%s': created schema version 1",
-			    st->path);
-		else
-			log_info("store: '%s': schema upgraded from version "
-			    "%lld to %lld", st->path, (long long)v,
-			    (long long)v + 1);
 	}
+	if (from == 0)
+		log_info("store: '%s': created schema version %d", st->path,
+		    STORE_SCHEMA_VERSION);
+	else
+		log_info("store: '%s': schema upgraded from version %lld to "
+		    "%d", st->path, (long long)from, STORE_SCHEMA_VERSION);
 	(void)snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
 	    STORE_SCHEMA_VERSION);
 	return exec_sql(st, sql, "user_version");
