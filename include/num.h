@@ -20,5 +20,15 @@ int	num_is_timestamp(const char *s);
 /* Milliseconds since the epoch for a timestamp accepted by num_is_timestamp():
  * values below 1e11 are seconds, others milliseconds (spec section 11). */
 int64_t	num_timestamp_ms(const char *s);
+/* Compare two decimal numbers by value, exactly (never through a double):
+ * each is a JSON number or a decimal string ("-?d+(.d+)?([eE][+-]?d+)?",
+ * leading zeros allowed): "100" == "100.00" == "1e2", "99.99" < "100".
+ * Returns 0 with *ret < 0, 0 or > 0, or -1 when either is not such a
+ * number. */
+int	num_decimal_cmp(const char *a, const char *b, int *ret);
+/* "true" when s is plain decimal text as Cashfree writes an amount in a
+ * form: digits, optionally '.' and digits ("200.00", "55", "0.5"); no sign,
+ * exponent, blanks or leading '.', at most max_len bytes. */
+int	num_is_decimal(const char *s, size_t max_len);
 
 #endif

@@ -232,3 +232,153 @@ num_format_double(double v, char *out, size_t n)
 	}
 	return 0;
 }
+
+/* A decimal number's value as sign, significant digits and scale: value =
+ * (-1)^neg * 0.d[0]d[1]...d[n-1] * 10^point, with no leading or trailing
+ * zero digit (n == 0 for zero). The digits point into the text. */
+struct decimal {
+	int	 neg;
+	const char *d;		/* significant digits; '.' may sit among them */
+	size_t	 n;		/* significant digits (dots not counted) */
+	long	 point;
+};
+
+/* The i-th significant digit of x (dots skipped), or '0' past the end. */
+static char
+digit_at(const struct decimal *x, size_t i)
+{
+	const char *p = x->d;
+	size_t k = 0;
+
+	if (i >= x->n)
+		return '0';
+	for (;; p++) {
+		if (*p == '.')
+			continue;
+		if (k++ == i)
+			return *p;
+	}
+}
+
+/* Exponent part "e[+-]ddd" at s: its value in *e (bounded), the end in
+ * *end. Returns 0, or -1 when malformed. */
+static int
+exponent(const char *s, long *e, const char **end)
+{
+	int neg = 0;
+	long v = 0;
+
+	if (*s == '+' || *s == '-')
+		neg = *s++ == '-';
+	if (!is_digit(*s))
+		return -1;
+	for (; is_digit(*s); s++) {
+		if (v < 100000)
+			v = v * 10 + (*s - '0');	/* beyond: saturated */
+	}
+	*e = neg ? -v : v;
+	*end = s;
+	return 0;
+}
+
+/* Parse "-?digits(.digits)?([eE][+-]?digits)?" (a JSON number or a decimal
+ * string as Cashfree writes amounts, leading zeros allowed). -1 on junk. */
+static int
+decimal_parse(const char *s, struct decimal *x)
+{
+	const char *p, *first = NULL, *last = NULL;
+	long intdigits = 0, lead = 0, e = 0;
+	size_t sig = 0;
+	int seen_dot = 0, any = 0;
+
+	memset(x, 0, sizeof(*x));
+	if (*s == '-')
+		x->neg = 1, s++;
+	for (p = s; is_digit(*p) || (*p == '.' && !seen_dot); p++) {
+		if (*p == '.') {
+			if (!any)
+				return -1;	/* ".5" */
+			seen_dot = 1;
+			if (!is_digit(p[1]))
+				return -1;	/* "5." */
+			continue;
+		}
+		any = 1;
+		if (!seen_dot)
+			intdigits++;
+		if (*p != '0') {
+			if (first == NULL)
+				first = p;
+			last = p;
+		} else if (first == NULL) {
+			lead++;
+		}
+	}
+	if (!any)
+		return -1;
+	if ((*p == 'e' || *p == 'E') && exponent(p + 1, &e, &p) == -1)
+		return -1;
+	if (*p != '\0')
+		return -1;
+	if (first == NULL)
+		return 0;			/* zero: n == 0 */
+	for (p = first; p <= last; p++)
+		sig += *p != '.';
+	x->d = first;
+	x->n = sig;
+	/* Digits before the first significant one that sat left of the dot
+	 * shift the point; those right of it shift it the other way. */
+	x->point = (lead <= intdigits ? intdigits - lead :
+	    -(lead - intdigits)) + e;
+	return 0;
+}
+
+int
+num_decimal_cmp(const char *a, const char *b, int *ret)
+{
+	struct decimal x, y;
+	size_t i, n;
+	int sign, c = 0;
+
+	if (a == NULL || b == NULL || decimal_parse(a, &x) == -1 ||
+	    decimal_parse(b, &y) == -1)
+		return -1;
+	if (x.n == 0 || y.n == 0) {	/* zero has no sign */
+		c = x.n == 0 && y.n == 0 ? 0 : x.n == 0 ? (y.neg ? 1 : -1) :
+		    (x.neg ? -1 : 1);
+		*ret = c;
+		return 0;
+	}
+	if (x.neg != y.neg) {
+		*ret = x.neg ? -1 : 1;
+		return 0;
+	}
+	sign = x.neg ? -1 : 1;
+	if (x.point != y.point) {
+		*ret = x.point > y.point ? sign : -sign;
+		return 0;
+	}
+	n = x.n > y.n ? x.n : y.n;
+	for (i = 0; i < n && c == 0; i++)
+		c = digit_at(&x, i) - digit_at(&y, i);
+	*ret = c == 0 ? 0 : c > 0 ? sign : -sign;
+	return 0;
+}
+
+int
+num_is_decimal(const char *s, size_t max_len)
+{
+	size_t i = 0, frac = 0;
+
+	if (s == NULL || !is_digit(s[0]))
+		return 0;
+	while (is_digit(s[i]))
+		i++;
+	if (s[i] == '.') {
+		for (i++; is_digit(s[i]); i++)
+			frac++;
+		if (frac == 0)
+			return 0;
+	}
+	return s[i] == '\0' && i <= max_len;
+}

@@ -259,6 +259,69 @@ test_format_double_round_trip(void)
 	CHECK_INT(fails, 0);
 }
 
+/* Exact decimal comparison: the value, never the text or a double. */
+static void
+test_decimal_cmp(void)
+{
+	static const struct {
+		const char *a, *b;
+		int want;		/* sign; 2: not a number */
+	} cases[] = {
+		{ "100", "100.00", 0 }, { "100", "1e2", 0 }, { "1E2", "100.0", 0 },
+		{ "99.99", "100", -1 }, { "100.01", "100", 1 },
+		{ "0.10", "0.1", 0 }, { "0.05", "0.5", -1 }, { "00.50", "0.5", 0 },
+		{ "0", "-0", 0 }, { "0", "0.000", 0 }, { "-1", "0", -1 },
+		{ "-1", "-2", 1 }, { "-2.5", "-2.50", 0 }, { "0", "1e-9", -1 },
+		{ "170.00", "170", 0 }, { "1.8", "1.80", 0 },
+		{ "12345678901234567890.5", "12345678901234567890.50", 0 },
+		{ "12345678901234567890.5", "12345678901234567890.49", 1 },
+		{ "0.30000000000000004", "0.3", 1 },
+		{ "2.5e-1", "0.25", 0 }, { "25e-2", "0.25", 0 },
+		{ "", "1", 2 }, { "1.", "1", 2 }, { ".5", "0.5", 2 },
+		{ "1e", "1", 2 }, { "1..2", "1", 2 }, { "+1", "1", 2 },
+		{ " 1", "1", 2 }, { "1x", "1", 2 }, { "-", "0", 2 },
+		{ "1.2.3", "1", 2 }, { "0x10", "16", 2 },
+	};
+	size_t i;
+	int c, rc;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		c = 7;
+		rc = num_decimal_cmp(cases[i].a, cases[i].b, &c);
+		if (cases[i].want == 2) {
+			if (!CHECK_INT(rc, -1))
+				fprintf(stderr, "  %s vs %s\n", cases[i].a,
+				    cases[i].b);
+			continue;
+		}
+		if (!CHECK_INT(rc, 0) ||
+		    !CHECK_INT(c < 0 ? -1 : c > 0 ? 1 : 0, cases[i].want))
+			fprintf(stderr, "  %s vs %s\n", cases[i].a, cases[i].b);
+		/* and the other way round */
+		CHECK_INT(num_decimal_cmp(cases[i].b, cases[i].a, &c), 0);
+		CHECK_INT(c < 0 ? -1 : c > 0 ? 1 : 0, -cases[i].want);
+	}
+	CHECK_INT(num_decimal_cmp(NULL, "1", &c), -1);
+}
+
+static void
+test_is_decimal(void)
+{
+	static const char *good[] = { "0", "55", "200.00", "0.5", "007.1" };
+	static const char *bad[] = { "", ".5", "5.", "-1", "+1", "1e2",
+		"1,5", " 1", "1 ", "1.2.3", "12345678901234567890123456789012.1" };
+	size_t i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		CHECK(num_is_decimal(good[i], 32));
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (!CHECK(!num_is_decimal(bad[i], 32)))
+			fprintf(stderr, "  '%s'\n", bad[i]);
+	}
+	CHECK(!num_is_decimal(NULL, 32));
+	CHECK(num_is_decimal("123", 3) && !num_is_decimal("1234", 3));
+}
+
 int
 main(void)
 {
@@ -271,5 +334,7 @@ main(void)
 	RUN(test_format_double_table);
 	RUN(test_format_double_limits);
 	RUN(test_format_double_round_trip);
+	RUN(test_decimal_cmp);
+	RUN(test_is_decimal);
 	return check_finish("test_num");
 }
