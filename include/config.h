@@ -46,6 +46,9 @@ struct config {
 	unsigned forward_max_attempts;	/* [12] */
 	unsigned forward_backoff_s;	/* [2] */
 	enum durability durability;	/* [full] */
+	int	 form_field_signature;	/* [0]: forms need the x-webhook-*
+					 * headers; 1: their `signature` field
+					 * alone also proves them (weak) */
 	int	 log_level;		/* LOG_* of log.h [info] */
 };
 

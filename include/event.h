@@ -29,21 +29,29 @@ struct event {
 	enum event_format format;
 };
 
-/* Longest x-idempotency-key used in an event_key; a longer one, or one with
- * bytes outside printable ASCII, is ignored (the body hash is used). */
-#define EVENT_IDEM_MAX	128
+enum event_result {
+	EVENT_OK,
+	EVENT_NOMEM,
+	EVENT_REFUSED		/* strict form fields: see event_from_form() */
+};
 
 /* From a verified JSON body (parsed with duplicate keys rejected, no trailing
- * bytes; a \u0000 or a number too large for jansson spoils only its own
- * field). Numeric ids keep their token exactly as sent ("1453002795.0",
- * 20 digits). `idem_key` is the x-idempotency-key header or NULL. Returns
- * 0 and fills *ret (caller storage), or -1 on no memory (*ret then needs
- * no event_done). */
-int	event_from_json(const char *body, size_t len, const char *idem_key,
-	    struct event *ret);
-/* From a verified form body already decoded in `form`. Same contract. */
-int	event_from_form(const struct form *, const char *body, size_t len,
-	    const char *idem_key, struct event *ret);
+ * bytes; a \u0000, a lone surrogate escape or a number too large for
+ * jansson spoils only its own field). Numeric ids keep their token exactly as
+ * sent ("1453002795.0", 20 digits). Every part of the event_key comes from
+ * the body. Returns 0 and fills *ret (caller storage), or -1 on no memory
+ * (*ret then needs no event_done). */
+int	event_from_json(const char *body, size_t len, struct event *ret);
+/* From a verified form body already decoded in `form`. `strict`: the form
+ * was verified only by its `signature` field (spec sections 5.2 and 11), so
+ * every field any rule reads must match its grammar (grammar.h), the type
+ * must be there, and a Payment Link event must be consistent (PAID only with
+ * link_amount_paid >= link_amount and a transaction_id, PARTIALLY_PAID only
+ * below); otherwise EVENT_REFUSED with a reason for the log in why (no
+ * field values beyond amounts and statuses). EVENT_OK fills *ret. */
+enum event_result event_from_form(const struct form *, const char *body,
+	    size_t len, int strict, struct event *ret, char *why,
+	    size_t why_len);
 struct json_t;
 /* The body parsed as event_from_json() reads it: duplicate keys refused, no
  * trailing bytes, a NUL inside a string allowed, numbers too large for

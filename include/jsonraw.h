@@ -21,9 +21,11 @@
 int	jsonraw_find(const char *text, size_t len, const char *path,
 	    size_t *off, size_t *n);
 /* A copy of text[0..len) (malloc'd, NUL-terminated, same length, same
- * offsets) in which every number token jansson refuses as too large (an
- * integer outside int64, a real beyond double) is replaced by "null" and
- * blanks. *changed says whether any was. Returns NULL on no memory. */
+ * offsets) in which what makes jansson refuse a whole body is spoiled in
+ * place: every number token too large for it (an integer outside int64, a
+ * real beyond double) becomes "null" and blanks, and every lone UTF-16
+ * surrogate escape ("\ud83d" not followed by a low half) becomes "\u0000".
+ * *changed says whether anything was. Returns NULL on no memory. */
 char	*jsonraw_tame(const char *text, size_t len, int *changed);
 /* Is this (a value's text from jsonraw_find) a number token? An integer
  * token has no '.', 'e' or 'E'. */

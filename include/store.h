@@ -37,6 +37,13 @@ struct store_item {
 	const char *body;		/* raw bytes as signed */
 	size_t	 body_len;
 	const char *content_type;	/* as received */
+	/* Headers recorded as received (NULL: absent); never keys. */
+	const char *idempotency_key;
+	const char *webhook_version;
+	/* Hex SHA-256 of a form's signing string when its `signature` field
+	 * verified, else NULL: a second event with the same one is a duplicate
+	 * of the first (spec section 11). */
+	const char *form_digest;
 	int64_t	 received_ms;		/* unix ms */
 	/* out, valid in done() */
 	enum store_result result;

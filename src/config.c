@@ -39,6 +39,7 @@ enum ktype {
 	K_WEBHOOK_PATH,
 	K_FORWARD,
 	K_DURABILITY,
+	K_SWITCH,	/* int, "on" = 1 or "off" = 0 */
 	K_LOG_LEVEL
 };
 
@@ -48,7 +49,8 @@ struct key {
 	uint64_t	 min, max;
 	const char	*unit;		/* "seconds", "bytes", NULL: a count */
 	const char	*def;		/* NULL: stays unset */
-	size_t		 off;		/* field of K_UINT, K_SIZE, K_PATH */
+	size_t		 off;		/* field of K_UINT, K_SIZE, K_PATH,
+					 * K_SWITCH */
 };
 
 #define F(m)	offsetof(struct config, m)
@@ -77,6 +79,10 @@ static const struct key keys[] = {
 	{ "forward_backoff", K_UINT, 1, 3600, "seconds", "2",
 	    F(forward_backoff_s) },
 	{ "durability", K_DURABILITY, 0, 0, NULL, "full", 0 },
+	/* Spec section 11: the form signature field scheme is weak, so it is
+	 * the operator's choice, off unless asked for. */
+	{ "form_field_signature", K_SWITCH, 0, 0, NULL, "off",
+	    F(form_field_signature) },
 	{ "log_level", K_LOG_LEVEL, 0, 0, NULL, "info", 0 },
 };
 
@@ -368,6 +374,20 @@ set_durability(struct ctx *x, const struct key *k, const char *v)
 }
 
 static int
+set_switch(struct ctx *x, const struct key *k, const char *v)
+{
+	int *field = (int *)(void *)((char *)x->c + k->off);
+
+	if (strcmp(v, "on") == 0)
+		*field = 1;
+	else if (strcmp(v, "off") == 0)
+		*field = 0;
+	else
+		return fail(x, "%s: expected on or off, got '%s'", k->name, v);
+	return 0;
+}
+
+static int
 set_log_level(struct ctx *x, const struct key *k, const char *v)
 {
 	int l = log_level_parse(v);
@@ -398,6 +418,8 @@ set_value(struct ctx *x, const struct key *k, const char *v)
 		return set_forward(x, k, v);
 	case K_DURABILITY:
 		return set_durability(x, k, v);
+	case K_SWITCH:
+		return set_switch(x, k, v);
 	case K_LOG_LEVEL:
 		break;
 	}

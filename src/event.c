@@ -1,10 +1,16 @@
 /* event.c - the fields and the event_key of a verified webhook body.  Pure.
  *
  * Reads what DESIGN "Events and deduplication" and spec sections 3, 4 and 8
- * name, from a JSON body (jansson) or a decoded form. It never refuses a body:
- * anything it cannot read becomes type "UNKNOWN" keyed by the SHA-256 of the
- * raw bytes, so nothing Cashfree signed is lost. It must not verify, log,
- * store, or re-serialise JSON; it fails only when memory runs out. */
+ * name, from a JSON body (jansson) or a decoded form. Every part of an
+ * event_key comes from the signed body: nothing unsigned (no header) keys an
+ * event. It never refuses a body signed over its raw bytes: anything it
+ * cannot read becomes type "UNKNOWN" keyed by the SHA-256 of the raw bytes,
+ * so nothing Cashfree signed is lost. A form signed only by its `signature`
+ * field is the one exception: its fields must match strict grammars (spec
+ * section 11), or it is refused. It must not verify, log, store, or
+ * re-serialise JSON; apart from that refusal it fails only when memory runs
+ * out. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +19,7 @@
 
 #include "event.h"
 #include "form.h"
+#include "grammar.h"
 #include "jsonraw.h"
 #include "num.h"
 
@@ -35,49 +42,75 @@ enum field {
 };
 
 /* Where a field is read from: a dotted path in a JSON body and the flattened
- * key of a form body (NULL: the form has no equivalent). The first source
- * that yields a value wins, so a table lists candidates in order. */
+ * key of a form body (NULL: the form has no equivalent), and the grammar
+ * that form value must match when the form is signed only by its
+ * `signature` field. The first source that yields a value wins, so a table
+ * lists candidates in order. */
 struct rule {
 	enum field	 field;
 	const char	*json;
 	const char	*form;
+	enum grammar	 grammar;
 };
 
 static const struct rule payment_rules[] = {
-	{ F_CF_PAYMENT_ID, "data.payment.cf_payment_id", "cf_payment_id" },
-	{ F_ORDER_ID, "data.order.order_id", "order_id" },
-	{ F_PAYMENT_STATUS, "data.payment.payment_status", "payment_status" },
-	{ F_AMOUNT, "data.payment.payment_amount", "payment_amount" },
-	{ F_CURRENCY, "data.payment.payment_currency", "payment_currency" },
-	{ F_EVENT_TIME, "event_time", "event_time" },
+	{ F_CF_PAYMENT_ID, "data.payment.cf_payment_id", "cf_payment_id",
+	    GRAMMAR_DIGITS },
+	{ F_ORDER_ID, "data.order.order_id", "order_id", GRAMMAR_ID },
+	{ F_PAYMENT_STATUS, "data.payment.payment_status", "payment_status",
+	    GRAMMAR_PAYMENT_STATUS },
+	{ F_AMOUNT, "data.payment.payment_amount", "payment_amount",
+	    GRAMMAR_DECIMAL },
+	{ F_CURRENCY, "data.payment.payment_currency", "payment_currency",
+	    GRAMMAR_CURRENCY },
+	{ F_EVENT_TIME, "event_time", "event_time", GRAMMAR_TIME },
 };
 
 /* Spec section 3: a link event's payment is its order's transaction. */
 static const struct rule link_rules[] = {
-	{ F_CF_PAYMENT_ID, "data.order.transaction_id", "transaction_id" },
-	{ F_ORDER_ID, "data.order.order_id", "order_id" },
+	{ F_CF_PAYMENT_ID, "data.order.transaction_id", "transaction_id",
+	    GRAMMAR_DIGITS },
+	{ F_ORDER_ID, "data.order.order_id", "order_id", GRAMMAR_ID },
 	{ F_PAYMENT_STATUS, "data.order.transaction_status",
-	    "transaction_status" },
-	{ F_AMOUNT, "data.order.order_amount", "order_amount" },
-	{ F_CURRENCY, "data.link_currency", "link_currency" },
-	{ F_EVENT_TIME, "event_time", "event_time" },
+	    "transaction_status", GRAMMAR_PAYMENT_STATUS },
+	{ F_AMOUNT, "data.order.order_amount", "order_amount",
+	    GRAMMAR_DECIMAL },
+	{ F_CURRENCY, "data.link_currency", "link_currency",
+	    GRAMMAR_CURRENCY },
+	{ F_EVENT_TIME, "event_time", "event_time", GRAMMAR_TIME },
 };
 
 /* Refunds, disputes, settlements, ...: ids where each family keeps them, so
  * per-order ordering and audits work. A refund's status is not a payment
  * status and its amount is not a payment amount: neither is read. */
 static const struct rule other_rules[] = {
-	{ F_ORDER_ID, "data.order.order_id", "order_id" },
-	{ F_ORDER_ID, "data.refund.order_id", NULL },
-	{ F_ORDER_ID, "data.order_details.order_id", NULL },
-	{ F_ORDER_ID, "data.order_id", NULL },
-	{ F_CF_PAYMENT_ID, "data.payment.cf_payment_id", "cf_payment_id" },
-	{ F_CF_PAYMENT_ID, "data.refund.cf_payment_id", NULL },
-	{ F_CF_PAYMENT_ID, "data.cf_payment_id", NULL },
-	{ F_PAYMENT_STATUS, "data.payment.payment_status", "payment_status" },
-	{ F_AMOUNT, "data.payment.payment_amount", "payment_amount" },
-	{ F_CURRENCY, "data.payment.payment_currency", "payment_currency" },
-	{ F_EVENT_TIME, "event_time", "event_time" },
+	{ F_ORDER_ID, "data.order.order_id", "order_id", GRAMMAR_ID },
+	{ F_ORDER_ID, "data.refund.order_id", NULL, GRAMMAR_ANY },
+	{ F_ORDER_ID, "data.order_details.order_id", NULL, GRAMMAR_ANY },
+	{ F_ORDER_ID, "data.order_id", NULL, GRAMMAR_ANY },
+	{ F_CF_PAYMENT_ID, "data.payment.cf_payment_id", "cf_payment_id",
+	    GRAMMAR_DIGITS },
+	{ F_CF_PAYMENT_ID, "data.refund.cf_payment_id", NULL, GRAMMAR_ANY },
+	{ F_CF_PAYMENT_ID, "data.cf_payment_id", NULL, GRAMMAR_ANY },
+	{ F_PAYMENT_STATUS, "data.payment.payment_status", "payment_status",
+	    GRAMMAR_PAYMENT_STATUS },
+	{ F_AMOUNT, "data.payment.payment_amount", "payment_amount",
+	    GRAMMAR_DECIMAL },
+	{ F_CURRENCY, "data.payment.payment_currency", "payment_currency",
+	    GRAMMAR_CURRENCY },
+	{ F_EVENT_TIME, "event_time", "event_time", GRAMMAR_TIME },
+};
+
+/* A Payment Link form's own fields beyond the columns: its key parts and
+ * the amounts its status must agree with (spec section 11). */
+static const struct {
+	const char	*form;
+	enum grammar	 grammar;
+} link_form_fields[] = {
+	{ "link_id", GRAMMAR_ID },
+	{ "link_status", GRAMMAR_LINK_STATUS },
+	{ "link_amount", GRAMMAR_DECIMAL },
+	{ "link_amount_paid", GRAMMAR_DECIMAL },
 };
 
 struct rules {
@@ -371,25 +404,16 @@ fill_fields(struct event *ev, const struct source *src, enum kind k)
 	return 0;
 }
 
-/* Spec section 8, "anything else": the x-idempotency-key when it is a sane
- * token, else the SHA-256 of the raw body (a retry re-sends the same bytes). */
+/* DESIGN "Events and deduplication": a type with no usable id is keyed by
+ * the SHA-256 of the raw body (a retry re-sends the same bytes). */
 static char *
-generic_key(const char *type, const char *body, size_t len,
-    const char *idem)
+hash_key(const char *type, const char *body, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char md[EVP_MAX_MD_SIZE];
 	char digest[2 * EVP_MAX_MD_SIZE + 1];
 	unsigned int mdlen = 0, i;
-	size_t n = 0;
-	int ok = idem != NULL;
 
-	while (ok && idem[n] != '\0') {
-		ok = idem[n] >= 0x21 && idem[n] <= 0x7e && n < EVENT_IDEM_MAX;
-		n++;
-	}
-	if (ok && n > 0)
-		return join((const char *[]){ type, "idem", idem }, 3);
 	if (EVP_Digest(body != NULL ? body : "", len, md, &mdlen, EVP_sha256(),
 	    NULL) != 1)
 		return NULL;		/* only allocation can fail here */
@@ -401,6 +425,82 @@ generic_key(const char *type, const char *body, size_t len,
 	return join((const char *[]){ type, "sha256", digest }, 3);
 }
 
+/* The natural keys of the other families (DESIGN "Events and
+ * deduplication"): TYPE:part:..., every part read from the signed JSON body,
+ * so the same event sent twice (a retry, or once per webhook version) is one
+ * event. A type ending in '_' is a prefix. A part that is absent, empty or
+ * unreadable sends the event to the body hash, unless it is optional (then
+ * it is ""): a key must never be shared by two different events. */
+#define NATURAL_PARTS	4
+
+static const struct natural {
+	const char	*type;
+	const char	*parts[NATURAL_PARTS];
+	unsigned	 optional;	/* bit i: parts[i] may be absent */
+} naturals[] = {
+	{ "REFUND_STATUS_WEBHOOK", { "data.refund.cf_refund_id",
+	    "data.refund.refund_status" }, 0 },
+	{ "SETTLEMENT_", { "data.settlement.settlement_id",
+	    "data.settlement.status" }, 0 },
+	{ "VENDOR_SETTLEMENT_", { "data.settlement.settlement_id",
+	    "data.settlement.status" }, 0 },
+	{ "DISPUTE_", { "data.dispute.dispute_id",
+	    "data.dispute.dispute_status" }, 0 },
+	{ "payment_form_order_webhook", { "data.form.form_id",
+	    "data.order.order_id", "data.order.transaction_id",
+	    "data.order.order_status" }, 1u << 2 },
+};
+
+static const struct natural *
+natural_of(const char *type)
+{
+	size_t i, n;
+
+	for (i = 0; i < sizeof(naturals) / sizeof(naturals[0]); i++) {
+		n = strlen(naturals[i].type);
+		if (naturals[i].type[n - 1] == '_' ?
+		    strncmp(type, naturals[i].type, n) == 0 && type[n] != '\0' :
+		    strcmp(type, naturals[i].type) == 0)
+			return &naturals[i];
+	}
+	return NULL;
+}
+
+/* The natural key of a JSON body, or *ret NULL when a part is missing.
+ * -1 on no memory. */
+static int
+natural_key(const struct source *src, const char *type,
+    const struct natural *nat, char **ret)
+{
+	const char *parts[1 + NATURAL_PARTS];
+	char *text[NATURAL_PARTS] = { NULL };
+	size_t i, n = 0;
+	int rc = 0, usable = 1;
+
+	*ret = NULL;
+	parts[n++] = type;
+	for (i = 0; i < NATURAL_PARTS && nat->parts[i] != NULL; i++) {
+		if (source_text(src, nat->parts[i], NULL, 1, &text[i]) == -1) {
+			rc = -1;
+			break;
+		}
+		if (text[i] != NULL && text[i][0] != '\0')
+			parts[n++] = text[i];
+		else if ((nat->optional & (1u << i)) != 0 &&
+		    !source_has(src, nat->parts[i], NULL))
+			parts[n++] = "";
+		else
+			usable = 0;
+	}
+	if (rc == 0 && usable) {
+		*ret = join(parts, n);
+		rc = *ret == NULL ? -1 : 0;
+	}
+	for (i = 0; i < NATURAL_PARTS; i++)
+		free(text[i]);
+	return rc;
+}
+
 /* A link event's own key parts (spec section 8). */
 struct link_parts {
 	char	*id;
@@ -409,12 +509,15 @@ struct link_parts {
 };
 
 /* DESIGN "Events and deduplication": payments by id, link events by link,
- * status and transaction, everything else (and a payment or link event
- * missing its ids) by the generic rule. */
+ * status and transaction, the other families by their natural key, and
+ * everything else (and an event missing its ids) by the body hash. */
 static char *
 make_key(const struct event *ev, enum kind k, const struct link_parts *lp,
-    const char *body, size_t len, const char *idem)
+    const struct source *src)
 {
+	const struct natural *nat;
+	char *key = NULL;
+
 	if (k == KIND_PAYMENT && ev->cf_payment_id != NULL)
 		return join((const char *[]){ ev->type, ev->cf_payment_id }, 2);
 	if (k == KIND_LINK && lp->id != NULL && lp->id[0] != '\0' &&
@@ -422,7 +525,15 @@ make_key(const struct event *ev, enum kind k, const struct link_parts *lp,
 	    (ev->cf_payment_id != NULL || !lp->tx_unreadable))
 		return join((const char *[]){ ev->type, lp->id, lp->status,
 		    ev->cf_payment_id != NULL ? ev->cf_payment_id : "" }, 4);
-	return generic_key(ev->type, body, len, idem);
+	nat = k == KIND_OTHER && src->root != NULL ? natural_of(ev->type) :
+	    NULL;
+	if (nat != NULL) {
+		if (natural_key(src, ev->type, nat, &key) == -1)
+			return NULL;
+		if (key != NULL)
+			return key;
+	}
+	return hash_key(ev->type, src->body, src->len);
 }
 
 static int
@@ -439,8 +550,7 @@ link_parts(const struct source *src, struct link_parts *lp)
 
 /* The common part of both entry points: type, fields, key. */
 static int
-build(const struct source *src, const char *type, const char *body,
-    size_t len, const char *idem, struct event *ret)
+build(const struct source *src, const char *type, struct event *ret)
 {
 	struct event ev;
 	struct link_parts lp = { NULL, NULL, 0 };
@@ -460,7 +570,7 @@ build(const struct source *src, const char *type, const char *body,
 		goto out;
 	if (k == KIND_LINK && link_parts(src, &lp) == -1)
 		goto out;
-	ev.event_key = make_key(&ev, k, &lp, body, len, idem);
+	ev.event_key = make_key(&ev, k, &lp, src);
 	if (ev.event_key == NULL)
 		goto out;
 	*ret = ev;
@@ -493,21 +603,30 @@ body_type(json_t *root)
  * not hide the rest of the event (that field alone is unusable). */
 #define JSON_FLAGS	(JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)
 
-/* The body as a jansson object, or NULL when it is not one. A number too
- * large for jansson (an id of 20 digits, 1e400) fails the whole parse, so
- * then the body is parsed again with those numbers blanked; number_text()
- * reads their digits from the raw text. -1 on no memory. */
+/* The body as a jansson object, or NULL when it is not one. A raw NUL byte
+ * is never JSON (RFC 8259 allows none outside a string and none unescaped
+ * inside one), yet jansson's lexer skips one after a number ({"a":2\0} is
+ * accepted), and the envelope copies number text from the raw body: such
+ * a body is not read as JSON at all. jansson refuses a whole body for one
+ * number beyond its types (an id of 20 digits, 1e400) or one lone UTF-16
+ * surrogate escape ("\ud83d" in a customer's name); then the body is parsed
+ * again with those spoiled in a copy of the same length (numbers blanked,
+ * whose digits number_text() reads from the raw text; escapes made
+ * "\u0000", which makes only that field unusable), so a real payment is not
+ * turned into UNKNOWN by a field nobody keys on. -1 on no memory. */
 int
 event_parse_json(const char *body, size_t len, json_t **ret)
 {
 	json_error_t err;
-	json_t *root;
+	json_t *root = NULL;
 	char *tame;
 	int changed = 0;
 
+	*ret = NULL;
+	if (memchr(body, '\0', len) != NULL)
+		return 0;
 	root = json_loadb(body, len, JSON_FLAGS, &err);
-	if (root == NULL &&
-	    json_error_code(&err) == json_error_numeric_overflow) {
+	if (root == NULL) {
 		tame = jsonraw_tame(body, len, &changed);
 		if (tame == NULL)
 			return -1;
@@ -524,8 +643,7 @@ event_parse_json(const char *body, size_t len, json_t **ret)
 }
 
 int
-event_from_json(const char *body, size_t len, const char *idem_key,
-    struct event *ret)
+event_from_json(const char *body, size_t len, struct event *ret)
 {
 	struct source src = { NULL, NULL, 0, NULL };
 	int rc;
@@ -534,21 +652,121 @@ event_from_json(const char *body, size_t len, const char *idem_key,
 	src.len = len;
 	if (event_parse_json(src.body, len, &src.root) == -1)
 		return -1;
-	rc = build(&src, src.root != NULL ? body_type(src.root) : NULL,
-	    src.body, len, idem_key, ret);
+	rc = build(&src, src.root != NULL ? body_type(src.root) : NULL, ret);
 	json_decref(src.root);
 	return rc;
 }
 
-int
+/* A field of a form signed only by its `signature` field: absent, or
+ * present, free of NUL and matching g. */
+static int
+field_ok(const struct form *f, const char *key, enum grammar g, char *why,
+    size_t n)
+{
+	if (form_get(f, key) == NULL || g == GRAMMAR_ANY)
+		return 0;
+	if (grammar_match(g, form_value(f, key)))
+		return 0;
+	(void)snprintf(why, n, "field '%s' is not %s text", key,
+	    grammar_name(g));
+	return -1;
+}
+
+/* Every form field any rule reads, with its grammar: checked whatever the
+ * type, so a value cannot hide in a field the type does not read. */
+static int
+fields_ok(const struct form *f, char *why, size_t n)
+{
+	static const struct rules all[] = {
+		{ payment_rules, sizeof(payment_rules) / sizeof(payment_rules[0]) },
+		{ link_rules, sizeof(link_rules) / sizeof(link_rules[0]) },
+		{ other_rules, sizeof(other_rules) / sizeof(other_rules[0]) },
+	};
+	size_t i, j;
+
+	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		for (j = 0; j < all[i].n; j++) {
+			if (all[i].r[j].form != NULL &&
+			    field_ok(f, all[i].r[j].form, all[i].r[j].grammar,
+			    why, n) == -1)
+				return -1;
+		}
+	}
+	for (i = 0; i < sizeof(link_form_fields) / sizeof(link_form_fields[0]);
+	    i++) {
+		if (field_ok(f, link_form_fields[i].form,
+		    link_form_fields[i].grammar, why, n) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* Spec section 11: a link's status must agree with its amounts and its
+ * transaction, so that bytes moved into or out of link_status (PARTIALLY_
+ * into link_purpose) cannot turn a part payment into a full one. */
+static int
+link_consistent(const struct form *f, char *why, size_t n)
+{
+	const char *status = form_value(f, "link_status");
+	const char *amount = form_value(f, "link_amount");
+	const char *paid = form_value(f, "link_amount_paid");
+	int full, part, c;
+
+	if (status == NULL || form_value(f, "link_id") == NULL) {
+		(void)snprintf(why, n, "link event without link_id or "
+		    "link_status");
+		return -1;
+	}
+	full = strcmp(status, "PAID") == 0;
+	part = strcmp(status, "PARTIALLY_PAID") == 0;
+	if ((full || part) && form_value(f, "transaction_id") == NULL) {
+		(void)snprintf(why, n, "link status %s without a "
+		    "transaction_id", status);
+		return -1;
+	}
+	if (amount == NULL || paid == NULL || !(full || part))
+		return 0;
+	if (num_decimal_cmp(paid, amount, &c) == -1 ||
+	    (full && c < 0) || (part && c >= 0)) {
+		(void)snprintf(why, n, "link status %s does not agree with "
+		    "link_amount_paid %s of link_amount %s", status, paid,
+		    amount);
+		return -1;
+	}
+	return 0;
+}
+
+/* Spec section 11: the checks on a form signed only by its `signature`
+ * field. 0, or -1 with the reason in why. */
+static int
+strict_form(const struct form *f, const char *type, char *why, size_t n)
+{
+	if (type == NULL || !grammar_match(GRAMMAR_TYPE, type)) {
+		(void)snprintf(why, n, "field 'type' missing or not %s text",
+		    grammar_name(GRAMMAR_TYPE));
+		return -1;
+	}
+	if (fields_ok(f, why, n) == -1)
+		return -1;
+	if (kind_of(type) == KIND_LINK)
+		return link_consistent(f, why, n);
+	return 0;
+}
+
+enum event_result
 event_from_form(const struct form *form, const char *body, size_t len,
-    const char *idem_key, struct event *ret)
+    int strict, struct event *ret, char *why, size_t why_len)
 {
 	struct source src = { NULL, NULL, 0, form };
+	const char *type = form_text(form, "type");
 
+	src.body = body != NULL ? body : "";
+	src.len = len;
+	if (strict && strict_form(form, type, why, why_len) == -1)
+		return EVENT_REFUSED;
 	/* The "signature" field is the proof, not a field of the event: no
 	 * rule reads it. */
-	return build(&src, form_text(form, "type"), body, len, idem_key, ret);
+	return build(&src, type, ret) == 0 ? EVENT_OK : EVENT_NOMEM;
 }
 
 void

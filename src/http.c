@@ -50,6 +50,9 @@
  * lower max_connections to lower it. Behind nginx the bodies arrive whole
  * and at local speed, and a trickling client is cut at request_timeout. */
 #define PEER_MAX		64
+/* Longest x-idempotency-key / x-webhook-version recorded (Cashfree's are
+ * 44 and 10 bytes); a longer or non-printable one is not recorded. */
+#define RECORDED_MAX		128
 /* At stop, how long answers the writer already gave may take to be sent. */
 #define ANSWER_WAIT_MS		2000
 
@@ -61,6 +64,7 @@ struct http {
 	char	*webhook_path;
 	size_t	 max_body;
 	unsigned tolerance_s;
+	int	 form_field_signature;	/* spec section 11: off by default */
 	unsigned long long sock_ino;
 	int	 listen_fd;		/* ours until quiesce hands it back */
 	struct reaper *reaper;		/* per-request timeout */
@@ -101,6 +105,12 @@ struct request {
 	char	*content_type;
 	struct buf body;
 	struct event ev;
+	/* hex SHA-256 of a form's signing string when its signature field
+	 * verified (spec section 11), else empty */
+	char	 form_digest[2 * VERIFY_DIGEST_LEN + 1];
+	char	 idempotency_key[RECORDED_MAX + 1];	/* "" when absent */
+	char	 webhook_version[RECORDED_MAX + 1];
+	char	 why[160];		/* a refused form field, for the log */
 	struct store_item item;
 };
 
@@ -270,19 +280,75 @@ secrets_current(struct http *h)
 	return s;
 }
 
-/* Verify and extract. Returns VERIFY_OK with r->ev filled, or why not. */
+/* A header recorded for the merchant's information (DESIGN "Events and
+ * deduplication"): copied when it is printable ASCII of at most
+ * RECORDED_MAX bytes, else left empty. It is never part of an event key. */
+static void
+recorded(struct MHD_Connection *c, const char *name, char *out)
+{
+	const char *v = header(c, name, NULL);
+	size_t i;
+
+	out[0] = '\0';
+	if (v == NULL)
+		return;
+	for (i = 0; v[i] != '\0'; i++) {
+		if (i >= RECORDED_MAX || v[i] < 0x20 || v[i] > 0x7e)
+			return;
+	}
+	memcpy(out, v, i + 1);
+}
+
+static void
+hex(const unsigned char *p, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 0x0f];
+	}
+	out[2 * n] = '\0';
+}
+
+/* A form: verified by its headers or (when allowed) its signature field,
+ * then read; strictly when the field was the only proof. */
+static enum verify_result
+verify_form_request(struct request *r, const struct secrets *s,
+    const struct verify_request *vr)
+{
+	struct verify_form_info info;
+	enum verify_result v;
+	enum event_result er;
+	struct form f;
+
+	v = verify_form(s, vr, r->h->form_field_signature, &f, &info);
+	if (v == VERIFY_OK) {
+		r->secret_index = info.secret_index;
+		er = event_from_form(&f, vr->body, vr->body_len,
+		    info.by_field && !info.by_header, &r->ev, r->why,
+		    sizeof(r->why));
+		v = er == EVENT_OK ? VERIFY_OK : er == EVENT_REFUSED ?
+		    VERIFY_FIELDS : VERIFY_INTERNAL;
+	}
+	if (v == VERIFY_OK && info.by_field)
+		hex(info.signing_digest, VERIFY_DIGEST_LEN, r->form_digest);
+	form_done(&f);
+	return v;
+}
+
+/* Verify and extract. Returns VERIFY_OK with r->ev filled, or why not.
+ * The Content-Type only picks the parser; the signed bytes decide the rest
+ * (verify_form() refuses a "form" that is JSON). */
 static enum verify_result
 verify_and_extract(struct request *r)
 {
 	struct MHD_Connection *c = r->conn;
 	struct verify_request vr;
 	struct secrets *s;
-	struct form f;
 	enum verify_result v;
-	enum form_result fr;
-	const char *idem;
 	char ts[32], sig[96];
-	int rc = -1;
 
 	memset(&vr, 0, sizeof(vr));
 	vr.timestamp = header_trimmed(c, "x-webhook-timestamp",
@@ -293,32 +359,21 @@ verify_and_extract(struct request *r)
 	vr.body_len = r->body.len;
 	vr.now_ms = clock_wall_ms();
 	vr.tolerance_s = r->h->tolerance_s;
-	idem = header(c, "x-idempotency-key", NULL);
 	s = secrets_current(r->h);
 	if (!r->is_form) {
 		v = verify_json(s, &vr, &r->secret_index);
-		if (v == VERIFY_OK)
-			rc = event_from_json(vr.body, vr.body_len, idem, &r->ev);
+		if (v == VERIFY_OK && event_from_json(vr.body, vr.body_len,
+		    &r->ev) == -1)
+			v = VERIFY_INTERNAL;
 	} else {
-		memset(&f, 0, sizeof(f));
-		fr = form_parse(vr.body, vr.body_len, &f);
-		if (fr == FORM_OK)
-			v = verify_form(s, &f, &vr, &r->secret_index);
-		else
-			v = fr == FORM_DUPLICATE ? VERIFY_FORM_DUPLICATE :
-			    fr == FORM_TOO_MANY ? VERIFY_MISMATCH :
-			    VERIFY_INTERNAL;
-		if (v == VERIFY_OK)
-			rc = event_from_form(&f, vr.body, vr.body_len, idem,
-			    &r->ev);
-		form_done(&f);
+		v = verify_form_request(r, s, &vr);
 	}
 	secrets_free(s);
 	if (v != VERIFY_OK)
 		return v;
-	if (rc == -1)
-		return VERIFY_INTERNAL;
 	r->have_event = 1;
+	recorded(c, "x-idempotency-key", r->idempotency_key);
+	recorded(c, "x-webhook-version", r->webhook_version);
 	return VERIFY_OK;
 }
 
@@ -335,6 +390,12 @@ park(struct request *r)
 	r->item.body = r->body.data != NULL ? r->body.data : "";
 	r->item.body_len = r->body.len;
 	r->item.content_type = r->content_type;
+	r->item.idempotency_key = r->idempotency_key[0] != '\0' ?
+	    r->idempotency_key : NULL;
+	r->item.webhook_version = r->webhook_version[0] != '\0' ?
+	    r->webhook_version : NULL;
+	r->item.form_digest = r->form_digest[0] != '\0' ? r->form_digest :
+	    NULL;
 	r->item.received_ms = clock_wall_ms();
 	r->item.done = stored;
 	r->item.arg = r;
@@ -374,17 +435,24 @@ body_done(struct request *r)
 		status = v == VERIFY_INTERNAL ? 503 :
 		    401;
 		metrics_signature_failure(v);
+		/* A 401 is a security event: warning, with the reason. */
 		if (v == VERIFY_INTERNAL)
 			log_warning("http: 503 verification could not run (no "
 			    "memory or crypto failure) for a request from %s",
 			    r->peer);
+		else if (v == VERIFY_FIELDS)
+			log_warning("http: 401 %s: %s from %s",
+			    verify_result_name(v), r->why, r->peer);
 		else
-			log_info("http: 401 signature %s from %s",
+			log_warning("http: 401 signature %s from %s",
 			    verify_result_name(v), r->peer);
 		metrics_request(status, mono_us() - r->t0_us);
-		return respond(h, r->conn, status, status == 401 ?
-		    "{\"error\":\"signature verification failed\"}" :
-		    "{\"error\":\"temporarily unavailable\"}", NULL);
+		return respond(h, r->conn, status, status == 503 ?
+		    "{\"error\":\"temporarily unavailable\"}" :
+		    v == VERIFY_FORMAT ? "{\"error\":\"content type does not "
+		    "match the signed body\"}" : v == VERIFY_FIELDS ?
+		    "{\"error\":\"form fields fail their grammar\"}" :
+		    "{\"error\":\"signature verification failed\"}", NULL);
 	}
 	if (park(r) == 0)
 		return MHD_YES;
@@ -648,6 +716,7 @@ http_start(const struct config *cfg, int listen_fd, struct writer *w,
 	h->webhook_path = strdup(cfg->webhook_path);
 	h->max_body = cfg->max_body;
 	h->tolerance_s = cfg->tolerance_s;
+	h->form_field_signature = cfg->form_field_signature;
 	h->secrets = secrets_ref(secrets);
 	h->listen_fd = listen_fd;
 	if (h->webhook_path == NULL)

@@ -89,19 +89,6 @@ skip_value(const char *t, size_t len, size_t i)
 	return len;
 }
 
-/* jansson's lexer drops one NUL byte right after a number or a literal
- * (it reads it, puts it back, and its buffer then skips it): {"a":2\0} is
- * accepted. Do the same after the scalar t[start..end), so members behind
- * such a byte are still found. */
-static size_t
-skip_scalar_nul(const char *t, size_t len, size_t start, size_t end)
-{
-	if (end < len && t[end] == '\0' && end > start && t[start] != '"' &&
-	    t[start] != '{' && t[start] != '[')
-		return end + 1;
-	return end;
-}
-
 static int
 hex4(const char *t, size_t len, size_t p, unsigned *cp)
 {
@@ -202,7 +189,7 @@ member(const char *t, size_t len, size_t *i, const char *seg, size_t n)
 			*i = p;
 			return 0;
 		}
-		p = skip_scalar_nul(t, len, p, skip_value(t, len, p));
+		p = skip_value(t, len, p);
 		p = skip_ws(t, len, p);
 		if (p >= len || t[p] != ',')
 			return -1;
@@ -316,6 +303,41 @@ too_big(char *s, size_t n)
 	return errno == ERANGE && (v == HUGE_VAL || v == -HUGE_VAL);
 }
 
+static int
+is_escape_u(const char *t, size_t len, size_t i, unsigned *cp)
+{
+	return len - i >= 6 && t[i] == '\\' && t[i + 1] == 'u' &&
+	    hex4(t, len, i + 2, cp) == 0;
+}
+
+/* The string opening at t[i]: every UTF-16 surrogate escape that is not
+ * half of a pair ("\ud83d" alone) becomes "\u0000", the same length. Returns
+ * the index past the string; *changed set when anything was. */
+static size_t
+tame_string(char *t, size_t len, size_t i, int *changed)
+{
+	unsigned cp, lo;
+
+	for (i++; i < len && t[i] != '"'; i++) {
+		if (t[i] != '\\')
+			continue;
+		if (!is_escape_u(t, len, i, &cp) || cp < 0xd800 ||
+		    cp > 0xdfff) {
+			i++;		/* any other escape: skip its byte */
+			continue;
+		}
+		if (cp <= 0xdbff && is_escape_u(t, len, i + 6, &lo) &&
+		    lo >= 0xdc00 && lo <= 0xdfff) {
+			i += 11;	/* a whole pair */
+			continue;
+		}
+		memcpy(t + i, "\\u0000", 6);
+		*changed = 1;
+		i += 5;
+	}
+	return i < len ? i + 1 : len;
+}
+
 char *
 jsonraw_tame(const char *text, size_t len, int *changed)
 {
@@ -331,7 +353,7 @@ jsonraw_tame(const char *text, size_t len, int *changed)
 	t[len] = '\0';
 	while (i < len) {
 		if (t[i] == '"') {
-			i = skip_string(t, len, i);
+			i = tame_string(t, len, i, changed);
 			continue;
 		}
 		if (t[i] != '-' && !is_digit(t[i])) {

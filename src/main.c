@@ -189,6 +189,12 @@ start(struct daemon *d, const char *path)
 	    access(cfg->forward_path, X_OK) == -1)
 		log_warning("forward: hook '%s' is not executable (%s); events "
 		    "wait in the outbox", cfg->forward_path, strerror(errno));
+	if (cfg->form_field_signature)
+		log_warning("form_field_signature = on: forms signed only by "
+		    "their signature field are accepted; that scheme lets "
+		    "bytes move between field values, so such forms are held "
+		    "to strict field grammars and deduplicated by their "
+		    "signing string (README \"Verification\")");
 	if (store_open(cfg->database, STORE_WRITE, cfg->durability, &st) == -1)
 		return -1;
 	if (writer_start(st, cfg->forward_kind != FORWARD_NONE,
@@ -233,6 +239,8 @@ warn_restart_keys(const struct config *run, const struct config *cfg)
 		{ "database", strcmp(run->database, cfg->database) != 0 },
 		{ "durability", run->durability != cfg->durability },
 		{ "tolerance", run->tolerance_s != cfg->tolerance_s },
+		{ "form_field_signature", run->form_field_signature !=
+		    cfg->form_field_signature },
 		{ "max_body", run->max_body != cfg->max_body },
 		{ "max_connections", run->max_connections !=
 		    cfg->max_connections },

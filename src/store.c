@@ -113,6 +113,9 @@ enum stmt_id {
 	S_PRUNED,
 	S_INSERT,
 	S_DUPLICATE,
+	S_FORM_SEEN,
+	S_FORM_ADD,
+	S_DUPLICATE_ID,
 	S_PING,
 	S_COUNT
 };
@@ -130,12 +133,19 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_INSERT] = "INSERT INTO events (event_key, type, cf_payment_id,"
 	    " order_id, payment_status, amount, currency, event_time,"
 	    " content_type, body, received_at, last_seen_at, deliveries,"
-	    " forward_state, forward_attempts, next_attempt_at)"
+	    " forward_state, forward_attempts, next_attempt_at,"
+	    " idempotency_key, webhook_version)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, 1,"
-	    " ?12, 0, 0)"
+	    " ?12, 0, 0, ?13, ?14)"
 	    " ON CONFLICT (event_key) DO NOTHING",
 	[S_DUPLICATE] = "UPDATE events SET deliveries = deliveries + 1,"
 	    " last_seen_at = ?1 WHERE event_key = ?2 RETURNING id",
+	/* Spec section 11: a form whose signing string was seen before. */
+	[S_FORM_SEEN] = "SELECT event_id FROM form_signatures WHERE digest = ?1",
+	[S_FORM_ADD] = "INSERT INTO form_signatures (digest, event_id)"
+	    " VALUES (?1, ?2) ON CONFLICT (digest) DO NOTHING",
+	[S_DUPLICATE_ID] = "UPDATE events SET deliveries = deliveries + 1,"
+	    " last_seen_at = ?1 WHERE id = ?2",
 	/* Reads page 1, so it proves the file answers, not just the library. */
 	[S_PING] = "PRAGMA user_version",
 };
@@ -549,6 +559,8 @@ bind_insert(sqlite3_stmt *s, const struct store_item *it, int forward_pending)
 		    SQLITE_STATIC);
 	rc |= sqlite3_bind_int64(s, 11, it->received_ms);
 	rc |= bind_opt(s, 12, forward_pending ? "pending" : "done");
+	rc |= bind_opt(s, 13, it->idempotency_key);
+	rc |= bind_opt(s, 14, it->webhook_version);
 	return rc == SQLITE_OK ? 0 : -1;
 }
 
@@ -605,6 +617,54 @@ out:
 	return rc;
 }
 
+/* Spec section 11: was this form's signing string seen before? 1 with
+ * *id its event (counted one more delivery; 0 when that event was pruned),
+ * 0 when not, -1 on error. */
+static int
+form_seen(struct store *st, const struct store_item *it, int64_t *id)
+{
+	sqlite3_stmt *s = st->stmt[S_FORM_SEEN];
+	sqlite3_stmt *u = st->stmt[S_DUPLICATE_ID];
+	int rc = -1, step;
+
+	if (bind_opt(s, 1, it->form_digest) != SQLITE_OK)
+		goto out;
+	step = sqlite3_step(s);
+	if (step == SQLITE_DONE) {
+		rc = 0;
+		goto out;
+	}
+	if (step != SQLITE_ROW)
+		goto out;
+	*id = sqlite3_column_int64(s, 0);
+	if (sqlite3_bind_int64(u, 1, it->received_ms) != SQLITE_OK ||
+	    sqlite3_bind_int64(u, 2, *id) != SQLITE_OK ||
+	    sqlite3_step(u) != SQLITE_DONE)
+		goto out;
+	if (sqlite3_changes(st->db) == 0)
+		*id = 0;
+	rc = 1;
+out:
+	(void)sqlite3_reset(u);
+	(void)sqlite3_reset(s);
+	return rc;
+}
+
+/* Remember the form's signing string for event id. 0 / -1. */
+static int
+form_remember(struct store *st, const struct store_item *it, int64_t id)
+{
+	sqlite3_stmt *s = st->stmt[S_FORM_ADD];
+	int rc = -1;
+
+	if (bind_opt(s, 1, it->form_digest) == SQLITE_OK &&
+	    sqlite3_bind_int64(s, 2, id) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_DONE)
+		rc = 0;
+	(void)sqlite3_reset(s);
+	return rc;
+}
+
 /* The item's writes, inside its savepoint. 0 (result and id set) / -1. */
 static int
 record_item(struct store *st, struct store_item *it, int forward_pending)
@@ -612,6 +672,16 @@ record_item(struct store *st, struct store_item *it, int forward_pending)
 	int64_t id = 0;
 	int r;
 
+	if (it->form_digest != NULL) {
+		r = form_seen(st, it, &id);
+		if (r == -1)
+			return -1;
+		if (r == 1) {
+			it->result = STORE_DUPLICATE;
+			it->id = id;
+			return 0;
+		}
+	}
 	r = count_pruned(st, it);
 	if (r == -1)
 		return -1;
@@ -624,6 +694,8 @@ record_item(struct store *st, struct store_item *it, int forward_pending)
 	if (r == -1)
 		return -1;
 	if (r == 0 && count_duplicate(st, it, &id) == -1)
+		return -1;
+	if (it->form_digest != NULL && form_remember(st, it, id) == -1)
 		return -1;
 	it->result = r == 1 ? STORE_NEW : STORE_DUPLICATE;
 	it->id = id;

@@ -5,7 +5,10 @@
  * body before checking it. A signature is accepted only as the standard
  * Base64 (44 characters) of the full 32-byte HMAC-SHA256 of the signed
  * message: no hex, no truncation, no MAC of the body alone. Comparison is a
- * length check followed by CRYPTO_memcmp() (constant time). */
+ * length check followed by CRYPTO_memcmp() (constant time). The signed bytes,
+ * never the unsigned Content-Type, decide how a body is read: a "form" that
+ * starts like JSON is refused. The form `signature` field scheme is weak
+ * (bytes move between values) and counts only when the operator allows it. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +16,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "form.h"
 #include "num.h"
 #include "verify.h"
 
@@ -64,6 +68,18 @@ is_empty(const char *s)
 	return s == NULL || s[0] == '\0';
 }
 
+/* Index of the first byte that is not JSON whitespace, or len. */
+static size_t
+first_byte(const char *body, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && (body[i] == ' ' || body[i] == '\t' ||
+	    body[i] == '\r' || body[i] == '\n'))
+		i++;
+	return i;
+}
+
 /* Spec section 11, split-point forgery: the signed message is ts || body with
  * no separator, so digits could move between a 13-digit timestamp and the
  * body. A JSON body must be an object; a form body must not start with a
@@ -71,13 +87,10 @@ is_empty(const char *s)
 static int
 body_allowed(const char *body, size_t len, enum body_rule rule)
 {
-	size_t i = 0;
+	size_t i = first_byte(body, len);
 
 	if (rule == BODY_FORM)
 		return len == 0 || body[0] < '0' || body[0] > '9';
-	while (i < len && (body[i] == ' ' || body[i] == '\t' ||
-	    body[i] == '\r' || body[i] == '\n'))
-		i++;
 	return i < len && body[i] == '{';
 }
 
@@ -135,12 +148,15 @@ verify_json(const struct secrets *s, const struct verify_request *r,
 }
 
 /* Spec section 5.2: the `signature` field over the sorted values. Returns
- * VERIFY_MISSING when the form has no (or an empty) signature field. */
+ * VERIFY_MISSING when the form has no (or an empty) signature field. The
+ * SHA-256 of the signing string goes to digest whatever the outcome. */
 static enum verify_result
-field_scheme(const struct secrets *s, const struct form *f, size_t *idx)
+field_scheme(const struct secrets *s, const struct form *f, size_t *idx,
+    unsigned char digest[VERIFY_DIGEST_LEN])
 {
 	const struct form_field *sig;
 	enum verify_result res;
+	unsigned int dlen = 0;
 	char *msg;
 	size_t len = 0;
 
@@ -151,31 +167,72 @@ field_scheme(const struct secrets *s, const struct form *f, size_t *idx)
 	if (msg == NULL)
 		return VERIFY_INTERNAL;
 	res = match_any(s, msg, len, NULL, 0, sig->value, sig->value_len, idx);
+	if (EVP_Digest(msg, len, digest, &dlen, EVP_sha256(), NULL) != 1 ||
+	    dlen != VERIFY_DIGEST_LEN)
+		res = VERIFY_INTERNAL;
 	free(msg);
 	return res;
 }
 
-enum verify_result
-verify_form(const struct secrets *s, const struct form *f,
-    const struct verify_request *r, size_t *secret_index)
+/* Spec section 11: the signed bytes decide how a body is read. A body that
+ * starts (after blanks) with '{' or '[' is JSON; read as a form, a JSON
+ * webhook's own string values would become fields (a captured
+ * customer_name of "x&type=PAYMENT_SUCCESS_WEBHOOK&..." forging a payment). */
+static int
+looks_like_json(const char *body, size_t len)
 {
-	enum verify_result res, header;
-	size_t i = 0;
+	size_t i = first_byte(body, len);
 
-	res = field_scheme(s, f, &i);
-	if (res == VERIFY_OK || res == VERIFY_INTERNAL)
-		goto out;
-	if (is_empty(r->signature) && is_empty(r->timestamp))
-		goto out;	/* no header scheme: MISSING or MISMATCH */
-	header = header_scheme(s, r, BODY_FORM, &i);
-	/* The header scheme's reason is the more specific one, unless it only
-	 * says a header was missing while the field did not match. */
-	if (!(header == VERIFY_MISSING && res == VERIFY_MISMATCH))
-		res = header;
-out:
-	if ((res == VERIFY_OK || res == VERIFY_STALE) && secret_index != NULL)
-		*secret_index = i;
-	return res;
+	return i < len && (body[i] == '{' || body[i] == '[');
+}
+
+/* Which reason a refused form gets: the header scheme's is the more
+ * specific one, unless it only says a header was missing while a field
+ * signature was there and did not match. */
+static enum verify_result
+form_reason(enum verify_result header, enum verify_result field)
+{
+	if (header == VERIFY_MISSING && field != VERIFY_MISSING)
+		return field;
+	return header;
+}
+
+enum verify_result
+verify_form(const struct secrets *s, const struct verify_request *r,
+    int field_on, struct form *form, struct verify_form_info *info)
+{
+	enum verify_result header = VERIFY_MISSING, field;
+	enum form_result fr;
+	size_t hidx = 0, fidx = 0;
+
+	memset(form, 0, sizeof(*form));
+	memset(info, 0, sizeof(*info));
+	if (looks_like_json(r->body, r->body_len))
+		return VERIFY_FORMAT;
+	fr = form_parse(r->body, r->body_len, form);
+	if (fr != FORM_OK)
+		return fr == FORM_DUPLICATE ? VERIFY_FORM_DUPLICATE :
+		    fr == FORM_TOO_MANY ? VERIFY_MISMATCH : VERIFY_INTERNAL;
+	if (!is_empty(r->signature) || !is_empty(r->timestamp))
+		header = header_scheme(s, r, BODY_FORM, &hidx);
+	field = field_scheme(s, form, &fidx, info->signing_digest);
+	if (header == VERIFY_INTERNAL || field == VERIFY_INTERNAL)
+		return VERIFY_INTERNAL;
+	info->by_field = field == VERIFY_OK;
+	if (header == VERIFY_OK) {
+		info->by_header = 1;
+		info->secret_index = hidx;
+		return VERIFY_OK;
+	}
+	if (field == VERIFY_OK && !field_on)
+		return VERIFY_FIELD_SCHEME_OFF;
+	if (field == VERIFY_OK) {
+		/* No timestamp is signed in this scheme: a stale header
+		 * does not matter when the field proves the body. */
+		info->secret_index = fidx;
+		return VERIFY_OK;
+	}
+	return form_reason(header, field);
 }
 
 const char *
@@ -196,6 +253,12 @@ verify_result_name(enum verify_result r)
 		return "stale";
 	case VERIFY_FORM_DUPLICATE:
 		return "form_duplicate";
+	case VERIFY_FORMAT:
+		return "format_mismatch";
+	case VERIFY_FIELD_SCHEME_OFF:
+		return "field_scheme_off";
+	case VERIFY_FIELDS:
+		return "form_fields";
 	case VERIFY_INTERNAL:
 		return "internal";
 	}

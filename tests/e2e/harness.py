@@ -388,9 +388,19 @@ class Daemon:
             body = body.encode()
         return self.post(body, self.json_headers(body, secret, ts, extra))
 
-    def post_form(self, pairs, secret=None, extra=None):
-        body = signed_form_body(secret or self.secrets[0], pairs)
-        h = {"Content-Type": "application/x-www-form-urlencoded"}
+    def post_form(self, pairs, secret=None, extra=None, field=False):
+        """A form signed with the x-webhook-* headers over its raw bytes (what
+        the daemon accepts by default), or with field=True by its `signature`
+        field (spec 5.2; needs form_field_signature = on)."""
+        secret = secret or self.secrets[0]
+        if field:
+            body = signed_form_body(secret, pairs)
+            h = {"Content-Type": "application/x-www-form-urlencoded"}
+        else:
+            body = encode_form(pairs).encode()
+            ts = str(now_ms())
+            h = {"Content-Type": "application/x-www-form-urlencoded",
+                 "x-webhook-timestamp": ts, "x-webhook-signature": sign_json(secret, ts, body)}
         h.update(extra or {})
         return self.post(body, h)
 

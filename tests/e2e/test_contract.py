@@ -337,11 +337,13 @@ def test_type_rules():
             assert post_signed(d, b).status == 200, b
             r = row_by_key(d, sha_key("UNKNOWN", b))
             assert r is not None and r["type"] == b"UNKNOWN", b
-        # with x-idempotency-key the generic rule uses it
+        # an x-idempotency-key header is recorded, never used as the key
         b = b'{"data":{"x":1}}'
         assert post_signed(d, b, extra={"x-idempotency-key": "idem-7305"}).status == 200
-        assert row_by_key(d, "UNKNOWN:idem:idem-7305") is not None
-        # any other signed type is stored as given
+        r = row_by_key(d, sha_key("UNKNOWN", b))
+        assert r is not None and r["idempotency_key"] == b"idem-7305"
+        # any other signed type is stored as given; a settlement without
+        # its status has no natural key: the body hash
         b = b'{"type":"SETTLEMENT_SUCCESS","data":{"settlement":{"settlement_id":1}}}'
         assert post_signed(d, b).status == 200
         assert row_by_key(d, sha_key("SETTLEMENT_SUCCESS", b))["type"] == b"SETTLEMENT_SUCCESS"
@@ -391,8 +393,64 @@ def form_with(tx, extra=()):
     return p + list(extra)
 
 
-def test_form_bodies():
+def post_form_hdr(d, body, ct=FORM_CT):
+    """A form signed with the x-webhook-* headers over its raw bytes."""
+    return post_signed(d, body, ct=ct)
+
+
+def test_form_decoding_and_keys():
+    """Forms verified by the header scheme (the default): how the body is
+    decoded and keyed; the raw bytes are signed, so no grammar applies."""
     with Daemon() as d:
+        # %zz stays as it is (WHATWG); the key shows it
+        b = b"type=PAYMENT_LINK_EVENT&link_id=F%zz&link_status=PAID&transaction_id=7501"
+        assert post_form_hdr(d, b).status == 200
+        assert row_by_key(d, "PAYMENT_LINK_EVENT:F%zz:PAID:7501")["body"] == b
+        # %00 in an id: the id is unusable -> body hash, not "no transaction"
+        b = b"type=PAYMENT_LINK_EVENT&link_id=F2&link_status=PAID&transaction_id=75%0002"
+        assert post_form_hdr(d, b).status == 200
+        assert row_by_key(d, sha_key("PAYMENT_LINK_EVENT", b)) is not None
+        assert row_by_key(d, "PAYMENT_LINK_EVENT:F2:PAID:") is None
+        # keys differing only in case are different keys
+        b = b"type=PAYMENT_LINK_EVENT&link_id=F3&Link_id=X&link_status=PAID&transaction_id=7503"
+        assert post_form_hdr(d, b).status == 200
+        assert row_by_key(d, "PAYMENT_LINK_EVENT:F3:PAID:7503") is not None
+        # an empty key is a key like any other
+        b = b"type=PAYMENT_LINK_EVENT&link_id=F4&link_status=PAID&transaction_id=7504&=v"
+        assert post_form_hdr(d, b).status == 200
+        assert row_by_key(d, "PAYMENT_LINK_EVENT:F4:PAID:7504") is not None
+        # a repeated key -> 401 (spec 11), whatever signs it
+        b2 = b"type=PAYMENT_LINK_EVENT&link_id=F5&link_id=F5&link_status=PAID"
+        assert post_form_hdr(d, b2).status == 401
+        # non-UTF-8 bytes in values: accepted, body stored byte-exact, the
+        # undecodable field left out of the text columns
+        b = (b"type=PAYMENT_LINK_EVENT&link_id=F6&link_status=PAID&transaction_id=7507"
+             b"&order_id=%FF%FEraw\xff\xfe&note=caf\xe9")
+        assert post_form_hdr(d, b).status == 200
+        r = row_by_key(d, "PAYMENT_LINK_EVENT:F6:PAID:7507")
+        assert r is not None and r["body"] == b and r["order_id"] is None
+        # a charset parameter and any letter case in the content type
+        for i, ct in enumerate(("application/x-www-form-urlencoded; charset=UTF-8",
+                                "Application/X-WWW-Form-URLEncoded")):
+            tx = str(7510 + i)
+            body = urllib.parse.urlencode(form_with(tx)).encode()
+            assert post_form_hdr(d, body, ct=ct).status == 200, ct
+            r = row_by_key(d, "PAYMENT_LINK_EVENT:F1:PAID:" + tx)
+            assert r["content_type"] == ct.encode()
+        # a field-signed form is refused with form_field_signature off
+        body = with_form_sig(urllib.parse.urlencode(form_with("7520")).encode())
+        assert post_form_raw(d, body).status == 401
+        assert "field_scheme_off" in d.log()
+        assert row_by_key(d, "PAYMENT_LINK_EVENT:F1:PAID:7520") is None
+        # only "signature=", or nothing at all: 401
+        assert post_form_raw(d, b"signature=").status == 401
+        assert post_form_raw(d, b"").status == 401
+
+
+def test_form_field_scheme():
+    """form_field_signature = on: the signature field (spec 5.2) proves a
+    form, its fields are held to strict grammars (spec 11)."""
+    with Daemon(config={"form_field_signature": "on"}) as d:
         # '+' vs %2B in the signature: a raw '+' decodes to a space and fails
         p = None
         for i in range(200):
@@ -407,63 +465,28 @@ def test_form_bodies():
         r = row_by_key(d, "PAYMENT_LINK_EVENT:F1:PAID:" + tx)
         assert r is not None and r["cf_payment_id"] == tx.encode()
         assert r["content_type"] == FORM_CT.encode() and r["amount"] == b"10.00"
-        # %zz stays as it is (WHATWG); the key shows it
-        b = with_form_sig(b"type=PAYMENT_LINK_EVENT&link_id=F%zz&link_status=PAID&transaction_id=7501")
-        assert post_form_raw(d, b).status == 200
-        assert row_by_key(d, "PAYMENT_LINK_EVENT:F%zz:PAID:7501")["body"] == b
-        # %00 in an id: the id is unusable -> body hash, not "no transaction"
-        b = with_form_sig(b"type=PAYMENT_LINK_EVENT&link_id=F2&link_status=PAID&transaction_id=75%0002")
-        assert post_form_raw(d, b).status == 200
-        assert row_by_key(d, sha_key("PAYMENT_LINK_EVENT", b)) is not None
-        assert row_by_key(d, "PAYMENT_LINK_EVENT:F2:PAID:") is None
-        # keys differing only in case are different keys (bytewise sort)
-        b = with_form_sig(b"type=PAYMENT_LINK_EVENT&link_id=F3&Link_id=X&link_status=PAID&transaction_id=7503")
-        assert post_form_raw(d, b).status == 200
-        assert row_by_key(d, "PAYMENT_LINK_EVENT:F3:PAID:7503") is not None
-        # an empty key is a key like any other
-        b = with_form_sig(b"type=PAYMENT_LINK_EVENT&link_id=F4&link_status=PAID&transaction_id=7504&=v")
-        assert post_form_raw(d, b).status == 200
-        assert row_by_key(d, "PAYMENT_LINK_EVENT:F4:PAID:7504") is not None
         # a repeated key (signature twice, or any other) -> 401 (spec 11)
-        b = with_form_sig(b"type=PAYMENT_LINK_EVENT&link_id=F5&link_status=PAID&transaction_id=7505")
+        b = with_form_sig(urllib.parse.urlencode(form_with("7505")).encode())
         sig_part = b[b.index(b"&signature="):]
         assert post_form_raw(d, b + sig_part).status == 401
-        b2 = with_form_sig(b"type=PAYMENT_LINK_EVENT&link_id=F5&link_id=F5&link_status=PAID")
-        assert post_form_raw(d, b2).status == 401
         # 300 fields, signed: accepted (a form is not refused for its size)
         p = form_with("7506", [("f%03d" % i, "v%d" % i) for i in range(292)])
         assert len(p) == 300
-        assert d.post_form(p).status == 200
+        assert d.post_form(p, field=True).status == 200
         assert row_by_key(d, "PAYMENT_LINK_EVENT:F1:PAID:7506") is not None
-        # only "signature=", or nothing at all: 401
-        assert post_form_raw(d, b"signature=").status == 401
-        assert post_form_raw(d, b"").status == 401
-        # non-UTF-8 bytes in values: accepted, body stored byte-exact, the
-        # undecodable field left out of the text columns
-        b = with_form_sig(b"type=PAYMENT_LINK_EVENT&link_id=F6&link_status=PAID&transaction_id=7507"
-                          b"&order_id=%FF%FEraw\xff\xfe&note=caf\xe9")
-        assert post_form_raw(d, b).status == 200
-        r = row_by_key(d, "PAYMENT_LINK_EVENT:F6:PAID:7507")
-        assert r is not None and r["body"] == b and r["order_id"] is None
-        # a charset parameter and any letter case in the content type
-        for i, ct in enumerate(("application/x-www-form-urlencoded; charset=UTF-8",
-                                "Application/X-WWW-Form-URLEncoded")):
-            tx = str(7510 + i)
-            body = urllib.parse.urlencode(form_with(tx)).encode()
-            body = with_form_sig(body)
-            assert post_form_raw(d, body, ct=ct).status == 200, ct
-            r = row_by_key(d, "PAYMENT_LINK_EVENT:F1:PAID:" + tx)
-            assert r["content_type"] == ct.encode()
-        # a form signed with the header scheme instead (spec 11)
+        # fields that fail their grammar: 401, nothing stored
+        for bad in (b"type=PAYMENT_LINK_EVENT&link_id=F%zz&link_status=PAID&transaction_id=7601",
+                    b"type=PAYMENT_LINK_EVENT&link_id=F7&link_status=PAID&transaction_id=76%0002",
+                    b"type=PAYMENT_LINK_EVENT&link_id=F7&link_status=PAID&transaction_id=",
+                    b"type=PAYMENT_LINK_EVENT&link_id=F7&link_status=PAID",
+                    b"link_id=F7&link_status=EXPIRED"):
+            assert post_form_raw(d, with_form_sig(bad)).status == 401, bad
+        assert "form_fields" in d.log()
+        assert not raw_rows(d, "event_key LIKE 'PAYMENT_LINK_EVENT:F7:%'")
+        # the same form with the header scheme as well is read as signed bytes
         body = urllib.parse.urlencode(form_with("7520")).encode()
-        assert post_signed(d, body, ct=FORM_CT).status == 200
+        assert post_form_hdr(d, body).status == 200
         assert row_by_key(d, "PAYMENT_LINK_EVENT:F1:PAID:7520") is not None
-        # a form payment event keys by its cf_payment_id
-        p = [("type", "PAYMENT_SUCCESS_WEBHOOK"), ("cf_payment_id", "7530"), ("order_id", "o+1"),
-             ("payment_amount", "170.00")]
-        assert d.post_form(p).status == 200
-        r = row_by_key(d, "PAYMENT_SUCCESS_WEBHOOK:7530")
-        assert r["order_id"] == b"o+1" and r["amount"] == b"170.00"
 
 
 # -- headers -----------------------------------------------------------------
@@ -507,22 +530,32 @@ def test_header_variants():
         assert raw_rows(d, "event_key = ?", ("PAYMENT_SUCCESS_WEBHOOK:7690",)) == []
 
 
-def test_idempotency_key_rules():
-    other = '{"type":"REFUND_STATUS_WEBHOOK","data":{"refund":{"cf_payment_id":12,"n":"%s"}}}'
+def test_unsigned_headers_never_key_an_event():
+    """DESIGN: other types are keyed by their own ids from the signed body;
+    x-idempotency-key and x-webhook-version are recorded as received (when
+    printable and at most 128 bytes) and decide nothing."""
+    refund = ('{"type":"REFUND_STATUS_WEBHOOK","data":{"refund":{"cf_payment_id":12,'
+              '"cf_refund_id":%d,"refund_id":"r","refund_status":"SUCCESS"}}}')
     with Daemon() as d:
-        cases = [("idem-ok_1=", True), ("k" * 128, True), ("k" * 129, False),
-                 ("with space", False), ("k" * 500, False), ("caf\xc3\xa9", False)]
-        for i, (k, used) in enumerate(cases):
-            b = (other % i).encode()
-            assert post_signed(d, b, extra={"x-idempotency-key": k}).status == 200, k
-            key = "REFUND_STATUS_WEBHOOK:idem:" + k if used else sha_key("REFUND_STATUS_WEBHOOK", b)
-            r = row_by_key(d, key)
-            assert r is not None, (k[:20], [x["event_key"][:60] for x in raw_rows(d)])
-            assert r["cf_payment_id"] == b"12"
-        # the same idempotency key again is the same event
-        b = (other % "again").encode()
-        assert post_signed(d, b, extra={"x-idempotency-key": "idem-ok_1="}).status == 200
-        assert row_by_key(d, "REFUND_STATUS_WEBHOOK:idem:idem-ok_1=")["deliveries"] == 2
+        b = (refund % 880001).encode()
+        keys = ["idem-ok_1=", "k" * 128, "k" * 129, "with space", "caf\xc3\xa9", None]
+        for k in keys:
+            extra = {"x-idempotency-key": k} if k is not None else {}
+            r = post_signed(d, b, extra=extra)
+            assert r.status == 200, k
+        r = row_by_key(d, "REFUND_STATUS_WEBHOOK:880001:SUCCESS")
+        assert r is not None and r["deliveries"] == len(keys)
+        assert r["cf_payment_id"] == b"12" and r["idempotency_key"] == b"idem-ok_1="
+        assert len(raw_rows(d)) == 1
+        # recorded only when sane; the version header likewise
+        for i, (k, want) in enumerate((("k" * 128, b"k" * 128), ("k" * 129, None),
+                                       ("with space", b"with space"), ("tab\there", None))):
+            bb = (refund % (880100 + i)).encode()
+            assert post_signed(d, bb, extra={"x-idempotency-key": k,
+                                             "x-webhook-version": "2025-01-01"}).status == 200
+            r = row_by_key(d, "REFUND_STATUS_WEBHOOK:%d:SUCCESS" % (880100 + i))
+            assert r["idempotency_key"] == want, (k[:20], r["idempotency_key"])
+            assert r["webhook_version"] == b"2025-01-01"
 
 
 # -- stored columns ----------------------------------------------------------
@@ -599,9 +632,9 @@ def test_log_never_holds_secret_or_body_and_lines_have_priority():
         h = d.json_headers(b)
         h["x-webhook-signature"] = "A" * 43 + "="
         assert d.post(b, h).status == 401
-        fb = with_form_sig(("type=X&note=%s" % marker).encode())
-        assert post_form_raw(d, fb).status == 200
-        assert post_form_raw(d, fb + b"&x=1").status == 401
+        fb = ("type=X&note=%s" % marker).encode()
+        assert post_form_hdr(d, fb).status == 200
+        assert post_form_raw(d, with_form_sig(fb)).status == 401
         assert post_signed(d, b"{" + marker.encode()).status == 200
         d.stop()
         log = d.log()

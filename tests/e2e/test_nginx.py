@@ -157,7 +157,8 @@ def padded_body(total, cf_payment_id, prefix=b""):
 
 
 def test_signed_events_pass_unchanged():
-    with Daemon(listen="unix", start=False) as d:
+    # the form vector is signed by its field: that scheme must be on
+    with Daemon(listen="unix", start=False, config={"form_field_signature": "on"}) as d:
         d.start()
         with Nginx(d.unix_path) as ng:
             # recorded Cashfree JSON: headers and bytes exactly as signed

@@ -88,14 +88,25 @@ def test_cfhook_send_over_unix_socket():
 
 
 def test_cfhook_send_form():
-    need("curl", "python3")
+    need("curl", "python3", "openssl")
     case = [c for c in load_vectors() if c["name"] == "form_link_paid_sorted"][0]
     pairs = [p for p in case["body"].split("&") if not p.startswith("signature=")]
+    form = "&".join(pairs).encode()
     with Daemon() as d:
-        rc, out, err = send(d, "&".join(pairs).encode(), "--form")
+        # --form: the header scheme over the exact bytes (the default)
+        rc, out, err = send(d, form, "--form")
         assert rc == 0 and out.startswith("HTTP 200"), (out, err)
-        rows = d.rows("SELECT type, content_type FROM events")
+        rows = d.rows("SELECT type, content_type, body FROM events")
         assert len(rows) == 1 and rows[0][0] == "PAYMENT_LINK_EVENT", [tuple(r) for r in rows]
+        assert rows[0][1] == "application/x-www-form-urlencoded"
+        body = rows[0][2]
+        assert (body if isinstance(body, bytes) else body.encode()) == form
+        # --form-field: only the signature field, refused while the switch is off
+        rc, out, err = send(d, form, "--form-field")
+        assert rc == 1 and out.startswith("HTTP 401"), (out, err)
+    with Daemon(config={"form_field_signature": "on"}) as d:
+        rc, out, err = send(d, form, "--form-field")
+        assert rc == 0 and out.startswith("HTTP 200"), (out, err)
         # the signature it appended is the one the vector carries
         body = d.rows("SELECT body FROM events")[0][0]
         body = body if isinstance(body, str) else body.decode()
@@ -237,7 +248,7 @@ def audit_sections(text):
 
 def test_audit_sql_runs_clean_on_a_daemon_filled_database():
     need("sqlite3")
-    with Daemon() as d:
+    with Daemon(config={"form_field_signature": "on"}) as d:
         for c in load_vectors():
             if c["expect"] == "accept" and c["name"] in ("json_payment_link_event",
                                                         "form_link_paid_sorted",

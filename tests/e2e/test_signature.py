@@ -22,9 +22,14 @@ def all_secrets():
     return s
 
 
+def needs_field_scheme(case):
+    return case.get("requires", {}).get("form_field_signature") == "on"
+
+
 def test_every_vector_verdict_and_row():
     cases = load_vectors()
-    with Daemon(secrets=all_secrets()) as d:
+    # the vectors' verdicts assume what they require (the field scheme on)
+    with Daemon(secrets=all_secrets(), config={"form_field_signature": "on"}) as d:
         for c in cases:
             r = d.post(c["body"].encode(), dict(c["headers"]))
             want = 200 if expected(c) == "accept" else 401
@@ -34,9 +39,7 @@ def test_every_vector_verdict_and_row():
             if expected(c) != "accept" or not c.get("dedup"):
                 continue
             kind, value = c["dedup"]["kind"], c["dedup"]["value"]
-            if kind == "x-idempotency-key":
-                key = "%s:idem:%s" % (c["event"]["type"], value)
-            elif kind == "sha256-body":
+            if kind == "sha256-body":
                 key = "%s:sha256:%s" % (c["event"]["type"], value)
             else:
                 key = value
@@ -50,17 +53,28 @@ def test_every_vector_verdict_and_row():
             want_id = c["event"].get("cf_payment_id") or c["event"].get("transaction_id")
             assert row["cf_payment_id"] == want_id, (c["name"], row["cf_payment_id"], want_id)
             assert row["order_id"] == c["event"].get("order_id"), c["name"]
-        # the settlement vector has neither key rule: TYPE:sha256:HEX of the raw body
-        c = next(c for c in cases if c["name"] == "json_settlement_webhook_no_idempotency_key")
-        t = json.loads(c["body"])["type"]
-        key = "%s:sha256:%s" % (t, hashlib.sha256(c["body"].encode()).hexdigest())
-        assert key in rows, key
+        # refunds and settlements by their own ids, never the unsigned header
+        assert "REFUND_STATUS_WEBHOOK:11325632:SUCCESS" in rows
+        assert "SETTLEMENT_SUCCESS:738:SUCCESS" in rows
+        assert not [k for k in rows if ":idem:" in k]
         # nothing rejected was stored: one row per accepted distinct event
         accepted = {c["name"] for c in cases if expected(c) == "accept"}
         dups = {c["name"] for c in cases if c.get("duplicate_of") in accepted}
         assert len(rows) == len(accepted) - len(dups), (len(rows), len(accepted), len(dups))
         log = d.log()
         assert "signature mismatch" in log and "signature missing" in log
+
+
+def test_field_scheme_vectors_need_the_switch():
+    """With form_field_signature off (the default) a form proved only by its
+    signature field is 401, even the genuine vector."""
+    cases = [c for c in load_vectors() if needs_field_scheme(c)]
+    assert cases
+    with Daemon(secrets=all_secrets()) as d:
+        for c in cases:
+            assert d.post(c["body"].encode(), dict(c["headers"])).status == 401, c["name"]
+        assert d.rows("SELECT count(*) FROM events")[0][0] == 0
+        assert "field_scheme_off" in d.log()
 
 
 def test_rotation_needs_the_old_secret():
@@ -147,12 +161,12 @@ def test_header_aliases_and_hex_or_truncated_signatures():
 
 
 def test_form_bodies():
-    with Daemon() as d:
+    with Daemon(config={"form_field_signature": "on"}) as d:
         pairs = [("type", "PAYMENT_LINK_EVENT"), ("link_id", "lnk_1"), ("link_status", "PAID"),
                  ("transaction_id", "99001"), ("transaction_status", "SUCCESS"),
                  ("order_id", "CFPay_1"), ("order_amount", "10.00"), ("link_currency", "INR"),
                  ("customer_name", "A & B + C = D")]
-        r = d.post_form(pairs)
+        r = d.post_form(pairs, field=True)
         assert r.status == 200, r
         row = d.event("PAYMENT_LINK_EVENT:lnk_1:PAID:99001")
         assert row is not None and row["amount"] == "10.00" and row["currency"] == "INR"

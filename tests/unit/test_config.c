@@ -89,6 +89,7 @@ test_defaults(void)
 	CHECK_INT(c->forward_max_attempts, 12);
 	CHECK_INT(c->forward_backoff_s, 2);
 	CHECK_INT(c->durability, DURABILITY_FULL);
+	CHECK_INT(c->form_field_signature, 0);
 	CHECK_INT(c->log_level, LOG_LVL_INFO);
 	config_free(c);
 }
@@ -114,6 +115,7 @@ test_every_key_good(void)
 	    "forward_max_attempts = 1000\n"
 	    "forward_backoff = 3600\n"
 	    "durability = normal\n"
+	    "form_field_signature = on\n"
 	    "log_level = debug\n";
 
 	if (!CHECK(parse_logged(text, "/etc/c.conf", &c) == 0))
@@ -139,6 +141,7 @@ test_every_key_good(void)
 	CHECK_INT(c->forward_max_attempts, 1000);
 	CHECK_INT(c->forward_backoff_s, 3600);
 	CHECK_INT(c->durability, DURABILITY_NORMAL);
+	CHECK_INT(c->form_field_signature, 1);
 	CHECK_INT(c->log_level, LOG_LVL_DEBUG);
 	config_free(c);
 }
@@ -238,6 +241,9 @@ test_every_key_bad(void)
 		{ "forward_backoff = +2", "forward_backoff: expected" },
 		{ "durability = fsync", "durability: expected full or normal, "
 		    "got 'fsync'" },
+		{ "form_field_signature = yes", "form_field_signature: "
+		    "expected on or off, got 'yes'" },
+		{ "form_field_signature = ON", "form_field_signature: exp" },
 		{ "log_level = warn", "log_level: expected error, warning, "
 		    "info or debug, got 'warn'" },
 		{ "foo = 1", "unknown key 'foo'" },

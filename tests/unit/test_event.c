@@ -28,18 +28,22 @@ sha256_key(const char *type, const char *body, size_t len, char *out,
 		off += snprintf(out + off, n - (size_t)off, "%02x", md[i]);
 }
 
+/* Form vectors are signed by their signature field: read them strictly,
+ * as the daemon does with form_field_signature = on. */
 static int
-from_any(const char *ctype, const char *body, size_t len, const char *idem,
-    struct event *ev)
+from_any(const char *ctype, const char *body, size_t len, struct event *ev)
 {
 	struct form f;
+	char why[160];
 	int rc = -1;
 
 	if (strncmp(ctype, "application/json", 16) == 0)
-		return event_from_json(body, len, idem, ev);
+		return event_from_json(body, len, ev);
 	memset(&f, 0, sizeof(f));
-	if (CHECK(form_parse(body, len, &f) == FORM_OK))
-		rc = event_from_form(&f, body, len, idem, ev);
+	if (CHECK(form_parse(body, len, &f) == FORM_OK) &&
+	    event_from_form(&f, body, len, 1, ev, why, sizeof(why)) ==
+	    EVENT_OK)
+		rc = 0;
 	form_done(&f);
 	return rc;
 }
@@ -76,16 +80,13 @@ check_dedup(json_t *c, const struct event *ev, const char *body, size_t len)
 
 	if (!CHECK(kind != NULL && value != NULL))
 		return;
-	if (strcmp(kind, "x-idempotency-key") == 0) {
-		(void)snprintf(key, sizeof(key), "%s:idem:%s", ev->type, value);
-		CHECK_STR(ev->event_key, key);
-	} else if (strncmp(kind, "sha256", 6) == 0) {
+	if (strncmp(kind, "sha256", 6) == 0) {
 		sha256_key(ev->type, body, len, key, sizeof(key));
 		CHECK_STR(ev->event_key, key);
 		CHECK_STR(strrchr(ev->event_key, ':') + 1, value);
 	} else {
 		CHECK(strcmp(kind, "type+cf_payment_id") == 0 ||
-		    strcmp(kind, "link") == 0);
+		    strcmp(kind, "link") == 0 || strcmp(kind, "natural") == 0);
 		CHECK_STR(ev->event_key, value);
 	}
 }
@@ -107,8 +108,6 @@ check_vector(json_t *c)
 	json_t *body_j = json_object_get(c, "body");
 	const char *body = json_string_value(body_j);
 	size_t len = json_string_length(body_j);
-	const char *idem = str_or_null(json_object_get(c, "headers"),
-	    "x-idempotency-key");
 	const char *ctype = str_or_null(c, "content_type");
 	const char *w;
 	struct event ev;
@@ -116,7 +115,7 @@ check_vector(json_t *c)
 
 	memset(&ev, 0, sizeof(ev));
 	if (!CHECK(body != NULL && ctype != NULL && want != NULL) ||
-	    !CHECK(from_any(ctype, body, len, idem, &ev) == 0))
+	    !CHECK(from_any(ctype, body, len, &ev) == 0))
 		goto out;
 	CHECK_STR(ev.type, str_or_null(want, "type"));
 	if (expected(want, "cf_payment_id", "transaction_id", &w))
@@ -160,10 +159,10 @@ test_vectors(void)
 
 /* Parses a JSON body given as a C string. */
 static int
-json_event(const char *body, const char *idem, struct event *ev)
+json_event(const char *body, struct event *ev)
 {
 	memset(ev, 0, sizeof(*ev));
-	return event_from_json(body, strlen(body), idem, ev);
+	return event_from_json(body, strlen(body), ev);
 }
 
 static void
@@ -173,7 +172,7 @@ check_unknown_sha(const char *body, size_t len)
 	char key[256];
 
 	memset(&ev, 0, sizeof(ev));
-	if (!CHECK(event_from_json(body, len, NULL, &ev) == 0))
+	if (!CHECK(event_from_json(body, len, &ev) == 0))
 		return;
 	CHECK_STR(ev.type, "UNKNOWN");
 	CHECK_STR(ev.cf_payment_id, NULL);
@@ -224,7 +223,7 @@ test_amounts(void)
 		    "\"PAYMENT_SUCCESS_WEBHOOK\",\"data\":{\"payment\":"
 		    "{\"cf_payment_id\":\"77\",\"payment_amount\":%s,"
 		    "\"payment_currency\":\"INR\"}}}", cases[i].amount);
-		if (!CHECK(json_event(body, NULL, &ev) == 0))
+		if (!CHECK(json_event(body, &ev) == 0))
 			continue;
 		if (!CHECK_STR(ev.amount, cases[i].want))
 			fprintf(stderr, "  amount token %s\n", cases[i].amount);
@@ -240,7 +239,7 @@ test_big_integer_id_exact(void)
 	if (!CHECK(json_event("{\"type\":\"PAYMENT_SUCCESS_WEBHOOK\",\"data\":"
 	    "{\"payment\":{\"cf_payment_id\":9007199254740993,"
 	    "\"payment_status\":\"SUCCESS\"},\"order\":{\"order_id\":"
-	    "\"o1\"}}}", NULL, &ev) == 0))
+	    "\"o1\"}}}", &ev) == 0))
 		return;
 	CHECK_STR(ev.cf_payment_id, "9007199254740993");
 	CHECK_STR(ev.event_key, "PAYMENT_SUCCESS_WEBHOOK:9007199254740993");
@@ -248,7 +247,7 @@ test_big_integer_id_exact(void)
 	CHECK_STR(ev.payment_status, "SUCCESS");
 	event_done(&ev);
 	if (!CHECK(json_event("{\"type\":\"PAYMENT_FAILED_WEBHOOK\",\"data\":"
-	    "{\"payment\":{\"cf_payment_id\":-5}}}", NULL, &ev) == 0))
+	    "{\"payment\":{\"cf_payment_id\":-5}}}", &ev) == 0))
 		return;
 	CHECK_STR(ev.cf_payment_id, "-5");
 	event_done(&ev);
@@ -285,7 +284,7 @@ test_trailing_whitespace_is_fine(void)
 	char key[256];
 	const char *body = "{\"type\":\"SETTLEMENT_SUCCESS\"}\n ";
 
-	if (!CHECK(json_event(body, NULL, &ev) == 0))
+	if (!CHECK(json_event(body, &ev) == 0))
 		return;
 	CHECK_STR(ev.type, "SETTLEMENT_SUCCESS");
 	sha256_key("SETTLEMENT_SUCCESS", body, strlen(body), key, sizeof(key));
@@ -303,60 +302,91 @@ test_type_rules(void)
 		"{\"type\":null,\"data\":{\"order\":{\"order_id\":\"o9\"}}}",
 	};
 	struct event ev;
+	char key[256];
 	size_t i;
 
 	for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
-		if (!CHECK(json_event(bodies[i], "idem-1", &ev) == 0))
+		if (!CHECK(json_event(bodies[i], &ev) == 0))
 			continue;
 		CHECK_STR(ev.type, "UNKNOWN");
 		CHECK_STR(ev.order_id, "o9");	/* still read for audits */
-		CHECK_STR(ev.event_key, "UNKNOWN:idem:idem-1");
+		sha256_key("UNKNOWN", bodies[i], strlen(bodies[i]), key,
+		    sizeof(key));
+		CHECK_STR(ev.event_key, key);
 		event_done(&ev);
 	}
 }
 
+/* DESIGN "Events and deduplication": the other families are keyed by their
+ * own ids from the signed body; a part that is missing, empty or unusable
+ * falls back to the body hash (two different events must never share a
+ * key), except a payment form's transaction, which may be absent. */
 static void
-check_idem(const char *idem, int used)
+test_natural_keys(void)
 {
-	const char *body = "{\"type\":\"REFUND_STATUS_WEBHOOK\"}";
+	static const struct {
+		const char *body;
+		const char *key;	/* NULL: TYPE:sha256 of the body */
+	} cases[] = {
+		{ "{\"type\":\"REFUND_STATUS_WEBHOOK\",\"data\":{\"refund\":{"
+		    "\"cf_refund_id\":11325632,\"refund_id\":\"r1\","
+		    "\"refund_status\":\"SUCCESS\"}}}",
+		    "REFUND_STATUS_WEBHOOK:11325632:SUCCESS" },
+		{ "{\"type\":\"REFUND_STATUS_WEBHOOK\",\"data\":{\"refund\":{"
+		    "\"cf_refund_id\":\"11325632\",\"refund_status\":"
+		    "\"PENDING\"}}}", "REFUND_STATUS_WEBHOOK:11325632:PENDING" },
+		{ "{\"type\":\"REFUND_STATUS_WEBHOOK\",\"data\":{\"refund\":{"
+		    "\"cf_refund_id\":11325632}}}", NULL },
+		{ "{\"type\":\"REFUND_STATUS_WEBHOOK\",\"data\":{\"refund\":{"
+		    "\"cf_refund_id\":\"\",\"refund_status\":\"SUCCESS\"}}}",
+		    NULL },
+		{ "{\"type\":\"REFUND_STATUS_WEBHOOK\",\"data\":{\"refund\":{"
+		    "\"cf_refund_id\":{},\"refund_status\":\"SUCCESS\"}}}",
+		    NULL },
+		{ "{\"type\":\"SETTLEMENT_SUCCESS\",\"data\":{\"settlement\":{"
+		    "\"settlement_id\":738,\"status\":\"SUCCESS\"}}}",
+		    "SETTLEMENT_SUCCESS:738:SUCCESS" },
+		{ "{\"type\":\"SETTLEMENT_WEBHOOK\",\"data\":{\"settlement\":{"
+		    "\"settlement_id\":738,\"status\":\"SUCCESS\"}}}",
+		    "SETTLEMENT_WEBHOOK:738:SUCCESS" },
+		{ "{\"type\":\"VENDOR_SETTLEMENT_SUCCESS\",\"data\":{"
+		    "\"settlement\":{\"settlement_id\":\"9\",\"status\":"
+		    "\"FAILED\"}}}", "VENDOR_SETTLEMENT_SUCCESS:9:FAILED" },
+		{ "{\"type\":\"SETTLEMENT_\",\"data\":{\"settlement\":{"
+		    "\"settlement_id\":738,\"status\":\"SUCCESS\"}}}", NULL },
+		{ "{\"type\":\"DISPUTE_CREATED\",\"data\":{\"dispute\":{"
+		    "\"dispute_id\":\"d77\",\"dispute_status\":\"OPEN\"}}}",
+		    "DISPUTE_CREATED:d77:OPEN" },
+		{ "{\"type\":\"DISPUTE_CLOSED\",\"data\":{\"dispute\":{"
+		    "\"dispute_id\":\"d77\"}}}", NULL },
+		{ "{\"type\":\"payment_form_order_webhook\",\"data\":{\"form\":{"
+		    "\"form_id\":\"my-form-1\"},\"order\":{\"order_id\":\"o1\","
+		    "\"transaction_id\":55,\"order_status\":\"PAID\"}}}",
+		    "payment_form_order_webhook:my-form-1:o1:55:PAID" },
+		{ "{\"type\":\"payment_form_order_webhook\",\"data\":{\"form\":{"
+		    "\"form_id\":\"my-form-1\"},\"order\":{\"order_id\":\"o1\","
+		    "\"order_status\":\"ACTIVE\"}}}",
+		    "payment_form_order_webhook:my-form-1:o1::ACTIVE" },
+		{ "{\"type\":\"payment_form_order_webhook\",\"data\":{\"form\":{"
+		    "\"form_id\":\"my-form-1\"},\"order\":{\"order_id\":\"o1\","
+		    "\"transaction_id\":[1],\"order_status\":\"PAID\"}}}", NULL },
+		{ "{\"type\":\"CHARGES_WEBHOOK\",\"data\":{\"x\":1}}", NULL },
+	};
 	struct event ev;
 	char key[512];
+	size_t i;
 
-	if (!CHECK(json_event(body, idem, &ev) == 0))
-		return;
-	if (used)
-		(void)snprintf(key, sizeof(key),
-		    "REFUND_STATUS_WEBHOOK:idem:%s", idem);
-	else
-		sha256_key("REFUND_STATUS_WEBHOOK", body, strlen(body), key,
-		    sizeof(key));
-	if (!CHECK_STR(ev.event_key, key))
-		fprintf(stderr, "  idem key '%s'\n", idem == NULL ? "(null)" :
-		    idem);
-	event_done(&ev);
-}
-
-static void
-test_idempotency_key_rules(void)
-{
-	char k[256];
-
-	check_idem("L7wqfJ4Qubed3xXAyqvRgEUhJaGWFxFsyD4dVTF1qfM=", 1);
-	check_idem("!~", 1);
-	check_idem(NULL, 0);
-	check_idem("", 0);
-	check_idem("has space", 0);
-	check_idem("tab\there", 0);
-	check_idem("caf\xc3\xa9", 0);
-	check_idem("del\x7f", 0);
-	memset(k, 'a', sizeof(k));
-	k[EVENT_IDEM_MAX] = '\0';
-	check_idem(k, 1);		/* exactly the limit */
-	k[EVENT_IDEM_MAX] = 'a';
-	k[EVENT_IDEM_MAX + 1] = '\0';
-	check_idem(k, 0);
-	k[200] = '\0';
-	check_idem(k, 0);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (!CHECK(json_event(cases[i].body, &ev) == 0))
+			continue;
+		if (cases[i].key == NULL)
+			sha256_key(ev.type, cases[i].body,
+			    strlen(cases[i].body), key, sizeof(key));
+		if (!CHECK_STR(ev.event_key, cases[i].key != NULL ?
+		    cases[i].key : key))
+			fprintf(stderr, "  body %s\n", cases[i].body);
+		event_done(&ev);
+	}
 }
 
 static void
@@ -365,10 +395,10 @@ test_payment_keys(void)
 	struct event a, b;
 
 	if (!CHECK(json_event("{\"type\":\"PAYMENT_FAILED_WEBHOOK\",\"data\":"
-	    "{\"payment\":{\"cf_payment_id\":\"15\"}}}", NULL, &a) == 0))
+	    "{\"payment\":{\"cf_payment_id\":\"15\"}}}", &a) == 0))
 		return;
 	if (CHECK(json_event("{\"type\":\"PAYMENT_SUCCESS_WEBHOOK\",\"data\":"
-	    "{\"payment\":{\"cf_payment_id\":15}}}", "k", &b) == 0)) {
+	    "{\"payment\":{\"cf_payment_id\":15}}}", &b) == 0)) {
 		CHECK_STR(a.event_key, "PAYMENT_FAILED_WEBHOOK:15");
 		CHECK_STR(b.event_key, "PAYMENT_SUCCESS_WEBHOOK:15");
 		CHECK(strcmp(a.event_key, b.event_key) != 0);
@@ -393,7 +423,7 @@ test_payment_without_id_is_generic(void)
 	size_t i;
 
 	for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
-		if (!CHECK(json_event(bodies[i], NULL, &ev) == 0))
+		if (!CHECK(json_event(bodies[i], &ev) == 0))
 			continue;
 		CHECK_STR(ev.type, "PAYMENT_SUCCESS_WEBHOOK");
 		CHECK_STR(ev.cf_payment_id, NULL);
@@ -415,8 +445,7 @@ test_link_keys(void)
 	if (CHECK(json_event("{\"type\":\"PAYMENT_LINK_EVENT\",\"data\":"
 	    "{\"link_id\":\"l1\",\"link_status\":\"EXPIRED\","
 	    "\"link_currency\":\"INR\",\"order\":{\"order_id\":\"CFPay_1\","
-	    "\"order_amount\":\"22.00\"}},\"event_time\":\"t\"}", NULL,
-	    &ev) == 0)) {
+	    "\"order_amount\":\"22.00\"}},\"event_time\":\"t\"}", &ev) == 0)) {
 		CHECK_STR(ev.event_key, "PAYMENT_LINK_EVENT:l1:EXPIRED:");
 		CHECK_STR(ev.cf_payment_id, NULL);
 		CHECK_STR(ev.order_id, "CFPay_1");
@@ -425,7 +454,7 @@ test_link_keys(void)
 		CHECK_STR(ev.event_time, "t");
 		event_done(&ev);
 	}
-	if (CHECK(json_event(nolink, NULL, &ev) == 0)) {
+	if (CHECK(json_event(nolink, &ev) == 0)) {
 		sha256_key("PAYMENT_LINK_EVENT", nolink, strlen(nolink), key,
 		    sizeof(key));
 		CHECK_STR(ev.event_key, key);
@@ -439,18 +468,18 @@ test_other_types_best_effort(void)
 	struct event ev;
 
 	if (CHECK(json_event("{\"type\":\"DISPUTE_CREATED\",\"data\":{"
-	    "\"dispute\":{\"dispute_status\":\"OPEN\"},\"order_details\":"
-	    "{\"order_id\":\"od1\"}},\"event_time\":\"2023-01-01\"}", "d1",
-	    &ev) == 0)) {
+	    "\"dispute\":{\"dispute_id\":\"d1\",\"dispute_status\":\"OPEN\"},"
+	    "\"order_details\":{\"order_id\":\"od1\"}},\"event_time\":"
+	    "\"2023-01-01\"}", &ev) == 0)) {
 		CHECK_STR(ev.order_id, "od1");
 		CHECK_STR(ev.payment_status, NULL);
 		CHECK_STR(ev.event_time, "2023-01-01");
-		CHECK_STR(ev.event_key, "DISPUTE_CREATED:idem:d1");
+		CHECK_STR(ev.event_key, "DISPUTE_CREATED:d1:OPEN");
 		event_done(&ev);
 	}
 	if (CHECK(json_event("{\"type\":\"X\",\"data\":{\"order_id\":\"o2\","
 	    "\"cf_payment_id\":12,\"payment\":{\"payment_status\":\"PENDING\","
-	    "\"payment_amount\":5,\"payment_currency\":\"INR\"}}}", "x", &ev)
+	    "\"payment_amount\":5,\"payment_currency\":\"INR\"}}}", &ev)
 	    == 0)) {
 		CHECK_STR(ev.order_id, "o2");
 		CHECK_STR(ev.cf_payment_id, "12");
@@ -462,23 +491,27 @@ test_other_types_best_effort(void)
 	/* data.order.order_id wins over data.refund.order_id */
 	if (CHECK(json_event("{\"type\":\"R\",\"data\":{\"refund\":{"
 	    "\"order_id\":\"r\",\"refund_status\":\"SUCCESS\"},\"order\":{"
-	    "\"order_id\":\"o\"}}}", "x", &ev) == 0)) {
+	    "\"order_id\":\"o\"}}}", &ev) == 0)) {
 		CHECK_STR(ev.order_id, "o");
 		CHECK_STR(ev.payment_status, NULL);
 		event_done(&ev);
 	}
 }
 
+/* A form read as one verified by its headers (not strictly). */
 static int
-form_event(const char *body, const char *idem, struct event *ev)
+form_event(const char *body, struct event *ev)
 {
 	struct form f;
+	char why[160];
 	int rc = -1;
 
 	memset(&f, 0, sizeof(f));
 	memset(ev, 0, sizeof(*ev));
-	if (CHECK(form_parse(body, strlen(body), &f) == FORM_OK))
-		rc = event_from_form(&f, body, strlen(body), idem, ev);
+	if (CHECK(form_parse(body, strlen(body), &f) == FORM_OK) &&
+	    CHECK(event_from_form(&f, body, strlen(body), 0, ev, why,
+	    sizeof(why)) == EVENT_OK))
+		rc = 0;
 	form_done(&f);
 	return rc;
 }
@@ -492,7 +525,7 @@ test_form_events(void)
 
 	if (CHECK(form_event("type=PAYMENT_SUCCESS_WEBHOOK&cf_payment_id=42&"
 	    "order_id=o%2B1&payment_status=SUCCESS&payment_amount=170.00&"
-	    "payment_currency=INR&event_time=t&signature=abc", NULL, &ev)
+	    "payment_currency=INR&event_time=t&signature=abc", &ev)
 	    == 0)) {
 		CHECK_STR(ev.event_key, "PAYMENT_SUCCESS_WEBHOOK:42");
 		CHECK_STR(ev.order_id, "o+1");
@@ -504,7 +537,7 @@ test_form_events(void)
 		event_done(&ev);
 	}
 	b = "type=PAYMENT_SUCCESS_WEBHOOK&cf_payment_id=&order_id=o%001";
-	if (CHECK(form_event(b, NULL, &ev) == 0)) {
+	if (CHECK(form_event(b, &ev) == 0)) {
 		CHECK_STR(ev.cf_payment_id, NULL);
 		CHECK_STR(ev.order_id, NULL);	/* holds a NUL byte */
 		sha256_key(ev.type, b, strlen(b), key, sizeof(key));
@@ -513,15 +546,17 @@ test_form_events(void)
 	}
 	if (CHECK(form_event("type=PAYMENT_LINK_EVENT&link_id=l2&"
 	    "link_status=CANCELLED&transaction_id=&order_amount=9.50&"
-	    "link_currency=INR", NULL, &ev) == 0)) {
+	    "link_currency=INR", &ev) == 0)) {
 		CHECK_STR(ev.event_key, "PAYMENT_LINK_EVENT:l2:CANCELLED:");
 		CHECK_STR(ev.amount, "9.50");
 		CHECK_STR(ev.currency, "INR");
 		event_done(&ev);
 	}
-	if (CHECK(form_event("orderId=1&signature=x", "abc", &ev) == 0)) {
+	b = "orderId=1&signature=x";
+	if (CHECK(form_event(b, &ev) == 0)) {
 		CHECK_STR(ev.type, "UNKNOWN");
-		CHECK_STR(ev.event_key, "UNKNOWN:idem:abc");
+		sha256_key("UNKNOWN", b, strlen(b), key, sizeof(key));
+		CHECK_STR(ev.event_key, key);
 		event_done(&ev);
 	}
 }
@@ -557,7 +592,7 @@ test_numeric_ids_keep_their_token(void)
 		    "%s ,\"payment_status\":\"SUCCESS\",\"payment_amount\":"
 		    "170.00}},\"n\":[1e999,-1e999,99999999999999999999]}",
 		    cases[i].token);
-		if (!CHECK(json_event(body, NULL, &ev) == 0))
+		if (!CHECK(json_event(body, &ev) == 0))
 			continue;
 		(void)snprintf(key, sizeof(key), "PAYMENT_SUCCESS_WEBHOOK:%s",
 		    cases[i].want);
@@ -573,14 +608,14 @@ test_numeric_ids_keep_their_token(void)
 	/* an escaped key is the same key for jansson and for the raw text */
 	if (CHECK(json_event("{\"type\":\"PAYMENT_SUCCESS_WEBHOOK\",\"data\":"
 	    "{\"payment\":{\"cf_payment\\u005fid\":12345678901234567890123}}}",
-	    NULL, &ev) == 0)) {
+	    &ev) == 0)) {
 		CHECK_STR(ev.cf_payment_id, "12345678901234567890123");
 		event_done(&ev);
 	}
 	/* a numeric order_id keeps its token too */
 	if (CHECK(json_event("{\"type\":\"PAYMENT_SUCCESS_WEBHOOK\",\"data\":"
 	    "{\"order\":{\"order_id\":100.50},\"payment\":{\"cf_payment_id\":"
-	    "\"8\"}}}", NULL, &ev) == 0)) {
+	    "\"8\"}}}", &ev) == 0)) {
 		CHECK_STR(ev.order_id, "100.50");
 		event_done(&ev);
 	}
@@ -598,7 +633,7 @@ test_nul_in_one_string(void)
 	    "{\"order_id\":\"o\\u0000x\"},\"payment\":{\"cf_payment_id\":"
 	    "\"55\",\"payment_currency\":\"INR\"},\"customer_details\":"
 	    "{\"customer_name\":\"a\\u0000b\"}}}";
-	if (CHECK(json_event(b, NULL, &ev) == 0)) {
+	if (CHECK(json_event(b, &ev) == 0)) {
 		CHECK_STR(ev.type, "PAYMENT_SUCCESS_WEBHOOK");
 		CHECK_STR(ev.event_key, "PAYMENT_SUCCESS_WEBHOOK:55");
 		CHECK_STR(ev.order_id, NULL);
@@ -641,26 +676,26 @@ test_link_unreadable_transaction(void)
 	size_t i;
 
 	for (i = 0; i < sizeof(json) / sizeof(json[0]); i++) {
-		if (!CHECK(json_event(json[i], NULL, &ev) == 0))
+		if (!CHECK(json_event(json[i], &ev) == 0))
 			continue;
 		sha256_key(ev.type, json[i], strlen(json[i]), key, sizeof(key));
 		CHECK_STR(ev.event_key, key);
 		event_done(&ev);
 	}
 	for (i = 0; i < sizeof(absent) / sizeof(absent[0]); i++) {
-		if (!CHECK(json_event(absent[i], NULL, &ev) == 0))
+		if (!CHECK(json_event(absent[i], &ev) == 0))
 			continue;
 		CHECK_STR(ev.event_key, "PAYMENT_LINK_EVENT:l:PAID:");
 		event_done(&ev);
 	}
-	if (CHECK(form_event(form, NULL, &ev) == 0)) {
+	if (CHECK(form_event(form, &ev) == 0)) {
 		sha256_key(ev.type, form, strlen(form), key, sizeof(key));
 		CHECK_STR(ev.event_key, key);
 		event_done(&ev);
 	}
 	if (CHECK(json_event("{\"type\":\"PAYMENT_LINK_EVENT\",\"data\":{"
 	    "\"link_id\":\"l\",\"link_status\":\"PAID\",\"order\":{"
-	    "\"transaction_id\":123456789012345678901}}}", NULL, &ev) == 0)) {
+	    "\"transaction_id\":123456789012345678901}}}", &ev) == 0)) {
 		CHECK_STR(ev.event_key,
 		    "PAYMENT_LINK_EVENT:l:PAID:123456789012345678901");
 		event_done(&ev);
@@ -678,7 +713,7 @@ test_form_non_utf8(void)
 
 	b = "type=PAYMENT_SUCCESS_WEBHOOK&cf_payment_id=9%FF&order_id=o%C3%A9&"
 	    "payment_status=%C0%80";
-	if (CHECK(form_event(b, NULL, &ev) == 0)) {
+	if (CHECK(form_event(b, &ev) == 0)) {
 		CHECK_STR(ev.cf_payment_id, NULL);
 		CHECK_STR(ev.order_id, "o\xc3\xa9");
 		CHECK_STR(ev.payment_status, NULL);	/* overlong NUL */
@@ -687,10 +722,162 @@ test_form_non_utf8(void)
 		event_done(&ev);
 	}
 	b = "type=PAYMENT%ED%A0%80&cf_payment_id=1";
-	if (CHECK(form_event(b, NULL, &ev) == 0)) {
+	if (CHECK(form_event(b, &ev) == 0)) {
 		CHECK_STR(ev.type, "UNKNOWN");		/* a surrogate */
 		event_done(&ev);
 	}
+}
+
+/* Spec section 11 (item: a raw NUL after a number): jansson skips such a
+ * byte, the envelope would copy it; a body with any raw NUL is not JSON. */
+static void
+test_raw_nul_is_not_json(void)
+{
+	static const char b[] = "{\"type\":\"PAYMENT_SUCCESS_WEBHOOK\",\"data\":"
+	    "{\"payment\":{\"cf_payment_id\":\"5\",\"payment_amount\":1\0}}}";
+
+	check_unknown_sha(b, sizeof(b) - 1);
+}
+
+/* A lone surrogate escape in a customer's name spoils that string only: the
+ * payment is still read (the signature is valid, the ids are plain). */
+static void
+test_lone_surrogate_spoils_one_field(void)
+{
+	struct event ev;
+	char key[256];
+	const char *b;
+
+	b = "{\"type\":\"PAYMENT_SUCCESS_WEBHOOK\",\"data\":{\"order\":"
+	    "{\"order_id\":\"o7\"},\"payment\":{\"cf_payment_id\":\"5151\","
+	    "\"payment_status\":\"SUCCESS\",\"payment_amount\":10.50},"
+	    "\"customer_details\":{\"customer_name\":\"Ann \\ud83d\"}}}";
+	if (CHECK(json_event(b, &ev) == 0)) {
+		CHECK_STR(ev.type, "PAYMENT_SUCCESS_WEBHOOK");
+		CHECK_STR(ev.event_key, "PAYMENT_SUCCESS_WEBHOOK:5151");
+		CHECK_STR(ev.order_id, "o7");
+		CHECK_STR(ev.payment_status, "SUCCESS");
+		event_done(&ev);
+	}
+	/* In an id, the id is unusable: the body hash keys it. */
+	b = "{\"type\":\"PAYMENT_SUCCESS_WEBHOOK\",\"data\":{\"payment\":"
+	    "{\"cf_payment_id\":\"51\\udc0051\"}}}";
+	if (CHECK(json_event(b, &ev) == 0)) {
+		CHECK_STR(ev.cf_payment_id, NULL);
+		sha256_key(ev.type, b, strlen(b), key, sizeof(key));
+		CHECK_STR(ev.event_key, key);
+		event_done(&ev);
+	}
+	/* A valid pair is left alone. */
+	b = "{\"type\":\"T\",\"data\":{\"order_id\":\"\\ud83d\\ude00\"}}";
+	if (CHECK(json_event(b, &ev) == 0)) {
+		CHECK_STR(ev.order_id, "\xf0\x9f\x98\x80");
+		event_done(&ev);
+	}
+}
+
+/* A form signed only by its signature field, read strictly. */
+static enum event_result
+strict_event(const char *body, struct event *ev, char *why, size_t n)
+{
+	struct form f;
+	enum event_result r = EVENT_NOMEM;
+
+	memset(&f, 0, sizeof(f));
+	memset(ev, 0, sizeof(*ev));
+	why[0] = '\0';
+	if (CHECK(form_parse(body, strlen(body), &f) == FORM_OK))
+		r = event_from_form(&f, body, strlen(body), 1, ev, why, n);
+	form_done(&f);
+	return r;
+}
+
+/* Spec section 11: every field a rule reads must match its grammar (so a
+ * byte moved between neighbours breaks it), the type must be there, and a
+ * link's status must agree with its amounts and its transaction. The same
+ * bodies read as header-verified forms are accepted (their bytes are
+ * signed exactly). */
+static void
+test_strict_form_fields(void)
+{
+	static const char link[] = "type=PAYMENT_LINK_EVENT&link_id=L-1_a&"
+	    "link_amount=200.00&link_amount_paid=%s&link_currency=INR&"
+	    "link_purpose=Pay&link_status=%s&order_amount=200.00&"
+	    "order_id=CFPay_1&transaction_id=%s&transaction_status=SUCCESS&"
+	    "event_time=2021-08-18T12:55:06%%2B05:30";
+	static const struct {
+		const char *paid, *status, *tx;
+		int ok;
+	} links[] = {
+		{ "200.00", "PAID", "1021301", 1 },
+		{ "250", "PAID", "1021301", 1 },
+		{ "55.00", "PARTIALLY_PAID", "1021301", 1 },
+		{ "55.00", "PAID", "1021301", 0 },	/* re-cut status */
+		{ "200.00", "PARTIALLY_PAID", "1021301", 0 },
+		{ "200.00", "PAID", "", 0 },		/* blank added */
+		{ "200.00", "PAID", "10213O1", 0 },
+		{ "200.0O", "PAID", "1021301", 0 },
+		{ "0.00", "EXPIRED", "", 0 },		/* blank tx */
+		{ "200.00", "PAI", "1021301", 0 },
+		{ "200.00", "PARTIALLY_", "1021301", 0 },
+	};
+	static const struct {
+		const char *body;
+		int ok;
+	} others[] = {
+		{ "type=PAYMENT_LINK_EVENT&link_id=L1&link_status=EXPIRED", 1 },
+		{ "type=PAYMENT_LINK_EVENT&link_id=L1&link_status=PAID", 0 },
+		{ "type=PAYMENT_LINK_EVENT&link_status=EXPIRED", 0 },
+		{ "link_id=L1&link_status=EXPIRED", 0 },	/* no type */
+		{ "type=PAYMENT+LINK&link_id=L1&link_status=EXPIRED", 0 },
+		{ "type=PAYMENT_SUCCESS_WEBHOOK&cf_payment_id=42&order_id=o1&"
+		    "payment_status=SUCCESS&payment_amount=1.5&"
+		    "payment_currency=INR", 1 },
+		{ "type=PAYMENT_SUCCESS_WEBHOOK&cf_payment_id=4a2", 0 },
+		{ "type=PAYMENT_SUCCESS_WEBHOOK&cf_payment_id=42&"
+		    "payment_currency=inr", 0 },
+		{ "type=PAYMENT_SUCCESS_WEBHOOK&cf_payment_id=42&order_id=o%3A1",
+		    0 },
+		{ "type=PAYMENT_SUCCESS_WEBHOOK&cf_payment_id=42&order_id=o%001",
+		    0 },
+		{ "type=PAYMENT_SUCCESS_WEBHOOK&cf_payment_id=42&event_time=t",
+		    0 },
+		/* a field the type does not read is checked all the same */
+		{ "type=PAYMENT_SUCCESS_WEBHOOK&cf_payment_id=42&"
+		    "transaction_status=SUCCESSX", 0 },
+		{ "type=X&link_status=PAIDx", 0 },
+	};
+	char body[1024], why[160];
+	struct event ev;
+	enum event_result r;
+	size_t i;
+
+	for (i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+		(void)snprintf(body, sizeof(body), link, links[i].paid,
+		    links[i].status, links[i].tx);
+		r = strict_event(body, &ev, why, sizeof(why));
+		if (!CHECK_INT(r, links[i].ok ? EVENT_OK : EVENT_REFUSED))
+			fprintf(stderr, "  link case %zu: %s\n", i, why);
+		if (!links[i].ok)
+			CHECK(why[0] != '\0');
+		event_done(&ev);
+		if (CHECK(form_event(body, &ev) == 0))
+			event_done(&ev);
+	}
+	for (i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+		r = strict_event(others[i].body, &ev, why, sizeof(why));
+		if (!CHECK_INT(r, others[i].ok ? EVENT_OK : EVENT_REFUSED))
+			fprintf(stderr, "  case %s: %s\n", others[i].body, why);
+		event_done(&ev);
+	}
+	(void)snprintf(body, sizeof(body), link, "200.00", "PAID", "1021301");
+	if (CHECK(strict_event(body, &ev, why, sizeof(why)) == EVENT_OK)) {
+		CHECK_STR(ev.event_key, "PAYMENT_LINK_EVENT:L-1_a:PAID:1021301");
+		CHECK_STR(ev.order_id, "CFPay_1");
+		CHECK_STR(ev.amount, "200.00");
+		CHECK_STR(ev.event_time, "2021-08-18T12:55:06+05:30");
+	}
+	event_done(&ev);
 }
 
 static void
@@ -701,7 +888,7 @@ test_done_is_safe(void)
 	memset(&ev, 0, sizeof(ev));
 	event_done(&ev);
 	event_done(NULL);
-	if (CHECK(json_event("{\"type\":\"T\"}", "k", &ev) == 0)) {
+	if (CHECK(json_event("{\"type\":\"T\"}", &ev) == 0)) {
 		event_done(&ev);
 		CHECK(ev.type == NULL && ev.event_key == NULL);
 		event_done(&ev);	/* twice is harmless */
@@ -717,7 +904,7 @@ main(void)
 	RUN(test_unreadable_bodies);
 	RUN(test_trailing_whitespace_is_fine);
 	RUN(test_type_rules);
-	RUN(test_idempotency_key_rules);
+	RUN(test_natural_keys);
 	RUN(test_payment_keys);
 	RUN(test_payment_without_id_is_generic);
 	RUN(test_link_keys);
@@ -727,6 +914,9 @@ main(void)
 	RUN(test_nul_in_one_string);
 	RUN(test_link_unreadable_transaction);
 	RUN(test_form_non_utf8);
+	RUN(test_raw_nul_is_not_json);
+	RUN(test_lone_surrogate_spoils_one_field);
+	RUN(test_strict_form_fields);
 	RUN(test_done_is_safe);
 	return check_finish("test_event");
 }

@@ -485,6 +485,78 @@ test_ping(void)
 	store_close(NULL);
 }
 
+/* Spec section 11: a form whose signing string was seen before is a
+ * duplicate of that event whatever its key says now; in the same batch
+ * too; the unsigned headers are recorded but never decide anything. */
+static void
+test_form_digest_is_a_duplicate(void)
+{
+	static const char digest[] = "5f1e0000000000000000000000000000"
+	    "000000000000000000000000000000aa";
+	struct store_item a, b, c, d, *batch[2];
+	struct event ea, eb, ec, ed;
+	char path[128], buf[64];
+	struct store *st;
+	sqlite3 *db;
+
+	st = open_new(path, sizeof(path), DURABILITY_NORMAL);
+	if (st == NULL)
+		return;
+	ev_init(&ea, "PAYMENT_LINK_EVENT:L1:PARTIALLY_PAID:7", "PAYMENT_LINK_EVENT");
+	item_init(&a, &ea, "a", 1, 1000);
+	a.form_digest = digest;
+	a.idempotency_key = "idem-A";
+	a.webhook_version = "2023-08-01";
+	/* a re-cut: another key, the same signing string */
+	ev_init(&eb, "PAYMENT_LINK_EVENT:L1:PAID:7", "PAYMENT_LINK_EVENT");
+	item_init(&b, &eb, "b", 1, 2000);
+	b.form_digest = digest;
+	b.idempotency_key = "idem-B";
+	batch[0] = &a;
+	batch[1] = &b;
+	CHECK_INT(store_record_batch(st, batch, 2, 1), 1);
+	CHECK_INT(a.result, STORE_NEW);
+	CHECK_INT(b.result, STORE_DUPLICATE);
+	CHECK(b.id == a.id && a.id > 0);
+	/* a later one, alone */
+	ev_init(&ec, "PAYMENT_LINK_EVENT:L1:PAID:", "PAYMENT_LINK_EVENT");
+	item_init(&c, &ec, "c", 1, 3000);
+	c.form_digest = digest;
+	batch[0] = &c;
+	CHECK_INT(store_record_batch(st, batch, 1, 1), 0);
+	CHECK_INT(c.result, STORE_DUPLICATE);
+	CHECK(c.id == a.id);
+	/* the same key without a digest (header-verified): by its key */
+	ev_init(&ed, "PAYMENT_LINK_EVENT:L1:PARTIALLY_PAID:7",
+	    "PAYMENT_LINK_EVENT");
+	item_init(&d, &ed, "d", 1, 4000);
+	batch[0] = &d;
+	CHECK_INT(store_record_batch(st, batch, 1, 1), 0);
+	CHECK_INT(d.result, STORE_DUPLICATE);
+	db = store_db(st);
+	CHECK_INT(q_int(db, "SELECT count(*) FROM events", NULL), 1);
+	CHECK_INT(q_int(db, "SELECT deliveries FROM events", NULL), 4);
+	CHECK_INT(q_int(db, "SELECT last_seen_at FROM events", NULL), 4000);
+	CHECK_INT(q_int(db, "SELECT event_id FROM form_signatures WHERE "
+	    "digest = ?1", digest), a.id);
+	CHECK_STR(q_text(db, "SELECT idempotency_key FROM events", NULL, buf,
+	    sizeof(buf)), "idem-A");
+	CHECK_STR(q_text(db, "SELECT webhook_version FROM events", NULL, buf,
+	    sizeof(buf)), "2023-08-01");
+	/* once the event is pruned, the signing string still makes a
+	 * duplicate (a tombstone) */
+	CHECK_INT(sqlite3_exec(db, "DELETE FROM events", NULL, NULL, NULL),
+	    SQLITE_OK);
+	item_init(&c, &ec, "c", 1, 5000);
+	c.form_digest = digest;
+	batch[0] = &c;
+	CHECK_INT(store_record_batch(st, batch, 1, 1), 0);
+	CHECK_INT(c.result, STORE_DUPLICATE);
+	CHECK(c.id == 0);
+	CHECK_INT(q_int(db, "SELECT count(*) FROM events", NULL), 0);
+	store_close(st);
+}
+
 int
 main(void)
 {
@@ -505,6 +577,7 @@ main(void)
 	RUN(test_pragmas);
 	RUN(test_fds_close_on_exec);
 	RUN(test_ping);
+	RUN(test_form_digest_is_a_duplicate);
 	rc = check_finish("test_store");
 	storetest_cleanup();
 	return rc;

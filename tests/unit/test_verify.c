@@ -64,27 +64,37 @@ json_check(const struct secrets *s, const char *ts, const char *sig,
 	return verify_json(s, &r, idx);
 }
 
-/* Form body with optional headers; FORM_* failures map as http.c will. */
+/* Form body with optional headers, the field scheme on or off; *info (if
+ * not NULL) says how it verified. */
+static enum verify_result
+form_verify(const struct secrets *s, const char *ts, const char *sig,
+    const char *body, size_t len, int field_on,
+    struct verify_form_info *info)
+{
+	struct verify_request r = { ts, sig, body, len, NOW_MS, 0 };
+	struct verify_form_info tmp;
+	enum verify_result res;
+	struct form f;
+
+	res = verify_form(s, &r, field_on, &f, info != NULL ? info : &tmp);
+	form_done(&f);
+	return res;
+}
+
+/* The field scheme on (form_field_signature = on). */
 static enum verify_result
 form_check(const struct secrets *s, const char *ts, const char *sig,
     const char *body, size_t len, unsigned tolerance, int64_t now,
     size_t *idx)
 {
 	struct verify_request r = { ts, sig, body, len, now, tolerance };
+	struct verify_form_info info;
 	enum verify_result res;
 	struct form f;
 
-	switch (form_parse(body, len, &f)) {
-	case FORM_OK:
-		res = verify_form(s, &f, &r, idx);
-		break;
-	case FORM_DUPLICATE:
-		res = VERIFY_FORM_DUPLICATE;
-		break;
-	default:
-		res = VERIFY_INTERNAL;
-		break;
-	}
+	res = verify_form(s, &r, 1, &f, &info);
+	if (res == VERIFY_OK && idx != NULL)
+		*idx = info.secret_index;
 	form_done(&f);
 	return res;
 }
@@ -153,6 +163,27 @@ run_vector(json_t *c, const struct secrets *s, unsigned tolerance)
 	    tolerance, r.now_ms, &idx);
 }
 
+/* A vector that needs form_field_signature = on is refused with it off. */
+static void
+check_vector_field_off(json_t *c, const struct secrets *s)
+{
+	json_t *req = json_object_get(json_object_get(c, "requires"),
+	    "form_field_signature");
+	json_t *h = json_object_get(c, "headers");
+	json_t *body = json_object_get(c, "body");
+	enum verify_result res;
+
+	if (!json_is_string(req) || strcmp(json_string_value(req), "on") != 0)
+		return;
+	res = form_verify(s, json_string_value(json_object_get(h,
+	    "x-webhook-timestamp")), json_string_value(json_object_get(h,
+	    "x-webhook-signature")), json_string_value(body),
+	    json_string_length(body), 0, NULL);
+	if (!CHECK(res != VERIFY_OK))
+		fprintf(stderr, "  vector %s accepted with the field scheme "
+		    "off\n", json_string_value(json_object_get(c, "name")));
+}
+
 static void
 check_vector(json_t *c)
 {
@@ -184,6 +215,7 @@ check_vector(json_t *c)
 	if (!CHECK((res == VERIFY_OK) == (strcmp(off, "accept") == 0)))
 		fprintf(stderr, "  vector %s (tolerance 0): %s\n", name,
 		    verify_result_name(res));
+	check_vector_field_off(c, s);
 out:
 	secrets_free(s);
 }
@@ -623,6 +655,105 @@ test_form_header_fallback(void)
 	secrets_free(s);
 }
 
+/* Spec section 11: the signed bytes decide the format. A JSON body, signed
+ * with the header scheme, sent with a form Content-Type is refused, even
+ * though the headers verify: read as a form its own strings would become
+ * fields. */
+static void
+test_format_follows_signed_bytes(void)
+{
+	static const char *bodies[] = {
+		"{\"type\":\"PAYMENT_SUCCESS_WEBHOOK\",\"data\":{\"customer_details\""
+		    ":{\"customer_name\":\"x&type=PAYMENT_SUCCESS_WEBHOOK&"
+		    "cf_payment_id=999&order_id=victim\"}}}",
+		" \t\r\n{\"a\":\"b=c\"}",
+		"[{\"a\":1}]",
+		"\n[1]",
+	};
+	struct secrets *s = make_secrets("k");
+	char sig[45];
+	size_t i;
+
+	if (!CHECK(s != NULL))
+		return;
+	for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		sign("k", TS_NOW, bodies[i], strlen(bodies[i]), sig);
+		CHECK_INT(form_verify(s, TS_NOW, sig, bodies[i],
+		    strlen(bodies[i]), 0, NULL), VERIFY_FORMAT);
+		CHECK_INT(form_verify(s, TS_NOW, sig, bodies[i],
+		    strlen(bodies[i]), 1, NULL), VERIFY_FORMAT);
+	}
+	/* The same bytes as JSON verify (the first one is a JSON object). */
+	sign("k", TS_NOW, bodies[0], strlen(bodies[0]), sig);
+	CHECK_INT(json_check(s, TS_NOW, sig, bodies[0], 0, NOW_MS, NULL),
+	    VERIFY_OK);
+	/* A form whose value holds '{' later on is still a form. */
+	sign("k", TS_NOW, "a={b}", 5, sig);
+	CHECK_INT(form_verify(s, TS_NOW, sig, "a={b}", 5, 0, NULL), VERIFY_OK);
+	secrets_free(s);
+}
+
+/* Spec section 11: the signature field alone proves a form only with
+ * form_field_signature = on; how it verified is reported, with the SHA-256
+ * of the signing string, which every re-cut of one form shares. */
+static void
+test_form_field_scheme_switch(void)
+{
+	static const char fields[] = "type=PAYMENT_LINK_EVENT&link_id=L1&"
+	    "link_purpose=Pay&link_status=PARTIALLY_PAID&transaction_id=77";
+	static const char recut[] = "type=PAYMENT_LINK_EVENT&link_id=L1&"
+	    "link_purpose=PayPARTIALLY_&link_status=PAID&transaction_id=77";
+	struct verify_form_info a, b;
+	struct secrets *s = make_secrets("k");
+	char body[1024], body2[1024], sig[45], *p;
+
+	if (!CHECK(s != NULL))
+		return;
+	signed_form("k", fields, body, sizeof(body));
+	CHECK_INT(form_verify(s, NULL, NULL, body, strlen(body), 0, NULL),
+	    VERIFY_FIELD_SCHEME_OFF);
+	CHECK_INT(form_verify(s, NULL, NULL, body, strlen(body), 1, &a),
+	    VERIFY_OK);
+	CHECK(a.by_field && !a.by_header);
+	/* The re-cut keeps the signature: it verifies, with the same
+	 * signing-string digest (the store then calls it a duplicate). */
+	p = strstr(body, "&signature=");
+	if (!CHECK(p != NULL))
+		goto out;
+	(void)snprintf(body2, sizeof(body2), "%s%s", recut, p);
+	CHECK_INT(form_verify(s, NULL, NULL, body2, strlen(body2), 1, &b),
+	    VERIFY_OK);
+	CHECK(memcmp(a.signing_digest, b.signing_digest,
+	    VERIFY_DIGEST_LEN) == 0);
+	/* An added blank field changes nothing in the signing string. */
+	(void)snprintf(body2, sizeof(body2), "zz=&%s", body);
+	CHECK_INT(form_verify(s, NULL, NULL, body2, strlen(body2), 1, &b),
+	    VERIFY_OK);
+	CHECK(memcmp(a.signing_digest, b.signing_digest,
+	    VERIFY_DIGEST_LEN) == 0);
+	/* Another form has another digest. */
+	signed_form("k", "type=X&a=1", body2, sizeof(body2));
+	CHECK_INT(form_verify(s, NULL, NULL, body2, strlen(body2), 1, &b),
+	    VERIFY_OK);
+	CHECK(memcmp(a.signing_digest, b.signing_digest,
+	    VERIFY_DIGEST_LEN) != 0);
+	/* Headers and field both verify: accepted with the switch off too,
+	 * and the digest is still reported. */
+	sign("k", TS_NOW, body, strlen(body), sig);
+	CHECK_INT(form_verify(s, TS_NOW, sig, body, strlen(body), 0, &b),
+	    VERIFY_OK);
+	CHECK(b.by_header && b.by_field);
+	CHECK(memcmp(a.signing_digest, b.signing_digest,
+	    VERIFY_DIGEST_LEN) == 0);
+	/* Headers alone: no field, no digest. */
+	sign("k", TS_NOW, fields, strlen(fields), sig);
+	CHECK_INT(form_verify(s, TS_NOW, sig, fields, strlen(fields), 0, &b),
+	    VERIFY_OK);
+	CHECK(b.by_header && !b.by_field);
+out:
+	secrets_free(s);
+}
+
 static void
 test_result_names(void)
 {
@@ -633,6 +764,10 @@ test_result_names(void)
 	CHECK_STR(verify_result_name(VERIFY_MISMATCH), "mismatch");
 	CHECK_STR(verify_result_name(VERIFY_STALE), "stale");
 	CHECK_STR(verify_result_name(VERIFY_FORM_DUPLICATE), "form_duplicate");
+	CHECK_STR(verify_result_name(VERIFY_FORMAT), "format_mismatch");
+	CHECK_STR(verify_result_name(VERIFY_FIELD_SCHEME_OFF),
+	    "field_scheme_off");
+	CHECK_STR(verify_result_name(VERIFY_FIELDS), "form_fields");
 	CHECK_STR(verify_result_name(VERIFY_INTERNAL), "internal");
 }
 
@@ -651,6 +786,8 @@ main(void)
 	RUN(test_form_raw_plus_in_signature);
 	RUN(test_form_many_fields);
 	RUN(test_form_header_fallback);
+	RUN(test_format_follows_signed_bytes);
+	RUN(test_form_field_scheme_switch);
 	RUN(test_result_names);
 	return check_finish("test_verify");
 }
