@@ -12,8 +12,8 @@
 
 enum grammar {
 	GRAMMAR_ANY,		/* no check (JSON bodies; unchecked fields) */
-	GRAMMAR_DIGITS,		/* 1..32 ASCII digits: cf_payment_id, ... */
-	GRAMMAR_DECIMAL,	/* "200.00", "55": amounts (num_is_decimal) */
+	GRAMMAR_DIGITS,		/* 1..32 digits, no leading zero: ids */
+	GRAMMAR_DECIMAL,	/* "200.00", "55", "0.50": amounts */
 	GRAMMAR_CURRENCY,	/* three upper-case letters: "INR" */
 	GRAMMAR_ID,		/* 1..64 of [A-Za-z0-9_-]: order_id, link_id */
 	GRAMMAR_TYPE,		/* 1..64 of [A-Za-z0-9_]: event type */

@@ -26,9 +26,5 @@ int64_t	num_timestamp_ms(const char *s);
  * Returns 0 with *ret < 0, 0 or > 0, or -1 when either is not such a
  * number. */
 int	num_decimal_cmp(const char *a, const char *b, int *ret);
-/* "true" when s is plain decimal text as Cashfree writes an amount in a
- * form: digits, optionally '.' and digits ("200.00", "55", "0.5"); no sign,
- * exponent, blanks or leading '.', at most max_len bytes. */
-int	num_is_decimal(const char *s, size_t max_len);
 
 #endif

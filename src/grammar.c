@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "grammar.h"
-#include "num.h"
 
 #define FIELD_MAX	64	/* ids and types */
 #define NUMBER_MAX	32	/* digits and decimals */
@@ -72,6 +71,30 @@ digits(const char *s, size_t n)
 	return 1;
 }
 
+/* A numeric id: no leading zero (Cashfree's ids have none), so a digit
+ * moved in from a neighbour's end cannot hide as one. */
+static int
+is_id_number(const char *s, size_t n)
+{
+	return n <= NUMBER_MAX && digits(s, n) && (s[0] != '0' || n == 1);
+}
+
+/* An amount as Cashfree writes it in text: an integer part without a
+ * leading zero, and two decimals if any ("200.00", "55", "0.50"), so
+ * "200.0" + "0..." cannot be cut from "200.00". */
+static int
+is_amount(const char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && is_digit(s[i]))
+		i++;
+	if (i == 0 || i > 19 || (s[0] == '0' && i > 1))
+		return 0;
+	return i == n || (n - i == 3 && s[i] == '.' && is_digit(s[i + 1]) &&
+	    is_digit(s[i + 2]));
+}
+
 /* RFC 3339 date-time as Cashfree writes event_time: fixed positions, an
  * optional fraction of 1..9 digits, then 'Z' or a numeric offset. */
 static int
@@ -108,9 +131,9 @@ grammar_match(enum grammar g, const char *s)
 	case GRAMMAR_ANY:
 		return 1;
 	case GRAMMAR_DIGITS:
-		return n <= NUMBER_MAX && digits(s, n);
+		return is_id_number(s, n);
 	case GRAMMAR_DECIMAL:
-		return num_is_decimal(s, NUMBER_MAX);
+		return is_amount(s, n);
 	case GRAMMAR_CURRENCY:
 		return n == 3 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' &&
 		    s[1] <= 'Z' && s[2] >= 'A' && s[2] <= 'Z';

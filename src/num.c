@@ -364,21 +364,3 @@ num_decimal_cmp(const char *a, const char *b, int *ret)
 	*ret = c == 0 ? 0 : c > 0 ? sign : -sign;
 	return 0;
 }
-
-int
-num_is_decimal(const char *s, size_t max_len)
-{
-	size_t i = 0, frac = 0;
-
-	if (s == NULL || !is_digit(s[0]))
-		return 0;
-	while (is_digit(s[i]))
-		i++;
-	if (s[i] == '.') {
-		for (i++; is_digit(s[i]); i++)
-			frac++;
-		if (frac == 0)
-			return 0;
-	}
-	return s[i] == '\0' && i <= max_len;
-}

@@ -817,6 +817,8 @@ test_strict_form_fields(void)
 		{ "200.00", "PAID", "", 0 },		/* blank added */
 		{ "200.00", "PAID", "10213O1", 0 },
 		{ "200.0O", "PAID", "1021301", 0 },
+		{ "200.0", "PAID", "1021301", 0 },	/* 0 moved out */
+		{ "200.00", "PAID", "021301", 0 },	/* 1 moved out */
 		{ "0.00", "EXPIRED", "", 0 },		/* blank tx */
 		{ "200.00", "PAI", "1021301", 0 },
 		{ "200.00", "PARTIALLY_", "1021301", 0 },
@@ -831,7 +833,7 @@ test_strict_form_fields(void)
 		{ "link_id=L1&link_status=EXPIRED", 0 },	/* no type */
 		{ "type=PAYMENT+LINK&link_id=L1&link_status=EXPIRED", 0 },
 		{ "type=PAYMENT_SUCCESS_WEBHOOK&cf_payment_id=42&order_id=o1&"
-		    "payment_status=SUCCESS&payment_amount=1.5&"
+		    "payment_status=SUCCESS&payment_amount=1.50&"
 		    "payment_currency=INR", 1 },
 		{ "type=PAYMENT_SUCCESS_WEBHOOK&cf_payment_id=4a2", 0 },
 		{ "type=PAYMENT_SUCCESS_WEBHOOK&cf_payment_id=42&"

@@ -304,24 +304,6 @@ test_decimal_cmp(void)
 	CHECK_INT(num_decimal_cmp(NULL, "1", &c), -1);
 }
 
-static void
-test_is_decimal(void)
-{
-	static const char *good[] = { "0", "55", "200.00", "0.5", "007.1" };
-	static const char *bad[] = { "", ".5", "5.", "-1", "+1", "1e2",
-		"1,5", " 1", "1 ", "1.2.3", "12345678901234567890123456789012.1" };
-	size_t i;
-
-	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-		CHECK(num_is_decimal(good[i], 32));
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		if (!CHECK(!num_is_decimal(bad[i], 32)))
-			fprintf(stderr, "  '%s'\n", bad[i]);
-	}
-	CHECK(!num_is_decimal(NULL, 32));
-	CHECK(num_is_decimal("123", 3) && !num_is_decimal("1234", 3));
-}
-
 int
 main(void)
 {
@@ -335,6 +317,5 @@ main(void)
 	RUN(test_format_double_limits);
 	RUN(test_format_double_round_trip);
 	RUN(test_decimal_cmp);
-	RUN(test_is_decimal);
 	return check_finish("test_num");
 }
