@@ -4,9 +4,9 @@
  * key starts with "TYPE:", every field and the type a C string of valid
  * UTF-8. Not built by plain make.
  *
- * The first input byte picks the x-idempotency-key: odd values take the next
- * bytes up to a NUL (so long, blank and non-ASCII keys are tried), even
- * values pass none. */
+ * The first input byte picks how a form is read: odd values strictly (as
+ * one verified only by its signature field), even ones as signed bytes.
+ * A strict read may refuse; it must then say why. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,40 +80,38 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *body = (const char *)data;
-	char *idem = NULL;
+	enum event_result r;
 	struct event ev;
 	struct form f;
-	const char *nul;
+	char why[160];
+	int strict;
 
-	if (size > 0 && (data[0] & 1) != 0) {
-		nul = memchr(body + 1, '\0', size - 1);
-		if (nul != NULL) {
-			idem = strdup(body + 1);
-			if (idem == NULL)
-				return 0;
-			size -= (size_t)(nul + 1 - body);
-			body = nul + 1;
-		}
-	} else if (size > 0) {
-		body++;
-		size--;
-	}
+	if (size == 0)
+		return 0;
+	strict = data[0] & 1;
+	body++;
+	size--;
 	memset(&ev, 0, sizeof(ev));
-	if (event_from_json(body, size, idem, &ev) == 0) {
+	if (event_from_json(body, size, &ev) == 0) {
 		check(&ev);
 		if (ev.format != EVENT_JSON)
 			abort();
 		event_done(&ev);
 	}
 	memset(&f, 0, sizeof(f));
-	if (form_parse(body, size, &f) == FORM_OK &&
-	    event_from_form(&f, body, size, idem, &ev) == 0) {
-		check(&ev);
-		if (ev.format != EVENT_FORM)
+	if (form_parse(body, size, &f) == FORM_OK) {
+		why[0] = '\0';
+		r = event_from_form(&f, body, size, strict, &ev, why,
+		    sizeof(why));
+		if (r == EVENT_OK) {
+			check(&ev);
+			if (ev.format != EVENT_FORM)
+				abort();
+			event_done(&ev);
+		} else if (r == EVENT_REFUSED && (!strict || why[0] == '\0')) {
 			abort();
-		event_done(&ev);
+		}
 	}
 	form_done(&f);
-	free(idem);
 	return 0;
 }

@@ -8,7 +8,10 @@
  * resolve must not be found. When jansson refuses the text for a number too
  * large, tame must have blanked it, the tamed text must not be refused for
  * that reason again, and its paths must match the original text's raw values
- * (a blanked number reads as null). Not built by plain make. */
+ * (a blanked number reads as null). Text holding a raw NUL is only checked
+ * for bounds: jansson skips such a byte where JSON allows none, so
+ * event_parse_json() refuses it before either parser sees it. Not built by
+ * plain make. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +94,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *text = (const char *)data;
 	json_error_t err;
 	json_t *root, *again;
+	size_t off, n;
 	int changed = 0;
 	char *tame;
 
@@ -99,15 +103,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (tame[size] != '\0' || (!changed && memcmp(tame, text, size) != 0))
 		abort();
+	if (memchr(text, '\0', size) != NULL) {
+		(void)jsonraw_find(text, size, paths[5], &off, &n);
+		free(tame);
+		return 0;
+	}
 	root = json_loadb(text, size, FLAGS, &err);
 	if (root != NULL) {
 		if (changed)
 			abort();
 		if (json_is_object(root))
 			check_paths(root, text, size, 0);
-	} else if (json_error_code(&err) == json_error_numeric_overflow) {
-		if (!changed)
-			abort();
+	} else if (json_error_code(&err) == json_error_numeric_overflow &&
+	    !changed) {
+		abort();
+	} else if (changed) {
 		again = json_loadb(tame, size, FLAGS, &err);
 		if (again == NULL &&
 		    json_error_code(&err) == json_error_numeric_overflow)
