@@ -26,10 +26,14 @@ BASE	 = -std=c11 -D_GNU_SOURCE -Iinclude -MMD -MP -g -pthread $(WARN) \
 HARDEN	 = -O2 -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 ASANFL	 = -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	   -fno-sanitize-recover=all
+TSANFL	 = -O1 -fno-omit-frame-pointer -fsanitize=thread
 
 ifeq ($(FLAVOUR),asan)
 CFLAGS	?= $(BASE) $(ASANFL)
 LDFLAGS	?= -pie -pthread -fsanitize=address,undefined -Wl,-z,relro,-z,now
+else ifeq ($(FLAVOUR),tsan)
+CFLAGS	?= $(BASE) $(TSANFL)
+LDFLAGS	?= -pie -pthread -fsanitize=thread -Wl,-z,relro,-z,now
 else
 CFLAGS	?= $(BASE) $(HARDEN)
 LDFLAGS	?= -pie -pthread -Wl,-z,relro,-z,now
@@ -43,7 +47,7 @@ LIBOBJS	 := $(LIBSRCS:src/%.c=$(BUILD)/obj/%.o)
 UNITSRCS := $(wildcard tests/unit/test_*.c)
 UNITBINS := $(UNITSRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test asan check fuzz bench run install clean deps unit
+.PHONY: all test asan tsan check fuzz bench run install clean deps unit
 
 all: $(BUILD)/cfhookd $(BUILD)/cfhookctl
 
@@ -81,6 +85,11 @@ asan: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan FLAVOUR=asan all unit
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run build/asan
+
+tsan: deps
+	@$(MAKE) --no-print-directory BUILD=build/tsan FLAVOUR=tsan all unit
+	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	  tests/run build/tsan
 
 check: test asan
 	@scripts/install-deps --dev

@@ -29,7 +29,7 @@ TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 BUILD = os.environ.get("CFHOOKD_BUILD", os.path.join(TOP, "build"))
 if not os.path.isabs(BUILD):
     BUILD = os.path.join(TOP, BUILD)
-SANITIZED = "asan" in os.path.basename(BUILD.rstrip("/")) or \
+SANITIZED = os.path.basename(BUILD.rstrip("/")) in ("asan", "tsan") or \
     os.environ.get("CFHOOKD_SANITIZED") == "1"
 # Sanitized binaries start and run slower: wait longer, assert the same things.
 SLOW = 3 if SANITIZED else 1
