@@ -16,6 +16,7 @@ PREFIX	?= /usr/local
 SYSCONFDIR ?= /etc
 UNITDIR	?= /lib/systemd/system
 FUZZ_SECONDS ?= 30
+BENCH_SECONDS ?= 5
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -116,7 +117,7 @@ fuzz:
 
 bench: deps
 	@$(MAKE) --no-print-directory all bench-tools
-	@scripts/bench $(BUILD)
+	@BENCH_SECONDS=$(BENCH_SECONDS) scripts/bench $(BUILD)
 
 run:
 	@scripts/install-deps --run

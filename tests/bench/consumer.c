@@ -5,11 +5,12 @@
  *
  *   consumer [--fast] SOCKET_PATH
  *
- * Default (sequential): one connection at a time; each line is answered by
- * its own write as soon as it is read, like the simplest consumer a
- * merchant would write. --fast: answers every line that arrived in one read
- * with one write. On SIGTERM or SIGINT prints "CONSUMER lines=N
- * connections=N" and exits 0. */
+ * Default (sequential): one connection at a time, the next one accepted
+ * only when it closes (others wait in the listen backlog, as with the
+ * simplest consumer a merchant would write); each line is answered by its
+ * own write as soon as it is read. --fast: every connection at once (poll),
+ * and every line that arrived in one read answered by one write. On SIGTERM
+ * or SIGINT prints "CONSUMER lines=N connections=N" and exits 0. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -21,6 +22,8 @@
 #include <unistd.h>
 
 #define CHUNK		65536
+#define BACKLOG		128	/* what listen() gets in most languages */
+#define FAST_CONNS	64
 #define ANSWER		"OK\n"
 #define ANSWER_LEN	3
 
@@ -50,39 +53,84 @@ write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-/* Serves one connection until EOF, an error or stop. Returns the lines
- * answered. */
-static unsigned long long
-serve(int fd, int fast)
+/* One read from fd, every complete line in it answered: by a write each,
+ * or (fast) by one write for all. Adds to *lines; -1 at EOF or an error. */
+static int
+answer_read(int fd, int fast, unsigned long long *lines)
 {
 	static char in[CHUNK], out[CHUNK * ANSWER_LEN];
-	unsigned long long lines = 0;
-	size_t i, k;
+	size_t i, k = 0;
 	ssize_t n;
 
-	while (!stop) {
+	do
 		n = read(fd, in, sizeof(in));
-		if (n == -1 && errno == EINTR)
+	while (n == -1 && errno == EINTR && !stop);
+	if (n <= 0)
+		return -1;
+	for (i = 0; i < (size_t)n; i++) {
+		if (in[i] != '\n')
 			continue;
-		if (n <= 0)
-			break;
-		k = 0;
-		for (i = 0; i < (size_t)n; i++) {
-			if (in[i] != '\n')
-				continue;
-			lines++;
-			if (!fast) {
-				if (write_all(fd, ANSWER, ANSWER_LEN) == -1)
-					return lines;
-				continue;
-			}
+		++*lines;
+		if (fast) {
 			memcpy(out + k, ANSWER, ANSWER_LEN);
 			k += ANSWER_LEN;
+		} else if (write_all(fd, ANSWER, ANSWER_LEN) == -1) {
+			return -1;
 		}
-		if (k > 0 && write_all(fd, out, k) == -1)
-			break;
 	}
-	return lines;
+	return k > 0 ? write_all(fd, out, k) : 0;
+}
+
+/* Sequential: accept one connection, serve it until it closes, repeat. */
+static void
+serve_one_by_one(int lfd, unsigned long long *lines,
+    unsigned long long *conns)
+{
+	int fd;
+
+	while (!stop) {
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd == -1)
+			continue;
+		++*conns;
+		while (!stop && answer_read(fd, 0, lines) == 0)
+			;
+		(void)close(fd);
+	}
+}
+
+/* Fast: every connection at once. */
+static void
+serve_all(int lfd, unsigned long long *lines, unsigned long long *conns)
+{
+	struct pollfd p[FAST_CONNS + 1];
+	nfds_t n = 1, i;
+	int fd;
+
+	p[0].fd = lfd;
+	p[0].events = POLLIN;
+	while (!stop) {
+		if (poll(p, n, -1) <= 0)
+			continue;
+		for (i = n - 1; i >= 1; i--) {
+			if (p[i].revents == 0 ||
+			    answer_read(p[i].fd, 1, lines) == 0)
+				continue;
+			(void)close(p[i].fd);
+			p[i] = p[--n];
+		}
+		if ((p[0].revents & POLLIN) && n <= FAST_CONNS) {
+			fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+			if (fd == -1)
+				continue;
+			++*conns;
+			p[n].fd = fd;
+			p[n].events = POLLIN;
+			p[n++].revents = 0;
+		}
+	}
+	for (i = 1; i < n; i++)
+		(void)close(p[i].fd);
 }
 
 static int
@@ -101,7 +149,7 @@ listen_at(const char *path)
 	if (fd == -1)
 		return -1;
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 ||
-	    listen(fd, 1) == -1) {
+	    listen(fd, BACKLOG) == -1) {
 		(void)close(fd);
 		return -1;
 	}
@@ -113,8 +161,7 @@ main(int argc, char **argv)
 {
 	unsigned long long lines = 0, conns = 0;
 	struct sigaction sa;
-	struct pollfd p;
-	int lfd, fd, fast = 0;
+	int lfd, fast = 0;
 
 	if (argc == 3 && strcmp(argv[1], "--fast") == 0)
 		fast = 1;
@@ -133,18 +180,10 @@ main(int argc, char **argv)
 		    strerror(errno));
 		return 2;
 	}
-	p.fd = lfd;
-	p.events = POLLIN;
-	while (!stop) {
-		if (poll(&p, 1, -1) <= 0)
-			continue;
-		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd == -1)
-			continue;
-		conns++;
-		lines += serve(fd, fast);
-		(void)close(fd);
-	}
+	if (fast)
+		serve_all(lfd, &lines, &conns);
+	else
+		serve_one_by_one(lfd, &lines, &conns);
 	(void)close(lfd);
 	(void)unlink(argv[argc - 1]);
 	printf("CONSUMER lines=%llu connections=%llu\n", lines, conns);
