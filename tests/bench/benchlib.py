@@ -237,40 +237,65 @@ def status_kib(pid, key):
     raise BenchError("no %s in /proc/%d/status" % (key, pid))
 
 
-def idle_connections(port, n, path="/healthz"):
-    """n keep-alive connections, each having had one request answered, left
-    open and idle. Returns the sockets (the caller closes them)."""
+def read_response(s):
+    """(status line, headers dict lower-cased, body) of one response with a
+    Content-Length, read from socket s."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            raise BenchError("connection closed before a response")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode(errors="replace").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length:
+        chunk = s.recv(4096)
+        if not chunk:
+            raise BenchError("connection closed mid-response")
+        body += chunk
+    return lines[0], headers, body
+
+
+def idle_connections(port, requests):
+    """One keep-alive connection per request, opened and used one after
+    another (so what stays is the cost of an idle connection, not of a
+    burst): every answer must be a 200 that keeps the connection. Returns
+    the sockets, open and idle (the caller closes them)."""
     socks = []
-    req = ("GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n" % path).encode()
     try:
-        for _ in range(n):
-            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        for req in requests:
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
             socks.append(s)
             s.sendall(req)
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = s.recv(4096)
-                if not chunk:
-                    raise BenchError("connection %d closed by the daemon" % len(socks))
-                data += chunk
-            head, _, body = data.partition(b"\r\n\r\n")
-            if not head.startswith(b"HTTP/1.1 200"):
-                raise BenchError("GET %s answered %r" % (path, head[:40]))
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                k, _, v = line.partition(b":")
-                if k.strip().lower() == b"content-length":
-                    length = int(v)
-            while len(body) < length:
-                chunk = s.recv(4096)
-                if not chunk:
-                    raise BenchError("connection closed mid-response")
-                body += chunk
+            status, headers, body = read_response(s)
+            if not status.startswith("HTTP/1.1 200"):
+                raise BenchError("answered %r: %r" % (status, body[:100]))
+            if headers.get("connection", "").lower() == "close":
+                raise BenchError("the daemon does not keep the connection open")
     except (OSError, BenchError):
         for s in socks:
             s.close()
         raise
     return socks
+
+
+def still_open(socks):
+    """How many of these client TCP sockets the peer has not closed: still
+    ESTABLISHED in /proc/net/tcp (a closed peer leaves them in CLOSE_WAIT)."""
+    ports = {"%04X" % s.getsockname()[1] for s in socks}
+    n = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if fields[1].split(":")[1] in ports and fields[3] == "01":
+                n += 1
+    return n
 
 
 # -- the table -----------------------------------------------------------------
