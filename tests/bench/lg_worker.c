@@ -43,6 +43,7 @@ struct run {
 	struct acked	 ring[RING_MAX];
 	size_t		 ring_n, ring_pos;
 	int64_t		 next_send_ns;	/* fixed rate: when the next is due */
+	int64_t		 progress_ns;	/* last response or connect */
 	int		 stopping;	/* no new requests */
 	int		 pwait2;	/* epoll_pwait2 works */
 };
@@ -119,7 +120,9 @@ reopen(struct run *r, struct lg_conn *c)
 	if (lg_conn_open(c, &r->p->target, r->epfd, CONNECT_TIMEOUT_MS) == -1) {
 		r->w->stats.errors++;	/* a failed connect is an error */
 		c->deadline_ns = lg_now_ns() + RECONNECT_WAIT_NS;
+		return;
 	}
+	r->progress_ns = lg_now_ns();
 }
 
 static void
@@ -148,6 +151,7 @@ finish(struct run *r, struct lg_conn *c)
 	if (r->w->first_ns == 0)
 		r->w->first_ns = now;
 	r->w->last_ns = now;
+	r->progress_ns = now;
 }
 
 static void
@@ -262,12 +266,12 @@ expire(struct run *r, int64_t now)
 }
 
 static unsigned
-busy_count(const struct run *r)
+count(const struct run *r, enum lg_conn_state state)
 {
 	unsigned i, n = 0;
 
 	for (i = 0; i < r->p->conns; i++)
-		n += r->conns[i].state == LG_CONN_BUSY;
+		n += r->conns[i].state == state;
 	return n;
 }
 
@@ -326,8 +330,16 @@ loop(struct run *r)
 
 		expire(r, now);
 		dispatch(r, now);
-		if (r->stopping && busy_count(r) == 0)
+		if (r->stopping && count(r, LG_CONN_BUSY) == 0)
 			return;
+		/* Every connection down for a whole request timeout: a run
+		 * without a deadline would wait forever. */
+		if (count(r, LG_CONN_CLOSED) == r->p->conns &&
+		    now - r->progress_ns > r->p->timeout_ns) {
+			fatal(r, "no connection to the server for a whole "
+			    "request timeout");
+			return;
+		}
 		n = wait_events(r, ev, next_wake(r, lg_now_ns()));
 		if (n == -1 && errno != EINTR) {
 			fatal(r, "epoll_wait failed");
@@ -391,6 +403,7 @@ lg_worker_run(void *arg)
 		/* Threads take turns, so a fixed rate is evenly spaced. */
 		r->next_send_ns = w->plan->start_ns + w->plan->interval_ns *
 		    (int64_t)w->index / (int64_t)w->plan->threads;
+		r->progress_ns = w->plan->start_ns;
 		loop(r);
 	}
 	if (r != NULL) {
