@@ -5,7 +5,8 @@
 #   make asan       the same tests against an AddressSanitizer+UBSan build
 #   make check      test, asan, banned-function grep, cppcheck
 #   make fuzz       libFuzzer targets for FUZZ_SECONDS each
-#   make bench      throughput and memory figures (ratios from one run)
+#   make bench      throughput, latency, memory and forwarding figures with
+#                   their ratios to references measured in the same run
 #   make run        install, build, start on conf/dev.conf in the foreground
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -15,6 +16,7 @@ PREFIX	?= /usr/local
 SYSCONFDIR ?= /etc
 UNITDIR	?= /lib/systemd/system
 FUZZ_SECONDS ?= 30
+BENCH_SECONDS ?= 5
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -42,8 +44,14 @@ LIBSRCS	 := $(filter-out $(MAINS),$(SRCS))
 LIBOBJS	 := $(LIBSRCS:src/%.c=$(BUILD)/obj/%.o)
 UNITSRCS := $(wildcard tests/unit/test_*.c)
 UNITBINS := $(UNITSRCS:tests/unit/%.c=$(BUILD)/tests/%)
+# make bench's instruments (tests/bench/): libc and libcrypto only
+LGSRCS	 := tests/bench/loadgen.c $(wildcard tests/bench/lg_*.c)
+LGOBJS	 := $(LGSRCS:tests/bench/%.c=$(BUILD)/bench/%.o)
+BENCHBINS := $(BUILD)/bench/loadgen $(BUILD)/bench/spawnrate \
+	     $(BUILD)/bench/consumer
+CRYPTO_LIBS := $(shell pkg-config --libs libcrypto 2>/dev/null)
 
-.PHONY: all test asan check fuzz bench run install clean deps unit
+.PHONY: all test asan check fuzz bench bench-tools run install clean deps unit
 
 all: $(BUILD)/cfhookd $(BUILD)/cfhookctl
 
@@ -70,15 +78,29 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libcfhook.a
 
 unit: $(UNITBINS)
 
+$(BUILD)/bench/%.o: tests/bench/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests/bench -c -o $@ $<
+
+$(BUILD)/bench/loadgen: $(LGOBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CRYPTO_LIBS)
+
+$(BUILD)/bench/spawnrate $(BUILD)/bench/consumer: $(BUILD)/bench/%: \
+	  $(BUILD)/bench/%.o
+	$(CC) $(LDFLAGS) -o $@ $^
+
+bench-tools: $(BENCHBINS)
+
 deps:
 	@scripts/install-deps
 
 test: deps
-	@$(MAKE) --no-print-directory all unit
+	@$(MAKE) --no-print-directory all unit bench-tools
 	@tests/run $(BUILD)
 
 asan: deps
-	@$(MAKE) --no-print-directory BUILD=build/asan FLAVOUR=asan all unit
+	@$(MAKE) --no-print-directory BUILD=build/asan FLAVOUR=asan all unit \
+	  bench-tools
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run build/asan
 
@@ -93,8 +115,9 @@ fuzz:
 	@scripts/install-deps --dev
 	@scripts/fuzz $(FUZZ_SECONDS) $(FUZZSRCS)
 
-bench: deps all
-	@scripts/bench $(BUILD)
+bench: deps
+	@$(MAKE) --no-print-directory all bench-tools
+	@BENCH_SECONDS=$(BENCH_SECONDS) scripts/bench $(BUILD)
 
 run:
 	@scripts/install-deps --run
@@ -126,4 +149,4 @@ clean:
 	rm -rf build
 
 -include $(LIBOBJS:.o=.d) $(BUILD)/obj/main.d $(BUILD)/obj/ctl.d \
-	 $(UNITBINS:%=%.d)
+	 $(UNITBINS:%=%.d) $(LGOBJS:.o=.d) $(BENCHBINS:%=%.d)
