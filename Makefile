@@ -24,13 +24,15 @@ MANDIR	?= $(PREFIX)/share/man
 # Where systemd looks: /lib/systemd/system for the distribution's units
 # (PREFIX=/usr, the Debian package), /usr/local/lib/systemd/system for the
 # administrator's; it searches no other PREFIX, so those go to /etc.
-UNITDIR	?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(if \
-	   $(filter /usr/local,$(PREFIX)),/usr/local/lib/systemd/system,$(SYSCONFDIR)/systemd/system))
+UNITDIR	?= $(strip $(if $(filter /usr,$(PREFIX)),/lib/systemd/system, \
+	   $(if $(filter /usr/local,$(PREFIX)),/usr/local/lib/systemd/system, \
+	   $(SYSCONFDIR)/systemd/system)))
 # Installed binaries are stripped (debug info stays in $(BUILD));
 # debian/rules empties this so that dh_strip keeps a -dbgsym package.
 INSTALL_STRIP ?= -s
 DEBDIR	?= $(BUILD)/deb
-VERSION	:= $(shell sed -n 's/^\#define CFHOOK_VERSION[^"]*"\([^"]*\)".*/\1/p' include/version.h)
+VERSION	:= $(shell sed -n \
+	   's/^\#define CFHOOK_VERSION[^"]*"\([^"]*\)".*/\1/p' include/version.h)
 FUZZ_SECONDS ?= 30
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -196,11 +198,12 @@ deb:
 	rm -rf $(DEBSRC)
 	mkdir -p $(DEBSRC)
 	tar -cf - --exclude=debian/build --exclude=debian/cfhookd \
-	  --exclude=debian/.debhelper Makefile README.md src include conf \
-	  systemd scripts tests debian | tar -xf - -C $(DEBSRC)
+	  --exclude=debian/.debhelper --exclude=__pycache__ Makefile README.md \
+	  src include conf systemd scripts tests debian | tar -xf - -C $(DEBSRC)
 	cd $(DEBSRC) && dpkg-buildpackage -us -uc -b
 	rm -rf $(DEBSRC)
-	@echo "make deb: $(DEBDIR)/cfhookd_$(VERSION)_$$(dpkg --print-architecture).deb"
+	@echo "make deb:" \
+	  "$(DEBDIR)/cfhookd_$(VERSION)_$$(dpkg --print-architecture).deb"
 
 clean:
 	rm -rf build
