@@ -1,10 +1,15 @@
 /* log.h - one line per message, to stderr with a syslog "<N>" priority prefix,
- * or to the journal with fields when systemd connected stderr to it.
+ * or to the journal with fields when systemd connected stderr to it. When
+ * stderr is a terminal the prefix is a UTC time and a level word instead:
+ * "2026-12-07T05:10:11.123Z info  http: ...".
  *
- * Callable from any thread. Messages are single lines: control bytes are
- * escaped. Never pass a secret or a request body. */
+ * Callable from any thread; errno is left as it was. Messages are single
+ * lines: control bytes are escaped. Never pass a secret or a request body. */
 #ifndef CFHOOK_LOG_H
 #define CFHOOK_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 /* syslog priorities */
 #define LOG_LVL_ERROR	3
@@ -27,6 +32,10 @@ void	log_set_level(int level);
 /* "error", "warning", "info", "debug" -> LOG_LVL_*; -1 if unknown. */
 int	log_level_parse(const char *name);
 int	log_enabled(int level);
+/* unix_ms as "YYYY-MM-DDTHH:MM:SS.mmmZ" (UTC) into out, NUL-terminated:
+ * the terminal prefix. Pure (no clock, no lock). Returns the length, or 0
+ * (out emptied) when cap is too small: 25 bytes fit years 0-9999. */
+size_t	log_format_utc(int64_t unix_ms, char *out, size_t cap);
 
 void	log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void	log_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

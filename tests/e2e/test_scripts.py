@@ -317,3 +317,40 @@ def split_statements(sql):
             out.append("\n".join(cur))
             cur = []
     return out
+
+
+def test_installed_scripts_work():
+    """The copies `make install` puts in share/cfhookd and share/doc/cfhookd/
+    examples (paths rewritten for PREFIX=/usr) still run: cfhook-send signs
+    and posts, the example hook fulfils once, the consumer answers."""
+    need("openssl", "curl")
+    from test_units import installed_tree
+    root = installed_tree("/usr")
+    try:
+        send_copy = os.path.join(root, "usr/share/cfhookd/cfhook-send")
+        hook_copy = os.path.join(root, "usr/share/doc/cfhookd/examples/example-hook")
+        consumer_copy = os.path.join(root, "usr/share/doc/cfhookd/examples/example-consumer")
+        with Daemon() as d:
+            payload = os.path.join(d.tmp, "payload")
+            with open(payload, "wb") as f:
+                f.write(payment_body("9911"))
+            p = subprocess.run([send_copy, "-s", d.secret_path, "-u",
+                                "http://127.0.0.1:%d/webhooks/cashfree" % d.port, payload],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30 * SLOW)
+            assert p.returncode == 0 and p.stdout.startswith(b"HTTP 200"), p
+            assert d.event("PAYMENT_SUCCESS_WEBHOOK:9911") is not None
+        state = os.path.join(root, "hook-state")
+        env = {"PATH": "/usr/bin:/bin", "CFHOOK_STATE_DIR": state,
+               "CFHOOK_EVENT_ID": "1", "CFHOOK_EVENT_KEY": "PAYMENT_SUCCESS_WEBHOOK:9911",
+               "CFHOOK_TYPE": "PAYMENT_SUCCESS_WEBHOOK", "CFHOOK_ORDER_ID": "o-1",
+               "CFHOOK_AMOUNT": "1.00", "CFHOOK_CURRENCY": "INR", "CFHOOK_ATTEMPT": "1"}
+        for _ in range(2):
+            p = subprocess.run([hook_copy, "PAYMENT_SUCCESS_WEBHOOK", "9911", "o-1"], env=env,
+                               input=b'{"id":1}\n', stdout=subprocess.PIPE, timeout=10 * SLOW)
+            assert p.returncode == 0, p
+        assert len(fulfilled(state)) == 1
+        p = subprocess.run(["python3", consumer_copy, "--help"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=10 * SLOW)
+        assert p.returncode == 0 and p.stdout.startswith(b"usage:"), p.stdout
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

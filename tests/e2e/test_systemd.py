@@ -533,8 +533,8 @@ def test_sample_config_under_activation():
         os.chmod(hook, 0o755)
         text, n = open(sample).read(), 0
         for old, new in (("database = /var/lib/cfhookd/events.db", "database = " + d.db_path),
-                         ("forward = hook:/usr/local/share/cfhookd/example-hook",
-                          "forward = hook:" + hook)):
+                         ("\n#forward = hook:/usr/local/lib/cfhookd/fulfil-hook\n",
+                          "\nforward = hook:%s\n" % hook)):
             assert old in text, "the sample no longer has %r" % old
             text = text.replace(old, new)
         with open(d.conf_path, "w") as f:

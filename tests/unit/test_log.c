@@ -1,10 +1,16 @@
 /* test_log.c - log lines on stderr: "<N>" prefix, escaping, the length cap,
- * level filtering, whole lines from many threads, the journal check. */
+ * level filtering, whole lines from many threads, the journal check, the
+ * terminal form (a real pty) and its UTC time stamps. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -246,6 +252,123 @@ test_journal_stream(void)
 		CHECK_STR(out, "<6>plain\n<6>journal or fallback\n<6>after\n");
 }
 
+static void
+test_format_utc_table(void)
+{
+	static const struct {
+		int64_t ms;
+		const char *want;
+	} cases[] = {
+		{ 0, "1970-01-01T00:00:00.000Z" },
+		{ 951782400000, "2000-02-29T00:00:00.000Z" },
+		{ 951868799999, "2000-02-29T23:59:59.999Z" },
+		{ 1709251199999, "2024-02-29T23:59:59.999Z" },
+		{ 1709251200000, "2024-03-01T00:00:00.000Z" },
+		{ 1796620211123, "2026-12-07T05:10:11.123Z" },
+		{ 4107542399999, "2100-02-28T23:59:59.999Z" },
+		{ 253402300799999, "9999-12-31T23:59:59.999Z" },
+		{ -1, "1969-12-31T23:59:59.999Z" },
+		{ -86400000, "1969-12-31T00:00:00.000Z" },
+	};
+	char out[32];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		CHECK_INT((long long)log_format_utc(cases[i].ms, out,
+		    sizeof(out)), 24);
+		CHECK_STR(out, cases[i].want);
+	}
+	/* too small: nothing half-written */
+	CHECK_INT((long long)log_format_utc(0, out, 24), 0);
+	CHECK_STR(out, "");
+}
+
+/* Every day from 1900 to 2200, and odd times of day, against gmtime_r. */
+static void
+test_format_utc_against_gmtime(void)
+{
+	char out[32], want[48];
+	int64_t day, ms;
+	struct tm tm;
+	time_t t;
+	int bad = 0;
+
+	for (day = -25567; day < 84006 && bad < 5; day++) {
+		ms = day * 86400000 + (day % 86400) * 997 % 86400000;
+		t = (time_t)((ms - ((ms % 1000) + 1000) % 1000) / 1000);
+		if (gmtime_r(&t, &tm) == NULL)
+			exit(2);
+		(void)snprintf(want, sizeof(want),
+		    "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+		    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+		    tm.tm_sec, (int)(((ms % 1000) + 1000) % 1000));
+		(void)log_format_utc(ms, out, sizeof(out));
+		if (!CHECK_STR(out, want))
+			bad++;
+	}
+}
+
+/* stderr on a real pty: "TIME LEVEL text", no "<N>"; errno untouched. */
+static void
+test_terminal_form(void)
+{
+	char name[128], got[512], stamp[32];
+	struct timespec before, after;
+	struct pollfd pfd;
+	size_t n = 0;
+	ssize_t r;
+	int master, slave, saved;
+
+	master = posix_openpt(O_RDWR | O_NOCTTY);
+	if (master == -1 || grantpt(master) == -1 || unlockpt(master) == -1 ||
+	    ptsname_r(master, name, sizeof(name)) != 0) {
+		printf("test_terminal_form: no pty here, skipped\n");
+		if (master != -1)
+			(void)close(master);
+		return;
+	}
+	slave = open(name, O_RDWR | O_NOCTTY);
+	CHECK(slave != -1);
+	if (slave == -1)
+		return;
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	(void)dup2(slave, STDERR_FILENO);
+	log_init(LOG_LVL_DEBUG);
+	(void)clock_gettime(CLOCK_REALTIME, &before);
+	errno = ENOENT;
+	log_info("http: 200 new id=%d", 5);
+	CHECK_INT(errno, ENOENT);
+	log_warning("w");
+	log_error("e");
+	log_debug("d\x01");
+	(void)clock_gettime(CLOCK_REALTIME, &after);
+	(void)dup2(saved, STDERR_FILENO);
+	(void)close(saved);
+	(void)close(slave);
+	pfd.fd = master;
+	pfd.events = POLLIN;
+	while (n < sizeof(got) - 1 && poll(&pfd, 1, 500) == 1) {
+		r = read(master, got + n, sizeof(got) - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	got[n] = '\0';
+	(void)close(master);
+	log_init(LOG_LVL_INFO);
+	/* the pty turns "\n" into "\r\n"; lines are stamp (24) + ' ' ... */
+	CHECK(n > 4 * 26 && strchr(got, '<') == NULL);
+	(void)log_format_utc((int64_t)before.tv_sec * 1000, stamp,
+	    sizeof(stamp));
+	CHECK(strncmp(got, stamp, 17) == 0 || before.tv_sec != after.tv_sec);
+	CHECK(got[10] == 'T' && got[23] == 'Z' && got[24] == ' ');
+	CHECK(strncmp(got + 25, "info  http: 200 new id=5\r\n", 26) == 0);
+	CHECK(strstr(got, "Z warn  w\r\n") != NULL);
+	CHECK(strstr(got, "Z error e\r\n") != NULL);
+	CHECK(strstr(got, "Z debug d\\x01\r\n") != NULL);
+}
+
 int
 main(void)
 {
@@ -257,5 +380,8 @@ main(void)
 	RUN(test_level_names);
 	RUN(test_threads_whole_lines);
 	RUN(test_journal_stream);
+	RUN(test_format_utc_table);
+	RUN(test_format_utc_against_gmtime);
+	RUN(test_terminal_form);
 	return check_finish("test_log");
 }
