@@ -6,8 +6,9 @@
  * answer follows the commit. No database access and no forwarding here: the
  * 200 is only ever sent for an item the writer reports durable.
  *
- * Answers when several apply, first wins: 404 path, 405 method, 415 content
- * type, 413 size, 401 signature, 503 store.
+ * Answers when several apply, first wins: 400/501 a head RFC 9112 refuses
+ * (http_frame.c), then 404 path, 405 method, 415 content type, 413 size,
+ * 401 signature, 503 store.
  *
  * Stop: http_quiesce() closes the listener, refuses new requests (503) and
  * closes every connection after its answer; http_drain() lets requests
@@ -34,6 +35,7 @@
 #include "event.h"
 #include "form.h"
 #include "http.h"
+#include "http_frame.h"
 #include "http_reply.h"
 #include "listen.h"
 #include "log.h"
@@ -481,6 +483,71 @@ webhook_begin(struct http *h, struct MHD_Connection *c, const char *method,
 }
 
 static enum MHD_Result
+frame_field(void *cls, enum MHD_ValueKind kind, const char *name,
+    const char *value)
+{
+	(void)kind;
+	http_frame_field(cls, name, value != NULL ? value : "");
+	return MHD_YES;
+}
+
+/* A head libmicrohttpd let through but RFC 9112 refuses (http_frame.h):
+ * 400 or 501, and the connection closes, since where its body ends is in
+ * doubt. Answered before routing. */
+static enum MHD_Result
+protocol_error(struct MHD_Connection *c, const char *method, const char *url,
+    enum http_frame_result fr, const char *why)
+{
+	unsigned status = fr == HTTP_FRAME_UNSUPPORTED ? 501 : 400;
+	char peer[PEER_MAX], json[128];
+
+	peer_name(c, peer, sizeof(peer));
+	log_info("http: %u %s: %.16s %.200s from %s", status, why, method, url,
+	    peer);
+	metrics_request(status, 0);
+	/* why: one of http_frame.c's fixed phrases, no quotes */
+	(void)snprintf(json, sizeof(json), "{\"error\":\"%s\"}", why);
+	return http_reply_json(c, status, json, NULL, 1);
+}
+
+/* First callback of a request: its head is in, no body yet. Protocol
+ * errors first, then the routing table by path (an absolute-form target
+ * is routed by its path, RFC 9112 3.2.2). */
+static enum MHD_Result
+route(struct http *h, struct MHD_Connection *c, const char *method,
+    const char *url, void **con_cls)
+{
+	struct http_frame f;
+	enum http_frame_result fr;
+	const char *path, *why;
+
+	http_frame_init(&f);
+	(void)MHD_get_connection_values(c, MHD_HEADER_KIND, frame_field, &f);
+	fr = http_frame_done(&f, &why);
+	path = http_frame_path(url);
+	if (fr == HTTP_FRAME_OK && path == NULL) {
+		fr = HTTP_FRAME_BAD;
+		why = "request target is neither a path nor an http URI";
+	}
+	if (fr != HTTP_FRAME_OK)
+		return protocol_error(c, method, url, fr, why);
+	if (strcmp(path, h->webhook_path) == 0)
+		return webhook_begin(h, c, method, url, con_cls);
+	if (strcmp(path, "/healthz") != 0 && strcmp(path, "/metrics") != 0)
+		return refuse(h, c, method, url, 404,
+		    "{\"error\":\"not found\"}", NULL);
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+		return refuse(h, c, method, url, 405,
+		    "{\"error\":\"method not allowed\"}", "GET, HEAD");
+	if (strcmp(path, "/healthz") == 0)
+		return http_reply_healthz(c, &h->probe, h->writer,
+		    atomic_load(&h->draining));
+	return http_reply_metrics(c, &h->probe, h->writer,
+	    atomic_load(&h->draining));
+}
+
+static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *c, const char *url,
     const char *method, const char *version, const char *upload_data,
     size_t *upload_data_size, void **con_cls)
@@ -490,22 +557,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	enum req_state state;
 
 	(void)version;
-	if (r == NULL) {
-		if (strcmp(url, h->webhook_path) == 0)
-			return webhook_begin(h, c, method, url, con_cls);
-		if (strcmp(url, "/healthz") != 0 && strcmp(url, "/metrics") != 0)
-			return refuse(h, c, method, url, 404,
-			    "{\"error\":\"not found\"}", NULL);
-		if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
-		    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-			return refuse(h, c, method, url, 405,
-			    "{\"error\":\"method not allowed\"}", "GET, HEAD");
-		if (strcmp(url, "/healthz") == 0)
-			return http_reply_healthz(c, &h->probe, h->writer,
-			    atomic_load(&h->draining));
-		return http_reply_metrics(c, &h->probe, h->writer,
-		    atomic_load(&h->draining));
-	}
+	if (r == NULL)
+		return route(h, c, method, url, con_cls);
 	if (*upload_data_size > 0) {
 		/* Past the cap the rest is read and dropped: the answer is
 		 * 413 once the client has finished sending (chunked bodies
