@@ -527,3 +527,87 @@ def test_absolute_form_target_is_routed_by_its_path():
             assert json.loads(reply) == {"error": "request target is neither a path nor an http URI"}
         d.wait_log(r"http: 400 request target is neither a path nor an http URI: POST "
                    r"http://user@x/webhooks/cashfree from 127\.0\.0\.1")
+
+
+def _ipv6_loopback_port():
+    """A free port on [::1], or None when this host has no IPv6 loopback."""
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        try:
+            s.bind(("::1", 0))
+            return s.getsockname()[1]
+        finally:
+            s.close()
+    except OSError:
+        return None
+
+
+def test_start_line_names_the_real_listen_address():
+    """The start-up line names the address cfhookd really listens on, also
+    for a socket systemd passes (read from the socket, not the config)."""
+    with Daemon() as d:
+        d.wait_log(r"cfhookd \S+: listening on 127\.0\.0\.1:%d, database" % d.port)
+    with Daemon(listen="unix") as d:
+        d.wait_log(r"listening on unix:%s, database" % re.escape(d.unix_path))
+        assert ".tmp" not in re.search(r"listening on (\S+),", d.log()).group(1)
+    port = _ipv6_loopback_port()
+    if port is not None:
+        with Daemon(config={"listen": "[::1]:%d" % port}) as d:
+            d.wait_log(r"listening on \[::1\]:%d, database" % port)
+    from test_systemd import Activated
+    for kind in ("tcp", "unix"):
+        with Activated(kind=kind, via="held") as d:
+            d.start()
+            want = "127.0.0.1:%d" % d.port if kind == "tcp" else "unix:" + d.unix_path
+            d.wait_log(r"listening on %s, database" % re.escape(want))
+            assert "systemd" not in re.search(r"listening on .*", d.log()).group(0)
+            assert d.post_json(payment_body("8971" if kind == "tcp" else "8972")).status == 200
+
+
+def test_heads_up_to_7_kib_pass_and_bigger_ones_get_431():
+    """libmicrohttpd's pool per connection is 8 KiB: a head with the
+    headers Cashfree and nginx send, and several KiB more, is served; one
+    past about 7.5 KiB gets 431 (a clear refusal, never a hang), and the
+    daemon serves on."""
+    with Daemon() as d:
+        body = payment_body("8981")
+        proxy = {"X-Real-IP": "203.0.113.9", "X-Forwarded-For": "203.0.113.9, 10.0.0.1",
+                 "X-Forwarded-Proto": "https", "User-Agent": "Cashfree-Webhook/1.0",
+                 "x-idempotency-key": "n9rn7079wqXcse3GEDEXCYle9ajXmU0SUQY8zrUNAlc=",
+                 "X-Big": "b" * 3000}
+        for i in range(30):             # each field also costs ~50 bytes of the pool
+            proxy["X-Trace-%02d" % i] = "t" * 20
+        assert d.post_json(body, extra=proxy).status == 200
+        h = _head(d, body, "X-Big: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                  % ("b" * 7000, len(body)))
+        assert _raw(d, h + body).startswith(b"HTTP/1.1 200")
+        h = _head(d, body, "X-Huge: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                  % ("h" * 9000, len(body)))
+        out = _raw(d, h + body)
+        assert out.startswith(b"HTTP/1.1 431"), out[:100]
+        assert d.post_json(payment_body("8982")).status == 200
+        assert d.rows("SELECT count(*) FROM events")[0][0] == 2
+        assert d.rows("SELECT deliveries FROM events WHERE cf_payment_id = '8981'")[0][0] == 2
+
+
+def test_keep_alive_serves_many_requests_on_one_connection():
+    """A kept-alive connection serves request after request (the reaper
+    starts each one's budgets afresh), also past header_timeout and
+    request_timeout in total."""
+    with Daemon(config={"header_timeout": "1", "request_timeout": "2",
+                        "idle_timeout": "10"}) as d:
+        conn = d.connection()
+        t0 = time.monotonic()
+        n = 0
+        while time.monotonic() - t0 < 3.5:
+            n += 1
+            body = payment_body("899%02d" % n)
+            conn.request("POST", "/webhooks/cashfree", body=body, headers=d.json_headers(body))
+            r = conn.getresponse()
+            assert r.status == 200 and r.getheader("Connection") is None, r.status
+            r.read()
+            time.sleep(0.5)
+        conn.close()
+        assert n >= 6
+        assert d.rows("SELECT count(*) FROM events")[0][0] == n
+        assert "header_timeout" not in d.log() and "request_timeout" not in d.log()
