@@ -527,7 +527,9 @@ webhook_begin(struct http *h, struct MHD_Connection *c, const char *method,
 	r->track = track_of(c);
 	r->is_form = kind == 2;
 	r->t0_us = mono_us();
-	buf_init(&r->body, h->max_body);
+	/* No more room than the length announced: libmicrohttpd never
+	 * passes more, and the buffer then never grows past its charge. */
+	buf_init(&r->body, cl != NULL ? (size_t)len : h->max_body);
 	peer_name(c, r->peer, sizeof(r->peer));
 	pthread_mutex_lock(&h->mu);
 	h->inflight++;

@@ -20,7 +20,7 @@ MAX_EXPOSURE = 1.5
 # Every key of DESIGN "Configuration" (and config.h).
 CONFIG_KEYS = ["listen", "listen_mode", "webhook_path", "secret_file", "database",
                "tolerance", "max_body", "max_connections", "idle_timeout",
-               "request_timeout", "forward", "forward_timeout", "forward_concurrency",
+               "header_timeout", "request_timeout", "forward", "forward_timeout", "forward_concurrency",
                "forward_max_attempts", "forward_backoff", "durability", "log_level"]
 
 
