@@ -22,7 +22,7 @@ enum http_frame_result {
 
 /* What the fields seen so far say. Caller storage; set up by _init. */
 struct http_frame {
-	const char *bad;		/* first field problem (static), or NULL */
+	const char *bad;		/* first problem (static) or NULL */
 	unsigned lengths;		/* Content-Length fields */
 	unsigned long long length;	/* their value */
 	unsigned encodings;		/* Transfer-Encoding fields */

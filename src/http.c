@@ -15,7 +15,9 @@
  * under way finish, then parks nothing more; http_stop() waits for the
  * writer to answer what it holds before stopping libmicrohttpd, which
  * aborts the process when stopped with a connection still suspended.
- * The per-request timeout lives in reaper.c, the answers in http_reply.c. */
+ * The deadlines and the connection cap live in reaper.c, the head checks in
+ * http_frame.c, the connection and body limits in http_limits.c, the
+ * answers in http_reply.c. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
@@ -62,7 +64,7 @@ struct http {
 	int	 listen_fd;		/* ours until quiesce hands it back */
 	char	 listen_name[LISTEN_NAME_MAX];
 	struct http_limits lim;		/* connections, body budget */
-	struct reaper *reaper;		/* per-request timeout */
+	struct reaper *reaper;		/* deadlines, connection cap */
 	/* Set by http_quiesce(): new requests get 503, every answer closes
 	 * its connection, so keep-alive clients cannot stretch the drain. */
 	atomic_int draining;
@@ -93,7 +95,7 @@ struct request {
 	enum req_state state;
 	int	 is_form;
 	int	 too_large;
-	int	 over_budget;		/* refused: all bodies hold the budget */
+	int	 over_budget;		/* refused: the body budget is full */
 	size_t	 charged;		/* of h->body_bytes, for this body */
 	int	 have_event;
 	size_t	 secret_index;
@@ -465,14 +467,18 @@ answer(struct request *r)
 }
 
 /* The bodies in memory together reached their budget: 503, so Cashfree
- * retries once the flood is over. t0_us 0: before the request began. */
+ * retries once the flood is over. r NULL: before the request began. */
 static enum MHD_Result
-busy(struct http *h, struct MHD_Connection *c, const char *peer,
-    int64_t t0_us)
+busy(struct http *h, struct MHD_Connection *c, const struct request *r)
 {
+	char peer[PEER_MAX];
+
+	if (r == NULL)
+		peer_name(c, peer, sizeof(peer));
 	log_warning("http: 503 bodies in memory reached their budget (%zu "
-	    "bytes), not read from %s", h->lim.body_max, peer);
-	metrics_request(503, t0_us > 0 ? mono_us() - t0_us : 0);
+	    "bytes), not read from %s", h->lim.body_max,
+	    r != NULL ? r->peer : peer);
+	metrics_request(503, r != NULL ? mono_us() - r->t0_us : 0);
 	return respond(h, c, 503, "{\"error\":\"busy, retry later\"}", NULL);
 }
 
@@ -484,7 +490,7 @@ webhook_begin(struct http *h, struct MHD_Connection *c, const char *method,
 	const char *ct, *cl;
 	struct request *r;
 	unsigned long long len = 0;
-	char *end, peer[PEER_MAX];
+	char *end;
 	int kind;
 
 	if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
@@ -510,10 +516,8 @@ webhook_begin(struct http *h, struct MHD_Connection *c, const char *method,
 		    "{\"error\":\"shutting down, retry later\"}", NULL);
 	/* A body of known length is charged before it is read: one that
 	 * cannot fit is turned away now, unread. */
-	if (http_limits_take(&h->lim, (size_t)len) == -1) {
-		peer_name(c, peer, sizeof(peer));
-		return busy(h, c, peer, 0);
-	}
+	if (http_limits_take(&h->lim, (size_t)len) == -1)
+		return busy(h, c, NULL);
 	r = calloc(1, sizeof(*r));
 	if (r == NULL || (r->content_type = strdup(ct)) == NULL) {
 		free(r);
@@ -625,7 +629,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	state = r->state;
 	pthread_mutex_unlock(&h->mu);
 	if (state == REQ_BODY && r->over_budget)
-		return busy(h, c, r->peer, r->t0_us);
+		return busy(h, c, r);
 	if (state == REQ_BODY)
 		return body_done(r);
 	if (state == REQ_ANSWER)
@@ -743,6 +747,19 @@ start_mhd(struct http *h, const struct config *cfg)
 	return 0;
 }
 
+/* For the start-up line. A unix socket we made is bound under its
+ * temporary name and renamed: getsockname() would show the temporary one. */
+static void
+name_listener(struct http *h, const struct config *cfg)
+{
+	if (h->cfg != NULL && cfg->listen_kind == LISTEN_UNIX)
+		(void)snprintf(h->listen_name, sizeof(h->listen_name),
+		    "unix:%s", cfg->listen_path);
+	else
+		listen_name(h->listen_fd, h->listen_name,
+		    sizeof(h->listen_name));
+}
+
 int
 http_start(const struct config *cfg, int listen_fd, struct writer *w,
     struct secrets *secrets, const struct http_probe *probe,
@@ -782,14 +799,7 @@ http_start(const struct config *cfg, int listen_fd, struct writer *w,
 			goto fail;
 		h->cfg = (struct config *)cfg;	/* for listen_unlink */
 	}
-	/* A unix socket we made is bound under its temporary name and
-	 * renamed: getsockname() would show the temporary one. */
-	if (h->cfg != NULL && cfg->listen_kind == LISTEN_UNIX)
-		(void)snprintf(h->listen_name, sizeof(h->listen_name),
-		    "unix:%s", cfg->listen_path);
-	else
-		listen_name(h->listen_fd, h->listen_name,
-		    sizeof(h->listen_name));
+	name_listener(h, cfg);
 	if (start_mhd(h, cfg) == -1)
 		goto fail;
 	*ret = h;

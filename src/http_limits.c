@@ -5,7 +5,7 @@
  * connection's libmicrohttpd pool (HTTP_CONN_MEMORY), and the bodies being
  * read, whose buffers grow as bytes arrive, never past max_body each, and
  * never past body_max all together; a body that would pass it is answered
- * 503 and Cashfree retries. Must not: decide what a request gets (http.c
+ * 503 and Cashfree retries. Must not: choose a request's answer (http.c
  * does), or lower a limit of the process. */
 #include <stdatomic.h>
 

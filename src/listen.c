@@ -209,8 +209,8 @@ listen_nofile(unsigned long long want)
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
 		return 0;
 	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
-		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ?
-		    (rlim_t)want : rl.rlim_max;
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ||
+		    rl.rlim_max > want ? (rlim_t)want : rl.rlim_max;
 		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
 			(void)getrlimit(RLIMIT_NOFILE, &rl);
 	}

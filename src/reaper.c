@@ -36,7 +36,7 @@ enum phase {
 };
 
 struct reaper_conn {
-	struct reaper_conn *prev, *next;	/* on one of the reaper's lists */
+	struct reaper_conn *prev, *next;	/* on one of the lists */
 	int	 fd;
 	enum phase phase;
 	int	 line;		/* the current request's line is in */
@@ -49,7 +49,7 @@ struct reaper_conn {
 struct tally {
 	unsigned evicted;	/* to make room */
 	unsigned slow;		/* past request_timeout */
-	unsigned head;		/* request line in, headers not by the deadline */
+	unsigned head;		/* request line in, headers late */
 	unsigned silent;	/* nothing by the header deadline */
 };
 
@@ -326,7 +326,7 @@ reaper_idle(struct reaper *rp, struct reaper_conn *c)
 	c->phase = PHASE_WAIT;
 	c->line = 0;
 	c->since_ms = clock_mono_ms();
-	c->head_by_ms = 0;	/* idle_timeout (libmicrohttpd's) until a line */
+	c->head_by_ms = 0;	/* idle_timeout (libmicrohttpd) until a line */
 	if (!c->shut)
 		move_to(&rp->waiting, c);
 	pthread_mutex_unlock(&rp->mu);

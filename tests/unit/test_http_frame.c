@@ -8,6 +8,7 @@
 #include "http_frame.h"
 
 #define MAXF	4
+#define OTHER_CODING	"transfer coding other than chunked"
 
 struct head_case {
 	const char *fields[MAXF][2];	/* name, value; name NULL ends */
@@ -39,7 +40,7 @@ test_heads(void)
 		{ { { "Transfer-Encoding", "Chunked" } }, HTTP_FRAME_OK, NULL },
 		{ { { "x-webhook-signature", "a b=" }, { "X_Odd.Name~", "" } },
 		    HTTP_FRAME_OK, NULL },
-		/* the same length twice, as fields or as a list, is one length */
+		/* one length twice, as fields or as a list, is one length */
 		{ { { "Content-Length", "5" }, { "content-length", "5" } },
 		    HTTP_FRAME_OK, NULL },
 		{ { { "Content-Length", "5, 5" } }, HTTP_FRAME_OK, NULL },
@@ -59,9 +60,11 @@ test_heads(void)
 		{ { { "Content-Length", "99999999999999999999" } },
 		    HTTP_FRAME_BAD, "malformed Content-Length" },
 		/* smuggling: both framings */
-		{ { { "Content-Length", "5" }, { "Transfer-Encoding", "chunked" } },
+		{ { { "Content-Length", "5" },
+		    { "Transfer-Encoding", "chunked" } },
 		    HTTP_FRAME_BAD, "Content-Length with Transfer-Encoding" },
-		{ { { "Transfer-Encoding", "gzip" }, { "Content-Length", "5" } },
+		{ { { "Transfer-Encoding", "gzip" },
+		    { "Content-Length", "5" } },
 		    HTTP_FRAME_BAD, "Content-Length with Transfer-Encoding" },
 		/* chunked must be last and once */
 		{ { { "Transfer-Encoding", "chunked, gzip" } },
@@ -75,13 +78,13 @@ test_heads(void)
 		    HTTP_FRAME_BAD, "empty Transfer-Encoding" },
 		/* codings we cannot read: 501 */
 		{ { { "Transfer-Encoding", "gzip" } },
-		    HTTP_FRAME_UNSUPPORTED, "transfer coding other than chunked" },
+		    HTTP_FRAME_UNSUPPORTED, OTHER_CODING },
 		{ { { "Transfer-Encoding", "gzip, chunked" } },
-		    HTTP_FRAME_UNSUPPORTED, "transfer coding other than chunked" },
+		    HTTP_FRAME_UNSUPPORTED, OTHER_CODING },
 		{ { { "Transfer-Encoding", "identity" } },
-		    HTTP_FRAME_UNSUPPORTED, "transfer coding other than chunked" },
+		    HTTP_FRAME_UNSUPPORTED, OTHER_CODING },
 		{ { { "Transfer-Encoding", "chunked;x=1" } },
-		    HTTP_FRAME_UNSUPPORTED, "transfer coding other than chunked" },
+		    HTTP_FRAME_UNSUPPORTED, OTHER_CODING },
 		/* chunked, but not as libmicrohttpd recognises it */
 		{ { { "Transfer-Encoding", "chunked " } },
 		    HTTP_FRAME_UNSUPPORTED,
@@ -100,7 +103,8 @@ test_heads(void)
 		    HTTP_FRAME_BAD, "malformed header field name" },
 		{ { { "Host", "x" }, { "HostContent-Type: a", "x" } },
 		    HTTP_FRAME_BAD, "malformed header field name" },
-		{ { { "", "x" } }, HTTP_FRAME_BAD, "malformed header field name" },
+		{ { { "", "x" } }, HTTP_FRAME_BAD,
+		    "malformed header field name" },
 		{ { { "X(y)", "x" } }, HTTP_FRAME_BAD,
 		    "malformed header field name" },
 		{ { { "X\xc3\xa9", "x" } }, HTTP_FRAME_BAD,
