@@ -248,6 +248,18 @@ def test_genuine_webhook_answered_within_a_second_under_a_flood():
         restore_nofile(limits)
 
 
+def connect_accepted(d):
+    """A new connection, once the daemon has accepted it (its fds grew), so
+    that connections reach the daemon in the order they are opened."""
+    before = daemon_fds(d)
+    s = socket.create_connection(("127.0.0.1", d.port))
+    deadline = time.monotonic() + 5 * SLOW
+    while daemon_fds(d) <= before:
+        assert time.monotonic() < deadline, "the daemon did not accept"
+        time.sleep(0.01)
+    return s
+
+
 def test_the_longest_waiting_connection_makes_room():
     """At max_connections a new connection closes the one that has waited
     longest for a request (fresh or kept alive), never a request under way."""
@@ -261,28 +273,26 @@ def test_the_longest_waiting_connection_makes_room():
                          headers=d.json_headers(payment_body("7801")))
             r = kept.getresponse()
             assert r.status == 200 and r.read()
-            time.sleep(0.2)
-            # a request under way: head and half its body
+            # a request under way: its head is in (the daemon asks for the
+            # body: 100 Continue), its body not yet
             body = payment_body("7802")
-            busy = socket.create_connection(("127.0.0.1", d.port))
+            busy = connect_accepted(d)
             socks.append(busy)
             h = d.json_headers(body)
             head = "POST /webhooks/cashfree HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + \
                 "".join("%s: %s\r\n" % kv for kv in h.items()) + \
-                "Content-Length: %d\r\n\r\n" % len(body)
-            busy.sendall(head.encode() + body[:20])
-            time.sleep(0.2)
+                "Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)
+            busy.settimeout(10 * SLOW)
+            busy.sendall(head.encode())
+            assert busy.recv(100).startswith(b"HTTP/1.1 100"), "no 100 Continue"
             fresh = []
             for _ in range(4):          # 6 open: kept, busy, 4 fresh
-                fresh.append(socket.create_connection(("127.0.0.1", d.port)))
+                fresh.append(connect_accepted(d))
                 socks.append(fresh[-1])
-                time.sleep(0.1)
-            time.sleep(0.3)
             assert not any(is_closed_by_peer(s) for s in [kept.sock, busy] + fresh)
             # the 7th: the kept-alive one has waited longest (the busy one
             # is not waiting), so it goes
-            extra = socket.create_connection(("127.0.0.1", d.port))
-            socks.append(extra)
+            socks.append(socket.create_connection(("127.0.0.1", d.port)))
             wait_closed(kept.sock)
             assert not any(is_closed_by_peer(s) for s in [busy] + fresh)
             # a genuine request: the oldest fresh one makes room for it
@@ -291,9 +301,7 @@ def test_the_longest_waiting_connection_makes_room():
             wait_closed(fresh[0])
             assert not any(is_closed_by_peer(s) for s in [busy] + fresh[1:])
             # the request under way was never touched: it completes
-            busy.setblocking(True)
-            busy.settimeout(10 * SLOW)
-            busy.sendall(body[20:])
+            busy.sendall(body)
             assert busy.recv(4096).startswith(b"HTTP/1.1 200"), "the busy request was lost"
             d.wait_log(r"max_connections \(6\) reached: closed \d+ connections? waiting")
             assert {r[0] for r in d.rows("SELECT cf_payment_id FROM events")} == \
