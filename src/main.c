@@ -213,9 +213,9 @@ start(struct daemon *d, const char *path)
 	if (forward_start(cfg, &d->forward) == -1)
 		return -1;
 	writer_set_on_commit(d->writer, wake_forward, d->forward);
-	log_info("cfhookd %s: listening on %s%s, database '%s', forward %s, "
-	    "%zu secret%s", CFHOOK_VERSION, fd >= 0 ? "a socket from systemd" :
-	    cfg->listen, "", cfg->database, config_forward_name(cfg),
+	log_info("cfhookd %s: listening on %s, database '%s', forward %s, "
+	    "%zu secret%s", CFHOOK_VERSION, http_listen_name(d->http),
+	    cfg->database, config_forward_name(cfg),
 	    secrets_count(d->secrets), secrets_count(d->secrets) == 1 ? "" : "s");
 	return 0;
 }
