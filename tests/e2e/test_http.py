@@ -598,16 +598,17 @@ def test_keep_alive_serves_many_requests_on_one_connection():
                         "idle_timeout": "10"}) as d:
         conn = d.connection()
         t0 = time.monotonic()
-        n = 0
-        while time.monotonic() - t0 < 3.5:
-            n += 1
-            body = payment_body("899%02d" % n)
+        n = 7
+        for i in range(1, n + 1):
+            body = payment_body("899%02d" % i)
             conn.request("POST", "/webhooks/cashfree", body=body, headers=d.json_headers(body))
             r = conn.getresponse()
             assert r.status == 200 and r.getheader("Connection") is None, r.status
             r.read()
             time.sleep(0.5)
         conn.close()
-        assert n >= 6
+        # one connection outlived both budgets together, however slow the
+        # machine (a count of requests, not of seconds)
+        assert time.monotonic() - t0 > 3.0
         assert d.rows("SELECT count(*) FROM events")[0][0] == n
         assert "header_timeout" not in d.log() and "request_timeout" not in d.log()
