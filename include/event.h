@@ -23,7 +23,7 @@ struct event {
 	char	*cf_payment_id;	/* digits exactly as sent (text or number) */
 	char	*order_id;
 	char	*payment_status;
-	char	*amount;	/* decimal text: strings as sent, numbers shortest */
+	char	*amount;	/* decimal text exactly as sent (a number: its token) */
 	char	*currency;
 	char	*event_time;
 	enum event_format format;

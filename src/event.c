@@ -230,29 +230,25 @@ struct source {
 	const struct form *form;
 };
 
-/* Text of a JSON number. Ids keep the token exactly as sent (DESIGN
- * "digits exactly as sent", spec section 4 "never via double"): 1453002795.0
- * stays so and ids beyond 2^63 keep every digit. Other fields: an integer's
- * exact digits, a real's shortest text that reads back the same ("1.8",
- * "170"). A null here may be a number jsonraw_tame() blanked because jansson
- * cannot hold it: an integer keeps its digits, a real beyond double gives
- * NULL. Returns -1 only on no memory. */
+/* Text of a JSON number: its token exactly as sent, for ids and amounts
+ * alike (DESIGN "Events and deduplication": "170.00" stays "170.00", an id
+ * of 20 digits keeps every digit, spec section 4 "never via double"). The
+ * token is read from the raw body, so a number jsonraw_tame() blanked
+ * because jansson cannot hold it (1e400, 2^70) keeps its text too. Only if
+ * the raw text cannot be found (it always can in a body jansson accepted)
+ * is jansson's value printed. Returns -1 only on no memory. */
 static int
-number_text(const struct source *src, json_t *v, const char *path, int id,
+number_text(const struct source *src, json_t *v, const char *path,
     char **ret)
 {
 	char tmp[512];
-	const char *raw = NULL;
 	size_t off = 0, n = 0;
 	int len;
 
 	*ret = NULL;
 	if (jsonraw_find(src->body, src->len, path, &off, &n) == 0 &&
-	    jsonraw_is_number(src->body + off, n))
-		raw = src->body + off;
-	if (raw != NULL && (id || (json_is_null(v) &&
-	    jsonraw_is_integer(raw, n)))) {
-		*ret = dup_bytes(raw, n);
+	    jsonraw_is_number(src->body + off, n)) {
+		*ret = dup_bytes(src->body + off, n);
 		return *ret == NULL ? -1 : 0;
 	}
 	if (json_is_integer(v)) {
@@ -271,11 +267,11 @@ number_text(const struct source *src, json_t *v, const char *path, int id,
 	return *ret == NULL ? -1 : 0;
 }
 
-/* Text of the JSON scalar at path: strings as sent, numbers as
- * number_text() says. Booleans, null, objects, arrays and strings holding
- * NUL give *ret = NULL. Returns -1 only on no memory. */
+/* Text of the JSON scalar at path: strings as sent, numbers as their
+ * token. Booleans, null, objects, arrays and strings holding NUL give
+ * *ret = NULL. Returns -1 only on no memory. */
 static int
-json_text(const struct source *src, const char *path, int id, char **ret)
+json_text(const struct source *src, const char *path, char **ret)
 {
 	json_t *v = json_path(src->root, path);
 	const char *s;
@@ -283,7 +279,7 @@ json_text(const struct source *src, const char *path, int id, char **ret)
 
 	*ret = NULL;
 	if (json_is_number(v) || json_is_null(v))
-		return number_text(src, v, path, id, ret);
+		return number_text(src, v, path, ret);
 	if (!json_is_string(v))
 		return 0;
 	s = json_string_value(v);
@@ -344,13 +340,13 @@ form_text(const struct form *f, const char *key)
 /* The text at one rule's place, or *ret = NULL. -1 on no memory. */
 static int
 source_text(const struct source *src, const char *json, const char *form,
-    int id, char **ret)
+    char **ret)
 {
 	const char *s;
 
 	*ret = NULL;
 	if (src->form == NULL)
-		return json_text(src, json, id, ret);
+		return json_text(src, json, ret);
 	if (form == NULL)
 		return 0;
 	s = form_text(src->form, form);
@@ -392,8 +388,7 @@ fill_fields(struct event *ev, const struct source *src, enum kind k)
 		if (*dst != NULL)
 			continue;
 		id = is_id(rs->r[i].field);
-		if (source_text(src, rs->r[i].json, rs->r[i].form, id,
-		    &s) == -1)
+		if (source_text(src, rs->r[i].json, rs->r[i].form, &s) == -1)
 			return -1;
 		if (s != NULL && s[0] == '\0' && id) {
 			free(s);
@@ -480,7 +475,7 @@ natural_key(const struct source *src, const char *type,
 	*ret = NULL;
 	parts[n++] = type;
 	for (i = 0; i < NATURAL_PARTS && nat->parts[i] != NULL; i++) {
-		if (source_text(src, nat->parts[i], NULL, 1, &text[i]) == -1) {
+		if (source_text(src, nat->parts[i], NULL, &text[i]) == -1) {
 			rc = -1;
 			break;
 		}
@@ -539,8 +534,8 @@ make_key(const struct event *ev, enum kind k, const struct link_parts *lp,
 static int
 link_parts(const struct source *src, struct link_parts *lp)
 {
-	if (source_text(src, "data.link_id", "link_id", 1, &lp->id) == -1 ||
-	    source_text(src, "data.link_status", "link_status", 0,
+	if (source_text(src, "data.link_id", "link_id", &lp->id) == -1 ||
+	    source_text(src, "data.link_status", "link_status",
 	    &lp->status) == -1)
 		return -1;
 	lp->tx_unreadable = source_has(src, "data.order.transaction_id",

@@ -122,7 +122,7 @@ def test_hook_gets_argv_env_and_envelope():
         assert env[b"CFHOOK_CF_PAYMENT_ID"] == b"1453002795"
         assert env[b"CFHOOK_ORDER_ID"] == b"order_1"
         assert env[b"CFHOOK_PAYMENT_STATUS"] == b"SUCCESS"
-        assert env[b"CFHOOK_AMOUNT"] == b"170"
+        assert env[b"CFHOOK_AMOUNT"] == b"170.00"
         assert env[b"CFHOOK_CURRENCY"] == b"INR"
         assert env[b"CFHOOK_ATTEMPT"] == b"1"
         # stdin: exactly one line of JSON
@@ -133,7 +133,7 @@ def test_hook_gets_argv_env_and_envelope():
                            "attempt", "format", "payload"]
         assert e["id"] == 1 and e["attempt"] == 1 and e["format"] == "json"
         assert e["event_key"] == "PAYMENT_SUCCESS_WEBHOOK:1453002795"
-        assert e["order_id"] == "order_1" and e["amount"] == "170"
+        assert e["order_id"] == "order_1" and e["amount"] == "170.00"
         assert RFC3339_MS.match(e["received_at"]), e["received_at"]
         assert e["payload"] == json.loads(body)
         # the payload keeps the number text Cashfree sent

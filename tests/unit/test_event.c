@@ -192,10 +192,15 @@ test_amounts(void)
 		const char *amount;	/* the JSON token */
 		const char *want;
 	} cases[] = {
+		/* a string's content and a number's token, exactly as sent:
+		 * the amount is money and the signature is over this text */
 		{ "\"1.8\"", "1.8" },
 		{ "\"170.00\"", "170.00" },
-		{ "170.00", "170" },
-		{ "2.00", "2" },
+		{ "\"55.00\"", "55.00" },
+		{ "170.00", "170.00" },
+		{ "2.50", "2.50" },
+		{ "0.10", "0.10" },
+		{ "2.00", "2.00" },
 		{ "1.8", "1.8" },
 		{ "0.1", "0.1" },
 		{ "1", "1" },
@@ -203,12 +208,13 @@ test_amounts(void)
 		/* beyond int64 (jansson cannot hold it): the exact digits */
 		{ "100000000000000000000", "100000000000000000000" },
 		{ "-100000000000000000000", "-100000000000000000000" },
-		/* beyond double: no decimal reads back to it */
-		{ "1e400", NULL },
-		{ "1E2", "100" },
-		{ "-0", "0" },
+		/* beyond double: still the text that was signed */
+		{ "1e400", "1e400" },
+		{ "1e2", "1e2" },
+		{ "1E2", "1E2" },
+		{ "-0", "-0" },
 		{ "0.30000000000000004", "0.30000000000000004" },
-		{ "1.10", "1.1" },
+		{ "1.10", "1.10" },
 		{ "true", NULL },
 		{ "null", NULL },
 		{ "{\"v\":1}", NULL },
@@ -602,7 +608,7 @@ test_numeric_ids_keep_their_token(void)
 		CHECK_STR(ev.cf_payment_id, cases[i].want);
 		CHECK_STR(ev.order_id, "o1");
 		CHECK_STR(ev.payment_status, "SUCCESS");
-		CHECK_STR(ev.amount, "170");
+		CHECK_STR(ev.amount, "170.00");
 		event_done(&ev);
 	}
 	/* an escaped key is the same key for jansson and for the raw text */
