@@ -50,6 +50,12 @@ struct store_admin_event {
 	int64_t	 forwarded_at;		/* -1: never */
 	int64_t	 next_attempt_at;
 	int64_t	 replay_base;		/* forward_attempts at the last replay */
+	char	*idempotency_key;	/* headers recorded as received */
+	char	*webhook_version;
+	char	*order_state;		/* the order after this event (DESIGN
+					 * "Orders"); NULL: not in the ledger */
+	int	 order_paid_now;	/* 1, 0, or -1 (NULL) */
+	char	*order_attention;
 };
 
 /* One forward_log row (a delivery attempt). */
