@@ -124,12 +124,22 @@ def hook_wrapper(d, state):
     return path
 
 
-def fulfilled(state):
+def fulfilled(state, name="fulfilment.log"):
     try:
-        with open(os.path.join(state, "fulfilment.log"), encoding="utf-8") as f:
+        with open(os.path.join(state, name), encoding="utf-8") as f:
             return f.read().splitlines()
     except FileNotFoundError:
         return []
+
+
+def alerts(state):
+    return fulfilled(state, "alerts.log")
+
+
+LINK = ('{"data":{"cf_link_id":1,"link_id":"hook_link","link_status":"PAID",'
+        '"link_currency":"INR","link_amount":"2.00","link_amount_paid":"2.00",'
+        '"order":{"order_amount":"2.00","order_id":"CFPay_hook","transaction_id":9720,'
+        '"transaction_status":"SUCCESS"}},"type":"PAYMENT_LINK_EVENT","version":1}')
 
 
 def ctl(d, *args):
@@ -150,10 +160,22 @@ def test_example_hook_is_idempotent_by_event_key():
             == 200
         assert d.post_json(payment_body("9702", order_id="o-failed", status="FAILED",
                                         type_="PAYMENT_FAILED_WEBHOOK")).status == 200
+        # a Payment Link payment arrives twice (the link event and its twin
+        # PAYMENT_SUCCESS_WEBHOOK): one fulfilment
+        assert d.post_json(LINK).status == 200
+        assert d.post_json(payment_body("9720", order_id="CFPay_hook", amount="2.00"
+                                        )).status == 200
         wait_until(lambda: d.rows("SELECT count(*) FROM events WHERE forward_state = 'done'"
-                                  )[0][0] == 2, what="both delivered")
+                                  )[0][0] == 4, what="all delivered")
         lines = fulfilled(state)
-        assert len(lines) == 1, lines              # only the success is fulfilled
+        assert len(lines) == 2, lines              # the order paid, the link paid
+        link = [ln.split("\t") for ln in lines if "\tCFPay_hook\t" in ln]
+        assert len(link) == 1 and link[0][4] == "PAYMENT_LINK_EVENT:hook_link:PAID:9720"
+        lines = [ln for ln in lines if "\tCFPay_hook\t" not in ln]
+        # 499.00 paid for an order of 2: one alert, naming the order
+        al = alerts(state)
+        assert len(al) == 1 and al[0].split("\t")[2] == "amount_mismatch", al
+        assert al[0].split("\t")[1] == nasty.replace("\n", " ").replace("\t", " ")
         f = lines[0].split("\t")
         # the order id arrives byte for byte (tab and newline turned into blanks)
         assert f[1] == nasty.replace("\n", " ").replace("\t", " ") and f[2] == "499.00"
@@ -168,30 +190,54 @@ def test_example_hook_is_idempotent_by_event_key():
         eid = d.rows("SELECT id FROM events WHERE event_key = 'PAYMENT_SUCCESS_WEBHOOK:9701'"
                      )[0][0]
         ctl(d, "replay", str(eid))
-        d.wait_log(r"already fulfilled")
+        d.wait_log(r"already handled")
         wait_until(lambda: d.rows("SELECT forward_state FROM events WHERE id = ?", (eid,)
                                   )[0][0] == "done", what="the replay delivered")
-        assert len(fulfilled(state)) == 1
+        assert len(fulfilled(state)) == 2 and len(alerts(state)) == 1
 
 
 def test_example_hook_run_by_hand():
     """The hook's own contract, without the daemon: twice the same key ->
-    fulfilled once; no key -> non-zero (cfhookd would retry)."""
+    fulfilled once; only the event that paid the order is fulfilled; an
+    alert once per order and set of flags; no key -> non-zero (cfhookd
+    would retry)."""
     tmp = os.path.join(os.environ.get("TMPDIR", "/tmp"), "cfhook-hook-%d" % os.getpid())
     os.makedirs(tmp, exist_ok=True)
     try:
         env = {"PATH": "/usr/bin:/bin", "CFHOOK_STATE_DIR": tmp,
                "CFHOOK_EVENT_ID": "7", "CFHOOK_EVENT_KEY": "PAYMENT_SUCCESS_WEBHOOK:1",
                "CFHOOK_TYPE": "PAYMENT_SUCCESS_WEBHOOK", "CFHOOK_ORDER_ID": "o $x",
-               "CFHOOK_AMOUNT": "1.00", "CFHOOK_CURRENCY": "INR", "CFHOOK_ATTEMPT": "1"}
+               "CFHOOK_AMOUNT": "1.00", "CFHOOK_CURRENCY": "INR", "CFHOOK_ATTEMPT": "1",
+               "CFHOOK_ORDER_STATE": "PAID", "CFHOOK_ORDER_PAID_NOW": "1",
+               "CFHOOK_ORDER_ATTENTION": ""}
         hook = os.path.join(SCRIPTS, "example-hook")
+
+        def run(**kw):
+            e = dict(env, **kw)
+            p = subprocess.run([hook, e["CFHOOK_TYPE"], "1", "o $x"], env=e,
+                               input=b'{"id":7}\n', stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=10)
+            assert p.returncode == 0, p.stderr
+            return p
+
         for attempt in ("1", "2"):
-            env["CFHOOK_ATTEMPT"] = attempt
-            p = subprocess.run([hook, "PAYMENT_SUCCESS_WEBHOOK", "1", "o $x"], env=env,
-                               input=b'{"id":7}\n', stdout=subprocess.PIPE, timeout=10)
-            assert p.returncode == 0
+            run(CFHOOK_ATTEMPT=attempt)
         assert len(fulfilled(tmp)) == 1
         assert fulfilled(tmp)[0].split("\t")[1] == "o $x"
+        # the same payment again under another key (a link twin), a second
+        # payment, a late failure: PAID already, nothing ships
+        run(CFHOOK_EVENT_KEY="PAYMENT_LINK_EVENT:l:PAID:1", CFHOOK_ORDER_PAID_NOW="0")
+        run(CFHOOK_EVENT_KEY="PAYMENT_SUCCESS_WEBHOOK:2", CFHOOK_ORDER_PAID_NOW="0",
+            CFHOOK_ORDER_ATTENTION="double_payment")
+        run(CFHOOK_EVENT_KEY="PAYMENT_FAILED_WEBHOOK:3", CFHOOK_ORDER_PAID_NOW="0",
+            CFHOOK_TYPE="PAYMENT_FAILED_WEBHOOK", CFHOOK_ORDER_ATTENTION="double_payment")
+        p = run(CFHOOK_EVENT_KEY="PAYMENT_FAILED_WEBHOOK:4", CFHOOK_ORDER_PAID_NOW="0",
+                CFHOOK_TYPE="PAYMENT_FAILED_WEBHOOK",
+                CFHOOK_ORDER_ATTENTION="double_payment,late_failure")
+        assert b"needs attention: double_payment,late_failure" in p.stderr
+        assert len(fulfilled(tmp)) == 1
+        assert [a.split("\t")[2] for a in alerts(tmp)] == \
+            ["double_payment", "double_payment,late_failure"]
         del env["CFHOOK_EVENT_KEY"]
         p = subprocess.run([hook], env=env, input=b"", stderr=subprocess.PIPE, timeout=10)
         assert p.returncode != 0 and b"CFHOOK_EVENT_KEY" in p.stderr
