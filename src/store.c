@@ -123,7 +123,6 @@ static const char *const migrations[] = {
 	"  attention      TEXT"
 	") WITHOUT ROWID;"
 	"CREATE INDEX orders_last ON orders(last_event_at);"
-	"CREATE INDEX orders_state ON orders(state, last_event_at);"
 	"CREATE TABLE order_payments ("
 	"  order_id       TEXT    NOT NULL,"
 	"  cf_payment_id  TEXT    NOT NULL,"

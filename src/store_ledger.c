@@ -24,7 +24,8 @@
 
 enum lstmt {
 	L_GET,
-	L_PUT,
+	L_ADD,
+	L_SET,
 	L_PAYMENT,
 	L_STAMP,
 	L_COUNT
@@ -35,20 +36,19 @@ static const char *const lsql[L_COUNT] = {
 	    " paid_currency, successes, first_event_at, paid_at,"
 	    " paid_event_id, last_event_id, last_event_at, attention"
 	    " FROM orders WHERE order_id = ?1",
-	[L_PUT] = "INSERT INTO orders (order_id, state, order_amount, currency,"
+	/* The writer is the only one who writes orders, inside the event's
+	 * transaction: the row read by L_GET is the row written back, so an
+	 * order is added or updated, never both (an UPSERT would probe the
+	 * key twice per event). */
+	[L_ADD] = "INSERT INTO orders (order_id, state, order_amount, currency,"
 	    " paid_amount, paid_currency, successes, first_event_at, paid_at,"
 	    " paid_event_id, last_event_id, last_event_at, attention)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
-	    " ON CONFLICT (order_id) DO UPDATE SET state = excluded.state,"
-	    " order_amount = excluded.order_amount,"
-	    " currency = excluded.currency,"
-	    " paid_amount = excluded.paid_amount,"
-	    " paid_currency = excluded.paid_currency,"
-	    " successes = excluded.successes, paid_at = excluded.paid_at,"
-	    " paid_event_id = excluded.paid_event_id,"
-	    " last_event_id = excluded.last_event_id,"
-	    " last_event_at = excluded.last_event_at,"
-	    " attention = excluded.attention",
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+	[L_SET] = "UPDATE orders SET state = ?2, order_amount = ?3,"
+	    " currency = ?4, paid_amount = ?5, paid_currency = ?6,"
+	    " successes = ?7, first_event_at = ?8, paid_at = ?9,"
+	    " paid_event_id = ?10, last_event_id = ?11, last_event_at = ?12,"
+	    " attention = ?13 WHERE order_id = ?1",
 	/* A payment counts once per order, whichever event brought it (a
 	 * link event and its twin PAYMENT_SUCCESS_WEBHOOK share the id). */
 	[L_PAYMENT] = "INSERT INTO order_payments (order_id, cf_payment_id,"
@@ -80,6 +80,7 @@ struct ledger_input {
 /* An orders row read into owned strings that its ledger_order borrows. */
 struct order_row {
 	struct ledger_order o;
+	int	 stored;	/* read from the table (else new) */
 	char	*text[4];	/* order_amount, currency, paid_*, owned */
 };
 
@@ -181,10 +182,12 @@ get_order(struct store_ledger *sl, const struct ledger_input *in,
 	    SQLITE_OK)
 		goto out;
 	step = sqlite3_step(s);
-	if (step == SQLITE_ROW)
+	if (step == SQLITE_ROW) {
 		rc = read_order(s, r);
-	else if (step == SQLITE_DONE)
+		r->stored = 1;
+	} else if (step == SQLITE_DONE) {
 		rc = 0;
+	}
 out:
 	(void)sqlite3_reset(s);
 	(void)sqlite3_clear_bindings(s);
@@ -231,9 +234,10 @@ bind_opt_int(sqlite3_stmt *s, int i, int64_t v, int64_t null_value)
 
 static int
 put_order(struct store_ledger *sl, const char *order_id,
-    const struct ledger_order *o, const char *attention)
+    const struct order_row *r, const char *attention)
 {
-	sqlite3_stmt *s = sl->s[L_PUT];
+	sqlite3_stmt *s = sl->s[r->stored ? L_SET : L_ADD];
+	const struct ledger_order *o = &r->o;
 	int rc = SQLITE_OK, ok;
 
 	rc |= sqlite3_bind_text(s, 1, order_id, -1, SQLITE_STATIC);
@@ -250,7 +254,8 @@ put_order(struct store_ledger *sl, const char *order_id,
 	rc |= sqlite3_bind_int64(s, 11, o->last_event_id);
 	rc |= sqlite3_bind_int64(s, 12, o->last_event_at);
 	rc |= bind_opt_text(s, 13, attention[0] != '\0' ? attention : NULL);
-	ok = rc == SQLITE_OK && sqlite3_step(s) == SQLITE_DONE;
+	ok = rc == SQLITE_OK && sqlite3_step(s) == SQLITE_DONE &&
+	    sqlite3_changes(sl->db) == 1;
 	(void)sqlite3_reset(s);
 	(void)sqlite3_clear_bindings(s);
 	return ok ? 0 : -1;
@@ -308,7 +313,7 @@ apply_one(struct store_ledger *sl, const struct ledger_input *in,
 	ev.at_ms = in->at_ms;
 	ledger_apply(&r.o, &ev, &step);
 	ledger_attention_text(r.o.attention, attention, sizeof(attention));
-	if (put_order(sl, in->order_id, &r.o, attention) == -1 ||
+	if (put_order(sl, in->order_id, &r, attention) == -1 ||
 	    stamp(sl, in->id, &r.o, step.paid_now, attention) == -1)
 		goto out;
 	*raised = step.raised;

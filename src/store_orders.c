@@ -84,8 +84,9 @@ store_orders_free(struct store_order *rows, size_t n)
 }
 
 /* Constant SQL text per filter, every value bound (?1 state, ?2 since,
- * ?3 limit), so each filter can use its index (orders_state,
- * orders_last). */
+ * ?3 limit). orders_last gives the order and --since; a state or attention
+ * filter reads the rows in that order (no index of their own: each would
+ * cost the writer an index update per event). */
 static char *
 list_sql(const struct store_orders_filter *f)
 {
