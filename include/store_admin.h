@@ -78,6 +78,8 @@ struct store_admin_status {
 	int64_t	 received_today;	/* received_at >= day_start */
 	int64_t	 day_start;		/* start of "today" (UTC midnight) */
 	int64_t	 tombstones;		/* rows in pruned_keys */
+	int64_t	 orders;		/* rows in orders (DESIGN "Orders") */
+	int64_t	 orders_attention;	/* of them, with attention */
 	int	 has_oldest_pending;
 	struct store_admin_event oldest_pending;	/* no body */
 	int	 has_last_received;

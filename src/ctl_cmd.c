@@ -146,6 +146,10 @@ status_text(const struct ctl *c, const struct store_admin_status *s)
 		ctl_out_field(c->out, "last received", "never");
 	}
 	ctl_out_int_field(c->out, "pruned keys", s->tombstones);
+	(void)snprintf(v, sizeof(v), "%" PRId64 " (%" PRId64 " need attention%s)",
+	    s->orders, s->orders_attention, s->orders_attention > 0 ?
+	    ": cfhookctl orders --attention" : "");
+	ctl_out_field(c->out, "orders", v);
 }
 
 /* A notable row (oldest pending, last received): its columns and age. */
@@ -190,6 +194,9 @@ status_json(const struct ctl *c, const struct store_admin_status *s)
 	bad |= ctl_out_set(o, "received_today",
 	    json_integer(s->received_today));
 	bad |= ctl_out_set(o, "pruned_keys", json_integer(s->tombstones));
+	bad |= ctl_out_set(o, "orders", json_integer(s->orders));
+	bad |= ctl_out_set(o, "orders_attention",
+	    json_integer(s->orders_attention));
 	bad |= ctl_out_set(o, "oldest_pending", brief_json(c,
 	    s->has_oldest_pending, &s->oldest_pending));
 	bad |= ctl_out_set(o, "last_received", brief_json(c,

@@ -260,7 +260,11 @@ store_admin_status(struct store *store, int64_t now, int64_t day_start,
 	    store_admin_count(db, "SELECT count(*) FROM events"
 	    " WHERE received_at >= ?1", day_start, &st.received_today) == -1 ||
 	    store_admin_count(db, "SELECT count(*) FROM pruned_keys", 0,
-	    &st.tombstones) == -1)
+	    &st.tombstones) == -1 ||
+	    store_admin_count(db, "SELECT count(*) FROM orders", 0,
+	    &st.orders) == -1 ||
+	    store_admin_count(db, "SELECT count(*) FROM orders"
+	    " WHERE attention IS NOT NULL", 0, &st.orders_attention) == -1)
 		goto out;
 	/* Ids grow with receipt, and the partial index serves this. */
 	r1 = one_event(db, "SELECT " EVENT_COLS " FROM events"

@@ -432,6 +432,10 @@ def test_cfhookctl_orders_and_order():
             assert t["events"][-1]["type"] == "REFUND_STATUS_WEBHOOK"
             assert t["events"][-1]["order_state"] is None
             ctl(d, "order", "no-such-order", expect=1)
+            st = ctl_json(d, "status")
+            assert (st["orders"], st["orders_attention"]) == (7, 3), st
+            assert re.search(r"^  orders +7 \(3 need attention: cfhookctl orders "
+                             r"--attention\)$", ctl(d, "status"), re.M)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
