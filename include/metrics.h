@@ -20,6 +20,11 @@ void	metrics_signature_failure(enum verify_result);
 /* One forward attempt and its outcome. */
 void	metrics_forward_attempt(int ok);
 
+/* An order's attention flag raised for the first time (reason:
+ * "double_payment", "amount_mismatch", "late_failure"; others are not
+ * counted). Called once the event that raised it is committed. */
+void	metrics_order_attention(const char *reason);
+
 /* Values read at scrape time; -1 where unknown. */
 struct metrics_gauges {
 	long long outbox_pending;

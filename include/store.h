@@ -12,7 +12,7 @@
 #include "config.h"
 #include "event.h"
 
-#define STORE_SCHEMA_VERSION	2
+#define STORE_SCHEMA_VERSION	3
 #define STORE_BUSY_TIMEOUT_MS	5000	/* "locked past timeout" -> 503 */
 
 enum store_result {
@@ -48,6 +48,7 @@ struct store_item {
 	/* out, valid in done() */
 	enum store_result result;
 	int64_t	 id;			/* events.id (new or existing row) */
+	unsigned attention_raised;	/* STORE_NEW: ledger.h flags raised */
 	/* Called once from the writer thread after the item's transaction is
 	 * durable (or failed); the item belongs to the caller again. */
 	void	(*done)(struct store_item *, void *arg);
@@ -63,6 +64,9 @@ int	store_open(const char *path, enum store_mode, enum durability,
 void	store_close(struct store *);
 /* One transaction for the whole batch: each item is inserted, or counted as a
  * duplicate delivery (deliveries + 1, last_seen_at), and gets its result.
+ * A new payment or Payment Link event also moves its order in the same
+ * transaction (store_ledger.h); what that raised is reported after the
+ * commit.
  * New rows start forward_state 'pending' when forward_pending, else 'done'.
  * A pruned key (tombstone) counts as a duplicate. If the commit fails every
  * item gets STORE_UNAVAILABLE and nothing remains written. Returns the number

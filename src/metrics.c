@@ -163,6 +163,8 @@ render_events(struct buf *out)
 	return rc;
 }
 
+static int render_orders(struct buf *);
+
 int
 metrics_render(struct buf *out, const struct metrics_gauges *g)
 {
@@ -188,5 +190,39 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 	rc |= put(out, "# HELP cfhookd_writer_queued Requests waiting for the "
 	    "database writer.\n# TYPE cfhookd_writer_queued gauge\n"
 	    "cfhookd_writer_queued %lld\n", g->writer_queued);
+	rc |= render_orders(out);
 	return rc == 0 ? 0 : -1;
+}
+
+/* The order ledger (DESIGN "Orders"): attention flags raised, by reason. */
+static const char *const attention_reasons[] = { "double_payment",
+    "amount_mismatch", "late_failure" };
+#define NATTENTION	(sizeof(attention_reasons) / sizeof(attention_reasons[0]))
+
+static _Atomic unsigned long long orders_attention[NATTENTION];
+
+void
+metrics_order_attention(const char *reason)
+{
+	size_t i;
+
+	for (i = 0; i < NATTENTION; i++) {
+		if (strcmp(attention_reasons[i], reason) == 0)
+			bump(&orders_attention[i], 1);
+	}
+}
+
+static int
+render_orders(struct buf *out)
+{
+	size_t i;
+	int rc = 0;
+
+	rc |= put(out, "# HELP cfhookd_orders_attention_total Orders that "
+	    "needed attention, by reason (counted when first raised).\n"
+	    "# TYPE cfhookd_orders_attention_total counter\n");
+	for (i = 0; i < NATTENTION; i++)
+		rc |= put(out, "cfhookd_orders_attention_total{reason=\"%s\"} "
+		    "%llu\n", attention_reasons[i], get(&orders_attention[i]));
+	return rc;
 }

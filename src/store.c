@@ -23,6 +23,7 @@
 
 #include "log.h"
 #include "store.h"
+#include "store_ledger.h"
 
 /* Schema steps: migrations[N] takes a database from user_version N to N+1.
  * All run in one IMMEDIATE transaction at open, so a crash mid-upgrade
@@ -97,10 +98,52 @@ static const char *const migrations[] = {
 	"  id         INTEGER PRIMARY KEY CHECK (id = 1),"
 	"  probed_at  INTEGER NOT NULL"
 	");",
+	/* 2 -> 3: the order ledger (DESIGN "Orders"): one row per order,
+	 * the payments it counted (a Payment Link event and its twin share
+	 * a cf_payment_id), and on each event the order as that event left
+	 * it. Then C code (migration_code) reads the amounts again as sent
+	 * and builds the orders from the stored events. */
+	"ALTER TABLE events ADD COLUMN order_state TEXT;"
+	"ALTER TABLE events ADD COLUMN order_paid_now INTEGER;"
+	"ALTER TABLE events ADD COLUMN order_attention TEXT;"
+	"CREATE TABLE orders ("
+	"  order_id       TEXT    PRIMARY KEY,"
+	"  state          TEXT    NOT NULL CHECK (state IN"
+	"                 ('PENDING','PAID','FAILED','USER_DROPPED')),"
+	"  order_amount   TEXT,"
+	"  currency       TEXT,"
+	"  paid_amount    TEXT,"
+	"  paid_currency  TEXT,"
+	"  successes      INTEGER NOT NULL DEFAULT 0,"
+	"  first_event_at INTEGER NOT NULL,"
+	"  paid_at        INTEGER,"
+	"  paid_event_id  INTEGER,"
+	"  last_event_id  INTEGER NOT NULL,"
+	"  last_event_at  INTEGER NOT NULL,"
+	"  attention      TEXT"
+	") WITHOUT ROWID;"
+	"CREATE INDEX orders_last ON orders(last_event_at);"
+	"CREATE TABLE order_payments ("
+	"  order_id       TEXT    NOT NULL,"
+	"  cf_payment_id  TEXT    NOT NULL,"
+	"  event_id       INTEGER NOT NULL,"
+	"  PRIMARY KEY (order_id, cf_payment_id)"
+	") WITHOUT ROWID;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
     STORE_SCHEMA_VERSION, "one migration step per schema version");
+
+/* C code a step runs after its SQL, in the same transaction (NULL: none):
+ * what SQL alone cannot do, such as reading stored bodies again. */
+static int (*const migration_code[])(sqlite3 *) = {
+	NULL,
+	NULL,
+	store_ledger_upgrade,
+};
+
+_Static_assert(sizeof(migration_code) / sizeof(migration_code[0]) ==
+    STORE_SCHEMA_VERSION, "one migration code slot per schema version");
 
 /* Statements prepared once at open and kept for the connection's life. */
 enum stmt_id {
@@ -155,6 +198,7 @@ struct store {
 	char	*path;			/* for log lines */
 	sqlite3_stmt *stmt[S_COUNT];
 	int	 ping_failing;	/* log a failing ping once, not per poll */
+	struct store_ledger *ledger;	/* the orders SQL (store_ledger.h) */
 };
 
 /* "store: 'PATH': WHAT: errmsg", with errno for I/O errors (which say
@@ -363,6 +407,9 @@ migrate_steps(struct store *st, int64_t from)
 	for (v = from; v < STORE_SCHEMA_VERSION; v++) {
 		if (exec_sql(st, migrations[v], "schema upgrade") == -1)
 			return -1;
+		if (migration_code[v] != NULL &&
+		    migration_code[v](st->db) == -1)
+			return -1;	/* logged */
 	}
 	if (from == 0)
 		log_info("store: '%s': created schema version %d", st->path,
@@ -449,6 +496,8 @@ store_open(const char *path, enum store_mode mode, enum durability durability,
 		goto out;
 	if (prepare_all(st) == -1)
 		goto out;
+	if (store_ledger_open(st->db, &st->ledger) == -1)
+		goto out;
 	*ret = st;
 	st = NULL;
 	rc = 0;
@@ -465,6 +514,7 @@ store_close(struct store *st)
 
 	if (st == NULL)
 		return;
+	store_ledger_close(st->ledger);
 	for (i = 0; i < S_COUNT; i++)
 		(void)sqlite3_finalize(st->stmt[i]);
 	if (st->db != NULL && sqlite3_close(st->db) == SQLITE_BUSY) {
@@ -693,6 +743,10 @@ record_item(struct store *st, struct store_item *it, int forward_pending)
 	r = insert_event(st, it, forward_pending, &id);
 	if (r == -1)
 		return -1;
+	/* Only a new event moves its order (DESIGN "Orders"). */
+	if (r == 1 && store_ledger_record(st->ledger, it->ev, id,
+	    it->received_ms, &it->attention_raised) == -1)
+		return -1;
 	if (r == 0 && count_duplicate(st, it, &id) == -1)
 		return -1;
 	if (it->form_digest != NULL && form_remember(st, it, id) == -1)
@@ -714,6 +768,7 @@ record_one(struct store *st, struct store_item *it, int forward_pending)
 
 	it->result = STORE_UNAVAILABLE;
 	it->id = 0;
+	it->attention_raised = 0;
 	if (it->ev == NULL) {
 		log_error("store: '%s': item without an event", st->path);
 		return 0;
@@ -792,6 +847,7 @@ store_record_batch(struct store *st, struct store_item **items, size_t n,
 		what = "commit";
 		goto out;
 	}
+	store_ledger_report(items, n);	/* only what was committed */
 	rc = news;
 out:
 	if (rc == -1)

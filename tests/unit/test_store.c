@@ -50,7 +50,7 @@ test_open_creates_schema(void)
 		return;
 	db = store_db(st);
 	CHECK_INT(q_int(db, "PRAGMA user_version", NULL), STORE_SCHEMA_VERSION);
-	CHECK_INT(STORE_SCHEMA_VERSION, 2);
+	CHECK_INT(STORE_SCHEMA_VERSION, 3);
 	CHECK_STR(q_text(db, "PRAGMA journal_mode", NULL, buf, sizeof(buf)),
 	    "wal");
 	CHECK_INT(column_list(db, "events", cols, sizeof(cols)), 0);
@@ -58,7 +58,14 @@ test_open_creates_schema(void)
 	    "payment_status,amount,currency,event_time,content_type,body,"
 	    "received_at,last_seen_at,deliveries,forward_state,"
 	    "forward_attempts,last_error,forwarded_at,next_attempt_at,"
-	    "replay_base,idempotency_key,webhook_version");
+	    "replay_base,idempotency_key,webhook_version,order_state,"
+	    "order_paid_now,order_attention");
+	CHECK_INT(column_list(db, "orders", cols, sizeof(cols)), 0);
+	CHECK_STR(cols, "order_id,state,order_amount,currency,paid_amount,"
+	    "paid_currency,successes,first_event_at,paid_at,paid_event_id,"
+	    "last_event_id,last_event_at,attention");
+	CHECK_INT(column_list(db, "order_payments", cols, sizeof(cols)), 0);
+	CHECK_STR(cols, "order_id,cf_payment_id,event_id");
 	CHECK_INT(column_list(db, "pruned_keys", cols, sizeof(cols)), 0);
 	CHECK_STR(cols, "event_key,pruned_at,deliveries");
 	CHECK_INT(column_list(db, "form_signatures", cols, sizeof(cols)), 0);
@@ -126,7 +133,7 @@ test_newer_version_refused(void)
 		return;
 	store_close(st);
 	db = peek_open(path);
-	CHECK_INT(sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL,
+	CHECK_INT(sqlite3_exec(db, "PRAGMA user_version = 4", NULL, NULL,
 	    NULL), SQLITE_OK);
 	st = NULL;
 	CHECK_INT(store_open(path, STORE_WRITE, DURABILITY_FULL, &st), -1);
@@ -134,7 +141,7 @@ test_newer_version_refused(void)
 	CHECK_INT(store_open(path, STORE_READ, DURABILITY_FULL, &st), -1);
 	CHECK(st == NULL);
 	/* Refusing did not touch it. */
-	CHECK_INT(q_int(db, "PRAGMA user_version", NULL), 3);
+	CHECK_INT(q_int(db, "PRAGMA user_version", NULL), 4);
 	(void)sqlite3_close(db);
 }
 
