@@ -412,7 +412,8 @@ def test_installed_scripts_work():
         env = {"PATH": "/usr/bin:/bin", "CFHOOK_STATE_DIR": state,
                "CFHOOK_EVENT_ID": "1", "CFHOOK_EVENT_KEY": "PAYMENT_SUCCESS_WEBHOOK:9911",
                "CFHOOK_TYPE": "PAYMENT_SUCCESS_WEBHOOK", "CFHOOK_ORDER_ID": "o-1",
-               "CFHOOK_AMOUNT": "1.00", "CFHOOK_CURRENCY": "INR", "CFHOOK_ATTEMPT": "1"}
+               "CFHOOK_AMOUNT": "1.00", "CFHOOK_CURRENCY": "INR", "CFHOOK_ATTEMPT": "1",
+               "CFHOOK_ORDER_STATE": "PAID", "CFHOOK_ORDER_PAID_NOW": "1"}
         for _ in range(2):
             p = subprocess.run([hook_copy, "PAYMENT_SUCCESS_WEBHOOK", "9911", "o-1"], env=env,
                                input=b'{"id":1}\n', stdout=subprocess.PIPE, timeout=10 * SLOW)
