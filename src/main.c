@@ -1,7 +1,7 @@
 /* main.c - cfhookd: start-up order, signals, reload, drain on stop.
  *
- * Starts the modules in order (config, secrets, database writer, listener
- * and HTTP, forwarder), says READY=1, then waits on a signalfd: SIGHUP
+ * Starts the modules in order (config, secrets, instance lock, database
+ * writer, listener and HTTP, forwarder), says READY=1, then waits on a signalfd: SIGHUP
  * reloads secrets and forwarding settings, SIGTERM/SIGINT drain and exit 0.
  * Fatal errors only before READY=1. No request handling here. */
 #include <errno.h>
@@ -23,6 +23,7 @@
 #include "notify.h"
 #include "secret.h"
 #include "store.h"
+#include "store_lock.h"
 #include "store_stats.h"
 #include "version.h"
 #include "writer.h"
@@ -41,6 +42,7 @@ struct daemon {
 	struct forward *forward;
 	pthread_mutex_t stats_mu;	/* the stats connection is shared */
 	struct store *stats;
+	int	 lock_fd;		/* the instance lock (store_lock.h) */
 	int	 stopping;		/* only read by probes: racy is fine */
 };
 
@@ -189,6 +191,9 @@ start(struct daemon *d, const char *path)
 	    access(cfg->forward_path, X_OK) == -1)
 		log_warning("forward: hook '%s' is not executable (%s); events "
 		    "wait in the outbox", cfg->forward_path, strerror(errno));
+	d->lock_fd = store_lock_take(cfg->database);
+	if (d->lock_fd == -1)
+		return -1;
 	if (store_open(cfg->database, STORE_WRITE, cfg->durability, &st) == -1)
 		return -1;
 	if (writer_start(st, cfg->forward_kind != FORWARD_NONE,
@@ -382,6 +387,9 @@ stop(struct daemon *d)
 	store_close(d->stats);
 	d->stats = NULL;
 	pthread_mutex_unlock(&d->stats_mu);
+	/* Last: the next daemon may start once every connection is closed. */
+	store_lock_release(d->lock_fd);
+	d->lock_fd = -1;
 	secrets_free(d->secrets);
 	config_free(d->cur);
 	config_free(d->boot);
@@ -452,6 +460,7 @@ main(int argc, char **argv)
 	if (check)
 		return check_only(path);
 	(void)pthread_mutex_init(&d.stats_mu, NULL);
+	d.lock_fd = -1;
 	sfd = signals();
 	if (sfd == -1)
 		return 1;
