@@ -13,7 +13,9 @@
 #include "event.h"
 
 #define STORE_SCHEMA_VERSION	2
-#define STORE_BUSY_TIMEOUT_MS	5000	/* "locked past timeout" -> 503 */
+/* "locked past timeout" -> 503: the longest a batch waits for the lock, all
+ * of its steps together, counted from the moment its oldest item was queued. */
+#define STORE_BUSY_TIMEOUT_MS	5000
 
 enum store_result {
 	STORE_NEW,		/* inserted */
@@ -38,6 +40,10 @@ struct store_item {
 	size_t	 body_len;
 	const char *content_type;	/* as received */
 	int64_t	 received_ms;		/* unix ms */
+	/* Monotonic ms when it was queued (writer_submit); 0: now. The batch's
+	 * wait for the lock ends STORE_BUSY_TIMEOUT_MS after its oldest item's,
+	 * so an item queued behind a batch that waited does not wait twice. */
+	int64_t	 queued_ms;
 	/* out, valid in done() */
 	enum store_result result;
 	int64_t	 id;			/* events.id (new or existing row) */

@@ -21,8 +21,10 @@
 
 #include <sqlite3.h>
 
+#include "clock.h"
 #include "log.h"
 #include "store.h"
+#include "store_health.h"
 
 /* Schema steps: migrations[N] takes a database from user_version N to N+1.
  * All run in one IMMEDIATE transaction at open, so a crash mid-upgrade
@@ -144,25 +146,35 @@ struct store {
 	sqlite3	*db;
 	char	*path;			/* for log lines */
 	sqlite3_stmt *stmt[S_COUNT];
+	struct store_wait wait;		/* the busy handler's deadline */
 	int	 ping_failing;	/* log a failing ping once, not per poll */
 };
 
-/* "store: 'PATH': WHAT: errmsg", with errno for I/O errors (which say
- * little without it). SQLite records errno only for those two codes and never
+/* The connection's last error, with errno for I/O errors (which say little
+ * without it). SQLite records errno only for those two codes and never
  * clears it, so it is stale for any other error. */
-static void
-log_db_error(const struct store *st, const char *what)
+static const char *
+db_error(const struct store *st, char *buf, size_t size)
 {
 	int code = sqlite3_errcode(st->db) & 0xff;
 	int sys = sqlite3_system_errno(st->db);
 
-	if ((code == SQLITE_IOERR || code == SQLITE_CANTOPEN) && sys != 0) {
-		log_error("store: '%s': %s: %s (%s)", st->path, what,
-		    sqlite3_errmsg(st->db), strerror(sys));
-	} else {
-		log_error("store: '%s': %s: %s", st->path, what,
-		    sqlite3_errmsg(st->db));
-	}
+	if ((code == SQLITE_IOERR || code == SQLITE_CANTOPEN) && sys != 0)
+		(void)snprintf(buf, size, "%s (%s)", sqlite3_errmsg(st->db),
+		    strerror(sys));
+	else
+		(void)snprintf(buf, size, "%s", sqlite3_errmsg(st->db));
+	return buf;
+}
+
+/* "store: 'PATH': WHAT: error". */
+static void
+log_db_error(const struct store *st, const char *what)
+{
+	char err[160];
+
+	log_error("store: '%s': %s: %s", st->path, what,
+	    db_error(st, err, sizeof(err)));
 }
 
 /* Run a prepared statement that returns no rows. 0 / -1; the caller logs,
@@ -265,8 +277,9 @@ open_db(struct store *st, enum store_mode mode)
 			log_db_error(st, "open");
 		return -1;
 	}
-	if (sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS) != SQLITE_OK) {
-		log_db_error(st, "busy_timeout");
+	if (sqlite3_busy_handler(st->db, store_busy_wait, &st->wait) !=
+	    SQLITE_OK) {
+		log_db_error(st, "busy handler");
 		return -1;
 	}
 	return 0;
@@ -675,11 +688,12 @@ static void
 fail_batch(struct store *st, struct store_item **items, size_t n,
     const char *what)
 {
+	char err[160];
 	size_t i;
 
 	if (what != NULL) {
 		log_error("store: '%s': %s: %s; %zu event(s) answered 503",
-		    st->path, what, sqlite3_errmsg(st->db), n);
+		    st->path, what, db_error(st, err, sizeof(err)), n);
 	} else {
 		log_error("store: '%s': transaction lost; %zu event(s) "
 		    "answered 503", st->path, n);
@@ -693,6 +707,25 @@ fail_batch(struct store *st, struct store_item **items, size_t n,
 	}
 }
 
+/* The batch waits for the lock until STORE_BUSY_TIMEOUT_MS after its oldest
+ * item was queued, so an item that already waited behind a failed batch is
+ * answered in about that time, not twice it. */
+static int64_t
+batch_deadline(struct store_item **items, size_t n)
+{
+	int64_t oldest = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (items[i]->queued_ms > 0 &&
+		    (oldest == 0 || items[i]->queued_ms < oldest))
+			oldest = items[i]->queued_ms;
+	}
+	if (oldest == 0)
+		oldest = clock_mono_ms();
+	return oldest + STORE_BUSY_TIMEOUT_MS;
+}
+
 int
 store_record_batch(struct store *st, struct store_item **items, size_t n,
     int forward_pending)
@@ -702,8 +735,9 @@ store_record_batch(struct store *st, struct store_item **items, size_t n,
 	int news = 0;
 	int rc = -1;
 
-	/* IMMEDIATE: take the write lock now (waiting up to the busy
-	 * timeout), so no statement inside can fail on a lock upgrade. */
+	st->wait.deadline_ms = batch_deadline(items, n);
+	/* IMMEDIATE: take the write lock now (waiting up to the deadline),
+	 * so no statement inside can fail on a lock upgrade. */
 	if (run_stmt(st, S_BEGIN) == -1) {
 		what = "begin";
 		goto out;
@@ -722,6 +756,7 @@ store_record_batch(struct store *st, struct store_item **items, size_t n,
 	}
 	rc = news;
 out:
+	st->wait.deadline_ms = 0;
 	if (rc == -1)
 		fail_batch(st, items, n, what);
 	return rc;

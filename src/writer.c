@@ -208,6 +208,7 @@ void
 writer_submit(struct writer *w, struct store_item *it)
 {
 	it->next = NULL;
+	it->queued_ms = clock_mono_ms();
 	(void)pthread_mutex_lock(&w->mu);
 	if (w->stopping) {
 		(void)pthread_mutex_unlock(&w->mu);

@@ -417,8 +417,6 @@ test_pragmas(void)
 		CHECK_INT(q_int(db, "PRAGMA synchronous", NULL), 2);
 		CHECK_INT(q_int(db, "PRAGMA foreign_keys", NULL), 1);
 		CHECK_INT(q_int(db, "PRAGMA temp_store", NULL), 2);
-		CHECK_INT(q_int(db, "PRAGMA busy_timeout", NULL),
-		    STORE_BUSY_TIMEOUT_MS);
 		store_close(st);
 	}
 	st = open_new(path, sizeof(path), DURABILITY_NORMAL);
