@@ -15,6 +15,7 @@
 
 #include "check.h"
 #include "store.h"
+#include "store_health.h"
 #include "storetest.h"
 
 static int
@@ -409,6 +410,7 @@ test_pragmas(void)
 {
 	char path[128];
 	struct store *st;
+	int persist;
 	sqlite3 *db;
 
 	st = open_new(path, sizeof(path), DURABILITY_FULL);
@@ -417,6 +419,12 @@ test_pragmas(void)
 		CHECK_INT(q_int(db, "PRAGMA synchronous", NULL), 2);
 		CHECK_INT(q_int(db, "PRAGMA foreign_keys", NULL), 1);
 		CHECK_INT(q_int(db, "PRAGMA temp_store", NULL), 2);
+		CHECK_INT(q_int(db, "PRAGMA journal_size_limit", NULL),
+		    STORE_JOURNAL_LIMIT);
+		persist = -1;	/* -1 asks */
+		CHECK_INT(sqlite3_file_control(db, "main",
+		    SQLITE_FCNTL_PERSIST_WAL, &persist), SQLITE_OK);
+		CHECK_INT(persist, 1);
 		store_close(st);
 	}
 	st = open_new(path, sizeof(path), DURABILITY_NORMAL);

@@ -232,6 +232,7 @@ test_lock_wait_counts_from_oldest_item(void)
 	waited = clock_mono_ms() - t0;
 	CHECK(waited >= 900);
 	CHECK(waited < 2500);		/* about 1 s, not 5 */
+	CHECK_STR(store_fault(st), "locked by another connection");
 	/* Queued long ago: one try, no wait. */
 	it[0].queued_ms = it[1].queued_ms = it[2].queued_ms = t0 - 60000;
 	t0 = clock_mono_ms();
@@ -240,6 +241,7 @@ test_lock_wait_counts_from_oldest_item(void)
 	CHECK_INT(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
 	/* Free: an old item is stored at once. */
 	CHECK_INT(store_record_batch(st, p, 3, 1), 3);
+	CHECK_STR(store_fault(st), "");
 	(void)sqlite3_close(other);
 	store_close(st);
 }
@@ -322,10 +324,15 @@ test_second_open_keeps_locks(void)
 	(void)snprintf(wal, sizeof(wal), "%s-wal", path);
 	CHECK_INT(stat(wal, &sb), 0);
 	CHECK_INT(count_in_child(path), 2);
+	/* A writing store holds its files by O_PATH descriptors too:
+	 * closing it leaves the writer's locks alone. */
+	store_close(wr2);
+	CHECK_INT(holds_lock(path), 1);
+	CHECK_INT(record1(wr, "L:3", 3, 1), STORE_NEW);
+	CHECK_INT(count_in_child(path), 3);
 	store_close(wr);
 	store_close(rd);
-	store_close(wr2);
-	CHECK_INT(count_in_child(path), 2);
+	CHECK_INT(count_in_child(path), 3);
 }
 
 static void

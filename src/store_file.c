@@ -1,0 +1,195 @@
+/* store_file.c - the database's files on disk, seen apart from SQLite: are
+ * the files a connection writes into still the ones the path names (DESIGN
+ * "Database").
+ *
+ * The held files are O_PATH descriptors: fstat() works on them, and closing
+ * one never drops the POSIX locks SQLite holds on the same file (the kernel
+ * releases POSIX locks only for descriptors opened for I/O), which closing
+ * any ordinary descriptor of the database file would.
+ *
+ * Must not: open a database or WAL file for reading or writing in the
+ * daemon (see above), run SQL, or create anything. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "store_file.h"
+
+struct store_file {
+	char	*db_path;
+	char	*wal_path;
+	int	 db_fd;			/* O_PATH */
+	int	 wal_fd;		/* O_PATH */
+};
+
+static char *
+with_suffix(const char *path, const char *suffix)
+{
+	size_t n = strlen(path) + strlen(suffix) + 1;
+	char *s = malloc(n);
+
+	if (s != NULL)
+		(void)snprintf(s, n, "%s%s", path, suffix);
+	return s;
+}
+
+/* An existing file is only stat()ed, never opened: closing any descriptor
+ * of a database file drops every POSIX lock this process holds on it, and
+ * another connection of ours (the writer) would silently lose its WAL
+ * locks. A new file is made here so that it gets mode 0600 (payment data;
+ * SQLite gives the -wal and -shm files the same mode). */
+int
+store_file_ready(const char *db_path, int create, int writable)
+{
+	struct stat sb;
+	int fd;
+
+	if (stat(db_path, &sb) == 0) {
+		if (access(db_path, writable ? R_OK | W_OK : R_OK) == 0)
+			return 0;
+	} else if (errno == ENOENT && create) {
+		fd = open(db_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd != -1) {
+			(void)close(fd);	/* no connection has it yet */
+			return 0;
+		}
+		if (errno == EEXIST)
+			return 0;		/* created meanwhile */
+	}
+	log_error("store: '%s': %s", db_path, strerror(errno));
+	return -1;
+}
+
+static int
+hold(const char *path, int *ret)
+{
+	int fd = open(path, O_PATH | O_CLOEXEC);
+
+	if (fd == -1) {
+		log_error("store: '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	*ret = fd;
+	return 0;
+}
+
+int
+store_file_open(const char *db_path, struct store_file **ret)
+{
+	struct store_file *f;
+
+	f = calloc(1, sizeof(*f));
+	if (f == NULL) {
+		log_error("store: '%s': out of memory", db_path);
+		return -1;
+	}
+	f->db_fd = f->wal_fd = -1;
+	f->db_path = strdup(db_path);
+	f->wal_path = with_suffix(db_path, "-wal");
+	if (f->db_path == NULL || f->wal_path == NULL) {
+		log_error("store: '%s': out of memory", db_path);
+		goto fail;
+	}
+	if (hold(f->db_path, &f->db_fd) == -1 ||
+	    hold(f->wal_path, &f->wal_fd) == -1)
+		goto fail;
+	*ret = f;
+	return 0;
+fail:
+	store_file_close(f);
+	return -1;
+}
+
+void
+store_file_close(struct store_file *f)
+{
+	if (f == NULL)
+		return;
+	if (f->db_fd != -1)
+		(void)close(f->db_fd);
+	if (f->wal_fd != -1)
+		(void)close(f->wal_fd);
+	free(f->db_path);
+	free(f->wal_path);
+	free(f);
+}
+
+/* 1 when `path` names the held file, 0 when it names nothing or another. */
+static int
+named(int fd, const char *path)
+{
+	struct stat held, sb;
+
+	if (fstat(fd, &held) == -1 || stat(path, &sb) == -1)
+		return 0;
+	return held.st_dev == sb.st_dev && held.st_ino == sb.st_ino;
+}
+
+static int
+unlinked(int fd)
+{
+	struct stat held;
+
+	return fstat(fd, &held) == 0 && held.st_nlink == 0;
+}
+
+enum store_file_state
+store_file_check(const struct store_file *f)
+{
+	if (unlinked(f->db_fd))
+		return STORE_FILE_DB_DELETED;
+	if (!named(f->db_fd, f->db_path))
+		return STORE_FILE_DB_MOVED;
+	if (unlinked(f->wal_fd))
+		return STORE_FILE_WAL_DELETED;
+	if (!named(f->wal_fd, f->wal_path))
+		return STORE_FILE_WAL_MOVED;
+	return STORE_FILE_OK;
+}
+
+const char *
+store_file_state_text(enum store_file_state s)
+{
+	switch (s) {
+	case STORE_FILE_OK:
+		return "the database and its WAL are in place";
+	case STORE_FILE_DB_DELETED:
+		return "the database file was deleted";
+	case STORE_FILE_DB_MOVED:
+		return "the database file is no longer at its path";
+	case STORE_FILE_WAL_DELETED:
+		return "the WAL file was deleted";
+	case STORE_FILE_WAL_MOVED:
+		return "the WAL file is no longer at its path";
+	}
+	return "the database files moved";
+}
+
+enum store_file_path
+store_file_path(const struct store_file *f)
+{
+	struct stat sb;
+
+	if (stat(f->db_path, &sb) == -1 || !S_ISREG(sb.st_mode))
+		return STORE_PATH_GONE;
+	if (!named(f->db_fd, f->db_path))
+		return STORE_PATH_OTHER_DB;
+	if (!named(f->wal_fd, f->wal_path))
+		return STORE_PATH_OTHER_WAL;
+	return STORE_PATH_SAME;
+}
+
+int64_t
+store_file_wal_bytes(const struct store_file *f)
+{
+	struct stat sb;
+
+	if (fstat(f->wal_fd, &sb) == -1)
+		return -1;
+	return (int64_t)sb.st_size;
+}
