@@ -29,7 +29,9 @@ enum store_mode {
 	STORE_WRITE,		/* creates the file, runs migrations */
 	STORE_EXISTING,		/* as STORE_WRITE, but never creates: the file
 				 * must already be a cfhookd database */
-	STORE_READ		/* existing, at the current schema; read-write */
+	STORE_READ,		/* existing, at the current schema; read-write */
+	STORE_READONLY		/* existing, at the current schema; opened
+				 * read-only (SQLITE_OPEN_READONLY) */
 };
 
 struct store;
@@ -85,7 +87,7 @@ int	store_ping(struct store *);
 /* The sqlite3 handle, for the other store_*.c files only. */
 struct sqlite3 *store_db(struct store *);
 /* For the store_*.c files: the database path and durability; the files
- * held (NULL for STORE_READ); the WAL frames after the
+ * held (NULL for STORE_READ and STORE_READONLY); the WAL frames after the
  * last commit; the monotonic ms at which waits for a lock give up (0:
  * STORE_BUSY_TIMEOUT_MS from when each wait starts); record why a write
  * failed (store_fault()). */

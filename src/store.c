@@ -271,12 +271,16 @@ static int
 open_db(struct store *st, enum store_mode mode)
 {
 	/* NOMUTEX: one connection per thread, never shared (store.h). */
-	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
-	    SQLITE_OPEN_EXRESCODE;
+	int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
 
+	if (mode == STORE_READONLY)
+		flags |= SQLITE_OPEN_READONLY;
+	else
+		flags |= SQLITE_OPEN_READWRITE;
 	if (mode == STORE_WRITE)
 		flags |= SQLITE_OPEN_CREATE;
-	if (store_file_ready(st->path, mode == STORE_WRITE, 1) == -1)
+	if (store_file_ready(st->path, mode == STORE_WRITE,
+	    mode != STORE_READONLY) == -1)
 		return -1;
 	if (sqlite3_open_v2(st->path, &st->db, flags, NULL) != SQLITE_OK) {
 		if (st->db == NULL)
@@ -300,6 +304,8 @@ set_pragmas(struct store *st, enum durability durability)
 
 	if (store_wal_setup(st->db, st->path) == -1)
 		return -1;
+	if (st->mode == STORE_READONLY)
+		return exec_sql(st, "PRAGMA temp_store = MEMORY", "temp_store");
 	/* WAL: readers (cfhookctl, the forwarder) never block the writer, and
 	 * a commit is one append + fsync. Anything else is refused rather
 	 * than silently running with weaker guarantees. */
@@ -461,7 +467,8 @@ open_steps(struct store *st, enum durability durability)
 {
 	int writing = st->mode == STORE_WRITE || st->mode == STORE_EXISTING;
 
-	if (st->mode == STORE_READ && check_version(st) == -1)
+	if ((st->mode == STORE_READ || st->mode == STORE_READONLY) &&
+	    check_version(st) == -1)
 		return -1;
 	if (st->mode == STORE_EXISTING && check_existing(st) == -1)
 		return -1;
@@ -483,7 +490,7 @@ open_steps(struct store *st, enum durability durability)
  * database (the writer reopening it). STORE_READ: "existing database,
  * read-write": cfhookctl and the other threads also write (replay, prune,
  * outbox), but never create or migrate; a missing file or another schema
- * version is an error. */
+ * version is an error. STORE_READONLY: likewise, opened read-only. */
 int
 store_open(const char *path, enum store_mode mode, enum durability durability,
     struct store **ret)

@@ -171,6 +171,40 @@ test_read_mode_never_creates(void)
 	(void)sqlite3_close(db);
 }
 
+/* STORE_READONLY: an existing database at our schema, read through a
+ * connection that cannot write; never created. */
+static void
+test_readonly_mode(void)
+{
+	char path[128];
+	struct store *st, *ro = NULL;
+	sqlite3 *db;
+
+	st = open_new(path, sizeof(path), DURABILITY_FULL);
+	if (st == NULL)
+		return;
+	CHECK_INT(record1(st, "RO:1", 1, 1), STORE_NEW);
+	CHECK_INT(store_open(path, STORE_READONLY, DURABILITY_FULL, &ro), 0);
+	if (ro != NULL) {
+		db = store_db(ro);
+		CHECK_INT(sqlite3_db_readonly(db, "main"), 1);
+		CHECK_INT(q_int(db, "SELECT count(*) FROM events", NULL), 1);
+		CHECK_INT(sqlite3_exec(db, "DELETE FROM events", NULL, NULL,
+		    NULL), SQLITE_READONLY);
+		CHECK_INT(record1(ro, "RO:2", 2, 1), STORE_UNAVAILABLE);
+		CHECK_INT(store_ping(ro), 0);
+		store_close(ro);
+	}
+	/* Still written through the other connection only. */
+	CHECK_INT(q_int(store_db(st), "SELECT count(*) FROM events", NULL), 1);
+	store_close(st);
+	ro = NULL;
+	new_path(path, sizeof(path));
+	CHECK_INT(store_open(path, STORE_READONLY, DURABILITY_FULL, &ro), -1);
+	CHECK(ro == NULL);
+	CHECK_INT(access(path, F_OK), -1);
+}
+
 static void
 test_batch_new_and_duplicate(void)
 {
@@ -502,6 +536,7 @@ main(void)
 	RUN(test_reopen_idempotent);
 	RUN(test_newer_version_refused);
 	RUN(test_read_mode_never_creates);
+	RUN(test_readonly_mode);
 	RUN(test_batch_new_and_duplicate);
 	RUN(test_same_key_twice_in_batch);
 	RUN(test_forward_state);
