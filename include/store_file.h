@@ -5,8 +5,9 @@
  * A struct store_file holds the database file and its WAL, as SQLite opened
  * them, by O_PATH descriptors: their identity and link count can then be
  * compared with what the paths name now, and closing them never drops a
- * POSIX lock SQLite holds (an O_PATH descriptor carries none). No SQL
- * here. Owned by one thread, like the struct store holding it. */
+ * POSIX lock SQLite holds (an O_PATH descriptor carries none). Also what
+ * `cfhookd --check` learns about a database without opening it in SQLite.
+ * No SQL here. Owned by one thread, like the struct store holding it. */
 #ifndef CFHOOK_STORE_FILE_H
 #define CFHOOK_STORE_FILE_H
 
@@ -49,4 +50,15 @@ const char *store_file_state_text(enum store_file_state);
 enum store_file_path store_file_path(const struct store_file *);
 /* Size of the held WAL in bytes; -1 when it cannot be read. */
 int64_t	store_file_wal_bytes(const struct store_file *);
+/* `cfhookd --check`: whether cfhookd can write the database at `db_path`,
+ * learnt without SQLite and without creating or changing anything. It
+ * exists as a cfhookd database at a schema version up to `max_version`, or
+ * as an empty file, or not at all in a directory that lets it be created;
+ * the database, the -wal, -shm and .lock files beside it (those present)
+ * are readable and writable, and the directory lets the others be made.
+ * Returns 0 with a short note ("schema version 2", "to be created", ...)
+ * in note, or -1 (logged, naming the file and the reason). */
+int	store_file_inspect(const char *db_path, int64_t max_version,
+	    char *note, size_t note_size);
+
 #endif

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,6 +27,7 @@
 #include "notify.h"
 #include "secret.h"
 #include "store.h"
+#include "store_file.h"
 #include "store_lock.h"
 #include "store_stats.h"
 #include "version.h"
@@ -65,8 +67,10 @@ usage(FILE *fp)
 	    "each event once\nin SQLite and forwards it to a hook or unix "
 	    "socket.\n\n"
 	    "  -c, --config FILE  configuration file (key = value lines)\n"
-	    "      --check        validate the configuration and secrets, "
-	    "then exit 0 or 1\n"
+	    "      --check        validate the configuration, secrets, "
+	    "database and forward\n"
+	    "                     target (creating nothing), then exit 0 or "
+	    "1\n"
 	    "      --version      print the version\n"
 	    "  -h, --help         this text\n");
 }
@@ -215,26 +219,56 @@ reopen_store(struct daemon *d)
 	start_readers(d);
 }
 
-/* --check: the same loading code as a start, then a one-line verdict. */
+/* --check: a hook must be executable; a unix socket's directory must
+ * exist (the consumer creates the socket, maybe after we start). */
+static int
+check_forward(const char *path, const struct config *cfg)
+{
+	const char *slash;
+	struct stat sb;
+	char dir[4096];
+	int n;
+
+	if (cfg->forward_kind == FORWARD_HOOK &&
+	    access(cfg->forward_path, X_OK) == -1) {
+		log_error("%s: forward: hook '%s' is not executable: %s", path,
+		    cfg->forward_path, strerror(errno));
+		return -1;
+	}
+	if (cfg->forward_kind != FORWARD_UNIX)
+		return 0;
+	slash = strrchr(cfg->forward_path, '/');
+	n = slash == NULL ? snprintf(dir, sizeof(dir), ".") :
+	    snprintf(dir, sizeof(dir), "%.*s", slash == cfg->forward_path ? 1 :
+	    (int)(slash - cfg->forward_path), cfg->forward_path);
+	if (n < 0 || (size_t)n >= sizeof(dir) || stat(dir, &sb) == -1 ||
+	    !S_ISDIR(sb.st_mode)) {
+		log_error("%s: forward: the directory of socket '%s' does not "
+		    "exist", path, cfg->forward_path);
+		return -1;
+	}
+	return 0;
+}
+
+/* --check: the same loading code as a start, the database and forward
+ * target looked at without creating anything, then a one-line verdict. */
 static int
 check_only(const char *path)
 {
 	struct config *cfg = NULL;
 	struct secrets *s = NULL;
+	char db[64];
 	int rc = 1;
 
 	if (config_load(path, &cfg) == -1 ||
 	    secrets_load(cfg->secret_file, &s) == -1)
 		goto out;
-	if (cfg->forward_kind == FORWARD_HOOK &&
-	    access(cfg->forward_path, X_OK) == -1) {
-		log_error("%s: forward: hook '%s' is not executable: %s", path,
-		    cfg->forward_path, strerror(errno));
+	if (store_file_inspect(cfg->database, STORE_SCHEMA_VERSION, db,
+	    sizeof(db)) == -1 || check_forward(path, cfg) == -1)
 		goto out;
-	}
-	printf("%s: configuration ok (%zu secret%s, listen %s, database %s, "
-	    "forward %s)\n", path, secrets_count(s),
-	    secrets_count(s) == 1 ? "" : "s", cfg->listen, cfg->database,
+	printf("%s: configuration ok (%zu secret%s, listen %s, database %s "
+	    "(%s), forward %s)\n", path, secrets_count(s),
+	    secrets_count(s) == 1 ? "" : "s", cfg->listen, cfg->database, db,
 	    config_forward_name(cfg));
 	rc = 0;
 out:

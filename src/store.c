@@ -476,6 +476,11 @@ open_steps(struct store *st, enum durability durability)
 		return -1;
 	if (writing && migrate(st) == -1)
 		return -1;
+	/* The schema into the database file itself, so that its header says
+	 * the version (cfhookd --check reads it there); best effort. */
+	if (writing)
+		(void)sqlite3_wal_checkpoint_v2(st->db, NULL,
+		    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 	if (prepare_all(st) == -1)
 		return -1;
 	if (!writing)

@@ -1,6 +1,6 @@
 /* store_file.c - the database's files on disk, seen apart from SQLite: are
  * the files a connection writes into still the ones the path names (DESIGN
- * "Database").
+ * "Database"), and what `--check` can learn about a database file.
  *
  * The held files are O_PATH descriptors: fstat() works on them, and closing
  * one never drops the POSIX locks SQLite holds on the same file (the kernel
@@ -19,6 +19,8 @@
 
 #include "log.h"
 #include "store_file.h"
+
+#define HEADER_SIZE	108	/* SQLite's 100-byte header + page 1's b-tree header */
 
 struct store_file {
 	char	*db_path;
@@ -192,4 +194,168 @@ store_file_wal_bytes(const struct store_file *f)
 	if (fstat(f->wal_fd, &sb) == -1)
 		return -1;
 	return (int64_t)sb.st_size;
+}
+
+/* The directory of `path` (a copy), "." when it has none. */
+static char *
+dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n;
+	char *d;
+
+	if (slash == NULL)
+		return strdup(".");
+	n = slash == path ? 1 : (size_t)(slash - path);
+	d = malloc(n + 1);
+	if (d != NULL) {
+		memcpy(d, path, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+/* The directory must let cfhookd create the files beside the database. */
+static int
+dir_writable(const char *db_path)
+{
+	char *dir = dir_of(db_path);
+	int rc = -1;
+
+	if (dir == NULL)
+		log_error("store: '%s': out of memory", db_path);
+	else if (access(dir, W_OK | X_OK) == -1)
+		log_error("store: '%s': directory '%s': %s", db_path, dir,
+		    errno == ENOENT ? "does not exist" : strerror(errno));
+	else
+		rc = 0;
+	free(dir);
+	return rc;
+}
+
+/* Each file beside the database, when present, must be writable too; when
+ * absent, the directory must let it be created. */
+static int
+companions_writable(const char *db_path)
+{
+	static const char *const sfx[] = { "-wal", "-shm", ".lock" };
+	int need_dir = 0, rc = 0;
+	size_t i;
+	char *p;
+
+	for (i = 0; i < sizeof(sfx) / sizeof(sfx[0]) && rc == 0; i++) {
+		p = with_suffix(db_path, sfx[i]);
+		if (p == NULL) {
+			log_error("store: '%s': out of memory", db_path);
+			return -1;
+		}
+		if (access(p, F_OK) == -1)
+			need_dir = 1;
+		else if (access(p, R_OK | W_OK) == -1) {
+			log_error("store: '%s': not writable: %s", p,
+			    strerror(errno));
+			rc = -1;
+		}
+		free(p);
+	}
+	if (rc == 0 && need_dir)
+		rc = dir_writable(db_path);
+	return rc;
+}
+
+static uint32_t
+be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3];
+}
+
+/* user_version from the file header (SQLite file format, section 1.3:
+ * offset 60). A version-0 file must have an empty schema (page 1 a table
+ * leaf with no cells), or it is somebody else's database. The header can be
+ * older than a WAL the daemon has not checkpointed yet; the daemon
+ * checkpoints within a second of going idle. This runs in the --check
+ * process, which holds no lock the close below could drop. */
+static int
+read_version(const char *path, int64_t *ret)
+{
+	static const char magic[16] = "SQLite format 3";
+	unsigned char h[HEADER_SIZE];
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd == -1) {
+		log_error("store: '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	n = pread(fd, h, sizeof(h), 0);
+	(void)close(fd);
+	if (n == 0) {
+		*ret = 0;		/* empty: cfhookd makes the schema */
+		return 0;
+	}
+	if (n < (ssize_t)sizeof(h) || memcmp(h, magic, sizeof(magic)) != 0) {
+		log_error("store: '%s': not an SQLite database", path);
+		return -1;
+	}
+	*ret = (int32_t)be32(h + 60);
+	if (*ret < 0) {
+		log_error("store: '%s': database schema version %lld is not "
+		    "one cfhookd knows", path, (long long)*ret);
+		return -1;
+	}
+	if (*ret == 0 && (h[100] != 0x0D || h[103] != 0 || h[104] != 0)) {
+		log_error("store: '%s': not a cfhookd database (it has tables "
+		    "but schema version 0)", path);
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_file_inspect(const char *db_path, int64_t max_version, char *note,
+    size_t note_size)
+{
+	struct stat sb;
+	int64_t v;
+
+	if (stat(db_path, &sb) == -1) {
+		if (errno != ENOENT) {
+			log_error("store: '%s': %s", db_path, strerror(errno));
+			return -1;
+		}
+		if (dir_writable(db_path) == -1)
+			return -1;
+		(void)snprintf(note, note_size, "to be created");
+		return 0;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		log_error("store: '%s': not a regular file", db_path);
+		return -1;
+	}
+	if (read_version(db_path, &v) == -1)
+		return -1;
+	if (v > max_version) {
+		log_error("store: '%s': database schema version %lld is newer "
+		    "than this cfhookd supports (%lld)", db_path, (long long)v,
+		    (long long)max_version);
+		return -1;
+	}
+	if (access(db_path, R_OK | W_OK) == -1) {
+		log_error("store: '%s': not writable: %s", db_path,
+		    strerror(errno));
+		return -1;
+	}
+	if (companions_writable(db_path) == -1)
+		return -1;
+	if (v == 0)
+		(void)snprintf(note, note_size, "empty, schema to be created");
+	else if (v < max_version)
+		(void)snprintf(note, note_size, "schema version %lld, to be "
+		    "upgraded to %lld", (long long)v, (long long)max_version);
+	else
+		(void)snprintf(note, note_size, "schema version %lld",
+		    (long long)v);
+	return 0;
 }

@@ -203,8 +203,9 @@ def test_sample_config_lists_every_key():
 
 def test_sample_config_checks():
     """`cfhookd --check` accepts the sample (secret from $CREDENTIALS_DIRECTORY
-    as LoadCredential= provides it; only the hook's path changed to one that
-    exists here), and also with every commented default uncommented."""
+    as LoadCredential= provides it; only the hook's path and the database's
+    directory, the unit's StateDirectory=, changed to ones that exist here),
+    and also with every commented default uncommented."""
     tmp = tempfile.mkdtemp(prefix="cfhookd-conf-")
     try:
         creds = os.path.join(tmp, "creds")
@@ -219,8 +220,11 @@ def test_sample_config_checks():
         shipped_hook = "hook:" + config_values(SAMPLE)["forward"].split(":", 1)[1]
         env = {k: v for k, v in os.environ.items() if k != "CREDENTIALS_DIRECTORY"}
         env["CREDENTIALS_DIRECTORY"] = creds
-        # as shipped, but for the hook path
-        lines = [l.replace(shipped_hook, "hook:" + hook) if l.startswith("forward =") else l
+        # as shipped, but for the hook path and the database's directory
+        state = os.path.join(tmp, "state")
+        os.mkdir(state)
+        lines = [l.replace(shipped_hook, "hook:" + hook) if l.startswith("forward =") else
+                 l.replace("/var/lib/cfhookd/", state + "/") if l.startswith("database =") else l
                  for l in open(SAMPLE)]
         conf = os.path.join(tmp, "cfhookd.conf")
         with open(conf, "w") as f:
