@@ -40,8 +40,8 @@
 
 #define TICK_MS		1000	/* heartbeat, checks and retries */
 #define PROBE_IDLE_MS	5000	/* an idle store proves a write this often */
-#define PROBE_WAIT_MS	1000	/* a probe's wait for the lock */
-#define TRUNCATE_WAIT_MS 1000	/* a TRUNCATE checkpoint's wait for readers */
+#define PROBE_WAIT_MS	250	/* a tick's probe: wait for the lock */
+#define TRUNCATE_WAIT_MS 250	/* a tick's TRUNCATE: wait for readers */
 #define RETRY_OPEN_MS	10000	/* trying a database found at the path */
 #define REMIND_MS	60000	/* a store that stays moved is logged again */
 
@@ -314,7 +314,9 @@ tick_moved(struct writer *w, int64_t now)
 	}
 }
 
-/* Writer thread, once a second: check, checkpoint, retry. */
+/* Writer thread, once a second: check the files; when idle, checkpoint
+ * and retry. With items queued the tick never waits for a lock: the next
+ * batch is the retry, and its items must not wait for the tick. */
 static void
 tick(struct writer *w, int idle)
 {
@@ -337,15 +339,17 @@ tick(struct writer *w, int idle)
 		tick_moved(w, now);
 		return;
 	}
+	if (!idle)
+		return;
 	if (state(w) != WRITER_STORE_OK) {
 		/* TRUNCATE gives the WAL's space back to a full disk. */
 		checkpoint(w, 1);
 		probe(w);
 		return;
 	}
-	if (idle && store_wal_frames(w->st) != w->ckpt_frames)
+	if (store_wal_frames(w->st) != w->ckpt_frames)
 		checkpoint(w, 0);
-	if (idle && now - w->last_write_ms >= PROBE_IDLE_MS)
+	if (now - w->last_write_ms >= PROBE_IDLE_MS)
 		probe(w);
 }
 
