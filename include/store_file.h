@@ -50,6 +50,9 @@ const char *store_file_state_text(enum store_file_state);
 enum store_file_path store_file_path(const struct store_file *);
 /* Size of the held WAL in bytes; -1 when it cannot be read. */
 int64_t	store_file_wal_bytes(const struct store_file *);
+/* Bytes free to an unprivileged user on the held database's file system;
+ * -1 when it cannot be read. */
+int64_t	store_file_free_bytes(const struct store_file *);
 /* `cfhookd --check`: whether cfhookd can write the database at `db_path`,
  * learnt without SQLite and without creating or changing anything. It
  * exists as a cfhookd database at a schema version up to `max_version`, or

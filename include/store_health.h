@@ -15,10 +15,16 @@
 #include "store.h"
 #include "store_file.h"
 
-/* A batch checkpoints once the WAL holds this many frames (4 KiB pages):
- * little enough that the database grows by at most about 256 KiB when it
- * catches up, so a checkpoint fits into the space of a nearly full disk. */
-#define STORE_CHECKPOINT_FRAMES	64
+/* A batch checkpoints once the WAL holds this many frames (4 KiB pages),
+ * as SQLite would on its own; with less than STORE_LOW_SPACE free on the
+ * database's file system, once it holds STORE_CHECKPOINT_FRAMES_LOW: then
+ * the database grows by at most about 256 KiB when it catches up, so a
+ * checkpoint still fits into a nearly full disk, and into the first bit of
+ * space that comes back. (Checkpointing that often always would cost a
+ * busy daemon an fsync of the database every few batches.) */
+#define STORE_CHECKPOINT_FRAMES	1000
+#define STORE_CHECKPOINT_FRAMES_LOW 64
+#define STORE_LOW_SPACE		(64LL * 1024 * 1024)
 /* journal_size_limit: a WAL reset after a burst gives the space back. */
 #define STORE_JOURNAL_LIMIT	(4 * 1024 * 1024)
 /* /healthz reports wal_over_limit past this (checkpoints cannot keep up). */
@@ -61,6 +67,9 @@ enum store_file_state store_check_files(struct store *);
 enum store_file_path store_path_state(struct store *);
 /* Size of the WAL in bytes, -1 when unknown. */
 int64_t	store_wal_bytes(struct store *);
+/* Bytes free (to this process) on the database's file system; -1 when
+ * unknown. */
+int64_t	store_free_bytes(struct store *);
 /* Move WAL frames into the database file: PASSIVE, or TRUNCATE (waits up
  * to wait_ms for readers, then empties the WAL file and gives its space
  * back). Counted in the metrics. */

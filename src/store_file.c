@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -121,37 +122,44 @@ store_file_close(struct store_file *f)
 	free(f);
 }
 
+/* STORE_FILE_OK when `path` names the held file `fd`; `deleted` when the
+ * held file has no name left; `moved` when it has one, but not `path`. One
+ * fstat() and one stat(): this runs after every commit. */
+static enum store_file_state
+compare(int fd, const char *path, enum store_file_state deleted,
+    enum store_file_state moved)
+{
+	struct stat held, sb;
+
+	if (fstat(fd, &held) == -1)
+		return moved;
+	if (held.st_nlink == 0)
+		return deleted;
+	if (stat(path, &sb) == -1 || held.st_dev != sb.st_dev ||
+	    held.st_ino != sb.st_ino)
+		return moved;
+	return STORE_FILE_OK;
+}
+
 /* 1 when `path` names the held file, 0 when it names nothing or another. */
 static int
 named(int fd, const char *path)
 {
-	struct stat held, sb;
-
-	if (fstat(fd, &held) == -1 || stat(path, &sb) == -1)
-		return 0;
-	return held.st_dev == sb.st_dev && held.st_ino == sb.st_ino;
-}
-
-static int
-unlinked(int fd)
-{
-	struct stat held;
-
-	return fstat(fd, &held) == 0 && held.st_nlink == 0;
+	return compare(fd, path, STORE_FILE_DB_DELETED, STORE_FILE_DB_MOVED) ==
+	    STORE_FILE_OK;
 }
 
 enum store_file_state
 store_file_check(const struct store_file *f)
 {
-	if (unlinked(f->db_fd))
-		return STORE_FILE_DB_DELETED;
-	if (!named(f->db_fd, f->db_path))
-		return STORE_FILE_DB_MOVED;
-	if (unlinked(f->wal_fd))
-		return STORE_FILE_WAL_DELETED;
-	if (!named(f->wal_fd, f->wal_path))
-		return STORE_FILE_WAL_MOVED;
-	return STORE_FILE_OK;
+	enum store_file_state s;
+
+	s = compare(f->db_fd, f->db_path, STORE_FILE_DB_DELETED,
+	    STORE_FILE_DB_MOVED);
+	if (s != STORE_FILE_OK)
+		return s;
+	return compare(f->wal_fd, f->wal_path, STORE_FILE_WAL_DELETED,
+	    STORE_FILE_WAL_MOVED);
 }
 
 const char *
@@ -194,6 +202,16 @@ store_file_wal_bytes(const struct store_file *f)
 	if (fstat(f->wal_fd, &sb) == -1)
 		return -1;
 	return (int64_t)sb.st_size;
+}
+
+int64_t
+store_file_free_bytes(const struct store_file *f)
+{
+	struct statvfs sv;
+
+	if (fstatvfs(f->db_fd, &sv) == -1)
+		return -1;
+	return (int64_t)sv.f_bavail * (int64_t)sv.f_frsize;
 }
 
 /* The directory of `path` (a copy), "." when it has none. */

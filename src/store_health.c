@@ -159,6 +159,14 @@ store_wal_bytes(struct store *st)
 	return f == NULL ? -1 : store_file_wal_bytes(f);
 }
 
+int64_t
+store_free_bytes(struct store *st)
+{
+	struct store_file *f = store_files(st);
+
+	return f == NULL ? -1 : store_file_free_bytes(f);
+}
+
 static void
 note_fault(struct store *st)
 {

@@ -79,6 +79,8 @@ struct writer {
 	int64_t		 moved_log_ms;	/* REMIND_MS pacing */
 	int		 ckpt_frames;	/* store_wal_frames() at the last
 					 * complete checkpoint */
+	int		 ckpt_every;	/* frames: STORE_CHECKPOINT_FRAMES or,
+					 * short of space, ..._LOW */
 	int		 ckpt_failing;	/* logged once, until one succeeds */
 	int		 ckpt_behind;	/* the last one left frames behind */
 	int		 reopen_wanted;	/* event_fd written, not served yet */
@@ -314,6 +316,16 @@ tick_moved(struct writer *w, int64_t now)
 	}
 }
 
+/* How often batches checkpoint: small steps once space runs short. */
+static void
+pace_checkpoints(struct writer *w)
+{
+	int64_t free_bytes = store_free_bytes(w->st);
+
+	w->ckpt_every = free_bytes >= 0 && free_bytes < STORE_LOW_SPACE ?
+	    STORE_CHECKPOINT_FRAMES_LOW : STORE_CHECKPOINT_FRAMES;
+}
+
 /* Writer thread, once a second: check the files; when idle, checkpoint
  * and retry. With items queued the tick never waits for a lock: the next
  * batch is the retry, and its items must not wait for the tick. */
@@ -324,6 +336,8 @@ tick(struct writer *w, int idle)
 	enum store_file_state moved;
 
 	w->next_tick_ms = now + TICK_MS;
+	if (w->st != NULL)
+		pace_checkpoints(w);
 	if (w->st == NULL) {
 		tick_closed(w, now);
 		return;
@@ -372,21 +386,22 @@ note_batch(struct writer *w, int news)
 }
 
 /* Writer thread, the batch answered: a checkpoint once the WAL holds
- * STORE_CHECKPOINT_FRAMES, or a TRUNCATE one after a failure (it gives a
- * full disk the WAL's space back), but not after a lock timeout: it would
- * wait for the same lock while the next batch waits for it. */
+ * ckpt_every frames, or a TRUNCATE one after a failure (it gives a full
+ * disk the WAL's space back), but not after a lock timeout: it would wait
+ * for the same lock while the next batch waits for it. */
 static void
 after_batch(struct writer *w, int news)
 {
 	enum writer_store s = state(w);
 
-	if (news >= 0 && store_wal_frames(w->st) >= STORE_CHECKPOINT_FRAMES) {
+	if (news >= 0 && store_wal_frames(w->st) >= w->ckpt_every) {
 		checkpoint(w, 0);
 		settle_ok(w);		/* the WAL limit, after it */
 	} else if (s == WRITER_STORE_MOVED) {
 		tick_moved(w, clock_mono_ms());	/* reopen at once if it can */
 	} else if (s == WRITER_STORE_UNAVAILABLE &&
 	    strncmp(store_fault(w->st), "locked", 6) != 0) {
+		pace_checkpoints(w);
 		checkpoint(w, 1);
 	}
 }
@@ -502,6 +517,7 @@ reopen(struct writer *w)
 	w->st = w->next_st;
 	w->next_st = NULL;
 	w->ckpt_frames = -1;
+	pace_checkpoints(w);
 	metrics_store_reopen();
 	log_info("store: '%s': reopened", w->path);
 	probe(w);
@@ -622,6 +638,7 @@ writer_init(struct writer *w, struct store *st, int forward_pending)
 	w->health.state = WRITER_STORE_UNKNOWN;
 	w->health.wal_bytes = -1;
 	w->ckpt_frames = -1;
+	pace_checkpoints(w);
 	atomic_init(&w->forward_pending, forward_pending != 0);
 	atomic_init(&w->heartbeat_ms, clock_mono_ms());
 	probe(w);

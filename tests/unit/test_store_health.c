@@ -234,6 +234,7 @@ test_checkpoints(void)
 	}
 	CHECK(store_wal_frames(st) > 40);	/* no automatic checkpoint */
 	CHECK_INT(store_wal_bytes(st), file_size(wal));
+	CHECK(store_free_bytes(st) > 0);
 	reader = peek_open(path);
 	CHECK_INT(sqlite3_exec(reader, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
 	CHECK_INT(q_int(reader, "SELECT count(*) FROM events", NULL), 40);
