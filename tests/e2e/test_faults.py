@@ -340,6 +340,13 @@ def test_disk_full_then_grown_by_512k():
             st, body = healthz(d)
             assert st == 503 and body["store"] == "unavailable: disk full", body
             d.wait_log(r"not writable \(disk full\)")
+            # idle while still full: the probes commit a row, so they fail
+            # too; /healthz and the next webhook agree
+            time.sleep(2.5)
+            st, body = healthz(d)
+            assert st == 503 and body["store"] == "unavailable: disk full", body
+            assert p.post() == 503
+            assert "takes writes again" not in d.log()
             t_fix = time.monotonic()
             subprocess.check_call(["mount", "-o", "remount,size=%dk" % (size_k + 512), vol])
             t_back = p.until(200, 5)
