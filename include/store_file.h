@@ -29,8 +29,13 @@ enum store_file_state {
 enum store_file_path {
 	STORE_PATH_SAME,	/* the held database and WAL */
 	STORE_PATH_GONE,	/* no regular file */
-	STORE_PATH_OTHER_DB,	/* a different file: reopening would adopt it */
-	STORE_PATH_OTHER_WAL	/* our database, with no WAL or another one */
+	STORE_PATH_OTHER_DB,	/* a different database, and none of the held
+				 * files beside it: it can be opened while
+				 * ours are still open */
+	STORE_PATH_MIXED	/* some held files there, some not (the WAL
+				 * deleted; the database replaced beside our
+				 * WAL and -shm): ours must be closed, their
+				 * WAL saved and emptied, before it is opened */
 };
 
 /* Before SQLite opens `db_path`: it exists (created here, mode 0600, when
@@ -38,7 +43,7 @@ enum store_file_path {
  * directory or an unwritable file is logged with errno rather than as
  * SQLite's vaguer "unable to open database file". 0 / -1 (logged). */
 int	store_file_ready(const char *db_path, int create, int writable);
-/* Hold `db_path` and `db_path`-wal, which SQLite has open right now.
+/* Hold `db_path` and its -wal and -shm, which SQLite has open right now.
  * Returns 0 / -1 (logged). */
 int	store_file_open(const char *db_path, struct store_file **ret);
 /* NULL-safe. */

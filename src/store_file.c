@@ -26,8 +26,10 @@
 struct store_file {
 	char	*db_path;
 	char	*wal_path;
-	int	 db_fd;			/* O_PATH */
-	int	 wal_fd;		/* O_PATH */
+	char	*shm_path;
+	int	 db_fd;			/* O_PATH, as the three below */
+	int	 wal_fd;
+	int	 shm_fd;
 };
 
 static char *
@@ -91,15 +93,17 @@ store_file_open(const char *db_path, struct store_file **ret)
 		log_error("store: '%s': out of memory", db_path);
 		return -1;
 	}
-	f->db_fd = f->wal_fd = -1;
+	f->db_fd = f->wal_fd = f->shm_fd = -1;
 	f->db_path = strdup(db_path);
 	f->wal_path = with_suffix(db_path, "-wal");
-	if (f->db_path == NULL || f->wal_path == NULL) {
+	f->shm_path = with_suffix(db_path, "-shm");
+	if (f->db_path == NULL || f->wal_path == NULL || f->shm_path == NULL) {
 		log_error("store: '%s': out of memory", db_path);
 		goto fail;
 	}
 	if (hold(f->db_path, &f->db_fd) == -1 ||
-	    hold(f->wal_path, &f->wal_fd) == -1)
+	    hold(f->wal_path, &f->wal_fd) == -1 ||
+	    hold(f->shm_path, &f->shm_fd) == -1)
 		goto fail;
 	*ret = f;
 	return 0;
@@ -117,8 +121,11 @@ store_file_close(struct store_file *f)
 		(void)close(f->db_fd);
 	if (f->wal_fd != -1)
 		(void)close(f->wal_fd);
+	if (f->shm_fd != -1)
+		(void)close(f->shm_fd);
 	free(f->db_path);
 	free(f->wal_path);
+	free(f->shm_path);
 	free(f);
 }
 
@@ -180,18 +187,26 @@ store_file_state_text(enum store_file_state s)
 	return "the database files moved";
 }
 
+/* Opening a database beside a WAL or -shm file that one of our own
+ * connections holds would give one file two states in this process (POSIX
+ * locks of one process never conflict, so SQLite could not tell), and
+ * replay our WAL into another database: hence MIXED. */
 enum store_file_path
 store_file_path(const struct store_file *f)
 {
 	struct stat sb;
+	int db, wal, shm;
 
 	if (stat(f->db_path, &sb) == -1 || !S_ISREG(sb.st_mode))
 		return STORE_PATH_GONE;
-	if (!named(f->db_fd, f->db_path))
+	db = named(f->db_fd, f->db_path);
+	wal = named(f->wal_fd, f->wal_path);
+	shm = named(f->shm_fd, f->shm_path);
+	if (db && wal)
+		return STORE_PATH_SAME;
+	if (!db && !wal && !shm)
 		return STORE_PATH_OTHER_DB;
-	if (!named(f->wal_fd, f->wal_path))
-		return STORE_PATH_OTHER_WAL;
-	return STORE_PATH_SAME;
+	return STORE_PATH_MIXED;
 }
 
 int64_t

@@ -293,13 +293,13 @@ tick_moved(struct writer *w, int64_t now)
 		    "path", w->path);
 		probe(w);
 		break;
-	case STORE_PATH_OTHER_WAL:
+	case STORE_PATH_MIXED:
 		want_reopen(w);
 		break;
 	case STORE_PATH_OTHER_DB:
 		/* Opened (checked and upgraded) now, adopted in
-		 * writer_reopen(): a different file, so its WAL is not ours
-		 * and nothing conflicts meanwhile. */
+		 * writer_reopen(): none of its files is one of ours, so
+		 * nothing conflicts meanwhile. */
 		if (w->next_st == NULL && now >= w->next_open_ms) {
 			w->next_open_ms = now + RETRY_OPEN_MS;
 			(void)store_open(w->path, STORE_EXISTING,
@@ -490,16 +490,18 @@ reopen(struct writer *w)
 			probe(w);	/* back in place: nothing to swap */
 			return state(w) == WRITER_STORE_MOVED ? -1 : 0;
 		}
-		if (p != STORE_PATH_OTHER_WAL)
+		if (p != STORE_PATH_MIXED)
 			return -1;	/* ticks look at it again */
 	}
 	if (w->st != NULL) {
 		/* Our WAL holds acknowledged events the database file may not
 		 * have yet; with the WAL gone from the path it is their only
-		 * copy, so it goes into the database before anything closes.
-		 * For a replaced database this leaves the old files whole. */
+		 * copy, so it goes into the database before anything closes,
+		 * and left empty it cannot be replayed into a database that
+		 * replaced ours beside it. For a database replaced with its
+		 * own files this leaves the old ones whole. */
 		saved = store_checkpoint(w->st, 1, STORE_BUSY_TIMEOUT_MS);
-		if (saved != STORE_CKPT_DONE && p == STORE_PATH_OTHER_WAL) {
+		if (saved != STORE_CKPT_DONE && p == STORE_PATH_MIXED) {
 			log_warning("store: '%s': cannot reopen yet: the WAL "
 			    "could not be saved into the database (%s); trying "
 			    "again", w->path, saved == STORE_CKPT_BUSY ?

@@ -224,6 +224,36 @@ def test_database_directory_removed():
                   len(lost_with_the_directory)))
 
 
+def test_database_file_replaced_beside_its_wal():
+    """Only the database file deleted and a backup copied into its place,
+    beside the running daemon's own WAL and -shm: that WAL is saved into the
+    deleted file and emptied before the copy is opened, so it is never
+    replayed into the copy."""
+    with Daemon() as d:
+        p = Poster(d, "48")
+        for _ in range(20):
+            assert p.post() == 200
+        bak = os.path.join(d.tmp, "backup.db")
+        backup(d.db_path, bak)
+        in_backup = set(p.acked())
+        for _ in range(5):
+            assert p.post() == 200
+        lost = [k for k in p.acked() if k not in in_backup]
+        os.unlink(d.db_path)
+        p.until(503, 5)
+        t_fix = time.monotonic()
+        shutil.copy(bak, d.db_path)
+        t_back = p.until(200, 15)
+        d.wait_log(r"reopened")
+        assert d.rows("PRAGMA integrity_check")[0][0] == "ok"
+        have = {r[0] for r in d.rows("SELECT event_key FROM events")}
+        assert in_backup <= have and not (set(lost) & have), (len(have), lost)
+        n = no_200_without_a_row(d, p, lost_ok=lost)
+        figure("database file replaced", "200 again %.2f s after a backup was copied "
+               "beside the daemon's WAL; %d acknowledged (less the %d the deletion took), "
+               "none lost" % (t_back - t_fix, n, len(lost)))
+
+
 def test_database_directory_renamed():
     """mv of the database directory: 503 while it is away, 200 again as soon
     as it is moved back (the same files: nothing to reopen)."""

@@ -59,7 +59,7 @@ test_wal_deleted(void)
 	suffixed(wal, sizeof(wal), path, "-wal");
 	CHECK_INT(unlink(wal), 0);
 	CHECK_INT(store_check_files(st), STORE_FILE_WAL_DELETED);
-	CHECK_INT(store_path_state(st), STORE_PATH_OTHER_WAL);
+	CHECK_INT(store_path_state(st), STORE_PATH_MIXED);
 	ev_init(&ev, "W:after", "PAYMENT_SUCCESS_WEBHOOK");
 	item_init(&it, &ev, "{}", 2, 2);
 	CHECK_INT(store_record_batch(st, &p, 1, 1), -1);
@@ -144,6 +144,28 @@ test_deleted_and_replaced(void)
 	CHECK_INT(store_open(path, STORE_EXISTING, DURABILITY_FULL, &st), 0);
 	if (st != NULL)
 		CHECK_INT(record1(st, "N:1", 2, 1), STORE_DUPLICATE);
+	store_close(st);
+}
+
+/* Only the database file replaced, beside our WAL and -shm: not a database
+ * to open next to ours (it would take over our WAL). */
+static void
+test_replaced_beside_our_wal(void)
+{
+	char path[128], other[128];
+	struct store *st, *o;
+
+	st = open_new(path, sizeof(path), DURABILITY_FULL);
+	o = open_new(other, sizeof(other), DURABILITY_FULL);
+	if (st == NULL || o == NULL) {
+		store_close(st);
+		store_close(o);
+		return;
+	}
+	store_close(o);
+	CHECK_INT(rename(other, path), 0);
+	CHECK_INT(store_check_files(st), STORE_FILE_DB_DELETED);
+	CHECK_INT(store_path_state(st), STORE_PATH_MIXED);
 	store_close(st);
 }
 
@@ -310,6 +332,7 @@ main(void)
 	RUN(test_wal_deleted);
 	RUN(test_renamed_and_back);
 	RUN(test_deleted_and_replaced);
+	RUN(test_replaced_beside_our_wal);
 	RUN(test_existing_mode_never_creates);
 	RUN(test_probe);
 	RUN(test_checkpoints);
