@@ -392,7 +392,9 @@ reload(struct daemon *d)
 	s = NULL;
 	log_set_level(cfg->log_level);
 	writer_set_forward_pending(d->writer, cfg->forward_kind != FORWARD_NONE);
-	if (forward_reload(d->forward, cfg) == -1)
+	/* No forwarder while the writer reopens: start_readers() applies
+	 * d->cur when it starts one. */
+	if (d->forward != NULL && forward_reload(d->forward, cfg) == -1)
 		log_error("reload: forwarding settings not applied");
 	/* The forwarder and the writer copied what they need; only the boot
 	 * configuration stays borrowed (by the listener). */

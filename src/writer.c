@@ -514,6 +514,8 @@ reopen(struct writer *w)
 	if (w->next_st == NULL && store_open(w->path, STORE_EXISTING,
 	    w->durability, &w->next_st) == -1) {
 		w->next_open_ms = clock_mono_ms() + RETRY_OPEN_MS;
+		set_state(w, WRITER_STORE_MOVED, "the database at the path "
+		    "cannot be opened (see the log)");
 		return -1;		/* logged; tick_closed() retries */
 	}
 	w->st = w->next_st;
