@@ -29,7 +29,8 @@ enum store_mode {
 	STORE_WRITE,		/* creates the file, runs migrations */
 	STORE_EXISTING,		/* as STORE_WRITE, but never creates: the file
 				 * must already be a cfhookd database */
-	STORE_READ,		/* existing, at the current schema; read-write */
+	STORE_READ,		/* existing, at the current schema;
+				 * read-write */
 	STORE_READONLY		/* existing, at the current schema; opened
 				 * read-only (SQLITE_OPEN_READONLY) */
 };

@@ -43,7 +43,8 @@ enum store_ckpt {
 };
 
 enum store_probe {
-	STORE_PROBE_OK,		/* a row committed, into the files at the path */
+	STORE_PROBE_OK,		/* a row committed into the files at the
+				 * path */
 	STORE_PROBE_BUSY,	/* another connection held the lock: unknown */
 	STORE_PROBE_FAILED,	/* the commit failed (store_fault()) */
 	STORE_PROBE_MOVED	/* committed into files no longer at the path */

@@ -21,7 +21,8 @@
 #include "log.h"
 #include "store_file.h"
 
-#define HEADER_SIZE	108	/* SQLite's 100-byte header + page 1's b-tree header */
+/* SQLite's 100-byte file header and page 1's b-tree page header. */
+#define HEADER_SIZE	108
 
 struct store_file {
 	char	*db_path;

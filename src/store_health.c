@@ -249,7 +249,8 @@ out:
 		if (sqlite3_get_autocommit(db) == 0)
 			(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	} else if (r == STORE_PROBE_MOVED) {
-		store_set_fault(st, store_file_state_text(store_check_files(st)));
+		store_set_fault(st,
+		    store_file_state_text(store_check_files(st)));
 	}
 	return r;
 }

@@ -42,18 +42,18 @@
 #define PROBE_IDLE_MS	5000	/* an idle store proves a write this often */
 #define PROBE_WAIT_MS	250	/* a tick's probe: wait for the lock */
 #define TRUNCATE_WAIT_MS 250	/* a tick's TRUNCATE: wait for readers */
-#define RETRY_OPEN_MS	10000	/* trying a database found at the path */
+#define RETRY_OPEN_MS	10000	/* retrying to open or reopen */
 #define REMIND_MS	60000	/* a store that stays moved is logged again */
 
 struct writer {
-	struct store	*st;		/* writer thread only; NULL: none open */
+	struct store	*st;		/* writer thread only; NULL: none */
 	struct store	*next_st;	/* writer thread: opened at the path,
 					 * waiting for writer_reopen() */
 	char		*path;
 	enum durability	 durability;
 	pthread_t	 thread;
 
-	pthread_mutex_t	 mu;		/* guards the fields down to reopen_rc */
+	pthread_mutex_t	 mu;		/* guards the fields to reopen_rc */
 	pthread_cond_t	 cv;		/* queue not empty, stop or reopen */
 	pthread_cond_t	 reopened;	/* writer_reopen() answered */
 	struct store_item *head, *tail;
@@ -171,7 +171,8 @@ set_state(struct writer *w, enum writer_store s, const char *detail)
 		log_warning("store: '%s': %s", w->path, detail);
 		break;
 	case WRITER_STORE_UNKNOWN:
-		log_warning("store: '%s': health unknown (%s)", w->path, detail);
+		log_warning("store: '%s': health unknown (%s)", w->path,
+		    detail);
 		break;
 	}
 }
@@ -225,9 +226,9 @@ checkpoint(struct writer *w, int truncate)
 			    w->path);
 		w->ckpt_failing = 0;
 	} else if (r == STORE_CKPT_FAILED && !w->ckpt_failing) {
-		log_warning("store: '%s': checkpoint failed (%s): the WAL grows "
-		    "until one works; trying again every second", w->path,
-		    store_fault(w->st));
+		log_warning("store: '%s': checkpoint failed (%s): the WAL "
+		    "grows until one works; trying again every second",
+		    w->path, store_fault(w->st));
 		w->ckpt_failing = 1;
 	}
 }
@@ -294,7 +295,8 @@ tick_moved(struct writer *w, int64_t now)
 		probe(w);
 		break;
 	case STORE_PATH_MIXED:
-		want_reopen(w);
+		if (now >= w->next_open_ms)	/* at once, then paced */
+			want_reopen(w);
 		break;
 	case STORE_PATH_OTHER_DB:
 		/* Opened (checked and upgraded) now, adopted in
@@ -502,6 +504,7 @@ reopen(struct writer *w)
 		 * own files this leaves the old ones whole. */
 		saved = store_checkpoint(w->st, 1, STORE_BUSY_TIMEOUT_MS);
 		if (saved != STORE_CKPT_DONE && p == STORE_PATH_MIXED) {
+			w->next_open_ms = clock_mono_ms() + RETRY_OPEN_MS;
 			log_warning("store: '%s': cannot reopen yet: the WAL "
 			    "could not be saved into the database (%s); trying "
 			    "again", w->path, saved == STORE_CKPT_BUSY ?

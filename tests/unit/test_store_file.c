@@ -35,7 +35,8 @@ dir_print(void)
 	if (d == NULL)
 		return -1;
 	while ((de = readdir(d)) != NULL) {
-		(void)snprintf(p, sizeof(p), "%s/%s", storetest_dir, de->d_name);
+		(void)snprintf(p, sizeof(p), "%s/%s", storetest_dir,
+		    de->d_name);
 		if (stat(p, &sb) == 0)
 			sum += (long)sb.st_ino * 31 + (long)sb.st_size * 7 +
 			    (long)sb.st_mtime + (long)sb.st_mtim.tv_nsec;
@@ -98,7 +99,7 @@ test_versions(void)
 	st = open_new(path, sizeof(path), DURABILITY_FULL);
 	if (st == NULL)
 		return;
-	store_close(st);		/* checkpointed: the header is current */
+	store_close(st);	/* checkpointed: the header is current */
 	CHECK_INT(inspect(path, STORE_SCHEMA_VERSION, note, sizeof(note)), 0);
 	CHECK_STR(note, "schema version 2");
 	CHECK_INT(inspect(path, 1, note, sizeof(note)), -1);	/* newer */
