@@ -391,6 +391,7 @@ def test_disk_full_then_grown_by_512k():
                    % (t_503 - t_fill, t_back - t_fix, t_ok - t_fix, n))
     finally:
         subprocess.run(["umount", "-l", vol])
+        shutil.rmtree(d.tmp, ignore_errors=True)    # the mount point kept it
 
 
 # -- two daemons, one database -------------------------------------------------
