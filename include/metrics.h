@@ -35,4 +35,16 @@ struct metrics_gauges {
 /* Append the whole exposition to out. Returns 0, or -1 when out is full. */
 int	metrics_render(struct buf *out, const struct metrics_gauges *);
 
+/* The store (store_health.c, writer.c). */
+/* One checkpoint: 0 done, 1 kept back by readers (busy), 2 failed (the
+ * values of enum store_ckpt). */
+void	metrics_store_checkpoint(int result);
+/* The writer's view after each batch or tick: whether the store takes
+ * writes (its /healthz state is ok) and the WAL's size (-1: unknown). */
+void	metrics_store_state(int healthy, long long wal_bytes);
+/* The writer reopened the database (its files had moved). */
+void	metrics_store_reopen(void);
+/* The series above; metrics_render() calls it. 0 / -1 when out is full. */
+int	metrics_render_store(struct buf *out);
+
 #endif

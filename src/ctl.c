@@ -4,9 +4,11 @@
  *
  * Every argument is checked before the database is opened, so a typo never
  * touches it: a usage error exits 2, "not found" or a failure 1, success 0.
- * It runs next to the daemon: the database is opened with STORE_READ (an
- * existing file at the current schema; never created or migrated), and the
- * only commands that write are replay and prune (store_admin_write.c).
+ * It runs next to the daemon: the database is opened as an existing file at
+ * the current schema (never created or migrated), read-only for the
+ * commands that only read (STORE_READONLY: a user who may read the database
+ * but not write it can still look), read-write for the only two that write,
+ * replay and prune (store_admin_write.c).
  * Must not: run SQL (store_admin*.c) or format output (ctl_cmd.c). */
 #include <stdint.h>
 #include <stdio.h>
@@ -445,6 +447,13 @@ make_plan(const struct args *a, struct plan *p)
 	return 0;
 }
 
+/* Only these write; any other command opens the database read-only. */
+static int
+command_writes(const char *name)
+{
+	return strcmp(name, "replay") == 0 || strcmp(name, "prune") == 0;
+}
+
 /* The database named by -d, or by `database` in the config (-c, or the
  * installed default). Returns a CTL_* status. */
 static int
@@ -453,6 +462,7 @@ open_store(const struct args *a, struct config **cfg, const char **path,
 {
 	const char *conf = a->val[O_CONFIG];
 	enum durability dur = DURABILITY_FULL;
+	enum store_mode mode;
 
 	if (conf != NULL && a->val[O_DATABASE] != NULL)
 		return usage_error("give -c FILE or -d DBFILE, not both", NULL);
@@ -471,11 +481,13 @@ open_store(const struct args *a, struct config **cfg, const char **path,
 		*path = (*cfg)->database;
 		dur = (*cfg)->durability;
 	}
-	/* STORE_READ: an existing database at our schema, read-write; a
-	 * wrong path is an error, never a new empty file. */
-	if (store_open(*path, STORE_READ, dur, st) == -1) {
-		fprintf(stderr, "cfhookctl: cannot open the database '%s' "
-		    "(see above)\n", *path);
+	/* An existing database at our schema; a wrong path is an error,
+	 * never a new empty file. */
+	mode = command_writes(a->cmd) ? STORE_READ : STORE_READONLY;
+	if (store_open(*path, mode, dur, st) == -1) {
+		fprintf(stderr, "cfhookctl: cannot open the database '%s'%s "
+		    "(see above)\n", *path, mode == STORE_READ ?
+		    " for writing" : "");
 		return CTL_FAIL;
 	}
 	return CTL_OK;

@@ -191,6 +191,62 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 	    "database writer.\n# TYPE cfhookd_writer_queued gauge\n"
 	    "cfhookd_writer_queued %lld\n", g->writer_queued);
 	rc |= render_orders(out);
+	rc |= metrics_render_store(out);
+	return rc == 0 ? 0 : -1;
+}
+
+/* The store: checkpoints, the WAL, whether it takes writes, reopens. */
+static _Atomic unsigned long long ckpt_by_result[3];	/* done, busy, failed */
+static _Atomic unsigned long long store_reopens;
+static _Atomic long long store_wal;
+static atomic_int store_healthy = 1;
+
+void
+metrics_store_checkpoint(int result)
+{
+	if (result >= 0 && result < 3)
+		bump(&ckpt_by_result[result], 1);
+}
+
+void
+metrics_store_state(int healthy, long long wal_bytes)
+{
+	atomic_store_explicit(&store_healthy, healthy != 0,
+	    memory_order_relaxed);
+	atomic_store_explicit(&store_wal, wal_bytes, memory_order_relaxed);
+}
+
+void
+metrics_store_reopen(void)
+{
+	bump(&store_reopens, 1);
+}
+
+int
+metrics_render_store(struct buf *out)
+{
+	static const char *const results[] = { "done", "busy", "failed" };
+	size_t i;
+	int rc = 0;
+
+	rc |= put(out, "# HELP cfhookd_store_checkpoints_total WAL checkpoints "
+	    "by result (busy: readers kept part of the WAL back).\n"
+	    "# TYPE cfhookd_store_checkpoints_total counter\n");
+	for (i = 0; i < 3; i++)
+		rc |= put(out, "cfhookd_store_checkpoints_total{result=\"%s\"} "
+		    "%llu\n", results[i], get(&ckpt_by_result[i]));
+	rc |= put(out, "# HELP cfhookd_store_wal_bytes Size of the WAL file "
+	    "(-1: unknown).\n# TYPE cfhookd_store_wal_bytes gauge\n"
+	    "cfhookd_store_wal_bytes %lld\n",
+	    atomic_load_explicit(&store_wal, memory_order_relaxed));
+	rc |= put(out, "# HELP cfhookd_store_healthy 1 while the database "
+	    "takes writes where its path points (/healthz store ok).\n"
+	    "# TYPE cfhookd_store_healthy gauge\ncfhookd_store_healthy %d\n",
+	    atomic_load_explicit(&store_healthy, memory_order_relaxed));
+	rc |= put(out, "# HELP cfhookd_store_reopens_total Times the database "
+	    "was opened again after its files moved.\n"
+	    "# TYPE cfhookd_store_reopens_total counter\n"
+	    "cfhookd_store_reopens_total %llu\n", get(&store_reopens));
 	return rc == 0 ? 0 : -1;
 }
 

@@ -15,6 +15,7 @@
 
 #include "check.h"
 #include "store.h"
+#include "store_health.h"
 #include "storetest.h"
 
 static int
@@ -175,6 +176,40 @@ test_read_mode_never_creates(void)
 	CHECK_INT(store_open(path2, STORE_WRITE, DURABILITY_FULL, &st), -1);
 	CHECK_INT(q_int(db, "SELECT count(*) FROM sqlite_schema", NULL), 1);
 	(void)sqlite3_close(db);
+}
+
+/* STORE_READONLY: an existing database at our schema, read through a
+ * connection that cannot write; never created. */
+static void
+test_readonly_mode(void)
+{
+	char path[128];
+	struct store *st, *ro = NULL;
+	sqlite3 *db;
+
+	st = open_new(path, sizeof(path), DURABILITY_FULL);
+	if (st == NULL)
+		return;
+	CHECK_INT(record1(st, "RO:1", 1, 1), STORE_NEW);
+	CHECK_INT(store_open(path, STORE_READONLY, DURABILITY_FULL, &ro), 0);
+	if (ro != NULL) {
+		db = store_db(ro);
+		CHECK_INT(sqlite3_db_readonly(db, "main"), 1);
+		CHECK_INT(q_int(db, "SELECT count(*) FROM events", NULL), 1);
+		CHECK_INT(sqlite3_exec(db, "DELETE FROM events", NULL, NULL,
+		    NULL), SQLITE_READONLY);
+		CHECK_INT(record1(ro, "RO:2", 2, 1), STORE_UNAVAILABLE);
+		CHECK_INT(store_ping(ro), 0);
+		store_close(ro);
+	}
+	/* Still written through the other connection only. */
+	CHECK_INT(q_int(store_db(st), "SELECT count(*) FROM events", NULL), 1);
+	store_close(st);
+	ro = NULL;
+	new_path(path, sizeof(path));
+	CHECK_INT(store_open(path, STORE_READONLY, DURABILITY_FULL, &ro), -1);
+	CHECK(ro == NULL);
+	CHECK_INT(access(path, F_OK), -1);
 }
 
 static void
@@ -416,6 +451,7 @@ test_pragmas(void)
 {
 	char path[128];
 	struct store *st;
+	int persist;
 	sqlite3 *db;
 
 	st = open_new(path, sizeof(path), DURABILITY_FULL);
@@ -424,8 +460,12 @@ test_pragmas(void)
 		CHECK_INT(q_int(db, "PRAGMA synchronous", NULL), 2);
 		CHECK_INT(q_int(db, "PRAGMA foreign_keys", NULL), 1);
 		CHECK_INT(q_int(db, "PRAGMA temp_store", NULL), 2);
-		CHECK_INT(q_int(db, "PRAGMA busy_timeout", NULL),
-		    STORE_BUSY_TIMEOUT_MS);
+		CHECK_INT(q_int(db, "PRAGMA journal_size_limit", NULL),
+		    STORE_JOURNAL_LIMIT);
+		persist = -1;	/* -1 asks */
+		CHECK_INT(sqlite3_file_control(db, "main",
+		    SQLITE_FCNTL_PERSIST_WAL, &persist), SQLITE_OK);
+		CHECK_INT(persist, 1);
 		store_close(st);
 	}
 	st = open_new(path, sizeof(path), DURABILITY_NORMAL);
@@ -575,6 +615,7 @@ main(void)
 	RUN(test_reopen_idempotent);
 	RUN(test_newer_version_refused);
 	RUN(test_read_mode_never_creates);
+	RUN(test_readonly_mode);
 	RUN(test_batch_new_and_duplicate);
 	RUN(test_same_key_twice_in_batch);
 	RUN(test_forward_state);
