@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +50,9 @@ struct daemon {
 	pthread_mutex_t stats_mu;	/* the stats connection is shared */
 	struct store *stats;		/* NULL while the writer reopens */
 	int	 lock_fd;		/* the instance lock (store_lock.h) */
-	int	 stopping;		/* only read by probes: racy is fine */
+	/* Set by the main thread at SIGTERM, read by /healthz on the HTTP
+	 * threads. */
+	atomic_int stopping;
 };
 
 static struct config *
@@ -130,7 +133,7 @@ probe_healthy(void *arg, const char **reason)
 {
 	struct daemon *d = arg;
 
-	if (d->stopping) {
+	if (atomic_load(&d->stopping)) {
 		*reason = "shutting down";
 		return 0;
 	}
@@ -501,7 +504,7 @@ stop(struct daemon *d)
 {
 	int left;
 
-	d->stopping = 1;
+	atomic_store(&d->stopping, 1);
 	notify_stopping();
 	if (d->http != NULL) {
 		http_quiesce(d->http);
