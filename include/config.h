@@ -36,8 +36,9 @@ struct config {
 	char	*database;		/* [/var/lib/cfhookd/events.db] */
 	unsigned tolerance_s;		/* [0] = off */
 	size_t	 max_body;		/* [262144] */
-	unsigned max_connections;	/* [256] */
+	unsigned max_connections;	/* [4096] */
 	unsigned idle_timeout_s;	/* [10] */
+	unsigned header_timeout_s;	/* [5] */
 	unsigned request_timeout_s;	/* [30] */
 	enum forward_kind forward_kind;	/* [none] */
 	char	*forward_path;		/* HOOK/UNIX: absolute path */

@@ -10,6 +10,7 @@
 
 #include "store.h"
 #include "store_admin.h"
+#include "store_orders.h"
 
 enum ctl_exit {
 	CTL_OK = 0,
@@ -17,12 +18,15 @@ enum ctl_exit {
 	CTL_USAGE = 2
 };
 
+struct ctl_zone;
+
 struct ctl {
 	struct store *st;
 	const char *db_path;
 	const char *forward;	/* config_forward_name(), NULL with -d */
 	int	 json;
 	int64_t	 now;		/* unix ms */
+	const struct ctl_zone *zone;	/* times shown in it; never NULL */
 	FILE	*out;
 };
 
@@ -36,5 +40,8 @@ int	ctl_cmd_replay(const struct ctl *, struct store_admin_replay *req,
 	    const char *const *args, size_t n);
 int	ctl_cmd_replay_dead(const struct ctl *);
 int	ctl_cmd_prune(const struct ctl *, int64_t before, int dry_run);
+/* DESIGN "Orders" (ctl_order.c): the ledger, and one order's timeline. */
+int	ctl_cmd_orders(const struct ctl *, const struct store_orders_filter *);
+int	ctl_cmd_order(const struct ctl *, const char *order_id);
 
 #endif

@@ -15,6 +15,8 @@
 
 #include <jansson.h>
 
+struct ctl_zone;
+
 /* The text escaped for a terminal (NULL shows as "-"). malloc'd; NULL on
  * no memory. */
 char	*ctl_out_escape(const char *s);
@@ -37,17 +39,22 @@ void	ctl_table_free(struct ctl_table *);
 
 /* "  label            value\n", value escaped (NULL shows as "-"). */
 void	ctl_out_field(FILE *, const char *label, const char *value);
-/* The same for a time (unix ms; -1 shows as "-"), with its age relative to
- * now: "2025-05-05T06:49:19Z (3h 20m ago)". */
-void	ctl_out_time_field(FILE *, const char *label, int64_t ms, int64_t now);
+/* The same for a time (unix ms; -1 shows as "-") in zone z (NULL: UTC),
+ * with its age relative to now: "2025-05-05T06:49:19Z (3h 20m ago)". */
+void	ctl_out_time_field(FILE *, const struct ctl_zone *z, const char *label,
+	    int64_t ms, int64_t now);
 /* The same for an integer. */
 void	ctl_out_int_field(FILE *, const char *label, int64_t v);
 
 /* JSON values; each returns a new reference, or NULL on no memory. */
 /* A string; NULL -> null; bytes that are not UTF-8 become U+FFFD. */
 json_t	*ctl_out_json_text(const char *s, size_t len);
-/* RFC 3339 UTC with milliseconds; -1 -> null. */
-json_t	*ctl_out_json_time(int64_t ms);
+/* RFC 3339 with milliseconds in zone z (NULL: UTC); -1 -> null. */
+json_t	*ctl_out_json_time(const struct ctl_zone *z, int64_t ms);
+/* A time as text in zone z (NULL: UTC) into out (CTL_TIME_MAX bytes), "-"
+ * for -1 or a time that cannot be shown. Returns out. */
+const char *ctl_out_time(const struct ctl_zone *z, int64_t ms, int with_ms,
+	    char *out, size_t n);
 /* Standard base64 of n bytes as a JSON string. */
 json_t	*ctl_out_json_base64(const char *s, size_t n);
 /* Sets key to v in obj, taking v's reference; v NULL (no memory) or a

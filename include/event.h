@@ -15,6 +15,35 @@ enum event_format {
 	EVENT_FORM
 };
 
+/* What a body says beyond the columns, read the way the columns are
+ * (strings as sent, numbers by their token): for the envelope (DESIGN
+ * "Forwarding"), so that a hook need not dig in the payload, and for the
+ * order ledger (DESIGN "Orders"). Each belongs to the types of one family
+ * and is read only for them; event_detail_applies() says which. Nothing
+ * here keys an event. */
+enum event_detail {
+	EVENT_ORDER_AMOUNT,	/* payment and Payment Link events */
+	EVENT_ORDER_CURRENCY,
+	EVENT_LINK_ID,		/* PAYMENT_LINK_EVENT */
+	EVENT_LINK_STATUS,
+	EVENT_LINK_AMOUNT,
+	EVENT_LINK_AMOUNT_PAID,
+	EVENT_REFUND_ID,	/* REFUND_STATUS_WEBHOOK */
+	EVENT_CF_REFUND_ID,
+	EVENT_REFUND_STATUS,
+	EVENT_REFUND_AMOUNT,
+	EVENT_REFUND_CURRENCY,
+	EVENT_REFUND_TYPE,
+	EVENT_SETTLEMENT_ID,	/* SETTLEMENT_*, VENDOR_SETTLEMENT_* */
+	EVENT_SETTLEMENT_STATUS,
+	EVENT_SETTLEMENT_AMOUNT,
+	EVENT_SETTLEMENT_UTR,
+	EVENT_DISPUTE_ID,	/* DISPUTE_* */
+	EVENT_DISPUTE_STATUS,
+	EVENT_DISPUTE_AMOUNT,
+	EVENT_DETAIL_COUNT
+};
+
 /* All strings are owned by the event (malloc'd, NUL-free C strings); NULL
  * means the body does not carry that field. */
 struct event {
@@ -23,9 +52,10 @@ struct event {
 	char	*cf_payment_id;	/* digits exactly as sent (text or number) */
 	char	*order_id;
 	char	*payment_status;
-	char	*amount;	/* decimal text: strings as sent, numbers shortest */
+	char	*amount;	/* decimal text as sent (a number: its token) */
 	char	*currency;
 	char	*event_time;
+	char	*detail[EVENT_DETAIL_COUNT];	/* NULL outside its family */
 	enum event_format format;
 };
 
@@ -59,6 +89,20 @@ struct json_t;
  * reference for the caller to json_decref) or NULL when the body is not a
  * JSON object. Returns 0, or -1 on no memory. */
 int	event_parse_json(const char *body, size_t len, struct json_t **ret);
+/* An event as intake read it, from a stored row (the envelope and the
+ * schema upgrade read stored bodies again): a form when the content type's
+ * media type is application/x-www-form-urlencoded (intake refused every
+ * other form), else JSON; a form that no longer decodes reads as UNKNOWN.
+ * Returns 0 and fills *ret, or -1 on no memory. */
+int	event_from_row(const char *content_type, const char *body, size_t len,
+	    struct event *ret);
+/* Whether a Content-Type's media type (before any ';' parameter, blanks
+ * trimmed, any case) is application/x-www-form-urlencoded. */
+int	event_content_is_form(const char *content_type);
+/* The envelope's name of a detail ("link_status"). */
+const char *event_detail_name(enum event_detail);
+/* Whether the detail belongs to events of this type's family. */
+int	event_detail_applies(const char *type, enum event_detail);
 /* Frees the strings. NULL-safe and safe on a zeroed event. */
 void	event_done(struct event *);
 

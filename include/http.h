@@ -26,6 +26,10 @@ struct http_probe {
 int	http_start(const struct config *cfg, int listen_fd, struct writer *,
 	    struct secrets *secrets, const struct http_probe *,
 	    struct http **ret);
+/* Where it listens, read from the socket (also one systemd passed):
+ * "127.0.0.1:8080", "[::1]:8080" or "unix:/run/cfhookd/http.sock".
+ * Borrowed; valid until http_stop(). */
+const char *http_listen_name(const struct http *);
 /* Swap the accepted secrets (SIGHUP); requests under way keep the old set. */
 void	http_set_secrets(struct http *, struct secrets *secrets);
 /* Stop accepting connections. Requests under way go on; a new request on

@@ -20,6 +20,11 @@ void	metrics_signature_failure(enum verify_result);
 /* One forward attempt and its outcome. */
 void	metrics_forward_attempt(int ok);
 
+/* An order's attention flag raised for the first time (reason:
+ * "double_payment", "amount_mismatch", "late_failure"; others are not
+ * counted). Called once the event that raised it is committed. */
+void	metrics_order_attention(const char *reason);
+
 /* Values read at scrape time; -1 where unknown. */
 struct metrics_gauges {
 	long long outbox_pending;
@@ -29,5 +34,17 @@ struct metrics_gauges {
 
 /* Append the whole exposition to out. Returns 0, or -1 when out is full. */
 int	metrics_render(struct buf *out, const struct metrics_gauges *);
+
+/* The store (store_health.c, writer.c). */
+/* One checkpoint: 0 done, 1 kept back by readers (busy), 2 failed (the
+ * values of enum store_ckpt). */
+void	metrics_store_checkpoint(int result);
+/* The writer's view after each batch or tick: whether the store takes
+ * writes (its /healthz state is ok) and the WAL's size (-1: unknown). */
+void	metrics_store_state(int healthy, long long wal_bytes);
+/* The writer reopened the database (its files had moved). */
+void	metrics_store_reopen(void);
+/* The series above; metrics_render() calls it. 0 / -1 when out is full. */
+int	metrics_render_store(struct buf *out);
 
 #endif

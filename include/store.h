@@ -2,7 +2,9 @@
  *
  * One struct store per thread (one sqlite3 connection each); never shared.
  * WAL mode; `durability` full means synchronous=FULL, so a successful commit
- * is on disk before store_record_batch() returns. */
+ * is on disk before store_record_batch() returns, and only into the files the
+ * path names: a commit into a database or WAL that was deleted or moved
+ * meanwhile is reported as failed (DESIGN "Database"). */
 #ifndef CFHOOK_STORE_H
 #define CFHOOK_STORE_H
 
@@ -12,8 +14,10 @@
 #include "config.h"
 #include "event.h"
 
-#define STORE_SCHEMA_VERSION	2
-#define STORE_BUSY_TIMEOUT_MS	5000	/* "locked past timeout" -> 503 */
+#define STORE_SCHEMA_VERSION	3
+/* "locked past timeout" -> 503: the longest a batch waits for the lock, all
+ * of its steps together, counted from the moment its oldest item was queued. */
+#define STORE_BUSY_TIMEOUT_MS	5000
 
 enum store_result {
 	STORE_NEW,		/* inserted */
@@ -23,10 +27,16 @@ enum store_result {
 
 enum store_mode {
 	STORE_WRITE,		/* creates the file, runs migrations */
-	STORE_READ		/* the file must exist at the current schema */
+	STORE_EXISTING,		/* as STORE_WRITE, but never creates: the file
+				 * must already be a cfhookd database */
+	STORE_READ,		/* existing, at the current schema;
+				 * read-write */
+	STORE_READONLY		/* existing, at the current schema; opened
+				 * read-only (SQLITE_OPEN_READONLY) */
 };
 
 struct store;
+struct store_file;
 struct sqlite3;
 struct sqlite3_stmt;
 
@@ -45,9 +55,14 @@ struct store_item {
 	 * of the first (spec section 11). */
 	const char *form_digest;
 	int64_t	 received_ms;		/* unix ms */
+	/* Monotonic ms when it was queued (writer_submit); 0: now. The batch's
+	 * wait for the lock ends STORE_BUSY_TIMEOUT_MS after its oldest item's,
+	 * so an item queued behind a batch that waited does not wait twice. */
+	int64_t	 queued_ms;
 	/* out, valid in done() */
 	enum store_result result;
 	int64_t	 id;			/* events.id (new or existing row) */
+	unsigned attention_raised;	/* STORE_NEW: ledger.h flags raised */
 	/* Called once from the writer thread after the item's transaction is
 	 * durable (or failed); the item belongs to the caller again. */
 	void	(*done)(struct store_item *, void *arg);
@@ -63,19 +78,37 @@ int	store_open(const char *path, enum store_mode, enum durability,
 void	store_close(struct store *);
 /* One transaction for the whole batch: each item is inserted, or counted as a
  * duplicate delivery (deliveries + 1, last_seen_at), and gets its result.
+ * A new payment or Payment Link event also moves its order in the same
+ * transaction (store_ledger.h); what that raised is reported after the
+ * commit.
  * New rows start forward_state 'pending' when forward_pending, else 'done'.
  * A pruned key (tombstone) counts as a duplicate. If the commit fails every
- * item gets STORE_UNAVAILABLE and nothing remains written. Returns the number
- * of new rows, or -1 when the transaction failed (logged). */
+ * item gets STORE_UNAVAILABLE and nothing remains written. If the commit went
+ * into files no longer at the path (store_check_files()), every item gets
+ * STORE_UNAVAILABLE too: it is not durable where the next start looks.
+ * Returns the number of new rows, or -1 when the transaction failed
+ * (logged; store_fault() says why). */
 int	store_record_batch(struct store *, struct store_item **items, size_t n,
 	    int forward_pending);
-/* 0 when the write lock can be taken now (BEGIN IMMEDIATE, then ROLLBACK:
- * nothing is written), -1 otherwise (logged at debug). */
-int	store_check_write(struct store *);
-/* Cheap liveness probe for /healthz: 0 when the database answers. */
+/* Why the last write (batch or store_probe()) failed, as a short fixed
+ * phrase such as "disk full" or "I/O error (Read-only file system)"; "" when
+ * it did not fail. Borrowed until the next call on this store. */
+const char *store_fault(struct store *);
+/* Cheap liveness probe: 0 when the database answers a read. */
 int	store_ping(struct store *);
 /* The sqlite3 handle, for the other store_*.c files only. */
 struct sqlite3 *store_db(struct store *);
+/* For the store_*.c files: the database path and durability; the files
+ * held (NULL for STORE_READ and STORE_READONLY); the WAL frames after the
+ * last commit; the monotonic ms at which waits for a lock give up (0:
+ * STORE_BUSY_TIMEOUT_MS from when each wait starts); record why a write
+ * failed (store_fault()). */
+const char *store_path(const struct store *);
+enum durability store_durability(const struct store *);
+struct store_file *store_files(struct store *);
+int	store_wal_frames(const struct store *);
+void	store_set_deadline(struct store *, int64_t mono_ms);
+void	store_set_fault(struct store *, const char *what);
 /* For the store_*.c files: a malloc'd copy of column i's bytes exactly as
  * stored (TEXT or BLOB) with a NUL after them, *len (if not NULL) their
  * count; *ret NULL for SQL NULL. Returns 0, or -1 on no memory. */

@@ -50,6 +50,12 @@ struct store_admin_event {
 	int64_t	 forwarded_at;		/* -1: never */
 	int64_t	 next_attempt_at;
 	int64_t	 replay_base;		/* forward_attempts at the last replay */
+	char	*idempotency_key;	/* headers recorded as received */
+	char	*webhook_version;
+	char	*order_state;		/* the order after this event (DESIGN
+					 * "Orders"); NULL: not in the ledger */
+	int	 order_paid_now;	/* 1, 0, or -1 (NULL) */
+	char	*order_attention;
 };
 
 /* One forward_log row (a delivery attempt). */
@@ -72,6 +78,8 @@ struct store_admin_status {
 	int64_t	 received_today;	/* received_at >= day_start */
 	int64_t	 day_start;		/* start of "today" (UTC midnight) */
 	int64_t	 tombstones;		/* rows in pruned_keys */
+	int64_t	 orders;		/* rows in orders (DESIGN "Orders") */
+	int64_t	 orders_attention;	/* of them, with attention */
 	int	 has_oldest_pending;
 	struct store_admin_event oldest_pending;	/* no body */
 	int	 has_last_received;

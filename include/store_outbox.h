@@ -42,6 +42,12 @@ struct outbox_row {
 	unsigned attempt;		/* forward_attempts after this claim
 					 * (keeps counting across replays) */
 	int64_t	 log_id;		/* its forward_log row */
+	char	*idempotency_key;	/* headers recorded as received */
+	char	*webhook_version;
+	char	*order_state;		/* the order after this event (DESIGN
+					 * "Orders"); NULL: not in the ledger */
+	int	 order_paid_now;
+	char	*order_attention;
 };
 
 enum outbox_claim {

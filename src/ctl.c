@@ -4,9 +4,11 @@
  *
  * Every argument is checked before the database is opened, so a typo never
  * touches it: a usage error exits 2, "not found" or a failure 1, success 0.
- * It runs next to the daemon: the database is opened with STORE_READ (an
- * existing file at the current schema; never created or migrated), and the
- * only commands that write are replay and prune (store_admin_write.c).
+ * It runs next to the daemon: the database is opened as an existing file at
+ * the current schema (never created or migrated), read-only for the
+ * commands that only read (STORE_READONLY: a user who may read the database
+ * but not write it can still look), read-write for the only two that write,
+ * replay and prune (store_admin_write.c).
  * Must not: run SQL (store_admin*.c) or format output (ctl_cmd.c). */
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +20,8 @@
 #include "config.h"
 #include "ctl_cmd.h"
 #include "ctl_time.h"
+#include "ctl_zone.h"
+#include "ledger.h"
 #include "log.h"
 #include "num.h"
 #include "store.h"
@@ -31,7 +35,7 @@
 enum opt {
 	O_CONFIG, O_DATABASE, O_JSON, O_HELP, O_VERSION, O_STATE, O_TYPE,
 	O_ORDER, O_SINCE, O_LIMIT, O_BEFORE, O_DRY_RUN, O_DEAD, O_BODY,
-	O_COUNT
+	O_TZ, O_ATTENTION, O_COUNT
 };
 
 static const struct {
@@ -53,11 +57,13 @@ static const struct {
 	[O_DRY_RUN] = { "--dry-run", 0, 0 },
 	[O_DEAD] = { "--dead", 0, 0 },
 	[O_BODY] = { "--body", 0, 0 },
+	[O_TZ] = { "--tz", 0, 1 },
+	[O_ATTENTION] = { "--attention", 0, 0 },
 };
 
 #define BIT(o)		(1u << (o))
 #define GLOBAL_OPTS	(BIT(O_CONFIG) | BIT(O_DATABASE) | BIT(O_JSON) | \
-			 BIT(O_HELP) | BIT(O_VERSION))
+			 BIT(O_HELP) | BIT(O_VERSION) | BIT(O_TZ))
 
 struct args {
 	const char *val[O_COUNT];	/* value, or "" for a flag given */
@@ -78,21 +84,25 @@ static const struct {
 	{ "show", BIT(O_BODY), 1, 1 },
 	{ "replay", BIT(O_DEAD), 0, MAX_ARGS },
 	{ "prune", BIT(O_BEFORE) | BIT(O_DRY_RUN), 0, 0 },
+	{ "orders", BIT(O_STATE) | BIT(O_ATTENTION) | BIT(O_SINCE) |
+	    BIT(O_LIMIT), 0, 0 },
+	{ "order", 0, 1, 1 },
 };
 
 static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-	    "usage: cfhookctl [-c FILE | -d DBFILE] [--json] COMMAND [ARGS]\n"
+	    "usage: cfhookctl [-c FILE | -d DBFILE] [--json] [--tz ZONE] "
+	    "COMMAND [ARGS]\n"
 	    "\n"
 	    "Looks into (and repairs) the event database of cfhookd; safe to "
-	    "run while\nthe daemon runs. Times are RFC 3339 UTC.\n"
+	    "run while\nthe daemon runs.\n"
 	    "\n"
 	    "commands:\n"
 	    "  status                 counts per forward_state, oldest pending,"
 	    " dead,\n"
-	    "                         received today (UTC day), last received\n"
+	    "                         received today, last received\n"
 	    "  list [--state pending|done|dead] [--type TYPE] "
 	    "[--order ORDER_ID]\n"
 	    "       [--since DATE] [--limit N]\n"
@@ -113,16 +123,32 @@ usage(FILE *fp)
 	    "is still\n"
 	    "                         a duplicate; pending events are never "
 	    "pruned\n"
+	    "  orders [--state PENDING|PAID|FAILED|USER_DROPPED] [--attention]\n"
+	    "         [--since DATE] [--limit N]\n"
+	    "                         the payment state of each order, most "
+	    "recently\n"
+	    "                         active first (--since: an event since "
+	    "DATE)\n"
+	    "  order ORDER_ID         one order and its timeline: events, "
+	    "state changes,\n"
+	    "                         attention raised, delivery attempts\n"
 	    "\n"
 	    "  -c, --config FILE      read `database` from this cfhookd config "
 	    "[%s]\n"
 	    "  -d, --database DBFILE  use this database file instead\n"
 	    "      --json             machine-readable output\n"
+	    "      --tz ZONE          show times (and read DATEs) in ZONE, a tz "
+	    "database\n"
+	    "                         name (Asia/Kolkata) or an offset (+05:30);"
+	    "\n"
+	    "                         default $TZ, else UTC; stored times stay "
+	    "UTC\n"
 	    "      --version, -h, --help\n"
 	    "\n"
 	    "An all-digit ID|KEY is an event id, anything else an event_key.\n"
-	    "DATE: YYYY-MM-DD (midnight UTC), YYYY-MM-DDTHH:MM:SSZ, or unix "
-	    "seconds.\n"
+	    "DATE: YYYY-MM-DD (midnight) or YYYY-MM-DDTHH:MM:SS in the display "
+	    "zone,\n"
+	    "either time with Z or +HH:MM, or unix seconds.\n"
 	    "Exit status: 0 ok, 1 not found or failed, 2 usage error.\n",
 	    DEFAULT_LIMIT, DEFAULT_CONFIG);
 }
@@ -263,22 +289,47 @@ parse_target(const char *s, int64_t *id, const char **key)
 	return 0;
 }
 
+/* A DATE in the display zone unless it names its own. */
 static int
-parse_date(const char *opt, const char *s, int64_t *ret)
+parse_date(const char *opt, const char *s, const struct ctl_zone *z,
+    int64_t *ret)
 {
-	if (ctl_time_parse(s, ret) == 0)
+	int64_t ms;
+	int local;
+
+	if (ctl_time_parse(s, &ms, &local) == 0 &&
+	    (!local || ctl_zone_from_civil(z, ms, &ms) == 0)) {
+		*ret = ms;
 		return 0;
+	}
 	fprintf(stderr, "cfhookctl: %s '%s': not a date; use YYYY-MM-DD, "
-	    "YYYY-MM-DDTHH:MM:SSZ (UTC) or unix seconds\n", opt, s);
+	    "YYYY-MM-DDTHH:MM:SS (in %s), either with Z or +HH:MM, or unix "
+	    "seconds\n", opt, s, z->name);
 	return fail_usage("bad date", NULL);
+}
+
+/* --limit N, or the default. 0 / -1 (usage message printed). */
+static int
+parse_limit(const struct args *a, unsigned *ret)
+{
+	uint64_t limit = DEFAULT_LIMIT;
+
+	if (a->val[O_LIMIT] != NULL && num_parse_u64(a->val[O_LIMIT], 1,
+	    STORE_ADMIN_LIST_MAX, &limit) == -1) {
+		fprintf(stderr, "cfhookctl: --limit is a number from 1 to %d\n",
+		    STORE_ADMIN_LIST_MAX);
+		return fail_usage("bad --limit", a->val[O_LIMIT]);
+	}
+	*ret = (unsigned)limit;
+	return 0;
 }
 
 /* list's filters from the options. 0 / -1 (usage message printed). */
 static int
-list_filter(const struct args *a, struct store_admin_filter *f)
+list_filter(const struct args *a, const struct ctl_zone *z,
+    struct store_admin_filter *f)
 {
 	const char *st = a->val[O_STATE];
-	uint64_t limit = DEFAULT_LIMIT;
 
 	memset(f, 0, sizeof(*f));
 	f->since = -1;
@@ -289,22 +340,38 @@ list_filter(const struct args *a, struct store_admin_filter *f)
 	f->type = a->val[O_TYPE];
 	f->order_id = a->val[O_ORDER];
 	if (a->val[O_SINCE] != NULL &&
-	    parse_date("--since", a->val[O_SINCE], &f->since) == -1)
+	    parse_date("--since", a->val[O_SINCE], z, &f->since) == -1)
 		return -1;
-	if (a->val[O_LIMIT] != NULL && num_parse_u64(a->val[O_LIMIT], 1,
-	    STORE_ADMIN_LIST_MAX, &limit) == -1) {
-		fprintf(stderr, "cfhookctl: --limit is a number from 1 to %d\n",
-		    STORE_ADMIN_LIST_MAX);
-		return fail_usage("bad --limit", a->val[O_LIMIT]);
-	}
-	f->limit = (unsigned)limit;
-	return 0;
+	return parse_limit(a, &f->limit);
+}
+
+/* orders' filters (DESIGN "Orders"). 0 / -1 (usage message printed). */
+static int
+orders_filter(const struct args *a, const struct ctl_zone *z,
+    struct store_orders_filter *f)
+{
+	const char *st = a->val[O_STATE];
+	enum ledger_state ls;
+
+	memset(f, 0, sizeof(*f));
+	f->since = -1;
+	if (st != NULL && ledger_state_parse(st, &ls) == -1)
+		return fail_usage("--state must be PENDING, PAID, FAILED or "
+		    "USER_DROPPED", st);
+	f->state = st;
+	f->attention = a->val[O_ATTENTION] != NULL;
+	if (a->val[O_SINCE] != NULL &&
+	    parse_date("--since", a->val[O_SINCE], z, &f->since) == -1)
+		return -1;
+	return parse_limit(a, &f->limit);
 }
 
 /* Everything a command needs, checked before the database is opened. */
 struct plan {
 	int	 cmd;			/* index into commands[] */
+	struct ctl_zone zone;		/* --tz, TZ, or UTC */
 	struct store_admin_filter filter;
+	struct store_orders_filter orders;
 	int64_t	 id;			/* show */
 	const char *key;
 	struct store_admin_replay *req;	/* replay ID|KEY... */
@@ -334,6 +401,23 @@ plan_replay(const struct args *a, struct plan *p)
 	return 0;
 }
 
+/* The display zone: --tz ZONE, else $TZ, else UTC. */
+static int
+plan_zone(const struct args *a, struct plan *p)
+{
+	const char *tz = a->val[O_TZ], *from = "--tz";
+	char why[256];
+
+	if (tz == NULL) {
+		tz = getenv("TZ");
+		from = "TZ";
+	}
+	if (ctl_zone_open(tz, &p->zone, why, sizeof(why)) == 0)
+		return 0;
+	fprintf(stderr, "cfhookctl: %s: %s\n", from, why);
+	return fail_usage("bad time zone", NULL);
+}
+
 static int
 make_plan(const struct args *a, struct plan *p)
 {
@@ -341,11 +425,15 @@ make_plan(const struct args *a, struct plan *p)
 
 	memset(p, 0, sizeof(*p));
 	p->cmd = check_command(a);
-	if (p->cmd == -1)
+	if (p->cmd == -1 || plan_zone(a, p) == -1)
 		return -1;
 	name = commands[p->cmd].name;
 	if (strcmp(name, "list") == 0)
-		return list_filter(a, &p->filter);
+		return list_filter(a, &p->zone, &p->filter);
+	if (strcmp(name, "orders") == 0)
+		return orders_filter(a, &p->zone, &p->orders);
+	if (strcmp(name, "order") == 0 && a->pos[0][0] == '\0')
+		return fail_usage("empty order id", NULL);
 	if (strcmp(name, "show") == 0)
 		return parse_target(a->pos[0], &p->id, &p->key);
 	if (strcmp(name, "replay") == 0)
@@ -353,9 +441,17 @@ make_plan(const struct args *a, struct plan *p)
 	if (strcmp(name, "prune") == 0) {
 		if (a->val[O_BEFORE] == NULL)
 			return fail_usage("prune needs --before DATE", NULL);
-		return parse_date("--before", a->val[O_BEFORE], &p->before);
+		return parse_date("--before", a->val[O_BEFORE], &p->zone,
+		    &p->before);
 	}
 	return 0;
+}
+
+/* Only these write; any other command opens the database read-only. */
+static int
+command_writes(const char *name)
+{
+	return strcmp(name, "replay") == 0 || strcmp(name, "prune") == 0;
 }
 
 /* The database named by -d, or by `database` in the config (-c, or the
@@ -366,6 +462,7 @@ open_store(const struct args *a, struct config **cfg, const char **path,
 {
 	const char *conf = a->val[O_CONFIG];
 	enum durability dur = DURABILITY_FULL;
+	enum store_mode mode;
 
 	if (conf != NULL && a->val[O_DATABASE] != NULL)
 		return usage_error("give -c FILE or -d DBFILE, not both", NULL);
@@ -384,11 +481,13 @@ open_store(const struct args *a, struct config **cfg, const char **path,
 		*path = (*cfg)->database;
 		dur = (*cfg)->durability;
 	}
-	/* STORE_READ: an existing database at our schema, read-write; a
-	 * wrong path is an error, never a new empty file. */
-	if (store_open(*path, STORE_READ, dur, st) == -1) {
-		fprintf(stderr, "cfhookctl: cannot open the database '%s' "
-		    "(see above)\n", *path);
+	/* An existing database at our schema; a wrong path is an error,
+	 * never a new empty file. */
+	mode = command_writes(a->cmd) ? STORE_READ : STORE_READONLY;
+	if (store_open(*path, mode, dur, st) == -1) {
+		fprintf(stderr, "cfhookctl: cannot open the database '%s'%s "
+		    "(see above)\n", *path, mode == STORE_READ ?
+		    " for writing" : "");
 		return CTL_FAIL;
 	}
 	return CTL_OK;
@@ -409,6 +508,10 @@ run(const struct ctl *c, const struct plan *p, const struct args *a)
 		return ctl_cmd_replay_dead(c);
 	if (strcmp(name, "replay") == 0)
 		return ctl_cmd_replay(c, p->req, a->pos, a->npos);
+	if (strcmp(name, "orders") == 0)
+		return ctl_cmd_orders(c, &p->orders);
+	if (strcmp(name, "order") == 0)
+		return ctl_cmd_order(c, a->pos[0]);
 	return ctl_cmd_prune(c, p->before, a->val[O_DRY_RUN] != NULL);
 }
 
@@ -451,6 +554,7 @@ main(int argc, char **argv)
 	c.forward = cfg != NULL ? config_forward_name(cfg) : NULL;
 	c.json = a.val[O_JSON] != NULL;
 	c.now = clock_wall_ms();
+	c.zone = &p.zone;
 	c.out = stdout;
 	rc = run(&c, &p, &a);
 	if (fflush(stdout) == EOF || ferror(stdout)) {

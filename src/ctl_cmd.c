@@ -13,6 +13,7 @@
 #include "ctl_cmd.h"
 #include "ctl_out.h"
 #include "ctl_time.h"
+#include "ctl_zone.h"
 #include "envelope.h"
 
 #define LINE	1024		/* one composed text value; cut if longer */
@@ -39,9 +40,10 @@ set_text(json_t *o, const char *key, const char *s)
 	    s == NULL ? 0 : strlen(s)));
 }
 
-/* Every column but the body, for list and show. NULL on no memory. */
+/* Every column but the body, for list and show, times in zone z. NULL on
+ * no memory. */
 static json_t *
-event_json(const struct store_admin_event *e)
+event_json(const struct ctl_zone *z, const struct store_admin_event *e)
 {
 	json_t *o = json_object();
 	int bad = 0;
@@ -58,9 +60,10 @@ event_json(const struct store_admin_event *e)
 	bad |= set_text(o, "currency", e->currency);
 	bad |= set_text(o, "event_time", e->event_time);
 	bad |= set_text(o, "content_type", e->content_type);
-	bad |= ctl_out_set(o, "received_at", ctl_out_json_time(e->received_at));
+	bad |= ctl_out_set(o, "received_at",
+	    ctl_out_json_time(z, e->received_at));
 	bad |= ctl_out_set(o, "last_seen_at",
-	    ctl_out_json_time(e->last_seen_at));
+	    ctl_out_json_time(z, e->last_seen_at));
 	bad |= ctl_out_set(o, "deliveries", json_integer(e->deliveries));
 	bad |= set_text(o, "forward_state", e->forward_state);
 	bad |= ctl_out_set(o, "forward_attempts",
@@ -70,10 +73,17 @@ event_json(const struct store_admin_event *e)
 	bad |= ctl_out_set(o, "replay_base", json_integer(e->replay_base));
 	bad |= set_text(o, "last_error", e->last_error);
 	bad |= ctl_out_set(o, "forwarded_at",
-	    ctl_out_json_time(e->forwarded_at));
+	    ctl_out_json_time(z, e->forwarded_at));
 	/* 0 means "no retry scheduled" (due at once while pending). */
 	bad |= ctl_out_set(o, "next_attempt_at", e->next_attempt_at > 0 ?
-	    ctl_out_json_time(e->next_attempt_at) : json_null());
+	    ctl_out_json_time(z, e->next_attempt_at) : json_null());
+	bad |= set_text(o, "idempotency_key", e->idempotency_key);
+	bad |= set_text(o, "webhook_version", e->webhook_version);
+	/* The order as this event left it (DESIGN "Orders"). */
+	bad |= set_text(o, "order_state", e->order_state);
+	bad |= ctl_out_set(o, "order_paid_now", e->order_paid_now < 0 ?
+	    json_null() : json_boolean(e->order_paid_now));
+	bad |= set_text(o, "order_attention", e->order_attention);
 	if (bad) {
 		json_decref(o);
 		return NULL;
@@ -107,20 +117,19 @@ status_text(const struct ctl *c, const struct store_admin_status *s)
 	    "  (see: cfhookctl list --state dead; cfhookctl replay --dead)" :
 	    "");
 	ctl_out_field(c->out, "  dead", v);
-	if (ctl_time_format(s->day_start, 0, t, sizeof(t)) == -1)
-		t[0] = '\0';
-	(void)snprintf(v, sizeof(v), "%" PRId64 " (UTC day, since %s)",
-	    s->received_today, t);
+	(void)snprintf(v, sizeof(v), "%" PRId64 " (%s day, since %s)",
+	    s->received_today, c->zone->name,
+	    ctl_out_time(c->zone, s->day_start, 0, t, sizeof(t)));
 	ctl_out_field(c->out, "received today", v);
 	if (s->has_oldest_pending) {
 		event_ref(&s->oldest_pending, v, sizeof(v));
 		ctl_out_field(c->out, "oldest pending", v);
-		ctl_out_time_field(c->out, "  received",
+		ctl_out_time_field(c->out, c->zone, "  received",
 		    s->oldest_pending.received_at, c->now);
 		ctl_out_int_field(c->out, "  attempts",
 		    s->oldest_pending.forward_attempts);
 		if (s->oldest_pending.next_attempt_at > c->now)
-			ctl_out_time_field(c->out, "  next attempt",
+			ctl_out_time_field(c->out, c->zone, "  next attempt",
 			    s->oldest_pending.next_attempt_at, c->now);
 		if (s->oldest_pending.last_error != NULL)
 			ctl_out_field(c->out, "  last error",
@@ -131,12 +140,16 @@ status_text(const struct ctl *c, const struct store_admin_status *s)
 	if (s->has_last_received) {
 		event_ref(&s->last_received, v, sizeof(v));
 		ctl_out_field(c->out, "last received", v);
-		ctl_out_time_field(c->out, "  at", s->last_received.received_at,
-		    c->now);
+		ctl_out_time_field(c->out, c->zone, "  at",
+		    s->last_received.received_at, c->now);
 	} else {
 		ctl_out_field(c->out, "last received", "never");
 	}
 	ctl_out_int_field(c->out, "pruned keys", s->tombstones);
+	(void)snprintf(v, sizeof(v), "%" PRId64 " (%" PRId64 " need attention%s)",
+	    s->orders, s->orders_attention, s->orders_attention > 0 ?
+	    ": cfhookctl orders --attention" : "");
+	ctl_out_field(c->out, "orders", v);
 }
 
 /* A notable row (oldest pending, last received): its columns and age. */
@@ -147,7 +160,7 @@ brief_json(const struct ctl *c, int has, const struct store_admin_event *e)
 
 	if (!has)
 		return json_null();
-	o = event_json(e);
+	o = event_json(c->zone, e);
 	if (o != NULL && ctl_out_set(o, "age_seconds",
 	    json_integer((c->now - e->received_at) / 1000)) == -1) {
 		json_decref(o);
@@ -167,17 +180,23 @@ status_json(const struct ctl *c, const struct store_admin_status *s)
 	bad |= set_text(o, "database", c->db_path);
 	bad |= ctl_out_set(o, "forward", c->forward == NULL ? json_null() :
 	    json_string(c->forward));
-	bad |= ctl_out_set(o, "now", ctl_out_json_time(c->now));
+	bad |= ctl_out_set(o, "now", ctl_out_json_time(c->zone, c->now));
+	bad |= set_text(o, "zone", c->zone->name);
 	bad |= ctl_out_set(o, "events", json_integer(s->total));
 	bad |= ctl_out_set(o, "pending", json_integer(s->pending));
 	bad |= ctl_out_set(o, "pending_due", json_integer(s->pending_due));
 	bad |= ctl_out_set(o, "done", json_integer(s->done));
 	bad |= ctl_out_set(o, "dead", json_integer(s->dead));
+	/* The key keeps its name; the day is the display zone's (UTC unless
+	 * --tz or TZ says otherwise). */
 	bad |= ctl_out_set(o, "today_utc_since",
-	    ctl_out_json_time(s->day_start));
+	    ctl_out_json_time(c->zone, s->day_start));
 	bad |= ctl_out_set(o, "received_today",
 	    json_integer(s->received_today));
 	bad |= ctl_out_set(o, "pruned_keys", json_integer(s->tombstones));
+	bad |= ctl_out_set(o, "orders", json_integer(s->orders));
+	bad |= ctl_out_set(o, "orders_attention",
+	    json_integer(s->orders_attention));
 	bad |= ctl_out_set(o, "oldest_pending", brief_json(c,
 	    s->has_oldest_pending, &s->oldest_pending));
 	bad |= ctl_out_set(o, "last_received", brief_json(c,
@@ -195,8 +214,8 @@ ctl_cmd_status(const struct ctl *c)
 	struct store_admin_status s;
 	int rc;
 
-	if (store_admin_status(c->st, c->now, ctl_time_day_start(c->now),
-	    &s) == -1)
+	if (store_admin_status(c->st, c->now,
+	    ctl_zone_day_start(c->zone, c->now), &s) == -1)
 		return CTL_FAIL;
 	if (c->json) {
 		rc = print_json(c, status_json(c, &s));
@@ -226,9 +245,8 @@ list_text(const struct ctl *c, const struct store_admin_event *rows,
 		return fail_nomem();
 	for (i = 0; i < n; i++) {
 		(void)snprintf(id, sizeof(id), "%" PRId64, rows[i].id);
-		if (ctl_time_format(rows[i].received_at, 0, at,
-		    sizeof(at)) == -1)
-			(void)snprintf(at, sizeof(at), "-");
+		(void)ctl_out_time(c->zone, rows[i].received_at, 0, at,
+		    sizeof(at));
 		(void)snprintf(tries, sizeof(tries), "%" PRId64,
 		    rows[i].forward_attempts);
 		cells[0] = id;
@@ -260,7 +278,8 @@ list_json(const struct ctl *c, const struct store_admin_event *rows,
 	if (a == NULL)
 		return fail_nomem();
 	for (i = 0; i < n; i++) {
-		if (json_array_append_new(a, event_json(&rows[i])) == -1) {
+		if (json_array_append_new(a, event_json(c->zone,
+		    &rows[i])) == -1) {
 			json_decref(a);
 			return fail_nomem();
 		}
@@ -313,12 +332,30 @@ next_envelope(const struct store_admin_event *e, unsigned *attempt,
 	r.body = e->body;
 	r.body_len = e->body_len;
 	r.received_at_ms = e->received_at;
+	r.idempotency_key = e->idempotency_key;
+	r.webhook_version = e->webhook_version;
+	r.order_state = e->order_state;
+	r.order_paid_now = e->order_paid_now == 1;
+	r.order_attention = e->order_attention;
 	r.attempt = e->forward_attempts < 0 ? 1 :
 	    (unsigned)e->forward_attempts + 1;
 	*attempt = r.attempt;
 	return envelope_build(&r, len);
 }
 
+
+/* The order as this event left it; nothing for an event outside the
+ * ledger. */
+static void
+show_order(const struct ctl *c, const struct store_admin_event *e)
+{
+	if (e->order_state == NULL)
+		return;
+	ctl_out_field(c->out, "order_state", e->order_state);
+	ctl_out_field(c->out, "order_paid_now",
+	    e->order_paid_now == 1 ? "yes" : "no");
+	ctl_out_field(c->out, "order_attention", e->order_attention);
+}
 
 static void
 show_fields(const struct ctl *c, const struct store_admin_event *e)
@@ -333,20 +370,26 @@ show_fields(const struct ctl *c, const struct store_admin_event *e)
 	ctl_out_field(c->out, "currency", e->currency);
 	ctl_out_field(c->out, "event_time", e->event_time);
 	ctl_out_field(c->out, "content_type", e->content_type);
-	ctl_out_time_field(c->out, "received_at", e->received_at, c->now);
-	ctl_out_time_field(c->out, "last_seen_at", e->last_seen_at, c->now);
+	ctl_out_field(c->out, "idempotency_key", e->idempotency_key);
+	ctl_out_field(c->out, "webhook_version", e->webhook_version);
+	ctl_out_time_field(c->out, c->zone, "received_at", e->received_at,
+	    c->now);
+	ctl_out_time_field(c->out, c->zone, "last_seen_at", e->last_seen_at,
+	    c->now);
 	ctl_out_int_field(c->out, "deliveries", e->deliveries);
 	ctl_out_field(c->out, "forward_state", e->forward_state);
 	ctl_out_int_field(c->out, "forward_attempts", e->forward_attempts);
 	if (e->replay_base > 0)		/* replayed: the series restarted */
 		ctl_out_int_field(c->out, "replay_base", e->replay_base);
 	ctl_out_field(c->out, "last_error", e->last_error);
-	ctl_out_time_field(c->out, "forwarded_at", e->forwarded_at, c->now);
+	ctl_out_time_field(c->out, c->zone, "forwarded_at", e->forwarded_at,
+	    c->now);
+	show_order(c, e);
 	if (e->forward_state == NULL ||
 	    strcmp(e->forward_state, "pending") != 0)
 		return;
 	if (e->next_attempt_at > c->now)
-		ctl_out_time_field(c->out, "next_attempt_at",
+		ctl_out_time_field(c->out, c->zone, "next_attempt_at",
 		    e->next_attempt_at, c->now);
 	else
 		ctl_out_field(c->out, "next_attempt_at", "due now");
@@ -373,12 +416,10 @@ show_history(const struct ctl *c, const struct store_admin_attempt *h,
 		return fail_nomem();
 	for (i = 0; i < n; i++) {
 		(void)snprintf(nr, sizeof(nr), "%" PRId64, h[i].attempt);
-		if (ctl_time_format(h[i].started_at, 0, started,
-		    sizeof(started)) == -1)
-			(void)snprintf(started, sizeof(started), "-");
-		if (ctl_time_format(h[i].finished_at, 0, done,
-		    sizeof(done)) == -1)
-			(void)snprintf(done, sizeof(done), "-");
+		(void)ctl_out_time(c->zone, h[i].started_at, 0, started,
+		    sizeof(started));
+		(void)ctl_out_time(c->zone, h[i].finished_at, 0, done,
+		    sizeof(done));
 		if (h[i].finished_at >= h[i].started_at && h[i].started_at >= 0)
 			(void)snprintf(took, sizeof(took), "%.3fs", (double)
 			    (h[i].finished_at - h[i].started_at) / 1000.0);
@@ -430,7 +471,8 @@ show_text(const struct ctl *c, const struct store_admin_event *e,
 }
 
 static json_t *
-history_json(const struct store_admin_attempt *h, size_t n)
+history_json(const struct ctl_zone *z, const struct store_admin_attempt *h,
+    size_t n)
 {
 	json_t *a = json_array(), *o;
 	size_t i;
@@ -445,9 +487,9 @@ history_json(const struct store_admin_attempt *h, size_t n)
 			break;
 		bad |= ctl_out_set(o, "attempt", json_integer(h[i].attempt));
 		bad |= ctl_out_set(o, "started_at",
-		    ctl_out_json_time(h[i].started_at));
+		    ctl_out_json_time(z, h[i].started_at));
 		bad |= ctl_out_set(o, "finished_at",
-		    ctl_out_json_time(h[i].finished_at));
+		    ctl_out_json_time(z, h[i].finished_at));
 		bad |= ctl_out_set(o, "ok", h[i].ok == -1 ? json_null() :
 		    json_boolean(h[i].ok));
 		bad |= set_text(o, "error", h[i].error);
@@ -463,7 +505,7 @@ history_json(const struct store_admin_attempt *h, size_t n)
  * re-encoding it would re-format the payload's numbers, and they are
  * money. The body is a string when it is UTF-8, else base64. */
 static json_t *
-show_json(const struct store_admin_event *e,
+show_json(const struct ctl *c, const struct store_admin_event *e,
     const struct store_admin_attempt *h, size_t n)
 {
 	json_t *o = json_object();
@@ -477,7 +519,7 @@ show_json(const struct store_admin_event *e,
 	text = ctl_out_utf8_ok(e->body, e->body_len);
 	env = next_envelope(e, &attempt, &len);
 	bad |= env == NULL;
-	bad |= ctl_out_set(o, "event", event_json(e));
+	bad |= ctl_out_set(o, "event", event_json(c->zone, e));
 	if (!bad)
 		bad |= ctl_out_set(o, "envelope", json_stringn(env, len));
 	bad |= ctl_out_set(o, "envelope_attempt", json_integer(attempt));
@@ -485,7 +527,7 @@ show_json(const struct store_admin_event *e,
 	    json_stringn(e->body, e->body_len) :
 	    ctl_out_json_base64(e->body, e->body_len));
 	bad |= ctl_out_set(o, "body_base64", json_boolean(!text));
-	bad |= ctl_out_set(o, "history", history_json(h, n));
+	bad |= ctl_out_set(o, "history", history_json(c->zone, h, n));
 	free(env);
 	if (bad) {
 		json_decref(o);
@@ -507,7 +549,8 @@ not_found(const struct ctl *c, int64_t id, const char *key)
 	}
 	k = ctl_out_escape(key);
 	if (store_admin_tombstone(c->st, key, &at, &dl) == 1 &&
-	    ctl_time_format(at, 0, when, sizeof(when)) == 0)
+	    strcmp(ctl_out_time(c->zone, at, 0, when, sizeof(when)),
+	    "-") != 0)
 		fprintf(stderr, "cfhookctl: no event with key '%s' (pruned %s;"
 		    " %" PRId64 " deliveries counted)\n", k == NULL ? "?" : k,
 		    when, dl);
@@ -539,7 +582,7 @@ ctl_cmd_show(const struct ctl *c, int64_t id, const char *key,
 		(void)fwrite(e.body, 1, e.body_len, c->out);
 		rc = CTL_OK;
 	} else if (c->json) {
-		rc = print_json(c, show_json(&e, h, n));
+		rc = print_json(c, show_json(c, &e, h, n));
 	} else {
 		rc = show_text(c, &e, h, n);
 	}
@@ -695,10 +738,11 @@ ctl_cmd_replay_dead(const struct ctl *c)
 }
 
 static json_t *
-prune_json(int64_t before, int dry_run, const struct store_admin_prune *p)
+prune_json(const struct ctl_zone *z, int64_t before, int dry_run,
+    const struct store_admin_prune *p)
 {
 	return json_pack("{s:o, s:b, s:I, s:I, s:I, s:I, s:I}", "before",
-	    ctl_out_json_time(before), "dry_run", dry_run,
+	    ctl_out_json_time(z, before), "dry_run", dry_run,
 	    "events", (json_int_t)p->events,
 	    "forward_log", (json_int_t)p->forward_log,
 	    "tombstones", (json_int_t)p->tombstones,
@@ -707,13 +751,12 @@ prune_json(int64_t before, int dry_run, const struct store_admin_prune *p)
 }
 
 static void
-prune_text(FILE *fp, int64_t before, int dry_run,
+prune_text(FILE *fp, const struct ctl_zone *z, int64_t before, int dry_run,
     const struct store_admin_prune *p)
 {
 	char when[CTL_TIME_MAX];
 
-	if (ctl_time_format(before, 0, when, sizeof(when)) == -1)
-		(void)snprintf(when, sizeof(when), "?");
+	(void)ctl_out_time(z, before, 0, when, sizeof(when));
 	fprintf(fp, "%s %" PRId64 " done or dead event%s received before %s"
 	    " and %" PRId64 " delivery log row%s; %" PRId64 " key%s kept in"
 	    " pruned_keys%s\n", dry_run ? "would prune" : "pruned",
@@ -731,12 +774,12 @@ ctl_cmd_prune(const struct ctl *c, int64_t before, int dry_run)
 	if (store_admin_prune(c->st, before, c->now, dry_run, &p) == -1) {
 		/* Whole batches before the failure are committed: say so. */
 		fprintf(stderr, "cfhookctl: prune failed; before that it ");
-		prune_text(stderr, before, 0, &p);
+		prune_text(stderr, c->zone, before, 0, &p);
 		return CTL_FAIL;
 	}
 	if (c->json)
-		return print_json(c, prune_json(before, dry_run, &p));
-	prune_text(c->out, before, dry_run, &p);
+		return print_json(c, prune_json(c->zone, before, dry_run, &p));
+	prune_text(c->out, c->zone, before, dry_run, &p);
 	if (p.pending_kept > 0)
 		fprintf(c->out, "kept %" PRId64 " older event%s still pending "
 		    "delivery\n", p.pending_kept, p.pending_kept == 1 ? "" :

@@ -13,6 +13,7 @@
 #include "buf.h"
 #include "ctl_out.h"
 #include "ctl_time.h"
+#include "ctl_zone.h"
 
 #define CELL_MAX	(1024 * 1024)	/* one escaped cell, bytes */
 #define LABEL_WIDTH	18
@@ -233,12 +234,27 @@ ctl_out_field(FILE *fp, const char *label, const char *value)
 	free(v);
 }
 
+const char *
+ctl_out_time(const struct ctl_zone *z, int64_t ms, int with_ms, char *out,
+    size_t n)
+{
+	int rc;
+
+	rc = z != NULL ? ctl_zone_format(z, ms, with_ms, out, n) :
+	    ctl_time_format(ms, with_ms, out, n);
+	if (ms < 0 || rc == -1)
+		(void)snprintf(out, n, "-");
+	return out;
+}
+
 void
-ctl_out_time_field(FILE *fp, const char *label, int64_t ms, int64_t now)
+ctl_out_time_field(FILE *fp, const struct ctl_zone *z, const char *label,
+    int64_t ms, int64_t now)
 {
 	char when[CTL_TIME_MAX], age[32];
 
-	if (ms < 0 || ctl_time_format(ms, 0, when, sizeof(when)) == -1) {
+	if (ms < 0 || strcmp(ctl_out_time(z, ms, 0, when, sizeof(when)),
+	    "-") == 0) {
 		ctl_out_field(fp, label, NULL);
 		return;
 	}
@@ -287,11 +303,12 @@ ctl_out_json_text(const char *s, size_t len)
 }
 
 json_t *
-ctl_out_json_time(int64_t ms)
+ctl_out_json_time(const struct ctl_zone *z, int64_t ms)
 {
 	char when[CTL_TIME_MAX];
 
-	if (ms < 0 || ctl_time_format(ms, 1, when, sizeof(when)) == -1)
+	if (ms < 0 || strcmp(ctl_out_time(z, ms, 1, when, sizeof(when)),
+	    "-") == 0)
 		return json_null();
 	return json_string(when);
 }

@@ -1,7 +1,8 @@
-/* ctl_time.c - DATE arguments in and RFC 3339 UTC times out, for cfhookctl.
+/* ctl_time.c - DATE arguments in and RFC 3339 times out, for cfhookctl.
  *
- * Pure: no clock, no time zone, no locale. The calendar arithmetic is done
- * here (proleptic Gregorian, days since 1970-01-01) instead of with
+ * Pure: no clock, no time zone, no locale; a display zone's offset is an
+ * argument (ctl_zone.c looks it up). The calendar arithmetic is done here
+ * (proleptic Gregorian, days since 1970-01-01) instead of with
  * mktime/timegm/gmtime_r so the result never depends on TZ and every input
  * is range checked: an operator who prunes "before 2024-02-30" gets an error,
  * not March 1st. Must not: accept anything "close to" a date. */
@@ -83,29 +84,62 @@ digits(const char *s, size_t n, int64_t min, int64_t max, int64_t *ret)
 	return 0;
 }
 
-/* "YYYY-MM-DD" then, when `len` is 20, "THH:MM:SSZ". */
+/* "THH:MM:SS" at s[10]: seconds of the day. */
 static int
-parse_calendar(const char *s, size_t len, int64_t *ret)
+parse_clock(const char *s, int64_t *ret)
 {
-	int64_t y, mo, d, h = 0, mi = 0, sec = 0;
+	int64_t h, mi, sec;
+
+	if (s[10] != 'T' || s[13] != ':' || s[16] != ':' ||
+	    digits(s + 11, 2, 0, 23, &h) == -1 ||
+	    digits(s + 14, 2, 0, 59, &mi) == -1 ||
+	    digits(s + 17, 2, 0, 59, &sec) == -1)
+		return -1;
+	*ret = (h * 60 + mi) * 60 + sec;
+	return 0;
+}
+
+/* "+05:30" / "-03:00": seconds east of UTC. */
+static int
+parse_offset(const char *s, int64_t *ret)
+{
+	int64_t h, mi;
+
+	if ((s[0] != '+' && s[0] != '-') || s[3] != ':' ||
+	    digits(s + 1, 2, 0, 23, &h) == -1 ||
+	    digits(s + 4, 2, 0, 59, &mi) == -1)
+		return -1;
+	*ret = (s[0] == '-' ? -1 : 1) * (h * 60 + mi) * 60;
+	return 0;
+}
+
+/* "YYYY-MM-DD", then a time of day (len 19), with "Z" (20) or an offset
+ * (25). *local: no zone was named. */
+static int
+parse_calendar(const char *s, size_t len, int64_t *ret, int *local)
+{
+	int64_t y, mo, d, secs = 0, off = 0, ms;
 
 	if (s[4] != '-' || s[7] != '-' ||
 	    digits(s, 4, YEAR_MIN, YEAR_MAX, &y) == -1 ||
 	    digits(s + 5, 2, 1, 12, &mo) == -1 ||
 	    digits(s + 8, 2, 1, 31, &d) == -1 || d > days_in_month(y, mo))
 		return -1;
-	if (len == 20 && (s[10] != 'T' || s[13] != ':' || s[16] != ':' ||
-	    s[19] != 'Z' || digits(s + 11, 2, 0, 23, &h) == -1 ||
-	    digits(s + 14, 2, 0, 59, &mi) == -1 ||
-	    digits(s + 17, 2, 0, 59, &sec) == -1))
+	if (len > 10 && parse_clock(s, &secs) == -1)
 		return -1;
-	*ret = days_from_civil(y, mo, d) * MS_PER_DAY +
-	    ((h * 60 + mi) * 60 + sec) * 1000;
+	if ((len == 20 && s[19] != 'Z') ||
+	    (len == 25 && parse_offset(s + 19, &off) == -1))
+		return -1;
+	ms = days_from_civil(y, mo, d) * MS_PER_DAY + (secs - off) * 1000;
+	if (ms < 0)
+		return -1;	/* +05:30 on the first day of 1970 */
+	*local = len == 10 || len == 19;
+	*ret = ms;
 	return 0;
 }
 
 int
-ctl_time_parse(const char *s, int64_t *ret)
+ctl_time_parse(const char *s, int64_t *ret, int *local)
 {
 	uint64_t secs;
 	size_t len;
@@ -113,39 +147,62 @@ ctl_time_parse(const char *s, int64_t *ret)
 	if (s == NULL)
 		return -1;
 	len = strlen(s);
-	if (len == 10 && s[4] == '-')
-		return parse_calendar(s, len, ret);
-	if (len == 20)
-		return parse_calendar(s, len, ret);
+	if ((len == 10 && s[4] == '-') || len == 19 || len == 20 ||
+	    len == 25)
+		return parse_calendar(s, len, ret, local);
 	if (num_parse_u64(s, 0, SECONDS_MAX, &secs) == -1)
 		return -1;
 	*ret = (int64_t)secs * 1000;
+	*local = 0;
 	return 0;
+}
+
+/* The civil time of `local` ms (>= 0) and a suffix ("Z", "+05:30"). */
+static int
+format_civil(int64_t local, const char *suffix, int with_ms, char *out,
+    size_t n)
+{
+	int64_t days, rem, y, mo, d;
+	char frac[8] = "";
+	int w;
+
+	if (local < 0)
+		return -1;
+	days = local / MS_PER_DAY;
+	rem = local % MS_PER_DAY;
+	civil_from_days(days, &y, &mo, &d);
+	if (with_ms)
+		(void)snprintf(frac, sizeof(frac), ".%03lld",
+		    (long long)(rem % 1000));
+	w = snprintf(out, n, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld%s%s",
+	    (long long)y, (long long)mo, (long long)d,
+	    (long long)(rem / 3600000), (long long)(rem / 60000 % 60),
+	    (long long)(rem / 1000 % 60), frac, suffix);
+	return w < 0 || (size_t)w >= n ? -1 : 0;
 }
 
 int
 ctl_time_format(int64_t ms, int with_ms, char *out, size_t n)
 {
-	int64_t days, rem, y, mo, d;
-	int w;
+	return ctl_time_format_offset(ms, 0, with_ms, out, n);
+}
 
-	if (ms < 0)
+int
+ctl_time_format_offset(int64_t ms, int offset_s, int with_ms, char *out,
+    size_t n)
+{
+	char suffix[8] = "Z";
+	int m;
+
+	if (ms < 0 || offset_s <= -86400 || offset_s >= 86400)
 		return -1;
-	days = ms / MS_PER_DAY;
-	rem = ms % MS_PER_DAY;
-	civil_from_days(days, &y, &mo, &d);
-	if (with_ms)
-		w = snprintf(out, n, "%04lld-%02lld-%02lldT%02lld:%02lld:"
-		    "%02lld.%03lldZ", (long long)y, (long long)mo, (long long)d,
-		    (long long)(rem / 3600000), (long long)(rem / 60000 % 60),
-		    (long long)(rem / 1000 % 60), (long long)(rem % 1000));
-	else
-		w = snprintf(out, n, "%04lld-%02lld-%02lldT%02lld:%02lld:"
-		    "%02lldZ",
-		    (long long)y, (long long)mo, (long long)d,
-		    (long long)(rem / 3600000), (long long)(rem / 60000 % 60),
-		    (long long)(rem / 1000 % 60));
-	return w < 0 || (size_t)w >= n ? -1 : 0;
+	if (offset_s != 0) {
+		m = (offset_s < 0 ? -offset_s : offset_s) / 60;
+		(void)snprintf(suffix, sizeof(suffix), "%c%02d:%02d",
+		    offset_s < 0 ? '-' : '+', m / 60, m % 60);
+	}
+	return format_civil(ms + (int64_t)offset_s * 1000, suffix, with_ms,
+	    out, n);
 }
 
 int64_t

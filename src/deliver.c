@@ -11,10 +11,11 @@
 
 #include "deliver.h"
 #include "envelope.h"
+#include "event.h"
 #include "hook.h"
 #include "log.h"
 
-#define HOOK_ENV_N	10
+#define HOOK_ENV_N	15
 
 /* "NAME=value" in a new string; value NULL reads as empty. */
 static char *
@@ -30,6 +31,32 @@ env_pair(const char *name, const char *value)
 	if (s != NULL)
 		(void)snprintf(s, n, "%s=%s", name, value);
 	return s;
+}
+
+/* DESIGN "Orders" and "Events and deduplication": the order as this event
+ * left it, and a Payment Link event's status and amount paid, read from the
+ * stored body as intake read it (empty when absent). Fills 5 entries. */
+static int
+order_env(const struct outbox_row *r, char **envp)
+{
+	struct event ev;
+	const char *link = NULL, *paid = NULL;
+
+	if (event_from_row(r->content_type, r->body, r->body_len, &ev) == -1)
+		return -1;
+	if (r->type != NULL &&
+	    event_detail_applies(r->type, EVENT_LINK_STATUS)) {
+		link = ev.detail[EVENT_LINK_STATUS];
+		paid = ev.detail[EVENT_LINK_AMOUNT_PAID];
+	}
+	envp[0] = env_pair("CFHOOK_LINK_STATUS", link);
+	envp[1] = env_pair("CFHOOK_LINK_AMOUNT_PAID", paid);
+	event_done(&ev);
+	envp[2] = env_pair("CFHOOK_ORDER_STATE", r->order_state);
+	envp[3] = env_pair("CFHOOK_ORDER_PAID_NOW",
+	    r->order_state != NULL && r->order_paid_now ? "1" : "0");
+	envp[4] = env_pair("CFHOOK_ORDER_ATTENTION", r->order_attention);
+	return 0;
 }
 
 /* A minimal PATH and the CFHOOK_* variables, nothing inherited from the
@@ -52,6 +79,8 @@ hook_env(const struct outbox_row *r, char *envp[HOOK_ENV_N + 1])
 	envp[7] = env_pair("CFHOOK_AMOUNT", r->amount);
 	envp[8] = env_pair("CFHOOK_CURRENCY", r->currency);
 	envp[9] = env_pair("CFHOOK_ATTEMPT", attempt);
+	if (order_env(r, envp + 10) == -1)
+		return -1;
 	envp[HOOK_ENV_N] = NULL;
 	for (i = 0; i < HOOK_ENV_N; i++) {
 		if (envp[i] == NULL)
@@ -130,7 +159,8 @@ deliver_attempt(const struct deliver_target *t, const struct outbox_row *r,
 	struct envelope_row er = { r->id, r->event_key, r->type,
 	    r->cf_payment_id, r->order_id, r->payment_status, r->amount,
 	    r->currency, r->content_type, r->body, r->body_len, r->received_at,
-	    r->attempt };
+	    r->attempt, r->idempotency_key, r->webhook_version, r->order_state,
+	    r->order_paid_now, r->order_attention };
 	enum outbox_outcome res = OUTBOX_FAILED;
 	char *env;
 	size_t len = 0;

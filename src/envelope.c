@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -21,8 +20,6 @@
 #include "envelope.h"
 #include "event.h"
 #include "form.h"
-
-#define FORM_MEDIA	"application/x-www-form-urlencoded"
 
 /* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, <= U+10FFFF.
  * NUL is allowed here; callers that cannot carry it check separately. */
@@ -64,26 +61,6 @@ utf8_valid(const unsigned char *s, size_t n)
 	return 1;
 }
 
-/* The media type (before any ';' parameter, blanks trimmed) is
- * application/x-www-form-urlencoded, in any case (RFC 9110 8.3.1). */
-static int
-is_form(const char *content_type)
-{
-	const char *s = content_type, *end;
-	size_t n = strlen(FORM_MEDIA);
-
-	if (s == NULL)
-		return 0;
-	while (*s == ' ' || *s == '\t')
-		s++;
-	end = strchr(s, ';');
-	if (end == NULL)
-		end = s + strlen(s);
-	while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
-		end--;
-	return (size_t)(end - s) == n && strncasecmp(s, FORM_MEDIA, n) == 0;
-}
-
 /* "2026-11-21T23:47:09.123Z" (RFC 3339, UTC, milliseconds). */
 static int
 format_time(int64_t ms, char *out, size_t n)
@@ -121,6 +98,35 @@ set_text(json_t *obj, const char *key, const char *value)
 	return json_object_set_new(obj, key, v);
 }
 
+/* What the row carries beyond the columns every event has: the headers
+ * recorded as received, the order as it stood after this event (DESIGN
+ * "Orders"; null and false for an event outside the ledger), and the
+ * details of its family read from the stored body as intake read it. */
+static int
+set_extra(json_t *env, const struct envelope_row *row)
+{
+	struct event ev;
+	size_t d;
+	int bad = 0;
+
+	bad |= set_text(env, "idempotency_key", row->idempotency_key);
+	bad |= set_text(env, "webhook_version", row->webhook_version);
+	bad |= set_text(env, "order_state", row->order_state);
+	bad |= json_object_set_new(env, "order_paid_now",
+	    json_boolean(row->order_state != NULL && row->order_paid_now));
+	bad |= set_text(env, "order_attention", row->order_attention);
+	if (bad != 0 || event_from_row(row->content_type, row->body,
+	    row->body_len, &ev) == -1)
+		return -1;
+	for (d = 0; d < EVENT_DETAIL_COUNT && bad == 0; d++) {
+		if (row->type != NULL && event_detail_applies(row->type, d))
+			bad |= set_text(env, event_detail_name(d),
+			    ev.detail[d]);
+	}
+	event_done(&ev);
+	return bad != 0 ? -1 : 0;
+}
+
 static json_t *
 header(const struct envelope_row *row, int form)
 {
@@ -145,7 +151,7 @@ header(const struct envelope_row *row, int form)
 	bad |= json_object_set_new(env, "attempt",
 	    json_integer((json_int_t)row->attempt));
 	bad |= set_text(env, "format", form ? "form" : "json");
-	if (bad != 0) {
+	if (bad != 0 || set_extra(env, row) == -1) {
 		json_decref(env);
 		return NULL;
 	}
@@ -290,7 +296,7 @@ envelope_build(const struct envelope_row *row, size_t *len)
 {
 	json_t *env = NULL;
 	char *head = NULL, *ret = NULL;
-	int form = is_form(row->content_type), raw = 0;
+	int form = event_content_is_form(row->content_type), raw = 0;
 
 	env = header(row, form);
 	if (env == NULL)

@@ -18,6 +18,7 @@
 #include <openssl/evp.h>
 
 #include "event.h"
+#include "event_detail.h"
 #include "form.h"
 #include "grammar.h"
 #include "jsonraw.h"
@@ -99,18 +100,6 @@ static const struct rule other_rules[] = {
 	{ F_CURRENCY, "data.payment.payment_currency", "payment_currency",
 	    GRAMMAR_CURRENCY },
 	{ F_EVENT_TIME, "event_time", "event_time", GRAMMAR_TIME },
-};
-
-/* A Payment Link form's own fields beyond the columns: its key parts and
- * the amounts its status must agree with (spec section 11). */
-static const struct {
-	const char	*form;
-	enum grammar	 grammar;
-} link_form_fields[] = {
-	{ "link_id", GRAMMAR_ID },
-	{ "link_status", GRAMMAR_LINK_STATUS },
-	{ "link_amount", GRAMMAR_DECIMAL },
-	{ "link_amount_paid", GRAMMAR_DECIMAL },
 };
 
 struct rules {
@@ -230,29 +219,25 @@ struct source {
 	const struct form *form;
 };
 
-/* Text of a JSON number. Ids keep the token exactly as sent (DESIGN
- * "digits exactly as sent", spec section 4 "never via double"): 1453002795.0
- * stays so and ids beyond 2^63 keep every digit. Other fields: an integer's
- * exact digits, a real's shortest text that reads back the same ("1.8",
- * "170"). A null here may be a number jsonraw_tame() blanked because jansson
- * cannot hold it: an integer keeps its digits, a real beyond double gives
- * NULL. Returns -1 only on no memory. */
+/* Text of a JSON number: its token exactly as sent, for ids and amounts
+ * alike (DESIGN "Events and deduplication": "170.00" stays "170.00", an id
+ * of 20 digits keeps every digit, spec section 4 "never via double"). The
+ * token is read from the raw body, so a number jsonraw_tame() blanked
+ * because jansson cannot hold it (1e400, 2^70) keeps its text too. Only if
+ * the raw text cannot be found (it always can in a body jansson accepted)
+ * is jansson's value printed. Returns -1 only on no memory. */
 static int
-number_text(const struct source *src, json_t *v, const char *path, int id,
+number_text(const struct source *src, json_t *v, const char *path,
     char **ret)
 {
 	char tmp[512];
-	const char *raw = NULL;
 	size_t off = 0, n = 0;
 	int len;
 
 	*ret = NULL;
 	if (jsonraw_find(src->body, src->len, path, &off, &n) == 0 &&
-	    jsonraw_is_number(src->body + off, n))
-		raw = src->body + off;
-	if (raw != NULL && (id || (json_is_null(v) &&
-	    jsonraw_is_integer(raw, n)))) {
-		*ret = dup_bytes(raw, n);
+	    jsonraw_is_number(src->body + off, n)) {
+		*ret = dup_bytes(src->body + off, n);
 		return *ret == NULL ? -1 : 0;
 	}
 	if (json_is_integer(v)) {
@@ -271,11 +256,11 @@ number_text(const struct source *src, json_t *v, const char *path, int id,
 	return *ret == NULL ? -1 : 0;
 }
 
-/* Text of the JSON scalar at path: strings as sent, numbers as
- * number_text() says. Booleans, null, objects, arrays and strings holding
- * NUL give *ret = NULL. Returns -1 only on no memory. */
+/* Text of the JSON scalar at path: strings as sent, numbers as their
+ * token. Booleans, null, objects, arrays and strings holding NUL give
+ * *ret = NULL. Returns -1 only on no memory. */
 static int
-json_text(const struct source *src, const char *path, int id, char **ret)
+json_text(const struct source *src, const char *path, char **ret)
 {
 	json_t *v = json_path(src->root, path);
 	const char *s;
@@ -283,7 +268,7 @@ json_text(const struct source *src, const char *path, int id, char **ret)
 
 	*ret = NULL;
 	if (json_is_number(v) || json_is_null(v))
-		return number_text(src, v, path, id, ret);
+		return number_text(src, v, path, ret);
 	if (!json_is_string(v))
 		return 0;
 	s = json_string_value(v);
@@ -344,13 +329,13 @@ form_text(const struct form *f, const char *key)
 /* The text at one rule's place, or *ret = NULL. -1 on no memory. */
 static int
 source_text(const struct source *src, const char *json, const char *form,
-    int id, char **ret)
+    char **ret)
 {
 	const char *s;
 
 	*ret = NULL;
 	if (src->form == NULL)
-		return json_text(src, json, id, ret);
+		return json_text(src, json, ret);
 	if (form == NULL)
 		return 0;
 	s = form_text(src->form, form);
@@ -392,14 +377,34 @@ fill_fields(struct event *ev, const struct source *src, enum kind k)
 		if (*dst != NULL)
 			continue;
 		id = is_id(rs->r[i].field);
-		if (source_text(src, rs->r[i].json, rs->r[i].form, id,
-		    &s) == -1)
+		if (source_text(src, rs->r[i].json, rs->r[i].form, &s) == -1)
 			return -1;
 		if (s != NULL && s[0] == '\0' && id) {
 			free(s);
 			s = NULL;
 		}
 		*dst = s;
+	}
+	return 0;
+}
+
+/* The details of the event's family (event.h); an empty text is kept as
+ * sent (it is a value, and nothing keys on it). */
+static int
+fill_details(struct event *ev, const struct source *src)
+{
+	unsigned fam = event_detail_family(ev->type);
+	const struct event_detail_rule *rules, *r;
+	size_t i, n;
+
+	rules = event_detail_rules(&n);
+	for (i = 0; i < n; i++) {
+		r = &rules[i];
+		if ((r->families & fam) == 0 || ev->detail[r->detail] != NULL)
+			continue;
+		if (source_text(src, r->json, r->form,
+		    &ev->detail[r->detail]) == -1)
+			return -1;
 	}
 	return 0;
 }
@@ -480,7 +485,7 @@ natural_key(const struct source *src, const char *type,
 	*ret = NULL;
 	parts[n++] = type;
 	for (i = 0; i < NATURAL_PARTS && nat->parts[i] != NULL; i++) {
-		if (source_text(src, nat->parts[i], NULL, 1, &text[i]) == -1) {
+		if (source_text(src, nat->parts[i], NULL, &text[i]) == -1) {
 			rc = -1;
 			break;
 		}
@@ -539,8 +544,8 @@ make_key(const struct event *ev, enum kind k, const struct link_parts *lp,
 static int
 link_parts(const struct source *src, struct link_parts *lp)
 {
-	if (source_text(src, "data.link_id", "link_id", 1, &lp->id) == -1 ||
-	    source_text(src, "data.link_status", "link_status", 0,
+	if (source_text(src, "data.link_id", "link_id", &lp->id) == -1 ||
+	    source_text(src, "data.link_status", "link_status",
 	    &lp->status) == -1)
 		return -1;
 	lp->tx_unreadable = source_has(src, "data.order.transaction_id",
@@ -566,7 +571,7 @@ build(const struct source *src, const char *type, struct event *ret)
 		goto out;
 	k = kind_of(ev.type);
 	if ((src->root != NULL || src->form != NULL) &&
-	    fill_fields(&ev, src, k) == -1)
+	    (fill_fields(&ev, src, k) == -1 || fill_details(&ev, src) == -1))
 		goto out;
 	if (k == KIND_LINK && link_parts(src, &lp) == -1)
 		goto out;
@@ -682,7 +687,8 @@ fields_ok(const struct form *f, char *why, size_t n)
 		{ link_rules, sizeof(link_rules) / sizeof(link_rules[0]) },
 		{ other_rules, sizeof(other_rules) / sizeof(other_rules[0]) },
 	};
-	size_t i, j;
+	const struct event_detail_rule *dr;
+	size_t i, j, ndr;
 
 	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		for (j = 0; j < all[i].n; j++) {
@@ -692,10 +698,9 @@ fields_ok(const struct form *f, char *why, size_t n)
 				return -1;
 		}
 	}
-	for (i = 0; i < sizeof(link_form_fields) / sizeof(link_form_fields[0]);
-	    i++) {
-		if (field_ok(f, link_form_fields[i].form,
-		    link_form_fields[i].grammar, why, n) == -1)
+	for (i = 0, dr = event_detail_rules(&ndr); i < ndr; i++) {
+		if (dr[i].form != NULL &&
+		    field_ok(f, dr[i].form, dr[i].grammar, why, n) == -1)
 			return -1;
 	}
 	return 0;
@@ -772,6 +777,8 @@ event_from_form(const struct form *form, const char *body, size_t len,
 void
 event_done(struct event *ev)
 {
+	size_t i;
+
 	if (ev == NULL)
 		return;
 	free(ev->type);
@@ -782,5 +789,7 @@ event_done(struct event *ev)
 	free(ev->amount);
 	free(ev->currency);
 	free(ev->event_time);
+	for (i = 0; i < EVENT_DETAIL_COUNT; i++)
+		free(ev->detail[i]);
 	memset(ev, 0, sizeof(*ev));
 }

@@ -6,15 +6,18 @@
  * answer follows the commit. No database access and no forwarding here: the
  * 200 is only ever sent for an item the writer reports durable.
  *
- * Answers when several apply, first wins: 404 path, 405 method, 415 content
- * type, 413 size, 401 signature, 503 store.
+ * Answers when several apply, first wins: 400/501 a head RFC 9112 refuses
+ * (http_frame.c), then 404 path, 405 method, 415 content type, 413 size,
+ * 401 signature, 503 store.
  *
  * Stop: http_quiesce() closes the listener, refuses new requests (503) and
  * closes every connection after its answer; http_drain() lets requests
  * under way finish, then parks nothing more; http_stop() waits for the
  * writer to answer what it holds before stopping libmicrohttpd, which
  * aborts the process when stopped with a connection still suspended.
- * The per-request timeout lives in reaper.c, the answers in http_reply.c. */
+ * The deadlines and the connection cap live in reaper.c, the head checks in
+ * http_frame.c, the connection and body limits in http_limits.c, the
+ * answers in http_reply.c. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
@@ -34,6 +37,8 @@
 #include "event.h"
 #include "form.h"
 #include "http.h"
+#include "http_frame.h"
+#include "http_limits.h"
 #include "http_reply.h"
 #include "listen.h"
 #include "log.h"
@@ -42,17 +47,11 @@
 #include "verify.h"
 
 #define HTTP_THREADS		2
-#define HTTP_CONN_MEMORY	(64 * 1024)	/* headers of one request */
-/* Memory: a body buffer grows as bytes arrive and never past max_body, so
- * the worst case is max_connections x (max_body + HTTP_CONN_MEMORY), about
- * 80 MiB with the defaults (256 x 320 KiB). That bound is fixed by the
- * config and small for a server, so there is no separate global budget:
- * lower max_connections to lower it. Behind nginx the bodies arrive whole
- * and at local speed, and a trickling client is cut at request_timeout. */
 #define PEER_MAX		64
 /* Longest x-idempotency-key / x-webhook-version recorded (Cashfree's are
  * 44 and 10 bytes); a longer or non-printable one is not recorded. */
 #define RECORDED_MAX		128
+#define LISTEN_NAME_MAX		128
 /* At stop, how long answers the writer already gave may take to be sent. */
 #define ANSWER_WAIT_MS		2000
 
@@ -67,7 +66,9 @@ struct http {
 	int	 form_field_signature;	/* spec section 11: off by default */
 	unsigned long long sock_ino;
 	int	 listen_fd;		/* ours until quiesce hands it back */
-	struct reaper *reaper;		/* per-request timeout */
+	char	 listen_name[LISTEN_NAME_MAX];
+	struct http_limits lim;		/* connections, body budget */
+	struct reaper *reaper;		/* deadlines, connection cap */
 	/* Set by http_quiesce(): new requests get 503, every answer closes
 	 * its connection, so keep-alive clients cannot stretch the drain. */
 	atomic_int draining;
@@ -98,6 +99,8 @@ struct request {
 	enum req_state state;
 	int	 is_form;
 	int	 too_large;
+	int	 over_budget;		/* refused: the body budget is full */
+	size_t	 charged;		/* of h->body_bytes, for this body */
 	int	 have_event;
 	size_t	 secret_index;
 	int64_t	 t0_us;
@@ -234,6 +237,41 @@ track_of(struct MHD_Connection *c)
 	return ci != NULL ? ci->socket_context : NULL;
 }
 
+/* Drop the body's bytes and give its charge back. */
+static void
+body_drop(struct request *r)
+{
+	buf_done(&r->body);
+	http_limits_give(&r->h->lim, r->charged);
+	r->charged = 0;
+}
+
+/* Keep a piece of the body. A body of known length was charged whole by
+ * webhook_begin(); a chunked one is charged as it grows. Past max_body
+ * (413) or past the budget (503) the rest is read and dropped, and the
+ * answer follows the last byte: chunked bodies have no length to refuse up
+ * front. */
+static void
+body_take(struct request *r, const char *p, size_t n)
+{
+	size_t need = r->body.len + n;
+
+	if (r->too_large || r->over_budget)
+		return;
+	if (need > r->charged) {
+		if (http_limits_take(&r->h->lim, need - r->charged) == -1) {
+			r->over_budget = 1;
+			body_drop(r);
+			return;
+		}
+		r->charged = need;
+	}
+	if (buf_append(&r->body, p, n) == -1) {
+		r->too_large = 1;
+		body_drop(r);
+	}
+}
+
 static void
 request_free(struct request *r)
 {
@@ -241,7 +279,7 @@ request_free(struct request *r)
 		return;
 	if (r->have_event)
 		event_done(&r->ev);
-	buf_done(&r->body);
+	body_drop(r);
 	free(r->content_type);
 	free(r);
 }
@@ -496,6 +534,22 @@ answer(struct request *r)
 	    "{\"status\":\"ok\",\"result\":\"duplicate\"}", NULL);
 }
 
+/* The bodies in memory together reached their budget: 503, so Cashfree
+ * retries once the flood is over. r NULL: before the request began. */
+static enum MHD_Result
+busy(struct http *h, struct MHD_Connection *c, const struct request *r)
+{
+	char peer[PEER_MAX];
+
+	if (r == NULL)
+		peer_name(c, peer, sizeof(peer));
+	log_warning("http: 503 bodies in memory reached their budget (%zu "
+	    "bytes), not read from %s", h->lim.body_max,
+	    r != NULL ? r->peer : peer);
+	metrics_request(503, r != NULL ? mono_us() - r->t0_us : 0);
+	return respond(h, c, 503, "{\"error\":\"busy, retry later\"}", NULL);
+}
+
 /* First callback of a webhook POST: headers are in, no body yet. */
 static enum MHD_Result
 webhook_begin(struct http *h, struct MHD_Connection *c, const char *method,
@@ -503,7 +557,7 @@ webhook_begin(struct http *h, struct MHD_Connection *c, const char *method,
 {
 	const char *ct, *cl;
 	struct request *r;
-	unsigned long long len;
+	unsigned long long len = 0;
 	char *end;
 	int kind;
 
@@ -528,24 +582,98 @@ webhook_begin(struct http *h, struct MHD_Connection *c, const char *method,
 	if (atomic_load(&h->draining))
 		return refuse(h, c, method, url, 503,
 		    "{\"error\":\"shutting down, retry later\"}", NULL);
+	/* A body of known length is charged before it is read: one that
+	 * cannot fit is turned away now, unread. */
+	if (http_limits_take(&h->lim, (size_t)len) == -1)
+		return busy(h, c, NULL);
 	r = calloc(1, sizeof(*r));
 	if (r == NULL || (r->content_type = strdup(ct)) == NULL) {
 		free(r);
+		http_limits_give(&h->lim, (size_t)len);
 		return refuse(h, c, method, url, 503,
 		    "{\"error\":\"temporarily unavailable\"}", NULL);
 	}
+	r->charged = (size_t)len;
 	r->h = h;
 	r->conn = c;
 	r->track = track_of(c);
 	r->is_form = kind == 2;
 	r->t0_us = mono_us();
-	buf_init(&r->body, h->max_body);
+	/* No more room than the length announced: libmicrohttpd never
+	 * passes more, and the buffer then never grows past its charge. */
+	buf_init(&r->body, cl != NULL ? (size_t)len : h->max_body);
 	peer_name(c, r->peer, sizeof(r->peer));
 	pthread_mutex_lock(&h->mu);
 	h->inflight++;
 	pthread_mutex_unlock(&h->mu);
 	*con_cls = r;
 	return MHD_YES;
+}
+
+static enum MHD_Result
+frame_field(void *cls, enum MHD_ValueKind kind, const char *name,
+    const char *value)
+{
+	(void)kind;
+	http_frame_field(cls, name, value != NULL ? value : "");
+	return MHD_YES;
+}
+
+/* A head libmicrohttpd let through but RFC 9112 refuses (http_frame.h):
+ * 400 or 501, and the connection closes, since where its body ends is in
+ * doubt. Answered before routing. */
+static enum MHD_Result
+protocol_error(struct MHD_Connection *c, const char *method, const char *url,
+    enum http_frame_result fr, const char *why)
+{
+	unsigned status = fr == HTTP_FRAME_UNSUPPORTED ? 501 : 400;
+	char peer[PEER_MAX], json[128];
+
+	peer_name(c, peer, sizeof(peer));
+	log_info("http: %u %s: %.16s %.200s from %s", status, why, method, url,
+	    peer);
+	metrics_request(status, 0);
+	/* why: one of http_frame.c's fixed phrases, no quotes */
+	(void)snprintf(json, sizeof(json), "{\"error\":\"%s\"}", why);
+	return http_reply_json(c, status, json, NULL, 1);
+}
+
+/* First callback of a request: its head is in, no body yet. Protocol
+ * errors first, then the routing table by path (an absolute-form target
+ * is routed by its path, RFC 9112 3.2.2). */
+static enum MHD_Result
+route(struct http *h, struct MHD_Connection *c, const char *method,
+    const char *url, void **con_cls)
+{
+	struct http_frame f;
+	enum http_frame_result fr;
+	const char *path, *why;
+
+	reaper_begin(h->reaper, track_of(c));	/* a request is under way */
+	http_frame_init(&f);
+	(void)MHD_get_connection_values(c, MHD_HEADER_KIND, frame_field, &f);
+	fr = http_frame_done(&f, &why);
+	path = http_frame_path(url);
+	if (fr == HTTP_FRAME_OK && path == NULL) {
+		fr = HTTP_FRAME_BAD;
+		why = "request target is neither a path nor an http URI";
+	}
+	if (fr != HTTP_FRAME_OK)
+		return protocol_error(c, method, url, fr, why);
+	if (strcmp(path, h->webhook_path) == 0)
+		return webhook_begin(h, c, method, url, con_cls);
+	if (strcmp(path, "/healthz") != 0 && strcmp(path, "/metrics") != 0)
+		return refuse(h, c, method, url, 404,
+		    "{\"error\":\"not found\"}", NULL);
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+		return refuse(h, c, method, url, 405,
+		    "{\"error\":\"method not allowed\"}", "GET, HEAD");
+	if (strcmp(path, "/healthz") == 0)
+		return http_reply_healthz(c, &h->probe, h->writer,
+		    atomic_load(&h->draining));
+	return http_reply_metrics(c, &h->probe, h->writer,
+	    atomic_load(&h->draining));
 }
 
 static enum MHD_Result
@@ -558,37 +686,18 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	enum req_state state;
 
 	(void)version;
-	if (r == NULL) {
-		if (strcmp(url, h->webhook_path) == 0)
-			return webhook_begin(h, c, method, url, con_cls);
-		if (strcmp(url, "/healthz") != 0 && strcmp(url, "/metrics") != 0)
-			return refuse(h, c, method, url, 404,
-			    "{\"error\":\"not found\"}", NULL);
-		if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
-		    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-			return refuse(h, c, method, url, 405,
-			    "{\"error\":\"method not allowed\"}", "GET, HEAD");
-		if (strcmp(url, "/healthz") == 0)
-			return http_reply_healthz(c, &h->probe, h->writer,
-			    atomic_load(&h->draining));
-		return http_reply_metrics(c, &h->probe, h->writer,
-		    atomic_load(&h->draining));
-	}
+	if (r == NULL)
+		return route(h, c, method, url, con_cls);
 	if (*upload_data_size > 0) {
-		/* Past the cap the rest is read and dropped: the answer is
-		 * 413 once the client has finished sending (chunked bodies
-		 * have no length to refuse up front). */
-		if (!r->too_large &&
-		    buf_append(&r->body, upload_data, *upload_data_size) == -1) {
-			r->too_large = 1;
-			buf_done(&r->body);
-		}
+		body_take(r, upload_data, *upload_data_size);
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
 	pthread_mutex_lock(&h->mu);
 	state = r->state;
 	pthread_mutex_unlock(&h->mu);
+	if (state == REQ_BODY && r->over_budget)
+		return busy(h, c, r);
 	if (state == REQ_BODY)
 		return body_done(r);
 	if (state == REQ_ANSWER)
@@ -606,7 +715,7 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	(void)toe;
 	/* libmicrohttpd never completes a suspended request (it does not even
 	 * watch its socket), so r is not in the writer's hands here. */
-	reaper_restart(h->reaper, track_of(c));	/* next request's budget */
+	reaper_idle(h->reaper, track_of(c));	/* waits for the next request */
 	if (r != NULL) {
 		pthread_mutex_lock(&h->mu);
 		h->inflight--;
@@ -617,6 +726,19 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	}
 	request_free(r);
 	*con_cls = NULL;
+}
+
+/* libmicrohttpd has the request line (the URI is only logged here; the
+ * route comes with the head): from now on the headers are due. NULL keeps
+ * *con_cls unset for on_request. */
+static void *
+on_request_line(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	struct http *h = cls;
+
+	(void)uri;
+	reaper_request_line(h->reaper, track_of(c));
+	return NULL;
 }
 
 /* Connection life: the reaper's list. libmicrohttpd notifies CLOSED before
@@ -678,9 +800,10 @@ start_mhd(struct http *h, const struct config *cfg)
 	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
 	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)h->listen_fd,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS,
-	    MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+	    MHD_OPTION_CONNECTION_LIMIT, h->lim.mhd_max,
 	    MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
+	    MHD_OPTION_URI_LOG_CALLBACK, on_request_line, h,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
 	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
 	    MHD_OPTION_END);
@@ -690,6 +813,19 @@ start_mhd(struct http *h, const struct config *cfg)
 		return -1;
 	}
 	return 0;
+}
+
+/* For the start-up line. A unix socket we made is bound under its
+ * temporary name and renamed: getsockname() would show the temporary one. */
+static void
+name_listener(struct http *h, const struct config *cfg)
+{
+	if (h->cfg != NULL && cfg->listen_kind == LISTEN_UNIX)
+		(void)snprintf(h->listen_name, sizeof(h->listen_name),
+		    "unix:%s", cfg->listen_path);
+	else
+		listen_name(h->listen_fd, h->listen_name,
+		    sizeof(h->listen_name));
 }
 
 int
@@ -721,7 +857,9 @@ http_start(const struct config *cfg, int listen_fd, struct writer *w,
 	h->listen_fd = listen_fd;
 	if (h->webhook_path == NULL)
 		goto fail;
+	http_limits_init(&h->lim, cfg);
 	if (reaper_start((int64_t)cfg->request_timeout_s * 1000,
+	    (int64_t)cfg->header_timeout_s * 1000, h->lim.max_live,
 	    &h->reaper) == -1)
 		goto fail;
 	if (h->listen_fd < 0) {
@@ -730,6 +868,7 @@ http_start(const struct config *cfg, int listen_fd, struct writer *w,
 			goto fail;
 		h->cfg = (struct config *)cfg;	/* for listen_unlink */
 	}
+	name_listener(h, cfg);
 	if (start_mhd(h, cfg) == -1)
 		goto fail;
 	*ret = h;
@@ -739,6 +878,12 @@ fail:
 		(void)close(h->listen_fd);
 	http_free(h);
 	return -1;
+}
+
+const char *
+http_listen_name(const struct http *h)
+{
+	return h->listen_name;
 }
 
 void

@@ -46,27 +46,45 @@ http_reply_json(struct MHD_Connection *c, unsigned status, const char *json,
 	return queue(c, status, resp, "application/json", allow, close);
 }
 
+/* GET /healthz: 200 only while the daemon runs and the store is ok (the
+ * writer's last write committed where the database path points); else 503
+ * with the reason. The store's state and detail are the writer's fixed
+ * phrases (no quotes to escape). */
 enum MHD_Result
 http_reply_healthz(struct MHD_Connection *c, const struct http_probe *probe,
     struct writer *w, int close)
 {
+	struct writer_health h;
+	long long pending = -1, dead = -1;
 	const char *reason = NULL;
-	char json[256];
-	int ok = 1;
+	char store[160], why[192], json[640];
+	int up = 1;
 
 	if (probe->healthy != NULL)
-		ok = probe->healthy(probe->arg, &reason);
-	if (!ok) {
-		/* reason: one of the daemon's fixed strings, no quotes */
-		(void)snprintf(json, sizeof(json), "{\"status\":\"unavailable\","
-		    "\"reason\":\"%s\"}", reason != NULL ? reason : "unknown");
-		metrics_request(503, 0);
-		return http_reply_json(c, 503, json, NULL, close);
+		up = probe->healthy(probe->arg, &reason);
+	writer_health(w, &h);
+	if (probe->outbox != NULL)
+		probe->outbox(probe->arg, &pending, &dead);
+	if (h.state == WRITER_STORE_UNAVAILABLE)
+		(void)snprintf(store, sizeof(store), "unavailable: %s",
+		    h.detail);
+	else
+		(void)snprintf(store, sizeof(store), "%s",
+		    writer_store_name(h.state));
+	if (up && h.state != WRITER_STORE_OK) {
+		up = 0;
+		(void)snprintf(why, sizeof(why), "database %s: %s",
+		    writer_store_name(h.state), h.detail);
+		reason = why;
 	}
-	(void)snprintf(json, sizeof(json), "{\"status\":\"ok\",\"version\":"
-	    "\"%s\",\"queued\":%u}", CFHOOK_VERSION, writer_queued(w));
-	metrics_request(200, 0);
-	return http_reply_json(c, 200, json, NULL, close);
+	(void)snprintf(json, sizeof(json), "{\"status\":\"%s\",%s%s%s"
+	    "\"version\":\"%s\",\"store\":\"%s\",\"writer_queue\":%u,"
+	    "\"pending\":%lld,\"dead\":%lld,\"wal_bytes\":%lld}",
+	    up ? "ok" : "unavailable", up ? "" : "\"reason\":\"",
+	    up ? "" : (reason != NULL ? reason : "unknown"), up ? "" : "\",",
+	    CFHOOK_VERSION, store, h.queued, pending, dead, h.wal_bytes);
+	metrics_request(up ? 200 : 503, 0);
+	return http_reply_json(c, up ? 200 : 503, json, NULL, close);
 }
 
 enum MHD_Result

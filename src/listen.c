@@ -1,15 +1,20 @@
-/* listen.c - open the listening socket of the `listen` config key.
+/* listen.c - open the listening socket of the `listen` config key, name
+ * it, and make room for the connections it will accept.
  *
  * Only socket set-up lives here; libmicrohttpd takes the fd over. A unix
  * socket is bound under a temporary name, chmod'ed, then rename()d over the
  * final path, so a restart never leaves a window without a socket file and
- * never unlinks a path that belongs to a running server or is not a socket. */
+ * never unlinks a path that belongs to a running server or is not a socket.
+ * The open-file limit is raised only as far as asked, so hooks inherit no
+ * more than the daemon needs. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -159,4 +164,56 @@ listen_unlink(const struct config *cfg, unsigned long long ino)
 	if (lstat(cfg->listen_path, &st) == 0 && S_ISSOCK(st.st_mode) &&
 	    (unsigned long long)st.st_ino == ino)
 		(void)unlink(cfg->listen_path);
+}
+
+void
+listen_name(int fd, char *out, size_t n)
+{
+	struct sockaddr_storage ss;
+	const struct sockaddr_un *sun = (const struct sockaddr_un *)&ss;
+	const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
+	socklen_t sl = sizeof(ss);
+	char host[INET6_ADDRSTRLEN];
+	size_t plen;
+
+	memset(&ss, 0, sizeof(ss));
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == -1)
+		ss.ss_family = AF_UNSPEC;
+	if (ss.ss_family == AF_INET &&
+	    inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host)) != NULL) {
+		(void)snprintf(out, n, "%s:%u", host, ntohs(s4->sin_port));
+	} else if (ss.ss_family == AF_INET6 &&
+	    inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host)) != NULL) {
+		(void)snprintf(out, n, "[%s]:%u", host, ntohs(s6->sin6_port));
+	} else if (ss.ss_family == AF_UNIX &&
+	    sl > offsetof(struct sockaddr_un, sun_path)) {
+		/* An abstract name starts with a NUL and is not terminated. */
+		plen = sl - offsetof(struct sockaddr_un, sun_path);
+		if (sun->sun_path[0] == '\0')
+			(void)snprintf(out, n, "unix:@%.*s", (int)plen - 1,
+			    sun->sun_path + 1);
+		else
+			(void)snprintf(out, n, "unix:%.*s", (int)plen,
+			    sun->sun_path);
+	} else {
+		(void)snprintf(out, n, "fd %d", fd);
+	}
+}
+
+unsigned long long
+listen_nofile(unsigned long long want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return 0;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ||
+		    rl.rlim_max > want ? (rlim_t)want : rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return rl.rlim_cur == RLIM_INFINITY ? want :
+	    (unsigned long long)rl.rlim_cur;
 }

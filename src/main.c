@@ -1,17 +1,22 @@
 /* main.c - cfhookd: start-up order, signals, reload, drain on stop.
  *
- * Starts the modules in order (config, secrets, database writer, listener
- * and HTTP, forwarder), says READY=1, then waits on a signalfd: SIGHUP
- * reloads secrets and forwarding settings, SIGTERM/SIGINT drain and exit 0.
- * Fatal errors only before READY=1. No request handling here. */
+ * Starts the modules in order (config, secrets, instance lock, database
+ * writer, listener and HTTP, forwarder), says READY=1, then waits on a
+ * signalfd and the writer's reopen eventfd: SIGHUP reloads secrets and
+ * forwarding settings, SIGTERM/SIGINT drain and exit 0, and a writer whose
+ * database files left the path gets the other connections closed while it
+ * reopens (reopen_store()). Fatal errors only before READY=1. No request
+ * handling here. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,11 +28,14 @@
 #include "notify.h"
 #include "secret.h"
 #include "store.h"
+#include "store_file.h"
+#include "store_lock.h"
 #include "store_stats.h"
 #include "version.h"
 #include "writer.h"
 
 #define STATUS_EVERY_MS		10000
+#define STATUS_MAX		320	/* a STATUS= line */
 #define DRAIN_HTTP_MS		5000	/* in-flight requests at SIGTERM */
 #define DRAIN_FORWARD_MS	3000	/* deliveries under way at SIGTERM */
 #define HEARTBEAT_SLACK_MS	2000	/* threads tick at least every 1 s */
@@ -40,8 +48,11 @@ struct daemon {
 	struct http *http;
 	struct forward *forward;
 	pthread_mutex_t stats_mu;	/* the stats connection is shared */
-	struct store *stats;
-	int	 stopping;		/* only read by probes: racy is fine */
+	struct store *stats;		/* NULL while the writer reopens */
+	int	 lock_fd;		/* the instance lock (store_lock.h) */
+	/* Set by the main thread at SIGTERM, read by /healthz on the HTTP
+	 * threads. */
+	atomic_int stopping;
 };
 
 static struct config *
@@ -59,8 +70,10 @@ usage(FILE *fp)
 	    "each event once\nin SQLite and forwards it to a hook or unix "
 	    "socket.\n\n"
 	    "  -c, --config FILE  configuration file (key = value lines)\n"
-	    "      --check        validate the configuration and secrets, "
-	    "then exit 0 or 1\n"
+	    "      --check        validate the configuration, secrets, "
+	    "database and forward\n"
+	    "                     target (creating nothing), then exit 0 or "
+	    "1\n"
 	    "      --version      print the version\n"
 	    "  -h, --help         this text\n");
 }
@@ -90,30 +103,38 @@ counts(struct daemon *d, int64_t since_ms, struct store_counts *c)
 	return rc;
 }
 
+/* STATUS=: the counts, after the store's trouble when it has any. */
 static void
 status_line(struct daemon *d, char *out, size_t n)
 {
+	struct writer_health h;
 	struct store_counts c;
+	int w = 0;
 
+	writer_health(d->writer, &h);
+	if (h.state != WRITER_STORE_OK) {
+		w = snprintf(out, n, "database %s: %s; ",
+		    writer_store_name(h.state), h.detail);
+		if (w < 0 || (size_t)w >= n)
+			return;
+	}
 	if (counts(d, today_ms(), &c) == -1) {
-		(void)snprintf(out, n, "running (database counts unavailable)");
+		(void)snprintf(out + w, n - (size_t)w, "running (database "
+		    "counts unavailable)");
 		return;
 	}
-	(void)snprintf(out, n, "%lld events today, %lld pending, %lld dead",
-	    c.since, c.pending, c.dead);
+	(void)snprintf(out + w, n - (size_t)w, "%lld events today, %lld "
+	    "pending, %lld dead", c.since, c.pending, c.dead);
 }
 
+/* The store's own state is the writer's (http_reply.c asks it). */
 static int
 probe_healthy(void *arg, const char **reason)
 {
 	struct daemon *d = arg;
 
-	if (d->stopping) {
+	if (atomic_load(&d->stopping)) {
 		*reason = "shutting down";
-		return 0;
-	}
-	if (writer_healthy(d->writer) == -1) {
-		*reason = "database: the last write failed";
 		return 0;
 	}
 	return 1;
@@ -141,26 +162,116 @@ wake_forward(void *arg)
 	forward_wake(arg);
 }
 
-/* --check: the same loading code as a start, then a one-line verdict. */
+/* The forwarder and the stats connection: the daemon's connections to the
+ * database besides the writer's. Stopped while the writer reopens. */
+static void
+stop_readers(struct daemon *d)
+{
+	writer_set_on_commit(d->writer, NULL, NULL);
+	forward_stop(d->forward, DRAIN_FORWARD_MS);
+	d->forward = NULL;
+	pthread_mutex_lock(&d->stats_mu);
+	store_close(d->stats);
+	d->stats = NULL;
+	pthread_mutex_unlock(&d->stats_mu);
+}
+
+/* (Re)start whichever is not running, once the writer's files are those at
+ * the path: opened earlier, they could hold another WAL. The forwarder
+ * starts with the boot configuration's database and takes the current
+ * forwarding settings. A failure is logged and retried at the next status
+ * tick; events wait in the outbox meanwhile. */
+static void
+start_readers(struct daemon *d)
+{
+	struct writer_health h;
+	struct config *cfg = d->boot;
+	struct forward *f = NULL;
+	struct store *st = NULL;
+
+	writer_health(d->writer, &h);
+	if (h.state == WRITER_STORE_MOVED)
+		return;
+	if (d->stats == NULL && store_open(cfg->database, STORE_READ,
+	    cfg->durability, &st) == 0) {
+		pthread_mutex_lock(&d->stats_mu);
+		d->stats = st;
+		pthread_mutex_unlock(&d->stats_mu);
+	}
+	if (d->forward != NULL || forward_start(cfg, &f) == -1)
+		return;
+	if (d->cur != NULL && forward_reload(f, d->cur) == -1)
+		log_error("forward: the reloaded settings were not applied");
+	d->forward = f;
+	writer_set_on_commit(d->writer, wake_forward, f);
+	log_info("forward: running again on '%s'", cfg->database);
+}
+
+/* The writer's files left the path and it has a database there to use:
+ * close every other connection of ours first (one database with two WAL
+ * files in one process corrupts it), let the writer swap, then reopen
+ * them. Deliveries under way finish or stay pending, as on a stop. */
+static void
+reopen_store(struct daemon *d)
+{
+	log_info("store: '%s': reopening the database; the forwarder pauses",
+	    d->boot->database);
+	stop_readers(d);
+	if (writer_reopen(d->writer) == -1)
+		return;		/* logged; the writer asks again */
+	start_readers(d);
+}
+
+/* --check: a hook must be executable; a unix socket's directory must
+ * exist (the consumer creates the socket, maybe after we start). */
+static int
+check_forward(const char *path, const struct config *cfg)
+{
+	const char *slash;
+	struct stat sb;
+	char dir[4096];
+	int n;
+
+	if (cfg->forward_kind == FORWARD_HOOK &&
+	    access(cfg->forward_path, X_OK) == -1) {
+		log_error("%s: forward: hook '%s' is not executable: %s", path,
+		    cfg->forward_path, strerror(errno));
+		return -1;
+	}
+	if (cfg->forward_kind != FORWARD_UNIX)
+		return 0;
+	slash = strrchr(cfg->forward_path, '/');
+	n = slash == NULL ? snprintf(dir, sizeof(dir), ".") :
+	    snprintf(dir, sizeof(dir), "%.*s", slash == cfg->forward_path ? 1 :
+	    (int)(slash - cfg->forward_path), cfg->forward_path);
+	if (n < 0 || (size_t)n >= sizeof(dir) || stat(dir, &sb) == -1 ||
+	    !S_ISDIR(sb.st_mode)) {
+		log_error("%s: forward: the directory of socket '%s' does not "
+		    "exist", path, cfg->forward_path);
+		return -1;
+	}
+	return 0;
+}
+
+/* --check: the same loading code as a start, the database and forward
+ * target looked at without creating anything, then a one-line verdict. */
 static int
 check_only(const char *path)
 {
 	struct config *cfg = NULL;
 	struct secrets *s = NULL;
+	char db[64];
 	int rc = 1;
 
 	if (config_load(path, &cfg) == -1 ||
 	    secrets_load(cfg->secret_file, &s) == -1)
 		goto out;
-	if (cfg->forward_kind == FORWARD_HOOK &&
-	    access(cfg->forward_path, X_OK) == -1) {
-		log_error("%s: forward: hook '%s' is not executable: %s", path,
-		    cfg->forward_path, strerror(errno));
+	if (store_file_inspect(cfg->database, STORE_SCHEMA_VERSION, db,
+	    sizeof(db)) == -1 || check_forward(path, cfg) == -1)
 		goto out;
-	}
-	printf("%s: configuration ok (%zu secret%s, listen %s, database %s, "
-	    "forward %s)\n", path, secrets_count(s),
-	    secrets_count(s) == 1 ? "" : "s", cfg->listen, cfg->database,
+	printf("%s: configuration ok (%zu secret%s, listen %s, database %s "
+	    "(%s), forward %s)\n", path, secrets_count(s),
+	    secrets_count(s) == 1 ? "" : "s", cfg->listen, cfg->database, db,
 	    config_forward_name(cfg));
 	rc = 0;
 out:
@@ -195,6 +306,9 @@ start(struct daemon *d, const char *path)
 		    "bytes move between field values, so such forms are held "
 		    "to strict field grammars and deduplicated by their "
 		    "signing string (README \"Verification\")");
+	d->lock_fd = store_lock_take(cfg->database);
+	if (d->lock_fd == -1)
+		return -1;
 	if (store_open(cfg->database, STORE_WRITE, cfg->durability, &st) == -1)
 		return -1;
 	if (writer_start(st, cfg->forward_kind != FORWARD_NONE,
@@ -213,9 +327,9 @@ start(struct daemon *d, const char *path)
 	if (forward_start(cfg, &d->forward) == -1)
 		return -1;
 	writer_set_on_commit(d->writer, wake_forward, d->forward);
-	log_info("cfhookd %s: listening on %s%s, database '%s', forward %s, "
-	    "%zu secret%s", CFHOOK_VERSION, fd >= 0 ? "a socket from systemd" :
-	    cfg->listen, "", cfg->database, config_forward_name(cfg),
+	log_info("cfhookd %s: listening on %s, database '%s', forward %s, "
+	    "%zu secret%s", CFHOOK_VERSION, http_listen_name(d->http),
+	    cfg->database, config_forward_name(cfg),
 	    secrets_count(d->secrets), secrets_count(d->secrets) == 1 ? "" : "s");
 	return 0;
 }
@@ -273,7 +387,7 @@ reload(struct daemon *d)
 {
 	struct config *cfg = NULL;
 	struct secrets *s = NULL;
-	char status[160];
+	char status[STATUS_MAX];
 
 	notify_reloading();
 	log_info("reload: re-reading '%s'", current(d)->path);
@@ -289,7 +403,9 @@ reload(struct daemon *d)
 	s = NULL;
 	log_set_level(cfg->log_level);
 	writer_set_forward_pending(d->writer, cfg->forward_kind != FORWARD_NONE);
-	if (forward_reload(d->forward, cfg) == -1)
+	/* No forwarder while the writer reopens: start_readers() applies
+	 * d->cur when it starts one. */
+	if (d->forward != NULL && forward_reload(d->forward, cfg) == -1)
 		log_error("reload: forwarding settings not applied");
 	/* The forwarder and the writer copied what they need; only the boot
 	 * configuration stays borrowed (by the listener). */
@@ -325,16 +441,29 @@ watchdog(struct daemon *d, int64_t interval_ms)
 	notify_watchdog();
 }
 
+/* The writer's eventfd fired: clear it, then do what it asks. */
+static void
+writer_event(struct daemon *d, int fd)
+{
+	uint64_t n;
+
+	if (read(fd, &n, sizeof(n)) == (ssize_t)sizeof(n))
+		reopen_store(d);
+}
+
 /* Waits for signals; returns when asked to stop. */
 static void
 run(struct daemon *d, int sfd)
 {
 	struct signalfd_siginfo si;
-	struct pollfd pfd = { sfd, POLLIN, 0 };
+	struct pollfd pfd[2] = {
+		{ sfd, POLLIN, 0 },
+		{ writer_reopen_fd(d->writer), POLLIN, 0 },
+	};
 	int64_t wd = notify_watchdog_interval_ms();
 	int64_t next_wd = clock_mono_ms(), next_status;
 	int64_t now, wait_ms;
-	char status[160];
+	char status[STATUS_MAX];
 
 	next_status = clock_mono_ms() + STATUS_EVERY_MS;
 	for (;;) {
@@ -344,6 +473,7 @@ run(struct daemon *d, int sfd)
 			next_wd = now + wd;
 		}
 		if (now >= next_status) {
+			start_readers(d);	/* a no-op when running */
 			status_line(d, status, sizeof(status));
 			notify_status(status);
 			next_status = now + STATUS_EVERY_MS;
@@ -351,9 +481,12 @@ run(struct daemon *d, int sfd)
 		wait_ms = next_status - now;
 		if (wd > 0 && next_wd - now < wait_ms)
 			wait_ms = next_wd - now;
-		if (poll(&pfd, 1, (int)(wait_ms > 0 ? wait_ms : 0)) <= 0)
+		if (poll(pfd, 2, (int)(wait_ms > 0 ? wait_ms : 0)) <= 0)
 			continue;
-		if (read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+		if ((pfd[1].revents & POLLIN) != 0)
+			writer_event(d, pfd[1].fd);
+		if ((pfd[0].revents & POLLIN) == 0 ||
+		    read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
 			continue;
 		if (si.ssi_signo == SIGHUP) {
 			reload(d);
@@ -371,7 +504,7 @@ stop(struct daemon *d)
 {
 	int left;
 
-	d->stopping = 1;
+	atomic_store(&d->stopping, 1);
 	notify_stopping();
 	if (d->http != NULL) {
 		http_quiesce(d->http);
@@ -390,6 +523,9 @@ stop(struct daemon *d)
 	store_close(d->stats);
 	d->stats = NULL;
 	pthread_mutex_unlock(&d->stats_mu);
+	/* Last: the next daemon may start once every connection is closed. */
+	store_lock_release(d->lock_fd);
+	d->lock_fd = -1;
 	secrets_free(d->secrets);
 	config_free(d->cur);
 	config_free(d->boot);
@@ -422,7 +558,7 @@ main(int argc, char **argv)
 {
 	static struct daemon d;
 	const char *path = NULL;
-	char status[160];
+	char status[STATUS_MAX];
 	int i, check = 0, sfd, rc = 1;
 
 	log_init(LOG_LVL_INFO);
@@ -460,6 +596,7 @@ main(int argc, char **argv)
 	if (check)
 		return check_only(path);
 	(void)pthread_mutex_init(&d.stats_mu, NULL);
+	d.lock_fd = -1;
 	sfd = signals();
 	if (sfd == -1)
 		return 1;

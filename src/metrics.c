@@ -163,6 +163,8 @@ render_events(struct buf *out)
 	return rc;
 }
 
+static int render_orders(struct buf *);
+
 int
 metrics_render(struct buf *out, const struct metrics_gauges *g)
 {
@@ -188,5 +190,95 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 	rc |= put(out, "# HELP cfhookd_writer_queued Requests waiting for the "
 	    "database writer.\n# TYPE cfhookd_writer_queued gauge\n"
 	    "cfhookd_writer_queued %lld\n", g->writer_queued);
+	rc |= render_orders(out);
+	rc |= metrics_render_store(out);
 	return rc == 0 ? 0 : -1;
+}
+
+/* The store: checkpoints, the WAL, whether it takes writes, reopens. */
+static _Atomic unsigned long long ckpt_by_result[3];	/* done, busy, failed */
+static _Atomic unsigned long long store_reopens;
+static _Atomic long long store_wal;
+static atomic_int store_healthy = 1;
+
+void
+metrics_store_checkpoint(int result)
+{
+	if (result >= 0 && result < 3)
+		bump(&ckpt_by_result[result], 1);
+}
+
+void
+metrics_store_state(int healthy, long long wal_bytes)
+{
+	atomic_store_explicit(&store_healthy, healthy != 0,
+	    memory_order_relaxed);
+	atomic_store_explicit(&store_wal, wal_bytes, memory_order_relaxed);
+}
+
+void
+metrics_store_reopen(void)
+{
+	bump(&store_reopens, 1);
+}
+
+int
+metrics_render_store(struct buf *out)
+{
+	static const char *const results[] = { "done", "busy", "failed" };
+	size_t i;
+	int rc = 0;
+
+	rc |= put(out, "# HELP cfhookd_store_checkpoints_total WAL checkpoints "
+	    "by result (busy: readers kept part of the WAL back).\n"
+	    "# TYPE cfhookd_store_checkpoints_total counter\n");
+	for (i = 0; i < 3; i++)
+		rc |= put(out, "cfhookd_store_checkpoints_total{result=\"%s\"} "
+		    "%llu\n", results[i], get(&ckpt_by_result[i]));
+	rc |= put(out, "# HELP cfhookd_store_wal_bytes Size of the WAL file "
+	    "(-1: unknown).\n# TYPE cfhookd_store_wal_bytes gauge\n"
+	    "cfhookd_store_wal_bytes %lld\n",
+	    atomic_load_explicit(&store_wal, memory_order_relaxed));
+	rc |= put(out, "# HELP cfhookd_store_healthy 1 while the database "
+	    "takes writes where its path points (/healthz store ok).\n"
+	    "# TYPE cfhookd_store_healthy gauge\ncfhookd_store_healthy %d\n",
+	    atomic_load_explicit(&store_healthy, memory_order_relaxed));
+	rc |= put(out, "# HELP cfhookd_store_reopens_total Times the database "
+	    "was opened again after its files moved.\n"
+	    "# TYPE cfhookd_store_reopens_total counter\n"
+	    "cfhookd_store_reopens_total %llu\n", get(&store_reopens));
+	return rc == 0 ? 0 : -1;
+}
+
+/* The order ledger (DESIGN "Orders"): attention flags raised, by reason. */
+static const char *const attention_reasons[] = { "double_payment",
+    "amount_mismatch", "late_failure" };
+#define NATTENTION	(sizeof(attention_reasons) / sizeof(attention_reasons[0]))
+
+static _Atomic unsigned long long orders_attention[NATTENTION];
+
+void
+metrics_order_attention(const char *reason)
+{
+	size_t i;
+
+	for (i = 0; i < NATTENTION; i++) {
+		if (strcmp(attention_reasons[i], reason) == 0)
+			bump(&orders_attention[i], 1);
+	}
+}
+
+static int
+render_orders(struct buf *out)
+{
+	size_t i;
+	int rc = 0;
+
+	rc |= put(out, "# HELP cfhookd_orders_attention_total Orders that "
+	    "needed attention, by reason (counted when first raised).\n"
+	    "# TYPE cfhookd_orders_attention_total counter\n");
+	for (i = 0; i < NATTENTION; i++)
+		rc |= put(out, "cfhookd_orders_attention_total{reason=\"%s\"} "
+		    "%llu\n", attention_reasons[i], get(&orders_attention[i]));
+	return rc;
 }

@@ -7,6 +7,11 @@
  * UNAVAILABLE answer (503) is safe: Cashfree retries and the retry is
  * deduplicated by the UNIQUE event_key.
  *
+ * The commit is durable only into the files the path names: a writing store
+ * holds its database and WAL (store_file.c) and, after every COMMIT, checks
+ * that they are still the ones at the path; if not, the batch is answered
+ * 503 like any failed one.
+ *
  * Must not: share a connection between threads (SQLITE_OPEN_NOMUTEX: one
  * struct store per thread), log request bodies, or keep SQL for other jobs
  * here (outbox and queries live in the other store_*.c files, via store_db).
@@ -17,12 +22,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
 
+#include "clock.h"
 #include "log.h"
 #include "store.h"
+#include "store_file.h"
+#include "store_health.h"
+#include "store_ledger.h"
 
 /* Schema steps: migrations[N] takes a database from user_version N to N+1.
  * All run in one IMMEDIATE transaction at open, so a crash mid-upgrade
@@ -97,10 +107,52 @@ static const char *const migrations[] = {
 	"  id         INTEGER PRIMARY KEY CHECK (id = 1),"
 	"  probed_at  INTEGER NOT NULL"
 	");",
+	/* 2 -> 3: the order ledger (DESIGN "Orders"): one row per order,
+	 * the payments it counted (a Payment Link event and its twin share
+	 * a cf_payment_id), and on each event the order as that event left
+	 * it. Then C code (migration_code) reads the amounts again as sent
+	 * and builds the orders from the stored events. */
+	"ALTER TABLE events ADD COLUMN order_state TEXT;"
+	"ALTER TABLE events ADD COLUMN order_paid_now INTEGER;"
+	"ALTER TABLE events ADD COLUMN order_attention TEXT;"
+	"CREATE TABLE orders ("
+	"  order_id       TEXT    PRIMARY KEY,"
+	"  state          TEXT    NOT NULL CHECK (state IN"
+	"                 ('PENDING','PAID','FAILED','USER_DROPPED')),"
+	"  order_amount   TEXT,"
+	"  currency       TEXT,"
+	"  paid_amount    TEXT,"
+	"  paid_currency  TEXT,"
+	"  successes      INTEGER NOT NULL DEFAULT 0,"
+	"  first_event_at INTEGER NOT NULL,"
+	"  paid_at        INTEGER,"
+	"  paid_event_id  INTEGER,"
+	"  last_event_id  INTEGER NOT NULL,"
+	"  last_event_at  INTEGER NOT NULL,"
+	"  attention      TEXT"
+	") WITHOUT ROWID;"
+	"CREATE INDEX orders_last ON orders(last_event_at);"
+	"CREATE TABLE order_payments ("
+	"  order_id       TEXT    NOT NULL,"
+	"  cf_payment_id  TEXT    NOT NULL,"
+	"  event_id       INTEGER NOT NULL,"
+	"  PRIMARY KEY (order_id, cf_payment_id)"
+	") WITHOUT ROWID;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
     STORE_SCHEMA_VERSION, "one migration step per schema version");
+
+/* C code a step runs after its SQL, in the same transaction (NULL: none):
+ * what SQL alone cannot do, such as reading stored bodies again. */
+static int (*const migration_code[])(sqlite3 *) = {
+	NULL,
+	NULL,
+	store_ledger_upgrade,
+};
+
+_Static_assert(sizeof(migration_code) / sizeof(migration_code[0]) ==
+    STORE_SCHEMA_VERSION, "one migration code slot per schema version");
 
 /* Statements prepared once at open and kept for the connection's life. */
 enum stmt_id {
@@ -153,26 +205,54 @@ static const char *const stmt_sql[S_COUNT] = {
 struct store {
 	sqlite3	*db;
 	char	*path;			/* for log lines */
+	enum store_mode mode;
+	enum durability durability;
 	sqlite3_stmt *stmt[S_COUNT];
+	struct store_file *files;	/* the writing modes only */
+	struct store_wait wait;		/* the busy handler's deadline */
+	int	 wal_frames;		/* in the WAL after the last commit */
 	int	 ping_failing;	/* log a failing ping once, not per poll */
+	struct store_ledger *ledger;	/* the orders SQL (store_ledger.h) */
+	char	 fault[96];		/* why the last write failed */
 };
 
-/* "store: 'PATH': WHAT: errmsg", with errno for I/O errors (which say
- * little without it). SQLite records errno only for those two codes and never
+/* The connection's last error, with errno for I/O errors (which say little
+ * without it). SQLite records errno only for those two codes and never
  * clears it, so it is stale for any other error. */
-static void
-log_db_error(const struct store *st, const char *what)
+static const char *
+db_error(const struct store *st, char *buf, size_t size)
 {
 	int code = sqlite3_errcode(st->db) & 0xff;
 	int sys = sqlite3_system_errno(st->db);
 
-	if ((code == SQLITE_IOERR || code == SQLITE_CANTOPEN) && sys != 0) {
-		log_error("store: '%s': %s: %s (%s)", st->path, what,
-		    sqlite3_errmsg(st->db), strerror(sys));
-	} else {
-		log_error("store: '%s': %s: %s", st->path, what,
-		    sqlite3_errmsg(st->db));
-	}
+	if ((code == SQLITE_IOERR || code == SQLITE_CANTOPEN) && sys != 0)
+		(void)snprintf(buf, size, "%s (%s)", sqlite3_errmsg(st->db),
+		    strerror(sys));
+	else
+		(void)snprintf(buf, size, "%s", sqlite3_errmsg(st->db));
+	return buf;
+}
+
+/* "store: 'PATH': WHAT: error". */
+static void
+log_db_error(const struct store *st, const char *what)
+{
+	char err[160];
+
+	log_error("store: '%s': %s: %s", st->path, what,
+	    db_error(st, err, sizeof(err)));
+}
+
+void
+store_set_fault(struct store *st, const char *what)
+{
+	(void)snprintf(st->fault, sizeof(st->fault), "%s", what);
+}
+
+const char *
+store_fault(struct store *st)
+{
+	return st->fault;
 }
 
 /* Run a prepared statement that returns no rows. 0 / -1; the caller logs,
@@ -229,44 +309,32 @@ out:
 	return rc;
 }
 
-/* Create the file ourselves (0600: payment data; SQLite gives the -wal and
- * -shm files the same mode) and report a missing directory or an unwritable
- * file with errno instead of SQLite's vaguer "unable to open database file".
- * An existing file is only stat()ed, never opened: closing any fd of a
- * database file drops every POSIX lock this process holds on it, and another
- * connection of ours (the writer) would silently lose its WAL locks. */
+/* After every commit of the writing connection: the frames now in the WAL,
+ * for the writer's own checkpoints (this hook replaces SQLite's automatic
+ * one, whose result nobody would see). */
 static int
-check_file(const char *path, enum store_mode mode)
+wal_committed(void *arg, sqlite3 *db, const char *name, int frames)
 {
-	struct stat sb;
-	int fd;
-
-	if (stat(path, &sb) == 0) {
-		if (access(path, R_OK | W_OK) == 0)
-			return 0;
-	} else if (errno == ENOENT && mode == STORE_WRITE) {
-		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (fd != -1) {
-			(void)close(fd);	/* no connection has it yet */
-			return 0;
-		}
-		if (errno == EEXIST)
-			return 0;		/* created meanwhile */
-	}
-	log_error("store: '%s': %s", path, strerror(errno));
-	return -1;
+	(void)db;
+	(void)name;
+	((struct store *)arg)->wal_frames = frames;
+	return SQLITE_OK;
 }
 
 static int
 open_db(struct store *st, enum store_mode mode)
 {
 	/* NOMUTEX: one connection per thread, never shared (store.h). */
-	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
-	    SQLITE_OPEN_EXRESCODE;
+	int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
 
+	if (mode == STORE_READONLY)
+		flags |= SQLITE_OPEN_READONLY;
+	else
+		flags |= SQLITE_OPEN_READWRITE;
 	if (mode == STORE_WRITE)
 		flags |= SQLITE_OPEN_CREATE;
-	if (check_file(st->path, mode) == -1)
+	if (store_file_ready(st->path, mode == STORE_WRITE,
+	    mode != STORE_READONLY) == -1)
 		return -1;
 	if (sqlite3_open_v2(st->path, &st->db, flags, NULL) != SQLITE_OK) {
 		if (st->db == NULL)
@@ -275,8 +343,9 @@ open_db(struct store *st, enum store_mode mode)
 			log_db_error(st, "open");
 		return -1;
 	}
-	if (sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS) != SQLITE_OK) {
-		log_db_error(st, "busy_timeout");
+	if (sqlite3_busy_handler(st->db, store_busy_wait, &st->wait) !=
+	    SQLITE_OK) {
+		log_db_error(st, "busy handler");
 		return -1;
 	}
 	return 0;
@@ -287,6 +356,10 @@ set_pragmas(struct store *st, enum durability durability)
 {
 	char jm[16];
 
+	if (store_wal_setup(st->db, st->path) == -1)
+		return -1;
+	if (st->mode == STORE_READONLY)
+		return exec_sql(st, "PRAGMA temp_store = MEMORY", "temp_store");
 	/* WAL: readers (cfhookctl, the forwarder) never block the writer, and
 	 * a commit is one append + fsync. Anything else is refused rather
 	 * than silently running with weaker guarantees. */
@@ -363,6 +436,9 @@ migrate_steps(struct store *st, int64_t from)
 	for (v = from; v < STORE_SCHEMA_VERSION; v++) {
 		if (exec_sql(st, migrations[v], "schema upgrade") == -1)
 			return -1;
+		if (migration_code[v] != NULL &&
+		    migration_code[v](st->db) == -1)
+			return -1;	/* logged */
 	}
 	if (from == 0)
 		log_info("store: '%s': created schema version %d", st->path,
@@ -422,10 +498,61 @@ prepare_all(struct store *st)
 	return 0;
 }
 
+/* STORE_EXISTING replaces a database that vanished while the daemon ran:
+ * only a file that already is a cfhookd database will do. An empty file (or
+ * a fresh one) would quietly turn every old event into a new one. */
+static int
+check_existing(struct store *st)
+{
+	int64_t v = -1;
+
+	if (query_one(st, "PRAGMA user_version", NULL, 0, &v) == -1)
+		return -1;
+	if (v >= 1)
+		return 0;
+	log_error("store: '%s': not a cfhookd database (schema version %lld): "
+	    "not adopted in place of the one that was open; restore the "
+	    "database there, or restart cfhookd to start a new one", st->path,
+	    (long long)v);
+	return -1;
+}
+
+/* The steps after the file is open, in order. Version checks come before
+ * the pragmas: setting WAL would write the file. */
+static int
+open_steps(struct store *st, enum durability durability)
+{
+	int writing = st->mode == STORE_WRITE || st->mode == STORE_EXISTING;
+
+	if ((st->mode == STORE_READ || st->mode == STORE_READONLY) &&
+	    check_version(st) == -1)
+		return -1;
+	if (st->mode == STORE_EXISTING && check_existing(st) == -1)
+		return -1;
+	if (set_pragmas(st, durability) == -1)
+		return -1;
+	if (writing && migrate(st) == -1)
+		return -1;
+	/* The schema into the database file itself, so that its header says
+	 * the version (cfhookd --check reads it there); best effort. */
+	if (writing)
+		(void)sqlite3_wal_checkpoint_v2(st->db, NULL,
+		    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (prepare_all(st) == -1)
+		return -1;
+	if (!writing)
+		return 0;
+	/* The migration's transaction has opened the WAL: hold both files. */
+	(void)sqlite3_wal_hook(st->db, wal_committed, st);
+	return store_file_open(st->path, &st->files);
+}
+
 /* STORE_WRITE: the daemon's writer; creates the file, runs migrations.
- * STORE_READ: "existing database, read-write": cfhookctl and the other
- * threads also write (replay, prune, outbox), but never create or migrate;
- * a missing file or another schema version is an error. */
+ * STORE_EXISTING: the same on a file that must already be a cfhookd
+ * database (the writer reopening it). STORE_READ: "existing database,
+ * read-write": cfhookctl and the other threads also write (replay, prune,
+ * outbox), but never create or migrate; a missing file or another schema
+ * version is an error. STORE_READONLY: likewise, opened read-only. */
 int
 store_open(const char *path, enum store_mode mode, enum durability durability,
     struct store **ret)
@@ -438,16 +565,11 @@ store_open(const char *path, enum store_mode mode, enum durability durability,
 		log_error("store: '%s': out of memory", path);
 		goto out;
 	}
-	if (open_db(st, mode) == -1)
+	st->mode = mode;
+	st->durability = durability;
+	if (open_db(st, mode) == -1 || open_steps(st, durability) == -1)
 		goto out;
-	/* Version first in READ mode: setting WAL would write the file. */
-	if (mode == STORE_READ && check_version(st) == -1)
-		goto out;
-	if (set_pragmas(st, durability) == -1)
-		goto out;
-	if (mode == STORE_WRITE && migrate(st) == -1)
-		goto out;
-	if (prepare_all(st) == -1)
+	if (store_ledger_open(st->db, &st->ledger) == -1)
 		goto out;
 	*ret = st;
 	st = NULL;
@@ -457,6 +579,7 @@ out:
 	return rc;
 }
 
+
 void
 store_close(struct store *st)
 {
@@ -465,6 +588,7 @@ store_close(struct store *st)
 
 	if (st == NULL)
 		return;
+	store_ledger_close(st->ledger);
 	for (i = 0; i < S_COUNT; i++)
 		(void)sqlite3_finalize(st->stmt[i]);
 	if (st->db != NULL && sqlite3_close(st->db) == SQLITE_BUSY) {
@@ -476,6 +600,7 @@ store_close(struct store *st)
 			(void)sqlite3_finalize(s);
 		(void)sqlite3_close(st->db);
 	}
+	store_file_close(st->files);	/* after SQLite: see store_file.c */
 	free(st->path);
 	free(st);
 }
@@ -693,6 +818,10 @@ record_item(struct store *st, struct store_item *it, int forward_pending)
 	r = insert_event(st, it, forward_pending, &id);
 	if (r == -1)
 		return -1;
+	/* Only a new event moves its order (DESIGN "Orders"). */
+	if (r == 1 && store_ledger_record(st->ledger, it->ev, id,
+	    it->received_ms, &it->attention_raised) == -1)
+		return -1;
 	if (r == 0 && count_duplicate(st, it, &id) == -1)
 		return -1;
 	if (it->form_digest != NULL && form_remember(st, it, id) == -1)
@@ -714,6 +843,7 @@ record_one(struct store *st, struct store_item *it, int forward_pending)
 
 	it->result = STORE_UNAVAILABLE;
 	it->id = 0;
+	it->attention_raised = 0;
 	if (it->ev == NULL) {
 		log_error("store: '%s': item without an event", st->path);
 		return 0;
@@ -740,6 +870,17 @@ record_one(struct store *st, struct store_item *it, int forward_pending)
 	return 0;
 }
 
+static void
+answer_503(struct store_item **items, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		items[i]->result = STORE_UNAVAILABLE;
+		items[i]->id = 0;
+	}
+}
+
 /* Nothing of a failed batch may remain: roll back what SQLite has not rolled
  * back itself, and answer every item 503 (a retry is deduplicated, so 503 is
  * safe even if a failed COMMIT did reach the disk). */
@@ -747,11 +888,13 @@ static void
 fail_batch(struct store *st, struct store_item **items, size_t n,
     const char *what)
 {
-	size_t i;
+	char err[160];
 
+	/* Before ROLLBACK resets the error. */
+	store_fault_phrase(st->db, st->fault, sizeof(st->fault));
 	if (what != NULL) {
 		log_error("store: '%s': %s: %s; %zu event(s) answered 503",
-		    st->path, what, sqlite3_errmsg(st->db), n);
+		    st->path, what, db_error(st, err, sizeof(err)), n);
 	} else {
 		log_error("store: '%s': transaction lost; %zu event(s) "
 		    "answered 503", st->path, n);
@@ -759,10 +902,40 @@ fail_batch(struct store *st, struct store_item **items, size_t n,
 	if (sqlite3_get_autocommit(st->db) == 0 &&
 	    run_stmt(st, S_ROLLBACK) == -1)
 		log_db_error(st, "rollback");
+	answer_503(items, n);
+}
+
+/* The batch committed, but into files that are no longer those the path
+ * names (deleted, renamed or replaced): the next start would not find it,
+ * so it is not acknowledged. Cashfree's retry finds it if the files come
+ * back, and is new otherwise. */
+static void
+fail_moved(struct store *st, struct store_item **items, size_t n,
+    enum store_file_state why)
+{
+	store_set_fault(st, store_file_state_text(why));
+	log_error("store: '%s': %s; %zu event(s) committed there answered 503",
+	    st->path, store_file_state_text(why), n);
+	answer_503(items, n);
+}
+
+/* The batch waits for the lock until STORE_BUSY_TIMEOUT_MS after its oldest
+ * item was queued, so an item that already waited behind a failed batch is
+ * answered in about that time, not twice it. */
+static int64_t
+batch_deadline(struct store_item **items, size_t n)
+{
+	int64_t oldest = 0;
+	size_t i;
+
 	for (i = 0; i < n; i++) {
-		items[i]->result = STORE_UNAVAILABLE;
-		items[i]->id = 0;
+		if (items[i]->queued_ms > 0 &&
+		    (oldest == 0 || items[i]->queued_ms < oldest))
+			oldest = items[i]->queued_ms;
 	}
+	if (oldest == 0)
+		oldest = clock_mono_ms();
+	return oldest + STORE_BUSY_TIMEOUT_MS;
 }
 
 int
@@ -770,12 +943,15 @@ store_record_batch(struct store *st, struct store_item **items, size_t n,
     int forward_pending)
 {
 	const char *what = NULL;	/* the failed step, if it was ours */
+	enum store_file_state moved;
 	size_t i;
 	int news = 0;
 	int rc = -1;
 
-	/* IMMEDIATE: take the write lock now (waiting up to the busy
-	 * timeout), so no statement inside can fail on a lock upgrade. */
+	st->fault[0] = '\0';
+	st->wait.deadline_ms = batch_deadline(items, n);
+	/* IMMEDIATE: take the write lock now (waiting up to the deadline),
+	 * so no statement inside can fail on a lock upgrade. */
 	if (run_stmt(st, S_BEGIN) == -1) {
 		what = "begin";
 		goto out;
@@ -792,27 +968,19 @@ store_record_batch(struct store *st, struct store_item **items, size_t n,
 		what = "commit";
 		goto out;
 	}
+	moved = store_check_files(st);
+	if (moved != STORE_FILE_OK) {
+		st->wait.deadline_ms = 0;
+		fail_moved(st, items, n, moved);
+		return -1;
+	}
+	store_ledger_report(items, n);	/* only what was committed */
 	rc = news;
 out:
+	st->wait.deadline_ms = 0;
 	if (rc == -1)
 		fail_batch(st, items, n, what);
 	return rc;
-}
-
-int
-store_check_write(struct store *st)
-{
-	if (run_stmt(st, S_BEGIN) == -1) {
-		log_debug("store: '%s': still not writable: %s", st->path,
-		    sqlite3_errmsg(st->db));
-		return -1;
-	}
-	if (run_stmt(st, S_ROLLBACK) == -1) {
-		log_db_error(st, "rollback");
-		return -1;
-	}
-	log_info("store: '%s': writable again", st->path);
-	return 0;
 }
 
 int
@@ -861,4 +1029,34 @@ struct sqlite3 *
 store_db(struct store *st)
 {
 	return st->db;
+}
+
+const char *
+store_path(const struct store *st)
+{
+	return st->path;
+}
+
+enum durability
+store_durability(const struct store *st)
+{
+	return st->durability;
+}
+
+struct store_file *
+store_files(struct store *st)
+{
+	return st->files;
+}
+
+int
+store_wal_frames(const struct store *st)
+{
+	return st->wal_frames;
+}
+
+void
+store_set_deadline(struct store *st, int64_t mono_ms)
+{
+	st->wait.deadline_ms = mono_ms;
 }

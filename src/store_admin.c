@@ -23,8 +23,9 @@
 	" payment_status, amount, currency, event_time, content_type," \
 	" received_at, last_seen_at, deliveries, forward_state," \
 	" forward_attempts, last_error, forwarded_at, next_attempt_at," \
-	" replay_base"
-#define EVENT_NCOLS	19	/* body follows at this index in get */
+	" replay_base, idempotency_key, webhook_version, order_state," \
+	" order_paid_now, order_attention"
+#define EVENT_NCOLS	24	/* body follows at this index in get */
 
 void
 store_admin_db_error(sqlite3 *db, const char *what)
@@ -107,6 +108,10 @@ store_admin_event_done(struct store_admin_event *e)
 	free(e->body);
 	free(e->forward_state);
 	free(e->last_error);
+	free(e->idempotency_key);
+	free(e->webhook_version);
+	free(e->order_state);
+	free(e->order_attention);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -134,6 +139,12 @@ read_event(sqlite3_stmt *s, int with_body, struct store_admin_event *e)
 	e->forwarded_at = col_time(s, 16);
 	e->next_attempt_at = col_time(s, 17);
 	e->replay_base = sqlite3_column_int64(s, 18);
+	bad |= store_column_copy(s, 19, &e->idempotency_key, NULL);
+	bad |= store_column_copy(s, 20, &e->webhook_version, NULL);
+	bad |= store_column_copy(s, 21, &e->order_state, NULL);
+	e->order_paid_now = sqlite3_column_type(s, 22) == SQLITE_NULL ? -1 :
+	    sqlite3_column_int(s, 22) != 0;
+	bad |= store_column_copy(s, 23, &e->order_attention, NULL);
 	if (with_body) {
 		e->body_is_blob =
 		    sqlite3_column_type(s, EVENT_NCOLS) == SQLITE_BLOB;
@@ -249,7 +260,11 @@ store_admin_status(struct store *store, int64_t now, int64_t day_start,
 	    store_admin_count(db, "SELECT count(*) FROM events"
 	    " WHERE received_at >= ?1", day_start, &st.received_today) == -1 ||
 	    store_admin_count(db, "SELECT count(*) FROM pruned_keys", 0,
-	    &st.tombstones) == -1)
+	    &st.tombstones) == -1 ||
+	    store_admin_count(db, "SELECT count(*) FROM orders", 0,
+	    &st.orders) == -1 ||
+	    store_admin_count(db, "SELECT count(*) FROM orders"
+	    " WHERE attention IS NOT NULL", 0, &st.orders_attention) == -1)
 		goto out;
 	/* Ids grow with receipt, and the partial index serves this. */
 	r1 = one_event(db, "SELECT " EVENT_COLS " FROM events"

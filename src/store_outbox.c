@@ -41,7 +41,9 @@ static const char SQL_CLAIM[] =
     "UPDATE events SET forward_attempts = forward_attempts + 1"
     " WHERE id = ?1 AND forward_state = 'pending'"
     " RETURNING forward_attempts, event_key, type, cf_payment_id, order_id,"
-    "   payment_status, amount, currency, content_type, body, received_at";
+    "   payment_status, amount, currency, content_type, body, received_at,"
+    "   idempotency_key, webhook_version, order_state, order_paid_now,"
+    "   order_attention";
 static const char SQL_LOG_START[] =
     "INSERT INTO forward_log (event_id, attempt, started_at)"
     " VALUES (?1, ?2, ?3)";
@@ -223,6 +225,10 @@ store_outbox_row_done(struct outbox_row *r)
 	free(r->currency);
 	free(r->content_type);
 	free(r->body);
+	free(r->idempotency_key);
+	free(r->webhook_version);
+	free(r->order_state);
+	free(r->order_attention);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -242,8 +248,13 @@ read_claimed(sqlite3_stmt *s, struct outbox_row *r)
 	    store_column_copy(s, 6, &r->amount, NULL) == -1 ||
 	    store_column_copy(s, 7, &r->currency, NULL) == -1 ||
 	    store_column_copy(s, 8, &r->content_type, NULL) == -1 ||
-	    store_column_copy(s, 9, &r->body, &r->body_len) == -1)
+	    store_column_copy(s, 9, &r->body, &r->body_len) == -1 ||
+	    store_column_copy(s, 11, &r->idempotency_key, NULL) == -1 ||
+	    store_column_copy(s, 12, &r->webhook_version, NULL) == -1 ||
+	    store_column_copy(s, 13, &r->order_state, NULL) == -1 ||
+	    store_column_copy(s, 15, &r->order_attention, NULL) == -1)
 		return -1;
+	r->order_paid_now = sqlite3_column_int(s, 14) != 0;
 	return 0;
 }
 

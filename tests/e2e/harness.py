@@ -35,6 +35,8 @@ SANITIZED = os.path.basename(BUILD.rstrip("/")) in ("asan", "tsan") or \
 SLOW = 3 if SANITIZED else 1
 VECTORS = os.path.join(TOP, "tests", "vectors", "cashfree-webhooks.json")
 SECRET = "cfhookd-TEST-ONLY-secret-0001"
+# cfhookctl shows times in $TZ: every test reads UTC unless it sets a zone.
+os.environ.pop("TZ", None)
 SANITIZER_RE = re.compile(r"ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:|"
                           r"SUMMARY: UndefinedBehaviorSanitizer")
 

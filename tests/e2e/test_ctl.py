@@ -5,12 +5,14 @@ import base64
 import json
 import os
 import re
+import shutil
+import sqlite3
 import stat
 import subprocess
 import threading
 import time
 
-from harness import SANITIZER_RE, SLOW, Daemon, binary, payment_body
+from harness import SANITIZER_RE, SLOW, Daemon, Skip, binary, payment_body
 
 # Bytes a shop may put in an order id: quotes, $(), a newline, an ESC sequence.
 NASTY_ORDER = "o'\"$(touch /tmp/pwned)`id`;\n\x1b[31mred"
@@ -175,7 +177,14 @@ def test_usage_errors_exit_2_without_touching_the_database():
             (["list", "--colour"], "unknown option"),
             (["list", "--since", "2024-02-30"], "not a date"),
             (["list", "--since", "yesterday"], "YYYY-MM-DD"),
-            (["list", "--since", "2024-01-01T00:00:00+05:30"], "not a date"),
+            (["list", "--since", "2024-01-01T00:00:00+5:30"], "not a date"),
+            (["list", "--since", "2024-01-01T00:00:00.5Z"], "not a date"),
+            (["orders", "--state", "paid"], "PENDING, PAID, FAILED or USER_DROPPED"),
+            (["orders", "--type", "X"], "does not take --type"),
+            (["order"], "missing argument"),
+            (["order", ""], "empty order id"),
+            (["--tz", "Asia/Kolkatta", "status"], "unknown time zone 'Asia/Kolkatta'"),
+            (["--tz", "+5:30", "orders"], "unknown time zone"),
             (["list", "--limit", "0"], "--limit"),
             (["list", "--limit", "ten"], "--limit"),
             (["list", "--state", "stuck"], "pending, done or dead"),
@@ -370,3 +379,52 @@ def test_ctl_runs_while_the_daemon_takes_traffic():
         # prune of nothing-yet-old takes the write lock briefly; intake still answers
         assert ctl_json(d, "prune", "--before", "2000-01-01")["events"] == 0
         assert d.post_json(payment_body("8999")).status == 200
+
+
+def as_nobody(d, *args):
+    """cfhookctl -d DB ARGS run as the user nobody; (rc, stdout, stderr)."""
+    runuser = shutil.which("runuser")
+    p = subprocess.run([runuser, "-u", "nobody", "--", binary("cfhookctl"), "-d", d.db_path]
+                       + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=30 * SLOW)
+    err = p.stderr.decode(errors="replace")
+    assert SANITIZER_RE.search(err) is None, err
+    return p.returncode, p.stdout, err
+
+
+def test_read_commands_need_no_write_access():
+    """A user who may read the database but not write it (here: nobody, with
+    the files mode 0644) runs the read commands, while the daemon runs and
+    after it stopped; replay and prune need write access and say so."""
+    if os.geteuid() != 0 or shutil.which("runuser") is None:
+        raise Skip("needs root and runuser to run cfhookctl as another user")
+    with Daemon() as d:
+        ids = fill(d)
+        os.chmod(d.tmp, 0o755)
+        for sfx in ("", "-wal", "-shm"):
+            os.chmod(d.db_path + sfx, 0o644)
+        for running in (True, False):
+            if not running:
+                d.stop()
+                # the WAL and -shm stay (empty WAL) for readers like this one
+                assert os.path.exists(d.db_path + "-wal") and os.path.exists(d.db_path + "-shm")
+                os.chmod(d.db_path + "-shm", 0o644)
+            rc, out, err = as_nobody(d, "--json", "status")
+            assert rc == 0, err
+            assert json.loads(out)["events"] == 5
+            rc, out, err = as_nobody(d, "--json", "list")
+            assert rc == 0 and len(json.loads(out)) == 5, err
+            rc, out, err = as_nobody(d, "show", str(ids["PAYMENT_SUCCESS_WEBHOOK:5001"]))
+            assert rc == 0 and b"PAYMENT_SUCCESS_WEBHOOK:5001" in out, err
+            rc, out, err = as_nobody(d, "replay", str(ids["PAYMENT_SUCCESS_WEBHOOK:5001"]))
+            assert rc == 1, (out, err)
+            assert "for writing" in err and "Permission denied" in err, err
+            rc, out, err = as_nobody(d, "prune", "--before", "2000-01-01")
+            assert rc == 1 and "for writing" in err, err
+        # nothing was changed, and nothing is owned by nobody now
+        con = sqlite3.connect(d.db_path)
+        assert con.execute("SELECT count(*) FROM events WHERE forward_state = 'done'"
+                           ).fetchone()[0] == 5
+        con.close()
+        for name in os.listdir(d.tmp):
+            assert os.stat(os.path.join(d.tmp, name)).st_uid == 0, name

@@ -39,7 +39,7 @@ def test_numeric_ids_beyond_2_53_keep_their_digits():
         row = d.event("PAYMENT_SUCCESS_WEBHOOK:" + big)
         assert row is not None and row["cf_payment_id"] == big
         assert d.post_json(payment_body("9102", amount="170.00")).status == 200
-        assert d.event("PAYMENT_SUCCESS_WEBHOOK:9102")["amount"] == "170"
+        assert d.event("PAYMENT_SUCCESS_WEBHOOK:9102")["amount"] == "170.00"
         assert d.post_json(payment_body("9103", amount='"170.00"')).status == 200
         assert d.event("PAYMENT_SUCCESS_WEBHOOK:9103")["amount"] == "170.00"
         assert d.post_json(payment_body("9104", amount="1.8")).status == 200

@@ -19,7 +19,9 @@ from harness import Daemon, SLOW, binary, payment_body
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 HOOK_ENV_KEYS = {"PATH", "CFHOOK_EVENT_ID", "CFHOOK_EVENT_KEY", "CFHOOK_TYPE",
                  "CFHOOK_CF_PAYMENT_ID", "CFHOOK_ORDER_ID", "CFHOOK_PAYMENT_STATUS",
-                 "CFHOOK_AMOUNT", "CFHOOK_CURRENCY", "CFHOOK_ATTEMPT"}
+                 "CFHOOK_AMOUNT", "CFHOOK_CURRENCY", "CFHOOK_ATTEMPT",
+                 "CFHOOK_LINK_STATUS", "CFHOOK_LINK_AMOUNT_PAID", "CFHOOK_ORDER_STATE",
+                 "CFHOOK_ORDER_PAID_NOW", "CFHOOK_ORDER_ATTENTION"}
 
 
 def wait_until(pred, timeout=10, what="condition"):
@@ -122,18 +124,30 @@ def test_hook_gets_argv_env_and_envelope():
         assert env[b"CFHOOK_CF_PAYMENT_ID"] == b"1453002795"
         assert env[b"CFHOOK_ORDER_ID"] == b"order_1"
         assert env[b"CFHOOK_PAYMENT_STATUS"] == b"SUCCESS"
-        assert env[b"CFHOOK_AMOUNT"] == b"170"
+        assert env[b"CFHOOK_AMOUNT"] == b"170.00"
         assert env[b"CFHOOK_CURRENCY"] == b"INR"
         assert env[b"CFHOOK_ATTEMPT"] == b"1"
+        # the order as this event left it: paid now, 170.00 against an
+        # order_amount of 2; no link here
+        assert env[b"CFHOOK_ORDER_STATE"] == b"PAID"
+        assert env[b"CFHOOK_ORDER_PAID_NOW"] == b"1"
+        assert env[b"CFHOOK_ORDER_ATTENTION"] == b"amount_mismatch"
+        assert env[b"CFHOOK_LINK_STATUS"] == b"" and env[b"CFHOOK_LINK_AMOUNT_PAID"] == b""
         # stdin: exactly one line of JSON
         assert stdin.endswith(b"\n") and stdin.count(b"\n") == 1
         e = json.loads(stdin)
         assert list(e) == ["id", "event_key", "type", "cf_payment_id", "order_id",
                            "payment_status", "amount", "currency", "received_at",
-                           "attempt", "format", "payload"]
+                           "attempt", "format", "idempotency_key", "webhook_version",
+                           "order_state", "order_paid_now", "order_attention",
+                           "order_amount", "order_currency", "payload"]
+        assert e["webhook_version"] == "2023-08-01" and e["idempotency_key"] is None
+        assert e["order_state"] == "PAID" and e["order_paid_now"] is True
+        assert e["order_attention"] == "amount_mismatch"
+        assert e["order_amount"] == "2" and e["order_currency"] == "INR"
         assert e["id"] == 1 and e["attempt"] == 1 and e["format"] == "json"
         assert e["event_key"] == "PAYMENT_SUCCESS_WEBHOOK:1453002795"
-        assert e["order_id"] == "order_1" and e["amount"] == "170"
+        assert e["order_id"] == "order_1" and e["amount"] == "170.00"
         assert RFC3339_MS.match(e["received_at"]), e["received_at"]
         assert e["payload"] == json.loads(body)
         # the payload keeps the number text Cashfree sent
@@ -163,6 +177,15 @@ def test_form_event_reaches_hook_as_form_payload():
         assert e["format"] == "form"
         assert e["payload"] == dict(pairs)          # no signature field
         assert e["amount"] == "200.00" and e["currency"] == "INR"
+        # a link event's own fields, from the form as intake read it
+        assert e["link_id"] == "link_1" and e["link_status"] == "PAID"
+        assert e["link_amount_paid"] is None and e["link_amount"] is None
+        assert env[b"CFHOOK_LINK_STATUS"] == b"PAID"
+        assert env[b"CFHOOK_LINK_AMOUNT_PAID"] == b""
+        assert e["order_state"] == "PAID" and e["order_paid_now"] is True
+        assert e["order_attention"] is None
+        assert env[b"CFHOOK_ORDER_STATE"] == b"PAID" and env[b"CFHOOK_ORDER_PAID_NOW"] == b"1"
+        assert env[b"CFHOOK_ORDER_ATTENTION"] == b""
 
 
 def test_duplicate_never_forwarded_twice():

@@ -2,6 +2,7 @@
 methods, content types, size caps, timeouts, health, and the log lines."""
 
 import json
+import re
 import socket
 import time
 
@@ -418,3 +419,196 @@ def test_garbage_on_the_socket_never_hurts_the_daemon():
         assert d.request("GET", "/healthz").status == 200
         assert d.post_json(body).status == 200
         assert d.rows("SELECT count(*) FROM events")[0][0] == 1
+
+
+def _answer(out):
+    """(status, headers dict, body) of the single answer in `out`."""
+    head, _, body = out.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    hdrs = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    return int(lines[0][9:12]), hdrs, body
+
+
+def test_framing_errors_are_400_or_501_and_close():
+    """RFC 9112: conflicting Content-Length, Content-Length with
+    Transfer-Encoding (request smuggling), chunked not last or repeated, and
+    a blank before a field's colon are 400; a transfer coding other than
+    chunked is 501 at once (never a wait for the idle timeout). Each closes
+    the connection without reading what follows as a second request, and
+    nothing is stored."""
+    with Daemon(config={"idle_timeout": "30", "request_timeout": "60"}) as d:
+        body = payment_body("8951")
+        smuggled = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+        cases = [
+            ("Content-Length: %d\r\nContent-Length: %d\r\n" % (len(body), len(body) + 5),
+             body + smuggled, 400, "conflicting Content-Length"),
+            ("Content-Length: %d\r\nContent-Length: 0\r\n" % len(body),
+             body, 400, "conflicting Content-Length"),
+            ("Content-Length: %d\r\nTransfer-Encoding: chunked\r\n" % len(chunked),
+             chunked, 400, "Content-Length with Transfer-Encoding"),
+            ("Transfer-Encoding: chunked\r\nContent-Length: 3\r\n",
+             chunked, 400, "Content-Length with Transfer-Encoding"),
+            ("Transfer-Encoding: chunked, gzip\r\n",
+             chunked, 400, "chunked is not the last transfer coding"),
+            ("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+             chunked, 400, "chunked applied more than once"),
+            ("Transfer-Encoding: gzip\r\n", body, 501, "transfer coding other than chunked"),
+            ("Transfer-Encoding: gzip, chunked\r\n", chunked, 501,
+             "transfer coding other than chunked"),
+            ("Transfer-Encoding: chunked \r\n", chunked, 501,
+             "Transfer-Encoding other than a plain chunked"),
+        ]
+        for extra, payload, want, why in cases:
+            t0 = time.monotonic()
+            out = _raw(d, _head(d, body, extra + "\r\n") + payload, timeout=20)
+            took = time.monotonic() - t0
+            status, hdrs, reply = _answer(out)
+            assert status == want, (extra, out[:200])
+            assert json.loads(reply) == {"error": why}, (extra, reply)
+            assert hdrs.get("connection") == "close", (extra, out[:200])
+            assert out.count(b"HTTP/1.1 ") == 1, (extra, out)      # nothing smuggled
+            assert took < 5 * SLOW, (extra, took)                 # no idle-timeout wait
+            d.wait_log(r"http: %d %s: POST /webhooks/cashfree from 127\.0\.0\.1" % (want, why))
+        # a blank (or tab) before the colon is a 400, not a 415 for a
+        # Content-Type that was never recognised (RFC 9112 5.1)
+        for sep in (" :", "\t:"):
+            h = d.json_headers(body)
+            del h["Content-Type"]
+            head = "POST /webhooks/cashfree HTTP/1.1\r\nHost: x\r\n" + \
+                "".join("%s: %s\r\n" % kv for kv in h.items()) + \
+                "Content-Type%s application/json\r\nContent-Length: %d\r\n\r\n" % (sep, len(body))
+            status, hdrs, reply = _answer(_raw(d, head.encode() + body))
+            assert status == 400 and json.loads(reply) == {"error": "malformed header field name"}
+            assert hdrs.get("connection") == "close"
+        # on any path, before the routing table (404, 405)
+        out = _raw(d, b"PUT /nope HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n")
+        assert _answer(out)[0] == 501, out[:100]
+        out = _raw(d, b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+                      b"Content-Length: 2\r\n\r\nab")
+        assert _answer(out)[0] == 400, out[:100]
+        assert d.rows("SELECT count(*) FROM events")[0][0] == 0
+        # identical lengths are one length (RFC 9110 8.6), and the daemon serves on
+        h = _head(d, body, "Content-Length: %d\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                  % (len(body), len(body)))
+        assert _answer(_raw(d, h + body))[0] == 200
+        m = d.request("GET", "/metrics").body.decode()
+        assert re.search(r'^cfhookd_http_requests_total\{code="400"\} (\d+)$', m, re.M).group(1) \
+            == str(sum(1 for c in cases if c[2] == 400) + 3)
+
+
+def test_absolute_form_target_is_routed_by_its_path():
+    """RFC 9112 3.2.2: a server accepts an absolute-form target; cfhookd
+    routes it by its path (the authority is not ours to check). A target
+    that is neither a path nor an http(s) URI is a 400."""
+    with Daemon() as d:
+        body = payment_body("8961")
+        for target in ("http://x/webhooks/cashfree", "HTTP://127.0.0.1:%d/webhooks/cashfree" % d.port,
+                       "https://cashfree.example/webhooks/cashfree?attempt=1"):
+            head = _head(d, body, "Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body))
+            head = head.replace(b"POST /webhooks/cashfree ", ("POST %s " % target).encode(), 1)
+            status, _, reply = _answer(_raw(d, head + body))
+            assert status == 200, (target, reply)
+        assert d.rows("SELECT count(*) FROM events")[0][0] == 1
+        assert d.rows("SELECT deliveries FROM events")[0][0] == 3
+        out = _raw(d, b"GET http://x/healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert _answer(out)[0] == 200 and b'"status":"ok"' in out
+        out = _raw(d, b"GET http://x/nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert _answer(out)[0] == 404
+        out = _raw(d, b"PUT http://x/webhooks/cashfree HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert _answer(out)[0] == 405
+        for target in (b"webhooks/cashfree", b"http://user@x/webhooks/cashfree", b"ftp://x/webhooks/cashfree"):
+            out = _raw(d, b"POST " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            status, hdrs, reply = _answer(out)
+            assert status == 400, (target, out[:100])
+            assert json.loads(reply) == {"error": "request target is neither a path nor an http URI"}
+        d.wait_log(r"http: 400 request target is neither a path nor an http URI: POST "
+                   r"http://user@x/webhooks/cashfree from 127\.0\.0\.1")
+
+
+def _ipv6_loopback_port():
+    """A free port on [::1], or None when this host has no IPv6 loopback."""
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        try:
+            s.bind(("::1", 0))
+            return s.getsockname()[1]
+        finally:
+            s.close()
+    except OSError:
+        return None
+
+
+def test_start_line_names_the_real_listen_address():
+    """The start-up line names the address cfhookd really listens on, also
+    for a socket systemd passes (read from the socket, not the config)."""
+    with Daemon() as d:
+        d.wait_log(r"cfhookd \S+: listening on 127\.0\.0\.1:%d, database" % d.port)
+    with Daemon(listen="unix") as d:
+        d.wait_log(r"listening on unix:%s, database" % re.escape(d.unix_path))
+        assert ".tmp" not in re.search(r"listening on (\S+),", d.log()).group(1)
+    port = _ipv6_loopback_port()
+    if port is not None:
+        with Daemon(config={"listen": "[::1]:%d" % port}) as d:
+            d.wait_log(r"listening on \[::1\]:%d, database" % port)
+    from test_systemd import Activated
+    for kind in ("tcp", "unix"):
+        with Activated(kind=kind, via="held") as d:
+            d.start()
+            want = "127.0.0.1:%d" % d.port if kind == "tcp" else "unix:" + d.unix_path
+            d.wait_log(r"listening on %s, database" % re.escape(want))
+            assert "systemd" not in re.search(r"listening on .*", d.log()).group(0)
+            assert d.post_json(payment_body("8971" if kind == "tcp" else "8972")).status == 200
+
+
+def test_heads_up_to_7_kib_pass_and_bigger_ones_get_431():
+    """libmicrohttpd's pool per connection is 8 KiB: a head with the
+    headers Cashfree and nginx send, and several KiB more, is served; one
+    past about 7.5 KiB gets 431 (a clear refusal, never a hang), and the
+    daemon serves on."""
+    with Daemon() as d:
+        body = payment_body("8981")
+        proxy = {"X-Real-IP": "203.0.113.9", "X-Forwarded-For": "203.0.113.9, 10.0.0.1",
+                 "X-Forwarded-Proto": "https", "User-Agent": "Cashfree-Webhook/1.0",
+                 "x-idempotency-key": "n9rn7079wqXcse3GEDEXCYle9ajXmU0SUQY8zrUNAlc=",
+                 "X-Big": "b" * 3000}
+        for i in range(30):             # each field also costs ~50 bytes of the pool
+            proxy["X-Trace-%02d" % i] = "t" * 20
+        assert d.post_json(body, extra=proxy).status == 200
+        h = _head(d, body, "X-Big: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                  % ("b" * 7000, len(body)))
+        assert _raw(d, h + body).startswith(b"HTTP/1.1 200")
+        h = _head(d, body, "X-Huge: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                  % ("h" * 9000, len(body)))
+        out = _raw(d, h + body)
+        assert out.startswith(b"HTTP/1.1 431"), out[:100]
+        assert d.post_json(payment_body("8982")).status == 200
+        assert d.rows("SELECT count(*) FROM events")[0][0] == 2
+        assert d.rows("SELECT deliveries FROM events WHERE cf_payment_id = '8981'")[0][0] == 2
+
+
+def test_keep_alive_serves_many_requests_on_one_connection():
+    """A kept-alive connection serves request after request (the reaper
+    starts each one's budgets afresh), also past header_timeout and
+    request_timeout in total."""
+    with Daemon(config={"header_timeout": "1", "request_timeout": "2",
+                        "idle_timeout": "10"}) as d:
+        conn = d.connection()
+        t0 = time.monotonic()
+        n = 7
+        for i in range(1, n + 1):
+            body = payment_body("899%02d" % i)
+            conn.request("POST", "/webhooks/cashfree", body=body, headers=d.json_headers(body))
+            r = conn.getresponse()
+            assert r.status == 200 and r.getheader("Connection") is None, r.status
+            r.read()
+            time.sleep(0.5)
+        conn.close()
+        # one connection outlived both budgets together, however slow the
+        # machine (a count of requests, not of seconds)
+        assert time.monotonic() - t0 > 3.0
+        assert d.rows("SELECT count(*) FROM events")[0][0] == n
+        assert "header_timeout" not in d.log() and "request_timeout" not in d.log()

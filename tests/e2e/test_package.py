@@ -169,7 +169,16 @@ def test_binaries_run_and_config_checks():
         os.chmod(os.path.join(creds, "cashfree-secret"), 0o400)
         env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
         env["CREDENTIALS_DIRECTORY"] = creds
-        conf = os.path.join(root, "etc/cfhookd/cfhookd.conf")
+        # the conffile as packaged, but for the database's directory (the
+        # unit's StateDirectory=, which systemd creates at the first start)
+        state = os.path.join(creds, "state")
+        os.mkdir(state)
+        conf = os.path.join(creds, "cfhookd.conf")
+        with open(os.path.join(root, "etc/cfhookd/cfhookd.conf")) as f:
+            lines = [l.replace("/var/lib/cfhookd/", state + "/") if l.startswith("database =")
+                     else l for l in f]
+        with open(conf, "w") as f:
+            f.writelines(lines)
         p = run([daemon, "-c", conf, "--check"], env=env)
         assert p.returncode == 0, (p.stdout + p.stderr).decode(errors="replace")
         assert "forward none" in p.stdout.decode()

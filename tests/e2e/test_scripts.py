@@ -5,6 +5,7 @@ audit.sql against a database the daemon filled."""
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import stat
@@ -124,12 +125,22 @@ def hook_wrapper(d, state):
     return path
 
 
-def fulfilled(state):
+def fulfilled(state, name="fulfilment.log"):
     try:
-        with open(os.path.join(state, "fulfilment.log"), encoding="utf-8") as f:
+        with open(os.path.join(state, name), encoding="utf-8") as f:
             return f.read().splitlines()
     except FileNotFoundError:
         return []
+
+
+def alerts(state):
+    return fulfilled(state, "alerts.log")
+
+
+LINK = ('{"data":{"cf_link_id":1,"link_id":"hook_link","link_status":"PAID",'
+        '"link_currency":"INR","link_amount":"2.00","link_amount_paid":"2.00",'
+        '"order":{"order_amount":"2.00","order_id":"CFPay_hook","transaction_id":9720,'
+        '"transaction_status":"SUCCESS"}},"type":"PAYMENT_LINK_EVENT","version":1}')
 
 
 def ctl(d, *args):
@@ -150,10 +161,22 @@ def test_example_hook_is_idempotent_by_event_key():
             == 200
         assert d.post_json(payment_body("9702", order_id="o-failed", status="FAILED",
                                         type_="PAYMENT_FAILED_WEBHOOK")).status == 200
+        # a Payment Link payment arrives twice (the link event and its twin
+        # PAYMENT_SUCCESS_WEBHOOK): one fulfilment
+        assert d.post_json(LINK).status == 200
+        assert d.post_json(payment_body("9720", order_id="CFPay_hook", amount="2.00"
+                                        )).status == 200
         wait_until(lambda: d.rows("SELECT count(*) FROM events WHERE forward_state = 'done'"
-                                  )[0][0] == 2, what="both delivered")
+                                  )[0][0] == 4, what="all delivered")
         lines = fulfilled(state)
-        assert len(lines) == 1, lines              # only the success is fulfilled
+        assert len(lines) == 2, lines              # the order paid, the link paid
+        link = [ln.split("\t") for ln in lines if "\tCFPay_hook\t" in ln]
+        assert len(link) == 1 and link[0][4] == "PAYMENT_LINK_EVENT:hook_link:PAID:9720"
+        lines = [ln for ln in lines if "\tCFPay_hook\t" not in ln]
+        # 499.00 paid for an order of 2: one alert, naming the order
+        al = alerts(state)
+        assert len(al) == 1 and al[0].split("\t")[2] == "amount_mismatch", al
+        assert al[0].split("\t")[1] == nasty.replace("\n", " ").replace("\t", " ")
         f = lines[0].split("\t")
         # the order id arrives byte for byte (tab and newline turned into blanks)
         assert f[1] == nasty.replace("\n", " ").replace("\t", " ") and f[2] == "499.00"
@@ -168,30 +191,54 @@ def test_example_hook_is_idempotent_by_event_key():
         eid = d.rows("SELECT id FROM events WHERE event_key = 'PAYMENT_SUCCESS_WEBHOOK:9701'"
                      )[0][0]
         ctl(d, "replay", str(eid))
-        d.wait_log(r"already fulfilled")
+        d.wait_log(r"already handled")
         wait_until(lambda: d.rows("SELECT forward_state FROM events WHERE id = ?", (eid,)
                                   )[0][0] == "done", what="the replay delivered")
-        assert len(fulfilled(state)) == 1
+        assert len(fulfilled(state)) == 2 and len(alerts(state)) == 1
 
 
 def test_example_hook_run_by_hand():
     """The hook's own contract, without the daemon: twice the same key ->
-    fulfilled once; no key -> non-zero (cfhookd would retry)."""
+    fulfilled once; only the event that paid the order is fulfilled; an
+    alert once per order and set of flags; no key -> non-zero (cfhookd
+    would retry)."""
     tmp = os.path.join(os.environ.get("TMPDIR", "/tmp"), "cfhook-hook-%d" % os.getpid())
     os.makedirs(tmp, exist_ok=True)
     try:
         env = {"PATH": "/usr/bin:/bin", "CFHOOK_STATE_DIR": tmp,
                "CFHOOK_EVENT_ID": "7", "CFHOOK_EVENT_KEY": "PAYMENT_SUCCESS_WEBHOOK:1",
                "CFHOOK_TYPE": "PAYMENT_SUCCESS_WEBHOOK", "CFHOOK_ORDER_ID": "o $x",
-               "CFHOOK_AMOUNT": "1.00", "CFHOOK_CURRENCY": "INR", "CFHOOK_ATTEMPT": "1"}
+               "CFHOOK_AMOUNT": "1.00", "CFHOOK_CURRENCY": "INR", "CFHOOK_ATTEMPT": "1",
+               "CFHOOK_ORDER_STATE": "PAID", "CFHOOK_ORDER_PAID_NOW": "1",
+               "CFHOOK_ORDER_ATTENTION": ""}
         hook = os.path.join(SCRIPTS, "example-hook")
+
+        def run(**kw):
+            e = dict(env, **kw)
+            p = subprocess.run([hook, e["CFHOOK_TYPE"], "1", "o $x"], env=e,
+                               input=b'{"id":7}\n', stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=10)
+            assert p.returncode == 0, p.stderr
+            return p
+
         for attempt in ("1", "2"):
-            env["CFHOOK_ATTEMPT"] = attempt
-            p = subprocess.run([hook, "PAYMENT_SUCCESS_WEBHOOK", "1", "o $x"], env=env,
-                               input=b'{"id":7}\n', stdout=subprocess.PIPE, timeout=10)
-            assert p.returncode == 0
+            run(CFHOOK_ATTEMPT=attempt)
         assert len(fulfilled(tmp)) == 1
         assert fulfilled(tmp)[0].split("\t")[1] == "o $x"
+        # the same payment again under another key (a link twin), a second
+        # payment, a late failure: PAID already, nothing ships
+        run(CFHOOK_EVENT_KEY="PAYMENT_LINK_EVENT:l:PAID:1", CFHOOK_ORDER_PAID_NOW="0")
+        run(CFHOOK_EVENT_KEY="PAYMENT_SUCCESS_WEBHOOK:2", CFHOOK_ORDER_PAID_NOW="0",
+            CFHOOK_ORDER_ATTENTION="double_payment")
+        run(CFHOOK_EVENT_KEY="PAYMENT_FAILED_WEBHOOK:3", CFHOOK_ORDER_PAID_NOW="0",
+            CFHOOK_TYPE="PAYMENT_FAILED_WEBHOOK", CFHOOK_ORDER_ATTENTION="double_payment")
+        p = run(CFHOOK_EVENT_KEY="PAYMENT_FAILED_WEBHOOK:4", CFHOOK_ORDER_PAID_NOW="0",
+                CFHOOK_TYPE="PAYMENT_FAILED_WEBHOOK",
+                CFHOOK_ORDER_ATTENTION="double_payment,late_failure")
+        assert b"needs attention: double_payment,late_failure" in p.stderr
+        assert len(fulfilled(tmp)) == 1
+        assert [a.split("\t")[2] for a in alerts(tmp)] == \
+            ["double_payment", "double_payment,late_failure"]
         del env["CFHOOK_EVENT_KEY"]
         p = subprocess.run([hook], env=env, input=b"", stderr=subprocess.PIPE, timeout=10)
         assert p.returncode != 0 and b"CFHOOK_EVENT_KEY" in p.stderr
@@ -246,6 +293,15 @@ def audit_sections(text):
     return sections
 
 
+def run_audit(d, sql, tz):
+    p = subprocess.run(["sqlite3", "-bail", "-readonly", "-header", "-column", d.db_path],
+                       input=sql, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=30 * SLOW, env=dict(os.environ, TZ=tz))
+    err = p.stderr.decode()
+    assert p.returncode == 0 and err == "", err
+    return audit_sections(p.stdout.decode())
+
+
 def test_audit_sql_runs_clean_on_a_daemon_filled_database():
     need("sqlite3")
     with Daemon(config={"form_field_signature": "on"}) as d:
@@ -261,6 +317,10 @@ def test_audit_sql_runs_clean_on_a_daemon_filled_database():
             payment_body("9903", order_id="short", amount="1.50"),    # order_amount is 2
             payment_body("9904", order_id="fine", amount="2.00"),
             payment_body("9905", order_id="x", type_="PAYMENT_FAILED_WEBHOOK", status="FAILED"),
+            payment_body("9906", order_id="fine", type_="PAYMENT_FAILED_WEBHOOK",
+                         status="FAILED"),                             # after PAID
+            LINK.replace("hook_link", "pending_link").replace("CFPay_hook", "CFPay_pend")
+                .replace("SUCCESS", "PENDING").encode(),               # not paid
             b'{"type":"ODD","v":"\xff"}',                             # a BLOB body
         ]
         for b in posts:
@@ -268,37 +328,46 @@ def test_audit_sql_runs_clean_on_a_daemon_filled_database():
         d.post_json(posts[0])                                          # a re-delivery
         with open(os.path.join(SCRIPTS, "audit.sql"), "rb") as f:
             sql = f.read()
-        p = subprocess.run(["sqlite3", "-bail", "-readonly", "-header", "-column", d.db_path],
-                           input=sql, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           timeout=30 * SLOW)
-        err = p.stderr.decode()
-        assert p.returncode == 0 and err == "", err
-        s = audit_sections(p.stdout.decode())
-        assert len(s) == 10, list(s)
-        paid_day = [ln for ln in s[[k for k in s if k.startswith("Paid orders")][0]]
+        s = run_audit(d, sql, "UTC")
+        assert len(s) == 12, list(s)
+        paid_day = [ln for ln in s["Paid orders per day, last 30 days (order ledger)"]
                     if "INR" in ln]
         assert len(paid_day) == 1, paid_day
-        twice = s["Orders with two or more successful payments (refund or check)"]
-        assert any(ln.startswith("twice ") and " 2 " in ln for ln in twice), twice
-        assert not any(ln.startswith("fine ") for ln in twice)
-        mism = "\n".join(s["Amount mismatches: successful payment vs its order_amount"])
-        assert "short" in mism and "amount differs" in mism, mism
+        # the 170.00 vector, the JSON and form links, twice, short, fine
+        assert paid_day[0].split()[1:4] == ["INR", "6", "1"], paid_day
+        twice = s["Orders paid twice or more (double_payment: refund all but one)"]
+        assert len(twice) == 3, twice             # header, rule, one order
+        assert twice[2].split()[:4] == ["twice", "2", "9901", "9902"], twice
+        mism = "\n".join(s["Amount mismatches: paid amount vs order amount (order ledger)"])
+        assert "short" in mism and "1.50" in mism, mism
         assert "fine" not in mism and "twice" not in mism, mism
+        late = "\n".join(s["Late failures: FAILED or USER_DROPPED after PAID (never "
+                           "un-fulfil)"])
+        assert "fine" in late and "PAYMENT_FAILED_WEBHOOK:9906" in late, late
+        unpaid = "\n".join(s["Orders not paid, last 7 days (failed, dropped or pending)"])
+        assert "x " in unpaid and "CFPay_pend" in unpaid and "twice" not in unpaid, unpaid
         redelivered = "\n".join(s["Delivered more than once by Cashfree (retries, dashboard "
                                   "resends)"])
         assert "PAYMENT_SUCCESS_WEBHOOK:9901" in redelivered
-        link = "\n".join(s["Payment Link events: paid vs link and order"])
-        assert "payment_ps11" in link and "PARTIALLY_PAID" in link, link
-        assert "no payment event" in link, link
-        form_link = [ln for ln in s["Payment Link events: paid vs link and order"]
-                     if "cfhook_link_paid_01" in ln]
+        link = s["Payment Link events: paid vs link and order"]
+        ps11 = [ln for ln in link if "payment_ps11" in ln]
+        assert len(ps11) == 1 and "PARTIALLY_PAID" in ps11[0] and ps11[0].rstrip().endswith("ok"), link
+        pend = [ln for ln in link if "pending_link" in ln]
+        assert len(pend) == 1 and pend[0].rstrip().endswith("order not paid"), link
+        form_link = [ln for ln in link if "cfhook_link_paid_01" in ln]
         assert len(form_link) == 1 and " PAID " in form_link[0], link
-        today = "\n".join(s["Payments received today (UTC)"])
-        assert "9904" in today and "9905" not in today
+        today = s["Payments received today"]
+        assert "9904" in "\n".join(today) and "9905" not in "\n".join(today)
+        row = [ln for ln in today if " fine " in ln]
+        assert re.search(r" \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ", row[0]), row
         assert s["Stuck: pending delivery for more than 15 minutes"] == []
+        # the same in India time: offsets written out, the day cut there
+        ist = run_audit(d, sql, "Asia/Kolkata")
+        row = [ln for ln in ist["Payments received today"] if " fine " in ln]
+        assert re.search(r" \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+05:30 ", row[0]), row
         # and every statement also runs on its own (copied into sqlite3)
         stmts = [x for x in split_statements(sql.decode()) if x.strip()]
-        assert len(stmts) == 10, len(stmts)
+        assert len(stmts) == 12, len(stmts)
         for st in stmts:
             p = subprocess.run(["sqlite3", "-bail", "-readonly", d.db_path, st],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30 * SLOW)
@@ -343,7 +412,8 @@ def test_installed_scripts_work():
         env = {"PATH": "/usr/bin:/bin", "CFHOOK_STATE_DIR": state,
                "CFHOOK_EVENT_ID": "1", "CFHOOK_EVENT_KEY": "PAYMENT_SUCCESS_WEBHOOK:9911",
                "CFHOOK_TYPE": "PAYMENT_SUCCESS_WEBHOOK", "CFHOOK_ORDER_ID": "o-1",
-               "CFHOOK_AMOUNT": "1.00", "CFHOOK_CURRENCY": "INR", "CFHOOK_ATTEMPT": "1"}
+               "CFHOOK_AMOUNT": "1.00", "CFHOOK_CURRENCY": "INR", "CFHOOK_ATTEMPT": "1",
+               "CFHOOK_ORDER_STATE": "PAID", "CFHOOK_ORDER_PAID_NOW": "1"}
         for _ in range(2):
             p = subprocess.run([hook_copy, "PAYMENT_SUCCESS_WEBHOOK", "9911", "o-1"], env=env,
                                input=b'{"id":1}\n', stdout=subprocess.PIPE, timeout=10 * SLOW)

@@ -5,9 +5,10 @@
  * stripping that keeps Cashfree's number text must not change the value).
  * Not built by plain make.
  *
- * The first input byte picks the content type (odd: form, even: JSON); the
- * bytes up to the first NUL after it also serve as the order_id when they
- * are valid for a C string. */
+ * The first input byte picks the content type (odd: form, even: JSON) and
+ * the type (so each family's fields, read again from the body, are
+ * exercised and must all be there); the bytes up to the first NUL after it
+ * also serve as the order_id when they are valid for a C string. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,12 +16,19 @@
 #include <jansson.h>
 
 #include "envelope.h"
+#include "event.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const keys[] = { "id", "event_key", "type",
     "cf_payment_id", "order_id", "payment_status", "amount", "currency",
-    "received_at", "attempt", "format", "payload" };
+    "received_at", "attempt", "format", "idempotency_key",
+    "webhook_version", "order_state", "order_paid_now", "order_attention",
+    "payload" };
+
+static const char *const types[] = { "T", "PAYMENT_SUCCESS_WEBHOOK",
+    "PAYMENT_LINK_EVENT", "REFUND_STATUS_WEBHOOK", "SETTLEMENT_SUCCESS",
+    "DISPUTE_CREATED" };
 
 static void
 check_payload(json_t *env, const char *body, size_t len, int form)
@@ -64,7 +72,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&r, 0, sizeof(r));
 	r.id = 7;
 	r.event_key = "T:sha256:00";
-	r.type = "T";
+	r.type = types[(data[0] >> 1) % (sizeof(types) / sizeof(types[0]))];
+	r.order_state = (data[0] & 0x80) != 0 ? "PAID" : NULL;
+	r.order_paid_now = 1;
 	r.order_id = order;
 	r.content_type = form ? "application/x-www-form-urlencoded" :
 	    "application/json";
@@ -81,6 +91,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (json_object_get(env, keys[i]) == NULL)
 			abort();
+	for (i = 0; i < EVENT_DETAIL_COUNT; i++)
+		if ((json_object_get(env, event_detail_name(i)) != NULL) !=
+		    event_detail_applies(r.type, i))
+			abort();
+	if (json_is_true(json_object_get(env, "order_paid_now")) !=
+	    (r.order_state != NULL))
+		abort();
 	check_payload(env, body, size - 1, form);
 	json_decref(env);
 	free(s);

@@ -78,8 +78,9 @@ test_defaults(void)
 	CHECK_STR(c->database, "/var/lib/cfhookd/events.db");
 	CHECK_INT(c->tolerance_s, 0);
 	CHECK_INT(c->max_body, 262144);
-	CHECK_INT(c->max_connections, 256);
+	CHECK_INT(c->max_connections, 4096);
 	CHECK_INT(c->idle_timeout_s, 10);
+	CHECK_INT(c->header_timeout_s, 5);
 	CHECK_INT(c->request_timeout_s, 30);
 	CHECK_INT(c->forward_kind, FORWARD_NONE);
 	CHECK_STR(c->forward_path, NULL);
@@ -108,6 +109,7 @@ test_every_key_good(void)
 	    "max_body = 67108864\n"
 	    "max_connections = 100000\n"
 	    "idle_timeout = 3600\n"
+	    "header_timeout = 3600\n"
 	    "request_timeout = 1\n"
 	    "forward = hook:/usr/local/bin/fulfil\n"
 	    "forward_timeout = 86400\n"
@@ -132,6 +134,7 @@ test_every_key_good(void)
 	CHECK_INT(c->max_body, 67108864);
 	CHECK_INT(c->max_connections, 100000);
 	CHECK_INT(c->idle_timeout_s, 3600);
+	CHECK_INT(c->header_timeout_s, 3600);
 	CHECK_INT(c->request_timeout_s, 1);
 	CHECK_INT(c->forward_kind, FORWARD_HOOK);
 	CHECK_STR(c->forward_path, "/usr/local/bin/fulfil");
@@ -153,6 +156,7 @@ test_lower_bounds_and_other_forms(void)
 	const char *text =
 	    "tolerance = 0\nmax_body = 1024\nmax_connections = 1\n"
 	    "idle_timeout = 1\nrequest_timeout = 3600\nforward_timeout = 1\n"
+	    "header_timeout = 1\n"
 	    "forward_concurrency = 1\nforward_max_attempts = 1\n"
 	    "forward_backoff = 1\ndurability = full\nlog_level = error\n"
 	    "forward = unix:/run/shop/events.sock\nlisten = [::1]:65535\n";
@@ -161,6 +165,7 @@ test_lower_bounds_and_other_forms(void)
 		return;
 	CHECK_INT(c->max_body, 1024);
 	CHECK_INT(c->max_connections, 1);
+	CHECK_INT(c->header_timeout_s, 1);
 	CHECK_INT(c->forward_kind, FORWARD_UNIX);
 	CHECK_STR(c->forward_path, "/run/shop/events.sock");
 	CHECK_STR(config_forward_name(c), "unix:/run/shop/events.sock");
@@ -225,6 +230,9 @@ test_every_key_bad(void)
 		{ "max_connections = 100001", "max_connections: expected" },
 		{ "idle_timeout = 0", "idle_timeout: expected a number of "
 		    "seconds from 1 to 3600" },
+		{ "header_timeout = 0", "header_timeout: expected a number of "
+		    "seconds from 1 to 3600" },
+		{ "header_timeout = 3601", "header_timeout: expected" },
 		{ "request_timeout = 3601", "request_timeout: expected" },
 		{ "request_timeout = 10s", "request_timeout: expected" },
 		{ "forward = hook:", "forward: expected none, hook:" },

@@ -6,6 +6,7 @@
 
 #include "check.h"
 #include "ctl_out.h"
+#include "ctl_zone.h"
 
 static const struct {
 	const char *in;
@@ -117,10 +118,19 @@ test_json_time_and_base64(void)
 {
 	json_t *j;
 
-	j = ctl_out_json_time(1746427759733LL);
+	struct ctl_zone ist;
+	char why[160];
+
+	j = ctl_out_json_time(NULL, 1746427759733LL);
 	CHECK_STR(json_string_value(j), "2025-05-05T06:49:19.733Z");
 	json_decref(j);
-	j = ctl_out_json_time(-1);
+	if (CHECK(ctl_zone_open("+05:30", &ist, why, sizeof(why)) == 0)) {
+		j = ctl_out_json_time(&ist, 1746427759733LL);
+		CHECK_STR(json_string_value(j),
+		    "2025-05-05T12:19:19.733+05:30");
+		json_decref(j);
+	}
+	j = ctl_out_json_time(NULL, -1);
 	CHECK(json_is_null(j));
 	json_decref(j);
 	j = ctl_out_json_base64("\xff\x00\x01", 3);
@@ -143,9 +153,9 @@ test_fields(void)
 	ctl_out_field(fp, "order_id", "x\ny");
 	ctl_out_field(fp, "last_error", NULL);
 	ctl_out_int_field(fp, "deliveries", 3);
-	ctl_out_time_field(fp, "received_at", 1746427759733LL,
+	ctl_out_time_field(fp, NULL, "received_at", 1746427759733LL,
 	    1746427759733LL + 725000);
-	ctl_out_time_field(fp, "forwarded_at", -1, 0);
+	ctl_out_time_field(fp, NULL, "forwarded_at", -1, 0);
 	(void)fclose(fp);
 	CHECK_STR(text,
 	    "  order_id           x\\x0ay\n"

@@ -86,8 +86,156 @@ test_fields(void)
 	CHECK_STR(str(json_object_get(j, "payload"), "type"),
 	    "PAYMENT_SUCCESS_WEBHOOK");
 	CHECK(json_object_get(j, "body") == NULL);
-	CHECK_INT(json_object_size(j), 12);
+	/* the row's own, and a payment event's details (null: not in the
+	 * body) */
+	CHECK(json_is_null(json_object_get(j, "idempotency_key")));
+	CHECK(json_is_null(json_object_get(j, "webhook_version")));
+	CHECK(json_is_null(json_object_get(j, "order_state")));
+	CHECK(json_is_false(json_object_get(j, "order_paid_now")));
+	CHECK(json_is_null(json_object_get(j, "order_attention")));
+	CHECK(json_is_null(json_object_get(j, "order_amount")));
+	CHECK(json_is_null(json_object_get(j, "order_currency")));
+	CHECK_INT(json_object_size(j), 19);
 	json_decref(j);
+}
+
+/* Headers as recorded and the order as this event left it (DESIGN
+ * "Orders"), in the documented key order. */
+static void
+test_order_and_headers(void)
+{
+	static const char *const keys[] = { "id", "event_key", "type",
+	    "cf_payment_id", "order_id", "payment_status", "amount",
+	    "currency", "received_at", "attempt", "format", "idempotency_key",
+	    "webhook_version", "order_state", "order_paid_now",
+	    "order_attention", "order_amount", "order_currency", "payload" };
+	struct envelope_row r = base_row("{\"type\":\"PAYMENT_SUCCESS_WEBHOOK\","
+	    "\"data\":{\"order\":{\"order_amount\":1.80,"
+	    "\"order_currency\":\"INR\"}}}");
+	char *text = NULL;
+	const char *key;
+	json_t *j, *v;
+	size_t i = 0;
+
+	r.idempotency_key = "n9rn7079wqXcse3GEDEXCYle9ajXmU0SUQY8zrUNAlc=";
+	r.webhook_version = "2025-01-01";
+	r.order_state = "PAID";
+	r.order_paid_now = 1;
+	r.order_attention = "double_payment,amount_mismatch";
+	j = build(&r, &text);
+	if (j == NULL)
+		return;
+	CHECK_STR(str(j, "idempotency_key"),
+	    "n9rn7079wqXcse3GEDEXCYle9ajXmU0SUQY8zrUNAlc=");
+	CHECK_STR(str(j, "webhook_version"), "2025-01-01");
+	CHECK_STR(str(j, "order_state"), "PAID");
+	CHECK(json_is_true(json_object_get(j, "order_paid_now")));
+	CHECK_STR(str(j, "order_attention"), "double_payment,amount_mismatch");
+	CHECK_STR(str(j, "order_amount"), "1.80");	/* the token as sent */
+	CHECK_STR(str(j, "order_currency"), "INR");
+	json_object_foreach(j, key, v) {
+		(void)v;
+		if (CHECK(i < sizeof(keys) / sizeof(keys[0])))
+			CHECK_STR(key, keys[i]);
+		i++;
+	}
+	CHECK_INT(i, sizeof(keys) / sizeof(keys[0]));
+	/* paid_now means nothing without a state: false */
+	json_decref(j);
+	free(text);
+	r.order_state = NULL;
+	j = build(&r, NULL);
+	if (j != NULL)
+		CHECK(json_is_false(json_object_get(j, "order_paid_now")));
+	json_decref(j);
+}
+
+/* Each family's details, read from the stored body as intake reads it:
+ * numbers by their token, strings as sent, null when absent, and only the
+ * family's own keys. */
+static void
+test_details(void)
+{
+	static const struct {
+		const char *type;
+		const char *content_type;
+		const char *body;
+		const char *want[8][2];		/* key, value (NULL: null) */
+		size_t	 nkeys;			/* envelope size */
+	} cases[] = {
+		{ "PAYMENT_LINK_EVENT", "application/json",
+		    "{\"type\":\"PAYMENT_LINK_EVENT\",\"data\":{\"link_id\":"
+		    "\"L1\",\"link_status\":\"PARTIALLY_PAID\",\"link_amount\":"
+		    "200.10,\"link_amount_paid\":\"55.00\",\"link_currency\":"
+		    "\"INR\",\"order\":{\"order_amount\":\"22.00\"}}}",
+		    { { "link_id", "L1" }, { "link_status", "PARTIALLY_PAID" },
+		    { "link_amount", "200.10" }, { "link_amount_paid", "55.00" },
+		    { "order_amount", "22.00" }, { "order_currency", "INR" } },
+		    23 },
+		{ "PAYMENT_LINK_EVENT", "application/x-www-form-urlencoded",
+		    "type=PAYMENT_LINK_EVENT&link_id=L2&link_status=PAID&"
+		    "link_amount=10.00&link_amount_paid=10.00&order_amount=10.00"
+		    "&link_currency=INR",
+		    { { "link_id", "L2" }, { "link_status", "PAID" },
+		    { "link_amount", "10.00" }, { "link_amount_paid", "10.00" },
+		    { "order_amount", "10.00" }, { "order_currency", "INR" } },
+		    23 },
+		{ "REFUND_STATUS_WEBHOOK", "application/json",
+		    "{\"type\":\"REFUND_STATUS_WEBHOOK\",\"data\":{\"refund\":"
+		    "{\"cf_refund_id\":11325632,\"refund_id\":\"refund_1\","
+		    "\"refund_amount\":2.00,\"refund_currency\":\"INR\","
+		    "\"refund_type\":\"MERCHANT_INITIATED\",\"refund_status\":"
+		    "\"SUCCESS\"}}}",
+		    { { "refund_id", "refund_1" }, { "cf_refund_id", "11325632" },
+		    { "refund_status", "SUCCESS" }, { "refund_amount", "2.00" },
+		    { "refund_currency", "INR" },
+		    { "refund_type", "MERCHANT_INITIATED" } }, 23 },
+		{ "SETTLEMENT_SUCCESS", "application/json",
+		    "{\"type\":\"SETTLEMENT_SUCCESS\",\"data\":{\"settlement\":"
+		    "{\"settlement_id\":738,\"status\":\"SUCCESS\","
+		    "\"settlement_amount\":97.94,\"utr\":\"1645009380\"}}}",
+		    { { "settlement_id", "738" }, { "settlement_status", "SUCCESS" },
+		    { "settlement_amount", "97.94" },
+		    { "settlement_utr", "1645009380" } }, 21 },
+		{ "DISPUTE_CREATED", "application/json",
+		    "{\"type\":\"DISPUTE_CREATED\",\"data\":{\"dispute\":"
+		    "{\"dispute_id\":\"433475258\",\"dispute_amount\":3}}}",
+		    { { "dispute_id", "433475258" }, { "dispute_status", NULL },
+		    { "dispute_amount", "3" } }, 20 },
+		{ "UNKNOWN", "application/json", "not json",
+		    { { "link_status", NULL } }, 0 },
+	};
+	struct envelope_row r;
+	json_t *j, *v;
+	size_t i, k;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		r = base_row(cases[i].body);
+		r.type = cases[i].type;
+		r.content_type = cases[i].content_type;
+		j = build(&r, NULL);
+		if (j == NULL)
+			continue;
+		for (k = 0; k < 8 && cases[i].want[k][0] != NULL; k++) {
+			v = json_object_get(j, cases[i].want[k][0]);
+			if (cases[i].nkeys == 0) {
+				CHECK(v == NULL);	/* not its family */
+			} else if (cases[i].want[k][1] == NULL) {
+				CHECK(json_is_null(v));
+			} else if (!CHECK_STR(json_string_value(v),
+			    cases[i].want[k][1])) {
+				fprintf(stderr, "  %s\n", cases[i].type);
+			}
+		}
+		if (cases[i].nkeys > 0)
+			CHECK_INT(json_object_size(j), cases[i].nkeys);
+		/* never another family's */
+		if (strcmp(cases[i].type, "PAYMENT_LINK_EVENT") != 0)
+			CHECK(json_object_get(j, "link_status") == NULL);
+		if (strcmp(cases[i].type, "REFUND_STATUS_WEBHOOK") != 0)
+			CHECK(json_object_get(j, "refund_id") == NULL);
+		json_decref(j);
+	}
 }
 
 static void
@@ -352,6 +500,8 @@ int
 main(void)
 {
 	RUN(test_fields);
+	RUN(test_order_and_headers);
+	RUN(test_details);
 	RUN(test_nulls);
 	RUN(test_times);
 	RUN(test_escaping);

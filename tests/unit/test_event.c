@@ -192,10 +192,15 @@ test_amounts(void)
 		const char *amount;	/* the JSON token */
 		const char *want;
 	} cases[] = {
+		/* a string's content and a number's token, exactly as sent:
+		 * the amount is money and the signature is over this text */
 		{ "\"1.8\"", "1.8" },
 		{ "\"170.00\"", "170.00" },
-		{ "170.00", "170" },
-		{ "2.00", "2" },
+		{ "\"55.00\"", "55.00" },
+		{ "170.00", "170.00" },
+		{ "2.50", "2.50" },
+		{ "0.10", "0.10" },
+		{ "2.00", "2.00" },
 		{ "1.8", "1.8" },
 		{ "0.1", "0.1" },
 		{ "1", "1" },
@@ -203,12 +208,13 @@ test_amounts(void)
 		/* beyond int64 (jansson cannot hold it): the exact digits */
 		{ "100000000000000000000", "100000000000000000000" },
 		{ "-100000000000000000000", "-100000000000000000000" },
-		/* beyond double: no decimal reads back to it */
-		{ "1e400", NULL },
-		{ "1E2", "100" },
-		{ "-0", "0" },
+		/* beyond double: still the text that was signed */
+		{ "1e400", "1e400" },
+		{ "1e2", "1e2" },
+		{ "1E2", "1E2" },
+		{ "-0", "-0" },
 		{ "0.30000000000000004", "0.30000000000000004" },
-		{ "1.10", "1.1" },
+		{ "1.10", "1.10" },
 		{ "true", NULL },
 		{ "null", NULL },
 		{ "{\"v\":1}", NULL },
@@ -602,7 +608,7 @@ test_numeric_ids_keep_their_token(void)
 		CHECK_STR(ev.cf_payment_id, cases[i].want);
 		CHECK_STR(ev.order_id, "o1");
 		CHECK_STR(ev.payment_status, "SUCCESS");
-		CHECK_STR(ev.amount, "170");
+		CHECK_STR(ev.amount, "170.00");
 		event_done(&ev);
 	}
 	/* an escaped key is the same key for jansson and for the raw text */
@@ -848,6 +854,11 @@ test_strict_form_fields(void)
 		{ "type=PAYMENT_SUCCESS_WEBHOOK&cf_payment_id=42&"
 		    "transaction_status=SUCCESSX", 0 },
 		{ "type=X&link_status=PAIDx", 0 },
+		/* the order's currency enters the ledger: a grammar too */
+		{ "type=PAYMENT_SUCCESS_WEBHOOK&cf_payment_id=42&"
+		    "order_currency=INR", 1 },
+		{ "type=PAYMENT_SUCCESS_WEBHOOK&cf_payment_id=42&"
+		    "order_currency=INR1", 0 },
 	};
 	char body[1024], why[160];
 	struct event ev;
@@ -880,6 +891,124 @@ test_strict_form_fields(void)
 		CHECK_STR(ev.event_time, "2021-08-18T12:55:06+05:30");
 	}
 	event_done(&ev);
+}
+
+/* The details of each family (event.h), numbers by their token, only for
+ * the family's types; a form link event's come from its fields. */
+static void
+test_details(void)
+{
+	struct event ev;
+	int d;
+
+	if (CHECK(json_event("{\"type\":\"PAYMENT_LINK_EVENT\",\"data\":{"
+	    "\"link_id\":\"L7\",\"link_status\":\"PAID\",\"link_amount\":"
+	    "55.00,\"link_amount_paid\":\"55.00\",\"link_currency\":\"INR\","
+	    "\"order\":{\"order_id\":\"CFPay_7\",\"order_amount\":\"55.00\","
+	    "\"transaction_id\":1021206,\"transaction_status\":\"SUCCESS\"},"
+	    "\"refund\":{\"refund_id\":\"r\"}}}", &ev) == 0)) {
+		CHECK_STR(ev.detail[EVENT_LINK_ID], "L7");
+		CHECK_STR(ev.detail[EVENT_LINK_STATUS], "PAID");
+		CHECK_STR(ev.detail[EVENT_LINK_AMOUNT], "55.00");
+		CHECK_STR(ev.detail[EVENT_LINK_AMOUNT_PAID], "55.00");
+		CHECK_STR(ev.detail[EVENT_ORDER_AMOUNT], "55.00");
+		CHECK_STR(ev.detail[EVENT_ORDER_CURRENCY], "INR");
+		CHECK_STR(ev.detail[EVENT_REFUND_ID], NULL);	/* not a refund */
+		event_done(&ev);
+	}
+	if (CHECK(json_event("{\"type\":\"PAYMENT_FAILED_WEBHOOK\",\"data\":{"
+	    "\"order\":{\"order_id\":\"o1\",\"order_amount\":1E2,"
+	    "\"order_currency\":\"INR\"},\"payment\":{\"cf_payment_id\":"
+	    "\"9\"}},\"link_status\":\"PAID\"}", &ev) == 0)) {
+		CHECK_STR(ev.detail[EVENT_ORDER_AMOUNT], "1E2");
+		CHECK_STR(ev.detail[EVENT_ORDER_CURRENCY], "INR");
+		CHECK_STR(ev.detail[EVENT_LINK_STATUS], NULL);
+		event_done(&ev);
+	}
+	if (CHECK(json_event("{\"type\":\"DISPUTE_UPDATED\",\"data\":{"
+	    "\"dispute\":{\"dispute_id\":433475258,\"dispute_status\":"
+	    "\"DISPUTE_UNDER_REVIEW\",\"dispute_amount\":3.50}}}", &ev) == 0)) {
+		CHECK_STR(ev.detail[EVENT_DISPUTE_ID], "433475258");
+		CHECK_STR(ev.detail[EVENT_DISPUTE_STATUS], "DISPUTE_UNDER_REVIEW");
+		CHECK_STR(ev.detail[EVENT_DISPUTE_AMOUNT], "3.50");
+		CHECK_STR(ev.detail[EVENT_ORDER_AMOUNT], NULL);
+		event_done(&ev);
+	}
+	if (CHECK(json_event("{\"type\":\"VENDOR_SETTLEMENT_SUCCESS\",\"data\":"
+	    "{\"settlement\":{\"settlement_id\":738,\"status\":\"SUCCESS\","
+	    "\"settlement_amount\":97.90,\"utr\":\"1645009380\"}}}",
+	    &ev) == 0)) {
+		CHECK_STR(ev.detail[EVENT_SETTLEMENT_ID], "738");
+		CHECK_STR(ev.detail[EVENT_SETTLEMENT_STATUS], "SUCCESS");
+		CHECK_STR(ev.detail[EVENT_SETTLEMENT_AMOUNT], "97.90");
+		CHECK_STR(ev.detail[EVENT_SETTLEMENT_UTR], "1645009380");
+		event_done(&ev);
+	}
+	if (CHECK(form_event("type=PAYMENT_LINK_EVENT&link_id=L8&link_status="
+	    "PARTIALLY_PAID&link_amount_paid=10.50&link_currency=INR&"
+	    "order_amount=10.50", &ev) == 0)) {
+		CHECK_STR(ev.detail[EVENT_LINK_STATUS], "PARTIALLY_PAID");
+		CHECK_STR(ev.detail[EVENT_LINK_AMOUNT_PAID], "10.50");
+		CHECK_STR(ev.detail[EVENT_LINK_AMOUNT], NULL);
+		CHECK_STR(ev.detail[EVENT_ORDER_CURRENCY], "INR");
+		event_done(&ev);
+	}
+	CHECK(event_detail_applies("PAYMENT_LINK_EVENT", EVENT_LINK_STATUS));
+	CHECK(event_detail_applies("PAYMENT_SUCCESS_WEBHOOK",
+	    EVENT_ORDER_AMOUNT));
+	CHECK(!event_detail_applies("PAYMENT_SUCCESS_WEBHOOK",
+	    EVENT_LINK_STATUS));
+	CHECK(event_detail_applies("SETTLEMENT_WEBHOOK", EVENT_SETTLEMENT_ID));
+	CHECK(!event_detail_applies("SETTLEMENT_", EVENT_SETTLEMENT_ID));
+	CHECK(event_detail_applies("DISPUTE_CLOSED", EVENT_DISPUTE_STATUS));
+	CHECK(!event_detail_applies("UNKNOWN", EVENT_REFUND_ID));
+	CHECK(!event_detail_applies(NULL, EVENT_REFUND_ID));
+	for (d = 0; d < EVENT_DETAIL_COUNT; d++)
+		CHECK(event_detail_name(d)[0] != '\0');
+	CHECK_STR(event_detail_name(EVENT_SETTLEMENT_UTR), "settlement_utr");
+}
+
+/* A stored row read again: the media type decides form or JSON. */
+static void
+test_from_row(void)
+{
+	static const char form[] = "type=PAYMENT_LINK_EVENT&link_id=L1&"
+	    "link_status=PAID&transaction_id=5&order_id=CFPay_1&"
+	    "order_amount=2.50";
+	static const char json[] = "{\"type\":\"PAYMENT_SUCCESS_WEBHOOK\","
+	    "\"data\":{\"payment\":{\"cf_payment_id\":5,"
+	    "\"payment_amount\":2.50}}}";
+	struct event ev;
+
+	CHECK(event_content_is_form("application/x-www-form-urlencoded"));
+	CHECK(event_content_is_form(" Application/X-WWW-Form-Urlencoded ; "
+	    "charset=utf-8"));
+	CHECK(!event_content_is_form("application/json"));
+	CHECK(!event_content_is_form("application/x-www-form-urlencodedx"));
+	CHECK(!event_content_is_form(NULL));
+	if (CHECK(event_from_row("application/x-www-form-urlencoded", form,
+	    strlen(form), &ev) == 0)) {
+		CHECK_STR(ev.event_key, "PAYMENT_LINK_EVENT:L1:PAID:5");
+		CHECK_STR(ev.amount, "2.50");
+		CHECK_INT(ev.format, EVENT_FORM);
+		event_done(&ev);
+	}
+	if (CHECK(event_from_row("application/json; charset=utf-8", json,
+	    strlen(json), &ev) == 0)) {
+		CHECK_STR(ev.event_key, "PAYMENT_SUCCESS_WEBHOOK:5");
+		CHECK_STR(ev.amount, "2.50");
+		event_done(&ev);
+	}
+	/* a repeated key no longer decodes: the bytes alone */
+	if (CHECK(event_from_row("application/x-www-form-urlencoded",
+	    "type=A&type=B", 13, &ev) == 0)) {
+		CHECK_STR(ev.type, "UNKNOWN");
+		event_done(&ev);
+	}
+	if (CHECK(event_from_row(NULL, NULL, 0, &ev) == 0)) {
+		CHECK_STR(ev.type, "UNKNOWN");
+		event_done(&ev);
+	}
 }
 
 static void
@@ -919,6 +1048,8 @@ main(void)
 	RUN(test_raw_nul_is_not_json);
 	RUN(test_lone_surrogate_spoils_one_field);
 	RUN(test_strict_form_fields);
+	RUN(test_details);
+	RUN(test_from_row);
 	RUN(test_done_is_safe);
 	return check_finish("test_event");
 }

@@ -15,6 +15,7 @@
 
 #include "check.h"
 #include "store.h"
+#include "store_health.h"
 #include "storetest.h"
 
 static int
@@ -50,7 +51,7 @@ test_open_creates_schema(void)
 		return;
 	db = store_db(st);
 	CHECK_INT(q_int(db, "PRAGMA user_version", NULL), STORE_SCHEMA_VERSION);
-	CHECK_INT(STORE_SCHEMA_VERSION, 2);
+	CHECK_INT(STORE_SCHEMA_VERSION, 3);
 	CHECK_STR(q_text(db, "PRAGMA journal_mode", NULL, buf, sizeof(buf)),
 	    "wal");
 	CHECK_INT(column_list(db, "events", cols, sizeof(cols)), 0);
@@ -58,7 +59,14 @@ test_open_creates_schema(void)
 	    "payment_status,amount,currency,event_time,content_type,body,"
 	    "received_at,last_seen_at,deliveries,forward_state,"
 	    "forward_attempts,last_error,forwarded_at,next_attempt_at,"
-	    "replay_base,idempotency_key,webhook_version");
+	    "replay_base,idempotency_key,webhook_version,order_state,"
+	    "order_paid_now,order_attention");
+	CHECK_INT(column_list(db, "orders", cols, sizeof(cols)), 0);
+	CHECK_STR(cols, "order_id,state,order_amount,currency,paid_amount,"
+	    "paid_currency,successes,first_event_at,paid_at,paid_event_id,"
+	    "last_event_id,last_event_at,attention");
+	CHECK_INT(column_list(db, "order_payments", cols, sizeof(cols)), 0);
+	CHECK_STR(cols, "order_id,cf_payment_id,event_id");
 	CHECK_INT(column_list(db, "pruned_keys", cols, sizeof(cols)), 0);
 	CHECK_STR(cols, "event_key,pruned_at,deliveries");
 	CHECK_INT(column_list(db, "form_signatures", cols, sizeof(cols)), 0);
@@ -126,7 +134,7 @@ test_newer_version_refused(void)
 		return;
 	store_close(st);
 	db = peek_open(path);
-	CHECK_INT(sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL,
+	CHECK_INT(sqlite3_exec(db, "PRAGMA user_version = 4", NULL, NULL,
 	    NULL), SQLITE_OK);
 	st = NULL;
 	CHECK_INT(store_open(path, STORE_WRITE, DURABILITY_FULL, &st), -1);
@@ -134,7 +142,7 @@ test_newer_version_refused(void)
 	CHECK_INT(store_open(path, STORE_READ, DURABILITY_FULL, &st), -1);
 	CHECK(st == NULL);
 	/* Refusing did not touch it. */
-	CHECK_INT(q_int(db, "PRAGMA user_version", NULL), 3);
+	CHECK_INT(q_int(db, "PRAGMA user_version", NULL), 4);
 	(void)sqlite3_close(db);
 }
 
@@ -168,6 +176,40 @@ test_read_mode_never_creates(void)
 	CHECK_INT(store_open(path2, STORE_WRITE, DURABILITY_FULL, &st), -1);
 	CHECK_INT(q_int(db, "SELECT count(*) FROM sqlite_schema", NULL), 1);
 	(void)sqlite3_close(db);
+}
+
+/* STORE_READONLY: an existing database at our schema, read through a
+ * connection that cannot write; never created. */
+static void
+test_readonly_mode(void)
+{
+	char path[128];
+	struct store *st, *ro = NULL;
+	sqlite3 *db;
+
+	st = open_new(path, sizeof(path), DURABILITY_FULL);
+	if (st == NULL)
+		return;
+	CHECK_INT(record1(st, "RO:1", 1, 1), STORE_NEW);
+	CHECK_INT(store_open(path, STORE_READONLY, DURABILITY_FULL, &ro), 0);
+	if (ro != NULL) {
+		db = store_db(ro);
+		CHECK_INT(sqlite3_db_readonly(db, "main"), 1);
+		CHECK_INT(q_int(db, "SELECT count(*) FROM events", NULL), 1);
+		CHECK_INT(sqlite3_exec(db, "DELETE FROM events", NULL, NULL,
+		    NULL), SQLITE_READONLY);
+		CHECK_INT(record1(ro, "RO:2", 2, 1), STORE_UNAVAILABLE);
+		CHECK_INT(store_ping(ro), 0);
+		store_close(ro);
+	}
+	/* Still written through the other connection only. */
+	CHECK_INT(q_int(store_db(st), "SELECT count(*) FROM events", NULL), 1);
+	store_close(st);
+	ro = NULL;
+	new_path(path, sizeof(path));
+	CHECK_INT(store_open(path, STORE_READONLY, DURABILITY_FULL, &ro), -1);
+	CHECK(ro == NULL);
+	CHECK_INT(access(path, F_OK), -1);
 }
 
 static void
@@ -409,6 +451,7 @@ test_pragmas(void)
 {
 	char path[128];
 	struct store *st;
+	int persist;
 	sqlite3 *db;
 
 	st = open_new(path, sizeof(path), DURABILITY_FULL);
@@ -417,8 +460,12 @@ test_pragmas(void)
 		CHECK_INT(q_int(db, "PRAGMA synchronous", NULL), 2);
 		CHECK_INT(q_int(db, "PRAGMA foreign_keys", NULL), 1);
 		CHECK_INT(q_int(db, "PRAGMA temp_store", NULL), 2);
-		CHECK_INT(q_int(db, "PRAGMA busy_timeout", NULL),
-		    STORE_BUSY_TIMEOUT_MS);
+		CHECK_INT(q_int(db, "PRAGMA journal_size_limit", NULL),
+		    STORE_JOURNAL_LIMIT);
+		persist = -1;	/* -1 asks */
+		CHECK_INT(sqlite3_file_control(db, "main",
+		    SQLITE_FCNTL_PERSIST_WAL, &persist), SQLITE_OK);
+		CHECK_INT(persist, 1);
 		store_close(st);
 	}
 	st = open_new(path, sizeof(path), DURABILITY_NORMAL);
@@ -568,6 +615,7 @@ main(void)
 	RUN(test_reopen_idempotent);
 	RUN(test_newer_version_refused);
 	RUN(test_read_mode_never_creates);
+	RUN(test_readonly_mode);
 	RUN(test_batch_new_and_duplicate);
 	RUN(test_same_key_twice_in_batch);
 	RUN(test_forward_state);

@@ -204,6 +204,48 @@ test_locked_past_timeout(void)
 	store_close(st);
 }
 
+/* The wait for the lock is the batch's, not each step's, and it counts
+ * from when its oldest item was queued: an item that already waited behind
+ * a failed batch is answered about STORE_BUSY_TIMEOUT_MS after it came, not
+ * twice that. */
+static void
+test_lock_wait_counts_from_oldest_item(void)
+{
+	struct store_item it[3], *p[3];
+	struct event ev[3];
+	char path[128];
+	struct store *st;
+	int64_t t0, waited;
+	sqlite3 *other;
+
+	st = open_new(path, sizeof(path), DURABILITY_FULL);
+	if (st == NULL)
+		return;
+	other = peek_open(path);
+	CHECK_INT(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+	    SQLITE_OK);
+	three_items(it, p, ev);
+	t0 = clock_mono_ms();
+	it[0].queued_ms = t0 - (STORE_BUSY_TIMEOUT_MS - 1000);
+	it[1].queued_ms = t0;
+	CHECK_INT(store_record_batch(st, p, 3, 1), -1);
+	waited = clock_mono_ms() - t0;
+	CHECK(waited >= 900);
+	CHECK(waited < 2500);		/* about 1 s, not 5 */
+	CHECK_STR(store_fault(st), "locked by another connection");
+	/* Queued long ago: one try, no wait. */
+	it[0].queued_ms = it[1].queued_ms = it[2].queued_ms = t0 - 60000;
+	t0 = clock_mono_ms();
+	CHECK_INT(store_record_batch(st, p, 3, 1), -1);
+	CHECK(clock_mono_ms() - t0 < 500);
+	CHECK_INT(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	/* Free: an old item is stored at once. */
+	CHECK_INT(store_record_batch(st, p, 3, 1), 3);
+	CHECK_STR(store_fault(st), "");
+	(void)sqlite3_close(other);
+	store_close(st);
+}
+
 /* In a forked child (its own POSIX locks): open the database, count the
  * events and close, as cfhookctl would. Returns the count, or -1. */
 static int
@@ -282,10 +324,15 @@ test_second_open_keeps_locks(void)
 	(void)snprintf(wal, sizeof(wal), "%s-wal", path);
 	CHECK_INT(stat(wal, &sb), 0);
 	CHECK_INT(count_in_child(path), 2);
+	/* A writing store holds its files by O_PATH descriptors too:
+	 * closing it leaves the writer's locks alone. */
+	store_close(wr2);
+	CHECK_INT(holds_lock(path), 1);
+	CHECK_INT(record1(wr, "L:3", 3, 1), STORE_NEW);
+	CHECK_INT(count_in_child(path), 3);
 	store_close(wr);
 	store_close(rd);
-	store_close(wr2);
-	CHECK_INT(count_in_child(path), 2);
+	CHECK_INT(count_in_child(path), 3);
 }
 
 static void
@@ -384,6 +431,7 @@ main(void)
 	RUN(test_commit_failure_writes_nothing);
 	RUN(test_disk_full_mid_batch);
 	RUN(test_locked_past_timeout);
+	RUN(test_lock_wait_counts_from_oldest_item);
 	RUN(test_second_open_keeps_locks);
 	RUN(test_crash_mid_batch_leaves_nothing);
 	rc = check_finish("test_store_fail");

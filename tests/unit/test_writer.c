@@ -2,6 +2,7 @@
  * submitting threads, answers after the data is visible, draining on stop,
  * the heartbeat, health and the on_commit callback. Also prints the
  * throughput with durability full and normal. */
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -489,7 +490,8 @@ test_healthy_follows_last_batch(void)
 		return;
 	}
 	waiter_init(&wt);
-	CHECK_INT(writer_healthy(w), 0);	/* nothing ran yet */
+	/* The start's own probe commits a row: refused too. */
+	CHECK_INT(writer_healthy(w), -1);
 	CHECK_INT(submit1(w, &wt, &t[0], "H:1"), STORE_UNAVAILABLE);
 	CHECK_INT(writer_healthy(w), -1);
 	atomic_store(&refuse, 0);
@@ -497,6 +499,102 @@ test_healthy_follows_last_batch(void)
 	CHECK_INT(writer_healthy(w), 0);
 	writer_stop(w);
 	writer_stop(NULL);
+	waiter_done(&wt);
+}
+
+/* Poll until writer_healthy() is `want` or ms pass; the time it took. */
+static int64_t
+until_healthy(struct writer *w, int want, int ms)
+{
+	int64_t t0 = clock_mono_ms();
+
+	while (writer_healthy(w) != want && clock_mono_ms() - t0 < ms)
+		sleep_ms(20);
+	return clock_mono_ms() - t0;
+}
+
+/* After a failed write the writer's ticks find out by themselves, with a
+ * probe that commits a row, that the database takes writes again: no
+ * webhook needed. */
+static void
+test_recovers_while_idle(void)
+{
+	struct store *st = NULL;
+	struct writer *w = NULL;
+	struct writer_health h;
+	atomic_int refuse;
+	struct titem t;
+	struct waiter wt;
+	char path[128];
+
+	if (!CHECK_INT(store_open(new_path(path, sizeof(path)), STORE_WRITE,
+	    DURABILITY_FULL, &st), 0))
+		return;
+	atomic_init(&refuse, 0);
+	(void)sqlite3_commit_hook(store_db(st), refuse_commit, &refuse);
+	if (!CHECK_INT(writer_start(st, 1, &w), 0)) {
+		store_close(st);
+		return;
+	}
+	waiter_init(&wt);
+	CHECK_INT(writer_healthy(w), 0);
+	atomic_store(&refuse, 1);
+	CHECK_INT(submit1(w, &wt, &t, "I:1"), STORE_UNAVAILABLE);
+	writer_health(w, &h);
+	CHECK_INT(h.state, WRITER_STORE_UNAVAILABLE);
+	CHECK_STR(writer_store_name(h.state), "unavailable");
+	CHECK(h.detail[0] != '\0');
+	sleep_ms(1500);
+	CHECK_INT(writer_healthy(w), -1);	/* still refused: probes fail */
+	atomic_store(&refuse, 0);
+	CHECK(until_healthy(w, 0, 5000) < 2500);	/* a tick or two */
+	writer_health(w, &h);
+	CHECK_STR(writer_store_name(h.state), "ok");
+	CHECK_STR(h.detail, "");
+	CHECK(h.wal_bytes > 0);
+	writer_stop(w);
+	waiter_done(&wt);
+}
+
+/* The WAL deleted under the writer: the batch is answered 503, the state
+ * is "moved", the writer asks for a reopen (its eventfd), and after
+ * writer_reopen() every acknowledged event is in the database file. */
+static void
+test_moved_wal_reopens(void)
+{
+	struct writer_health h;
+	struct pollfd pfd;
+	struct titem t[3];
+	struct waiter wt;
+	char path[128], wal[160];
+	struct writer *w;
+	uint64_t n;
+	sqlite3 *db;
+
+	w = start(path, sizeof(path), DURABILITY_FULL, 0);
+	if (w == NULL)
+		return;
+	waiter_init(&wt);
+	CHECK_INT(submit1(w, &wt, &t[0], "M:acked"), STORE_NEW);
+	(void)snprintf(wal, sizeof(wal), "%s-wal", path);
+	CHECK_INT(unlink(wal), 0);
+	CHECK_INT(submit1(w, &wt, &t[1], "M:during"), STORE_UNAVAILABLE);
+	writer_health(w, &h);
+	CHECK_STR(writer_store_name(h.state), "moved");
+	CHECK_STR(h.detail, "the WAL file was deleted");
+	pfd.fd = writer_reopen_fd(w);
+	pfd.events = POLLIN;
+	CHECK_INT(poll(&pfd, 1, 5000), 1);
+	CHECK_INT(read(pfd.fd, &n, sizeof(n)), (ssize_t)sizeof(n));
+	CHECK_INT(writer_reopen(w), 0);
+	CHECK_INT(writer_healthy(w), 0);
+	CHECK_INT(access(wal, F_OK), 0);
+	CHECK_INT(submit1(w, &wt, &t[2], "M:after"), STORE_NEW);
+	writer_stop(w);
+	db = peek_open(path);
+	CHECK_INT(q_int(db, "SELECT count(*) FROM events WHERE event_key IN "
+	    "('M:acked', 'M:after')", NULL), 2);
+	(void)sqlite3_close(db);
 	waiter_done(&wt);
 }
 
@@ -514,6 +612,8 @@ main(void)
 	RUN(test_heartbeat_while_idle);
 	RUN(test_on_commit);
 	RUN(test_healthy_follows_last_batch);
+	RUN(test_recovers_while_idle);
+	RUN(test_moved_wal_reopens);
 	rc = check_finish("test_writer");
 	storetest_cleanup();
 	return rc;

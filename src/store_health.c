@@ -1,0 +1,256 @@
+/* store_health.c - keeping a writing store honest (DESIGN "Database"): its
+ * files checked against its path, deliberate checkpoints, a probe that
+ * commits a row, and the connection settings they rely on.
+ *
+ * Why deliberate checkpoints: SQLite's own run inside a COMMIT, at 1000
+ * frames, and their errors are dropped. On a full disk a WAL that large can
+ * never be checkpointed again (the database would have to grow by most of
+ * it first), so the WAL can never restart and every commit fails even after
+ * some space comes back. Checkpointing small and often, and TRUNCATE after a
+ * failure, keeps what a checkpoint needs small and gives the WAL's space
+ * back as soon as it succeeds.
+ *
+ * Must not: log above debug (the writer knows whether a failure is news),
+ * or be called from a thread that does not own the store. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "clock.h"
+#include "log.h"
+#include "metrics.h"
+#include "store_health.h"
+
+int
+store_busy_wait(void *arg, int count)
+{
+	static const int step_ms[] = { 1, 2, 5, 10, 15, 20, 25, 25, 25, 50,
+	    50, 100 };
+	const int nsteps = (int)(sizeof(step_ms) / sizeof(step_ms[0]));
+	struct store_wait *w = arg;
+	int64_t now = clock_mono_ms(), end = w->deadline_ms, ms;
+	struct timespec ts;
+
+	/* Sleeping is the only way SQLite offers to wait for another
+	 * process's lock (sqlite3_busy_timeout() sleeps too, but starts its
+	 * clock again at every step). */
+	if (count == 0)
+		w->start_ms = now;
+	if (end == 0)
+		end = w->start_ms + STORE_BUSY_TIMEOUT_MS;
+	if (now >= end)
+		return 0;
+	ms = step_ms[count < nsteps ? count : nsteps - 1];
+	if (ms > end - now)
+		ms = end - now;
+	ts.tv_sec = (time_t)(ms / 1000);
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+	(void)nanosleep(&ts, NULL);
+	return 1;
+}
+
+/* The -wal and -shm files stay when the last connection closes (the WAL
+ * truncated to nothing by journal_size_limit), for two reasons: a user who
+ * may only read the database still finds them (SQLite cannot create them
+ * for it), and a connection whose files were deleted or replaced while open
+ * never deletes, by name, the WAL and -shm of whatever database the path
+ * names by then. */
+int
+store_wal_setup(sqlite3 *db, const char *path)
+{
+	sqlite3_stmt *s = NULL;
+	char sql[64];
+	int on = 1, rc = -1;
+
+	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &on) !=
+	    SQLITE_OK) {
+		log_error("store: '%s': persist WAL: %s", path,
+		    sqlite3_errmsg(db));
+		return -1;
+	}
+	(void)snprintf(sql, sizeof(sql), "PRAGMA journal_size_limit = %d",
+	    STORE_JOURNAL_LIMIT);
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW)
+		rc = 0;
+	else
+		log_error("store: '%s': journal_size_limit: %s", path,
+		    sqlite3_errmsg(db));
+	(void)sqlite3_finalize(s);
+	return rc;
+}
+
+void
+store_fault_phrase(sqlite3 *db, char *out, size_t size)
+{
+	int code = sqlite3_errcode(db) & 0xff;
+	const char *what;
+	int sys = 0;
+
+	switch (code) {
+	case SQLITE_FULL:
+		what = "disk full";
+		break;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		what = "locked by another connection";
+		break;
+	case SQLITE_READONLY:
+		what = "read-only";
+		break;
+	case SQLITE_IOERR:
+	case SQLITE_CANTOPEN:
+		/* SQLite records errno for these two only. */
+		what = code == SQLITE_IOERR ? "I/O error" : "cannot open";
+		sys = sqlite3_system_errno(db);
+		break;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		what = "corrupt";
+		break;
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		what = "permission denied";
+		break;
+	default:
+		what = "write failed";
+		break;
+	}
+	if (sys != 0)
+		(void)snprintf(out, size, "%s (%s)", what, strerror(sys));
+	else
+		(void)snprintf(out, size, "%s", what);
+}
+
+enum store_file_state
+store_check_files(struct store *st)
+{
+	struct store_file *f = store_files(st);
+	enum store_file_state s;
+	int moved = 0;
+
+	if (f == NULL)
+		return STORE_FILE_OK;
+	s = store_file_check(f);
+	/* SQLite's own descriptor, checked by SQLite: the same question,
+	 * asked of the handle that writes. */
+	if (s == STORE_FILE_OK && sqlite3_file_control(store_db(st), "main",
+	    SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK && moved)
+		s = STORE_FILE_DB_MOVED;
+	return s;
+}
+
+enum store_file_path
+store_path_state(struct store *st)
+{
+	struct store_file *f = store_files(st);
+
+	return f == NULL ? STORE_PATH_GONE : store_file_path(f);
+}
+
+int64_t
+store_wal_bytes(struct store *st)
+{
+	struct store_file *f = store_files(st);
+
+	return f == NULL ? -1 : store_file_wal_bytes(f);
+}
+
+int64_t
+store_free_bytes(struct store *st)
+{
+	struct store_file *f = store_files(st);
+
+	return f == NULL ? -1 : store_file_free_bytes(f);
+}
+
+static void
+note_fault(struct store *st)
+{
+	char phrase[96];
+
+	store_fault_phrase(store_db(st), phrase, sizeof(phrase));
+	store_set_fault(st, phrase);
+}
+
+enum store_ckpt
+store_checkpoint(struct store *st, int truncate, int wait_ms)
+{
+	sqlite3 *db = store_db(st);
+	int frames = -1, done = -1, rc;
+	enum store_ckpt r;
+
+	store_set_deadline(st, clock_mono_ms() + wait_ms);
+	rc = sqlite3_wal_checkpoint_v2(db, NULL, truncate ?
+	    SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE, &frames,
+	    &done);
+	store_set_deadline(st, 0);
+	if (rc == SQLITE_OK && done == frames) {
+		r = STORE_CKPT_DONE;
+	} else if (rc == SQLITE_OK || (rc & 0xff) == SQLITE_BUSY) {
+		r = STORE_CKPT_BUSY;
+		log_debug("store: '%s': checkpoint: %d of %d frames (readers "
+		    "or a writer hold the rest)", store_path(st), done, frames);
+	} else {
+		r = STORE_CKPT_FAILED;
+		note_fault(st);
+		log_debug("store: '%s': checkpoint: %s", store_path(st),
+		    sqlite3_errmsg(db));
+	}
+	metrics_store_checkpoint((int)r);
+	return r;
+}
+
+static int
+exec_step(sqlite3 *db, const char *sql, int64_t arg)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK &&
+	    (arg == 0 || sqlite3_bind_int64(s, 1, arg) == SQLITE_OK) &&
+	    sqlite3_step(s) == SQLITE_DONE)
+		rc = 0;
+	(void)sqlite3_finalize(s);
+	return rc;
+}
+
+/* BEGIN IMMEDIATE, the row, COMMIT: a commit like a batch's, fsync
+ * included, so it fails where a batch would (a full disk, a read-only
+ * file), unlike taking the lock and rolling back, which writes nothing. */
+enum store_probe
+store_probe(struct store *st, int wait_ms)
+{
+	sqlite3 *db = store_db(st);
+	enum store_probe r = STORE_PROBE_FAILED;
+
+	store_set_deadline(st, clock_mono_ms() + wait_ms);
+	if (exec_step(db, "BEGIN IMMEDIATE", 0) == -1) {
+		r = (sqlite3_errcode(db) & 0xff) == SQLITE_BUSY ?
+		    STORE_PROBE_BUSY : STORE_PROBE_FAILED;
+		goto out;
+	}
+	if (exec_step(db, "INSERT INTO health_probe (id, probed_at) VALUES "
+	    "(1, ?1) ON CONFLICT (id) DO UPDATE SET probed_at = "
+	    "excluded.probed_at", clock_wall_ms()) == -1 ||
+	    exec_step(db, "COMMIT", 0) == -1)
+		goto out;
+	r = store_check_files(st) == STORE_FILE_OK ? STORE_PROBE_OK :
+	    STORE_PROBE_MOVED;
+out:
+	store_set_deadline(st, 0);
+	if (r == STORE_PROBE_FAILED || r == STORE_PROBE_BUSY) {
+		note_fault(st);
+		log_debug("store: '%s': write probe: %s", store_path(st),
+		    sqlite3_errmsg(db));
+		if (sqlite3_get_autocommit(db) == 0)
+			(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	} else if (r == STORE_PROBE_MOVED) {
+		store_set_fault(st,
+		    store_file_state_text(store_check_files(st)));
+	}
+	return r;
+}
