@@ -20,8 +20,6 @@ struct ctl_zone;
 /* The text escaped for a terminal (NULL shows as "-"). malloc'd; NULL on
  * no memory. */
 char	*ctl_out_escape(const char *s);
-/* Whether n bytes are well-formed UTF-8 without NUL. */
-int	ctl_out_utf8_ok(const char *s, size_t n);
 
 struct ctl_table;
 

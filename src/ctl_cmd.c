@@ -15,6 +15,7 @@
 #include "ctl_time.h"
 #include "ctl_zone.h"
 #include "envelope.h"
+#include "utf8.h"
 
 #define LINE	1024		/* one composed text value; cut if longer */
 
@@ -516,7 +517,7 @@ show_json(const struct ctl *c, const struct store_admin_event *e,
 
 	if (o == NULL)
 		return NULL;
-	text = ctl_out_utf8_ok(e->body, e->body_len);
+	text = utf8_text(e->body, e->body_len);
 	env = next_envelope(e, &attempt, &len);
 	bad |= env == NULL;
 	bad |= ctl_out_set(o, "event", event_json(c->zone, e));

@@ -14,57 +14,10 @@
 #include "ctl_out.h"
 #include "ctl_time.h"
 #include "ctl_zone.h"
+#include "utf8.h"
 
 #define CELL_MAX	(1024 * 1024)	/* one escaped cell, bytes */
 #define LABEL_WIDTH	18
-
-/* Length of the well-formed UTF-8 sequence at s (n bytes left), or 0. */
-static size_t
-utf8_len(const unsigned char *s, size_t n)
-{
-	size_t len, k;
-	uint32_t cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4;
-	else
-		return 0;
-	if (n < len)
-		return 0;
-	cp = s[0] & (0x7f >> len);
-	for (k = 1; k < len; k++) {
-		if ((s[k] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[k] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return 0;
-	return len;
-}
-
-int
-ctl_out_utf8_ok(const char *s, size_t n)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0, l;
-
-	while (i < n) {
-		if (p[i] == 0)
-			return 0;
-		l = utf8_len(p + i, n - i);
-		if (l == 0)
-			return 0;
-		i += l;
-	}
-	return 1;
-}
 
 /* A C1 control (U+0080..U+009F): some terminals obey them like ESC [. */
 static int
@@ -89,7 +42,7 @@ ctl_out_escape(const char *s)
 	p = (const unsigned char *)s;
 	n = strlen(s);
 	for (i = 0; i < n && !bad; i += l) {
-		l = utf8_len(p + i, n - i);
+		l = utf8_seq(p + i, n - i);
 		if (l == 1 && p[i] >= 0x20 && p[i] != 0x7f && p[i] != '\\') {
 			bad |= buf_append(&b, p + i, 1);
 		} else if (l == 1 && p[i] == '\\') {
@@ -285,11 +238,11 @@ ctl_out_json_text(const char *s, size_t len)
 
 	if (s == NULL)
 		return json_null();
-	if (ctl_out_utf8_ok(s, len))
+	if (utf8_text(s, len))
 		return json_stringn(s, len);
 	buf_init(&b, (size_t)-1);
 	for (i = 0; i < len && !bad; i += l) {
-		l = p[i] == 0 ? 1 : utf8_len(p + i, len - i);
+		l = p[i] == 0 ? 1 : utf8_seq(p + i, len - i);
 		if (l == 0 || p[i] == 0) {
 			l = 1;
 			bad |= buf_puts(&b, "\xef\xbf\xbd");	/* U+FFFD */

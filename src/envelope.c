@@ -20,46 +20,7 @@
 #include "envelope.h"
 #include "event.h"
 #include "form.h"
-
-/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, <= U+10FFFF.
- * NUL is allowed here; callers that cannot carry it check separately. */
-static int
-utf8_valid(const unsigned char *s, size_t n)
-{
-	size_t i = 0, k, len;
-	uint32_t cp;
-
-	while (i < n) {
-		if (s[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if (s[i] >= 0xc2 && s[i] <= 0xdf) {
-			len = 2;
-			cp = s[i] & 0x1f;
-		} else if (s[i] >= 0xe0 && s[i] <= 0xef) {
-			len = 3;
-			cp = s[i] & 0x0f;
-		} else if (s[i] >= 0xf0 && s[i] <= 0xf4) {
-			len = 4;
-			cp = s[i] & 0x07;
-		} else {
-			return 0;
-		}
-		if (n - i < len)
-			return 0;
-		for (k = 1; k < len; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-			return 0;
-		i += len;
-	}
-	return 1;
-}
+#include "utf8.h"
 
 /* "2026-11-21T23:47:09.123Z" (RFC 3339, UTC, milliseconds). */
 static int
@@ -90,7 +51,7 @@ set_text(json_t *obj, const char *key, const char *value)
 {
 	json_t *v;
 
-	if (value == NULL || !utf8_valid((const unsigned char *)value,
+	if (value == NULL || !utf8_valid(value,
 	    strlen(value)))
 		v = json_null();
 	else
@@ -167,7 +128,7 @@ set_unparsed(json_t *env, const struct envelope_row *row)
 	if (json_object_set_new(env, "payload", json_null()) == -1)
 		return -1;
 	if (memchr(body, '\0', row->body_len) != NULL ||
-	    !utf8_valid((const unsigned char *)body, row->body_len))
+	    !utf8_valid(body, row->body_len))
 		return 0;
 	return json_object_set_new(env, "body",
 	    json_stringn(body, row->body_len));
@@ -203,8 +164,8 @@ set_form(json_t *env, const struct envelope_row *row)
 		if (strlen(f->key) != f->key_len ||
 		    strlen(f->value) != f->value_len ||
 		    strcmp(f->key, "signature") == 0 ||
-		    !utf8_valid((unsigned char *)f->key, f->key_len) ||
-		    !utf8_valid((unsigned char *)f->value, f->value_len))
+		    !utf8_valid(f->key, f->key_len) ||
+		    !utf8_valid(f->value, f->value_len))
 			continue;
 		if (json_object_set_new(obj, f->key,
 		    json_stringn(f->value, f->value_len)) == -1)

@@ -23,6 +23,7 @@
 #include "grammar.h"
 #include "jsonraw.h"
 #include "num.h"
+#include "utf8.h"
 
 #define TYPE_UNKNOWN	"UNKNOWN"
 #define TYPE_LINK	"PAYMENT_LINK_EVENT"
@@ -279,41 +280,6 @@ json_text(const struct source *src, const char *path, char **ret)
 	return *ret == NULL ? -1 : 0;
 }
 
-/* Is s[0..n) well-formed UTF-8 (no overlong forms, surrogates or code
- * points past U+10FFFF)? Text columns and journal fields hold only that. */
-static int
-utf8_ok(const unsigned char *s, size_t n)
-{
-	size_t i = 0, k, need;
-	unsigned cp, min;
-	unsigned char c;
-
-	while (i < n) {
-		c = s[i++];
-		if (c < 0x80)
-			continue;
-		if (c >= 0xc2 && c <= 0xdf) {
-			need = 1, cp = c & 0x1fu, min = 0x80;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			need = 2, cp = c & 0x0fu, min = 0x800;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			need = 3, cp = c & 0x07u, min = 0x10000;
-		} else {
-			return 0;
-		}
-		if (n - i < need)
-			return 0;
-		for (k = 0; k < need; k++, i++) {
-			if ((s[i] & 0xc0) != 0x80)
-				return 0;
-			cp = cp << 6 | (s[i] & 0x3fu);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-	}
-	return 1;
-}
-
 /* A form value usable as a field: present, free of NUL, valid UTF-8 (a
  * JSON string always is; a form value may be any bytes). Else NULL. */
 static const char *
@@ -321,7 +287,7 @@ form_text(const struct form *f, const char *key)
 {
 	const char *s = form_value(f, key);	/* NULL when it holds NUL */
 
-	if (s == NULL || !utf8_ok((const unsigned char *)s, strlen(s)))
+	if (s == NULL || !utf8_valid(s, strlen(s)))
 		return NULL;
 	return s;
 }

@@ -33,6 +33,7 @@
 #include "store_file.h"
 #include "store_health.h"
 #include "store_ledger.h"
+#include "utf8.h"
 
 /* Schema steps: migrations[N] takes a database from user_version N to N+1.
  * All run in one IMMEDIATE transaction at open, so a crash mid-upgrade
@@ -605,52 +606,6 @@ store_close(struct store *st)
 	free(st);
 }
 
-/* Whether the body can be bound as TEXT: well-formed UTF-8 (no overlongs,
- * no surrogates, nothing past U+10FFFF) and no NUL, so json_extract() and
- * the sqlite3 shell see it as the text it is. Anything else is a BLOB; the
- * bytes are stored exactly either way. */
-static int
-utf8_text_ok(const unsigned char *p, size_t len)
-{
-	size_t i = 0, need, k;
-	unsigned char c, lo, hi;
-
-	while (i < len) {
-		c = p[i++];
-		lo = 0x80;
-		hi = 0xBF;
-		if (c == 0x00)
-			return 0;
-		if (c < 0x80)
-			continue;
-		if (c >= 0xC2 && c <= 0xDF) {
-			need = 1;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			need = 2;
-			if (c == 0xE0)
-				lo = 0xA0;	/* overlong */
-			else if (c == 0xED)
-				hi = 0x9F;	/* surrogates */
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			need = 3;
-			if (c == 0xF0)
-				lo = 0x90;	/* overlong */
-			else if (c == 0xF4)
-				hi = 0x8F;	/* past U+10FFFF */
-		} else {
-			return 0;	/* continuation, C0/C1, F5..FF */
-		}
-		if (len - i < need)
-			return 0;
-		for (k = 0; k < need; k++, lo = 0x80, hi = 0xBF) {
-			if (p[i + k] < lo || p[i + k] > hi)
-				return 0;
-		}
-		i += need;
-	}
-	return 1;
-}
-
 static int
 bind_opt(sqlite3_stmt *s, int idx, const char *text)
 {
@@ -675,8 +630,11 @@ bind_insert(sqlite3_stmt *s, const struct store_item *it, int forward_pending)
 	rc |= bind_opt(s, 7, ev->currency);
 	rc |= bind_opt(s, 8, ev->event_time);
 	rc |= bind_opt(s, 9, it->content_type);
-	/* A zero-length body binds "" (a NULL pointer would bind NULL). */
-	if (utf8_text_ok((const unsigned char *)body, it->body_len))
+	/* TEXT when it is well-formed UTF-8 without NUL, so json_extract()
+	 * and the sqlite3 shell see it as the text it is, else a BLOB: the
+	 * bytes are stored exactly either way. A zero-length body binds ""
+	 * (a NULL pointer would bind NULL). */
+	if (utf8_text(body, it->body_len))
 		rc |= sqlite3_bind_text64(s, 10, body, it->body_len,
 		    SQLITE_STATIC, SQLITE_UTF8);
 	else

@@ -43,17 +43,6 @@ test_escape_table(void)
 	free(s);
 }
 
-static void
-test_utf8_ok(void)
-{
-	CHECK(ctl_out_utf8_ok("abc", 3));
-	CHECK(ctl_out_utf8_ok("\xf0\x9f\x98\x80", 4));
-	CHECK(!ctl_out_utf8_ok("a\0b", 3));	/* NUL: not text here */
-	CHECK(!ctl_out_utf8_ok("\xf4\x90\x80\x80", 4));	/* > U+10FFFF */
-	CHECK(!ctl_out_utf8_ok("\xe0\x80\x80", 3));
-	CHECK(ctl_out_utf8_ok("", 0));
-}
-
 /* Prints a table into memory and returns it (caller frees). */
 static char *
 render(struct ctl_table *t, const int *right)
@@ -170,7 +159,6 @@ int
 main(void)
 {
 	RUN(test_escape_table);
-	RUN(test_utf8_ok);
 	RUN(test_table_aligns_escaped_cells);
 	RUN(test_json_text_never_invalid);
 	RUN(test_json_time_and_base64);
