@@ -62,6 +62,11 @@ int	config_parse(const char *text, size_t len, const char *path,
 int	config_load(const char *path, struct config **ret);
 /* NULL-safe. */
 void	config_free(struct config *);
+/* The keys a reload cannot apply (marked in config.c's key table) whose
+ * value in cfg differs from the running one: their names, comma-separated,
+ * in out (truncated to n); returns how many. */
+size_t	config_restart_changes(const struct config *run,
+	    const struct config *cfg, char *out, size_t n);
 /* "hook:/x", "unix:/x" or "none" for logs. Borrowed. */
 const char *config_forward_name(const struct config *);
 

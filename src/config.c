@@ -49,43 +49,50 @@ struct key {
 	uint64_t	 min, max;
 	const char	*unit;		/* "seconds", "bytes", NULL: a count */
 	const char	*def;		/* NULL: stays unset */
-	size_t		 off;		/* field of K_UINT, K_SIZE, K_PATH,
-					 * K_SWITCH */
+	size_t		 off;		/* its field in struct config */
+	int		 restart;	/* a reload keeps the running value */
 };
 
 #define F(m)	offsetof(struct config, m)
 
+/* `restart`: what is set up once at start (the listener, the database, the
+ * HTTP limits and verification rules copied into the HTTP threads) stays
+ * as running until a restart; a reload says so for each such key that
+ * changed. Secrets, forwarding and the log level apply at once. */
 static const struct key keys[] = {
-	{ "listen", K_LISTEN, 0, 0, NULL, "127.0.0.1:8080", 0 },
-	{ "listen_mode", K_MODE, 0, 0, NULL, "0660", 0 },
-	{ "webhook_path", K_WEBHOOK_PATH, 0, 0, NULL, "/webhooks/cashfree", 0 },
-	{ "secret_file", K_PATH, 0, 0, NULL, NULL, F(secret_file) },
+	{ "listen", K_LISTEN, 0, 0, NULL, "127.0.0.1:8080", F(listen), 1 },
+	{ "listen_mode", K_MODE, 0, 0, NULL, "0660", F(listen_mode), 1 },
+	{ "webhook_path", K_WEBHOOK_PATH, 0, 0, NULL, "/webhooks/cashfree",
+	    F(webhook_path), 1 },
+	{ "secret_file", K_PATH, 0, 0, NULL, NULL, F(secret_file), 0 },
 	{ "database", K_PATH, 0, 0, NULL, "/var/lib/cfhookd/events.db",
-	    F(database) },
-	{ "tolerance", K_UINT, 0, 86400, "seconds", "0", F(tolerance_s) },
-	{ "max_body", K_SIZE, 1024, 67108864, "bytes", "262144", F(max_body) },
+	    F(database), 1 },
+	{ "tolerance", K_UINT, 0, 86400, "seconds", "0", F(tolerance_s), 1 },
+	{ "max_body", K_SIZE, 1024, 67108864, "bytes", "262144", F(max_body),
+	    1 },
 	{ "max_connections", K_UINT, 1, 100000, NULL, "4096",
-	    F(max_connections) },
-	{ "idle_timeout", K_UINT, 1, 3600, "seconds", "10", F(idle_timeout_s) },
+	    F(max_connections), 1 },
+	{ "idle_timeout", K_UINT, 1, 3600, "seconds", "10", F(idle_timeout_s),
+	    1 },
 	{ "header_timeout", K_UINT, 1, 3600, "seconds", "5",
-	    F(header_timeout_s) },
+	    F(header_timeout_s), 1 },
 	{ "request_timeout", K_UINT, 1, 3600, "seconds", "30",
-	    F(request_timeout_s) },
-	{ "forward", K_FORWARD, 0, 0, NULL, "none", 0 },
+	    F(request_timeout_s), 1 },
+	{ "forward", K_FORWARD, 0, 0, NULL, "none", F(forward_path), 0 },
 	{ "forward_timeout", K_UINT, 1, 86400, "seconds", "30",
-	    F(forward_timeout_s) },
+	    F(forward_timeout_s), 0 },
 	{ "forward_concurrency", K_UINT, 1, 64, NULL, "4",
-	    F(forward_concurrency) },
+	    F(forward_concurrency), 0 },
 	{ "forward_max_attempts", K_UINT, 1, 1000, NULL, "12",
-	    F(forward_max_attempts) },
+	    F(forward_max_attempts), 0 },
 	{ "forward_backoff", K_UINT, 1, 3600, "seconds", "2",
-	    F(forward_backoff_s) },
-	{ "durability", K_DURABILITY, 0, 0, NULL, "full", 0 },
+	    F(forward_backoff_s), 0 },
+	{ "durability", K_DURABILITY, 0, 0, NULL, "full", F(durability), 1 },
 	/* Spec section 11: the form signature field scheme is weak, so it is
 	 * the operator's choice, off unless asked for. */
 	{ "form_field_signature", K_SWITCH, 0, 0, NULL, "off",
-	    F(form_field_signature) },
-	{ "log_level", K_LOG_LEVEL, 0, 0, NULL, "info", 0 },
+	    F(form_field_signature), 1 },
+	{ "log_level", K_LOG_LEVEL, 0, 0, NULL, "info", F(log_level), 0 },
 };
 
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
@@ -668,4 +675,69 @@ config_forward_name(const struct config *c)
 	scheme = c->forward_kind == FORWARD_HOOK ? "hook" : "unix";
 	(void)snprintf(name, sizeof(name), "%s:%s", scheme, c->forward_path);
 	return name;
+}
+
+/* Whether key k holds another value in a than in b. */
+static int
+key_differs(const struct key *k, const struct config *a,
+    const struct config *b)
+{
+	const char *pa = (const char *)a + k->off;
+	const char *pb = (const char *)b + k->off;
+	const char *sa, *sb;
+
+	switch (k->type) {
+	case K_UINT:
+	case K_MODE:
+		return *(const unsigned *)(const void *)pa !=
+		    *(const unsigned *)(const void *)pb;
+	case K_SIZE:
+		return *(const size_t *)(const void *)pa !=
+		    *(const size_t *)(const void *)pb;
+	case K_SWITCH:
+	case K_LOG_LEVEL:
+		return *(const int *)(const void *)pa !=
+		    *(const int *)(const void *)pb;
+	case K_DURABILITY:
+		return a->durability != b->durability;
+	case K_FORWARD:
+		if (a->forward_kind != b->forward_kind)
+			return 1;
+		break;
+	case K_PATH:
+	case K_LISTEN:
+	case K_WEBHOOK_PATH:
+		break;
+	}
+	sa = *(char *const *)(const void *)pa;
+	sb = *(char *const *)(const void *)pb;
+	if (sa == NULL || sb == NULL)
+		return sa != sb;
+	return strcmp(sa, sb) != 0;
+}
+
+size_t
+config_restart_changes(const struct config *run, const struct config *cfg,
+    char *out, size_t n)
+{
+	size_t i, count = 0, len = 0;
+	int w;
+
+	if (n > 0)
+		out[0] = '\0';
+	for (i = 0; i < NKEYS; i++) {
+		if (!keys[i].restart || !key_differs(&keys[i], run, cfg))
+			continue;
+		count++;
+		if (len >= n)
+			continue;
+		/* whole names only: one that does not fit is left out */
+		w = snprintf(out + len, n - len, "%s%s", len > 0 ? ", " : "",
+		    keys[i].name);
+		if (w > 0 && (size_t)w < n - len)
+			len += (size_t)w;
+		else
+			out[len] = '\0';
+	}
+	return count;
 }

@@ -334,48 +334,15 @@ start(struct daemon *d, const char *path)
 	return 0;
 }
 
-/* Keys a reload cannot apply (the listener, the database and the HTTP
- * limits are set up once): say so, so that nobody believes a new tolerance
- * or max_body is in force after `systemctl reload`. */
+/* Keys a reload cannot apply (config.c's table knows which): say so, so that
+ * nobody believes a new tolerance or max_body is in force after `systemctl
+ * reload`. */
 static void
 warn_restart_keys(const struct config *run, const struct config *cfg)
 {
-	char list[200];
-	size_t n = 0;
-	const struct {
-		const char *name;
-		int changed;
-	} keys[] = {
-		{ "listen", strcmp(run->listen, cfg->listen) != 0 ||
-		    run->listen_mode != cfg->listen_mode },
-		{ "webhook_path", strcmp(run->webhook_path,
-		    cfg->webhook_path) != 0 },
-		{ "database", strcmp(run->database, cfg->database) != 0 },
-		{ "durability", run->durability != cfg->durability },
-		{ "tolerance", run->tolerance_s != cfg->tolerance_s },
-		{ "form_field_signature", run->form_field_signature !=
-		    cfg->form_field_signature },
-		{ "max_body", run->max_body != cfg->max_body },
-		{ "max_connections", run->max_connections !=
-		    cfg->max_connections },
-		{ "idle_timeout", run->idle_timeout_s != cfg->idle_timeout_s },
-		{ "request_timeout", run->request_timeout_s !=
-		    cfg->request_timeout_s },
-	};
-	size_t i;
-	int w;
+	char list[400];
 
-	list[0] = '\0';
-	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		if (!keys[i].changed)
-			continue;
-		w = snprintf(list + n, sizeof(list) - n, "%s%s",
-		    n > 0 ? ", " : "", keys[i].name);
-		if (w < 0 || (size_t)w >= sizeof(list) - n)
-			break;
-		n += (size_t)w;
-	}
-	if (n > 0)
+	if (config_restart_changes(run, cfg, list, sizeof(list)) > 0)
 		log_warning("reload: changed %s: kept as running until a "
 		    "restart", list);
 }

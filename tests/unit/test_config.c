@@ -475,6 +475,37 @@ test_free_null(void)
 	CHECK_STR(config_forward_name(NULL), "none");
 }
 
+/* A reload names exactly the keys it cannot apply that changed; the
+ * knowledge is in config.c's table. */
+static void
+test_restart_changes(void)
+{
+	struct config *a = NULL, *b = NULL;
+	char list[256];
+
+	if (!CHECK(parse_logged("listen = 127.0.0.1:9000\n", "/a.conf",
+	    &a) == 0))
+		return;
+	if (!CHECK(parse_logged("listen = 127.0.0.1:9001\nlisten_mode = "
+	    "0600\ntolerance = 300\nheader_timeout = 2\n"
+	    "form_field_signature = on\ndatabase = /x/e.db\n"
+	    "durability = normal\nforward = hook:/bin/true\n"
+	    "forward_timeout = 5\nlog_level = debug\nsecret_file = /s\n",
+	    "/b.conf", &b) == 0))
+		goto out;
+	CHECK_INT(config_restart_changes(a, b, list, sizeof(list)), 7);
+	CHECK_STR(list, "listen, listen_mode, database, tolerance, "
+	    "header_timeout, durability, form_field_signature");
+	CHECK_INT(config_restart_changes(a, a, list, sizeof(list)), 0);
+	CHECK_STR(list, "");
+	/* a short buffer keeps whole names only, and the count */
+	CHECK_INT(config_restart_changes(a, b, list, 16), 7);
+	CHECK_STR(list, "listen");
+out:
+	config_free(a);
+	config_free(b);
+}
+
 int
 main(void)
 {
@@ -491,5 +522,6 @@ main(void)
 	RUN(test_load);
 	RUN(test_nul_byte_line);
 	RUN(test_free_null);
+	RUN(test_restart_changes);
 	return check_finish("test_config");
 }
