@@ -322,6 +322,8 @@ source_has(const struct source *src, const char *json, const char *form)
 	json_t *v;
 
 	if (src->form != NULL) {
+		if (form == NULL)
+			return 0;	/* no form equivalent */
 		f = form_get(src->form, form);
 		return f != NULL && f->value_len > 0;
 	}
