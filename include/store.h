@@ -37,8 +37,6 @@ enum store_mode {
 
 struct store;
 struct store_file;
-struct sqlite3;
-struct sqlite3_stmt;
 
 /* One webhook to record. The writer queues these; the HTTP layer owns them. */
 struct store_item {
@@ -96,22 +94,13 @@ int	store_record_batch(struct store *, struct store_item **items, size_t n,
 const char *store_fault(struct store *);
 /* Cheap liveness probe: 0 when the database answers a read. */
 int	store_ping(struct store *);
-/* The sqlite3 handle, for the other store_*.c files only. */
-struct sqlite3 *store_db(struct store *);
-/* For the store_*.c files: the database path and durability; the files
- * held (NULL for STORE_READ and STORE_READONLY); the WAL frames after the
- * last commit; the monotonic ms at which waits for a lock give up (0:
- * STORE_BUSY_TIMEOUT_MS from when each wait starts); record why a write
- * failed (store_fault()). */
+
+/* The database path and durability; the WAL frames after the last commit;
+ * record why a write failed (store_fault()). For the writer thread and the
+ * store files. */
 const char *store_path(const struct store *);
 enum durability store_durability(const struct store *);
-struct store_file *store_files(struct store *);
 int	store_wal_frames(const struct store *);
-void	store_set_deadline(struct store *, int64_t mono_ms);
 void	store_set_fault(struct store *, const char *what);
-/* For the store_*.c files: a malloc'd copy of column i's bytes exactly as
- * stored (TEXT or BLOB) with a NUL after them, *len (if not NULL) their
- * count; *ret NULL for SQL NULL. Returns 0, or -1 on no memory. */
-int	store_column_copy(struct sqlite3_stmt *, int i, char **ret, size_t *len);
 
 #endif

@@ -172,22 +172,4 @@ int	store_admin_replay_dead(struct store *, int64_t **ids, size_t *n);
 int	store_admin_prune(struct store *, int64_t before, int64_t now,
 	    int dry_run, struct store_admin_prune *ret);
 
-/* For store_admin.c and store_admin_write.c only: SQL steps that log their
- * own failure ("store: 'PATH': what: sqlite message"). */
-struct sqlite3_stmt;
-void	store_admin_db_error(struct sqlite3 *, const char *what);
-/* 0, or -1 with *ret NULL. */
-int	store_admin_prep(struct sqlite3 *, const char *sql,
-	    struct sqlite3_stmt **ret);
-int	store_admin_exec(struct sqlite3 *, const char *sql);
-/* COMMIT when ok (0 when that worked), else ROLLBACK and -1. */
-int	store_admin_tx_end(struct sqlite3 *, int ok);
-/* Steps to SQLITE_DONE; *changes (may be NULL) gets the rows changed. */
-int	store_admin_step_done(struct sqlite3 *, struct sqlite3_stmt *,
-	    int64_t *changes);
-/* The integer in the first column of `sql`'s first row; `arg` is bound to
- * ?1 when the statement has a parameter. 0 / -1. */
-int	store_admin_count(struct sqlite3 *, const char *sql, int64_t arg,
-	    int64_t *ret);
-
 #endif

@@ -50,16 +50,6 @@ enum store_probe {
 	STORE_PROBE_MOVED	/* committed into files no longer at the path */
 };
 
-/* sqlite3_busy_handler() callback; `arg` is a struct store_wait. Waits for
- * another connection's lock until the deadline, so that all the steps of a
- * batch share one wait. */
-int	store_busy_wait(void *arg, int count);
-/* Connection settings for the WAL files (every mode): they stay when the
- * last connection closes, and journal_size_limit. 0 / -1 (logged). */
-int	store_wal_setup(struct sqlite3 *db, const char *path);
-/* A short fixed phrase for the connection's last error ("disk full", "I/O
- * error (No space left on device)", ...), for /healthz. */
-void	store_fault_phrase(struct sqlite3 *db, char *out, size_t size);
 
 /* Whether the files this store writes into are still those at its path;
  * STORE_FILE_OK for the modes that hold none (they are not checked). */

@@ -32,6 +32,7 @@
 #include "store.h"
 #include "store_file.h"
 #include "store_health.h"
+#include "store_int.h"
 #include "store_ledger.h"
 #include "utf8.h"
 

@@ -17,6 +17,7 @@
 #include "buf.h"
 #include "log.h"
 #include "store_admin.h"
+#include "store_int.h"
 
 /* The columns of struct store_admin_event, in read_event()'s order. */
 #define EVENT_COLS	"id, event_key, type, cf_payment_id, order_id," \

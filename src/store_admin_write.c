@@ -18,6 +18,7 @@
 
 #include "log.h"
 #include "store_admin.h"
+#include "store_int.h"
 
 /* Selects what prune may delete: finished events, oldest first. */
 #define PRUNABLE	"SELECT id FROM events WHERE received_at < ?1" \

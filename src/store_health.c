@@ -23,6 +23,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "store_health.h"
+#include "store_int.h"
 
 int
 store_busy_wait(void *arg, int count)

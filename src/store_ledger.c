@@ -20,6 +20,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
+#include "store_int.h"
 #include "store_ledger.h"
 
 enum lstmt {

@@ -1,4 +1,4 @@
-/* store_ledger.h - the SQL of the order ledger (DESIGN "Orders"): the
+/* store_ledger.h - private to the store files: the SQL of the order ledger (DESIGN "Orders"): the
  * orders row kept in the same transaction as the event it follows, the
  * order as it stood after each event stamped on that event, and the schema
  * step that builds both for an existing database.
@@ -13,14 +13,14 @@
 #include <stdint.h>
 
 #include "event.h"
+#include "store_int.h"
 
-struct sqlite3;
 struct store_item;
 struct store_ledger;		/* statements prepared on one connection */
 
 /* Prepares the statements on db (schema version 3 or later). 0 / -1
  * (logged). */
-int	store_ledger_open(struct sqlite3 *db, struct store_ledger **ret);
+int	store_ledger_open(sqlite3 *db, struct store_ledger **ret);
 /* NULL-safe. */
 void	store_ledger_close(struct store_ledger *);
 /* A new event (events.id `id`, just inserted) inside the caller's
@@ -41,6 +41,6 @@ void	store_ledger_report(struct store_item *const *items, size_t n);
  * every stored amount is read again from its body (the text as sent), and
  * the orders are built from the stored events in id order, as if they had
  * arrived now. 0 / -1 (logged). */
-int	store_ledger_upgrade(struct sqlite3 *db);
+int	store_ledger_upgrade(sqlite3 *db);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "store_int.h"
 #include "store_orders.h"
 
 #define ORDER_COLS	"order_id, state, order_amount, currency," \

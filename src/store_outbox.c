@@ -18,6 +18,7 @@
 #include <sqlite3.h>
 
 #include "log.h"
+#include "store_int.h"
 #include "store_outbox.h"
 
 /* The oldest pending event of each order goes first; a later one waits while

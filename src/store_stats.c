@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include "log.h"
+#include "store_int.h"
 #include "store_stats.h"
 
 static int

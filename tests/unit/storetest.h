@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "store_int.h"
 
 static char storetest_dir[] = "/tmp/cfhook-test.XXXXXX";
 static int storetest_seq;

@@ -16,6 +16,7 @@
 #include "tmpdir.h"
 #include "log.h"
 #include "store.h"
+#include "store_int.h"
 #include "store_admin.h"
 #include "store_outbox.h"
 

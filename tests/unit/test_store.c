@@ -15,6 +15,7 @@
 
 #include "check.h"
 #include "store.h"
+#include "store_int.h"
 #include "store_health.h"
 #include "storetest.h"
 

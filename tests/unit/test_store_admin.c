@@ -13,6 +13,7 @@
 #include "event.h"
 #include "log.h"
 #include "store.h"
+#include "store_int.h"
 #include "store_admin.h"
 
 #define T0	1746427759733LL		/* a received_at for the first row */

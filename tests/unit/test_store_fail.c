@@ -17,6 +17,7 @@
 #include "check.h"
 #include "clock.h"
 #include "store.h"
+#include "store_int.h"
 #include "storetest.h"
 
 /* Three items with keys a, b, c; b is the one the test sabotages. */

@@ -20,6 +20,7 @@
 #include "check.h"
 #include "clock.h"
 #include "store.h"
+#include "store_int.h"
 #include "store_file.h"
 #include "store_health.h"
 #include "storetest.h"

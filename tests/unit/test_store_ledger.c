@@ -14,6 +14,7 @@
 #include "event.h"
 #include "ledger.h"
 #include "metrics.h"
+#include "store_int.h"
 
 #define MAXB	8
 

@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "storetest.h"
 #include "writer.h"
+#include "store_int.h"
 
 /* One submission, with what done() saw. */
 struct titem {
