@@ -3,7 +3,9 @@
 #   make            build/cfhookd and build/cfhookctl
 #   make test       install missing packages, build, run every test suite
 #   make asan       the same tests against an AddressSanitizer+UBSan build
-#   make check      test, asan, banned-function grep, cppcheck
+#   make tsan       the same tests against a ThreadSanitizer build
+#   make lint       layer rules, banned functions, cppcheck
+#   make check      lint, test, asan
 #   make fuzz       libFuzzer targets for FUZZ_SECONDS each
 #   make bench      throughput, latency, memory and forwarding figures with
 #                   their ratios to references measured in the same run
@@ -80,7 +82,7 @@ BENCHBINS := $(BUILD)/bench/loadgen $(BUILD)/bench/spawnrate \
 	     $(BUILD)/bench/consumer
 CRYPTO_LIBS := $(shell pkg-config --libs libcrypto 2>/dev/null)
 
-.PHONY: all test asan tsan check fuzz bench bench-tools run install uninstall \
+.PHONY: all test asan tsan lint check fuzz bench bench-tools run install uninstall \
 	deb man clean deps unit
 
 all: $(BUILD)/cfhookd $(BUILD)/cfhookctl
@@ -91,7 +93,7 @@ $(BUILD)/obj/%.o: src/%.c
 
 $(BUILD)/tests/%.o: tests/unit/%.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Itests/unit -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -Itests/unit -Isrc -c -o $@ $<
 
 $(BUILD)/libcfhook.a: $(LIBOBJS)
 	@rm -f $@
@@ -139,11 +141,17 @@ tsan: deps
 	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
 	  tests/run build/tsan
 
-check: test asan
+# The checks that keep the code as STYLE.md says: module layers, banned
+# functions, cppcheck.
+lint:
 	@scripts/install-deps --dev
+	@scripts/check-layers
 	@scripts/check-banned
 	@cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
-	  --inline-suppr --suppress=missingIncludeSystem -Iinclude src
+	  --inline-suppr --suppress=missingIncludeSystem -Iinclude -Isrc src
+	@echo "lint: ok"
+
+check: lint test asan
 
 FUZZSRCS := $(wildcard tests/fuzz/fuzz_*.c)
 fuzz:
