@@ -1,10 +1,16 @@
-/* store.h - the SQLite database: schema, migrations, recording events.
+/* store.h - the database: schema, migrations, recording events.
  *
- * One struct store per thread (one sqlite3 connection each); never shared.
- * WAL mode; `durability` full means synchronous=FULL, so a successful commit
- * is on disk before store_record_batch() returns, and only into the files the
- * path names: a commit into a database or WAL that was deleted or moved
- * meanwhile is reported as failed (DESIGN "Database"). */
+ * Two backends behind one interface (DESIGN "Configuration": `database`):
+ * an SQLite file (WAL mode; one daemon per file) or a PostgreSQL database
+ * named by a postgresql:// URI, which several daemons may share. Nothing
+ * outside the store files knows which one runs.
+ *
+ * One struct store per thread (one connection each); never shared.
+ * `durability` full means a successful commit is on disk before
+ * store_record_batch() returns (SQLite: synchronous=FULL, and only into the
+ * files the path names: a commit into a database or WAL that was deleted or
+ * moved meanwhile is reported as failed, DESIGN "Database"; PostgreSQL:
+ * synchronous_commit on). */
 #ifndef CFHOOK_STORE_H
 #define CFHOOK_STORE_H
 
@@ -15,8 +21,9 @@
 #include "event.h"
 
 #define STORE_SCHEMA_VERSION	3
-/* "locked past timeout" -> 503: the longest a batch waits for the lock, all
- * of its steps together, counted from the moment its oldest item was queued. */
+/* "locked past timeout" -> 503: the longest a batch waits for the lock (or,
+ * with PostgreSQL, for the server), all of its steps together, counted from
+ * the moment its oldest item was queued. */
 #define STORE_BUSY_TIMEOUT_MS	5000
 
 enum store_result {
@@ -26,13 +33,15 @@ enum store_result {
 };
 
 enum store_mode {
-	STORE_WRITE,		/* creates the file, runs migrations */
+	STORE_WRITE,		/* creates the file (the schema), runs
+				 * migrations */
 	STORE_EXISTING,		/* as STORE_WRITE, but never creates: the file
 				 * must already be a cfhookd database */
 	STORE_READ,		/* existing, at the current schema;
 				 * read-write */
 	STORE_READONLY		/* existing, at the current schema; opened
-				 * read-only (SQLITE_OPEN_READONLY) */
+				 * read-only (SQLITE_OPEN_READONLY; a
+				 * read-only PostgreSQL session) */
 };
 
 struct store;
@@ -68,10 +77,24 @@ struct store_item {
 	struct store_item *next;	/* the writer's queue link */
 };
 
-/* Open (and for STORE_WRITE create/upgrade) the database. Logs why it
- * failed. Returns 0 / -1. */
-int	store_open(const char *path, enum store_mode, enum durability,
+/* Room for store_display_name() (a config value is at most a line). */
+#define STORE_NAME_MAX		4096
+
+/* Whether `database` names a PostgreSQL database (a postgresql:// or
+ * postgres:// URI) rather than an SQLite file. */
+int	store_is_uri(const char *database);
+/* `database` as log lines and output may show it: a path as it is, a URI
+ * with its password masked. Into out (truncated to n); returns out. */
+const char *store_display_name(const char *database, char *out, size_t n);
+/* Open (and for STORE_WRITE create/upgrade) the database: an SQLite file
+ * path, or a PostgreSQL URI. Logs why it failed. Returns 0 / -1. */
+int	store_open(const char *database, enum store_mode, enum durability,
 	    struct store **ret);
+/* `cfhookd --check`: whether cfhookd can open `database` for writing, at a
+ * schema version it knows, without creating or changing anything. 0 and a
+ * short note ("schema version 3", "to be created") in note, or -1
+ * (logged). */
+int	store_inspect(const char *database, char *note, size_t n);
 /* NULL-safe. */
 void	store_close(struct store *);
 /* One transaction for the whole batch: each item is inserted, or counted as a
@@ -95,12 +118,11 @@ const char *store_fault(struct store *);
 /* Cheap liveness probe: 0 when the database answers a read. */
 int	store_ping(struct store *);
 
-/* The database path and durability; the WAL frames after the last commit;
- * record why a write failed (store_fault()). For the writer thread and the
- * store files. */
+/* The database's name for log lines (store_display_name()) and the
+ * durability; record why a write failed (store_fault()). For the writer
+ * thread and the store files. */
 const char *store_path(const struct store *);
 enum durability store_durability(const struct store *);
-int	store_wal_frames(const struct store *);
 void	store_set_fault(struct store *, const char *what);
 
 #endif

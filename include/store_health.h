@@ -1,11 +1,19 @@
 /* store_health.h - keeping a writing store honest (DESIGN "Database"):
- * whether its files are still those the path names, checkpoints that keep
- * the WAL bounded, a probe that proves the database takes writes by
- * committing one, and the connection settings these rely on.
+ * whether it still writes where its name points, the housekeeping that
+ * keeps it able to take writes, and a probe that proves it does by
+ * committing one. The same calls mean the same for both backends:
+ *
+ * - SQLite: its files checked against the path, checkpoints that keep the
+ *   WAL bounded (store_maintain()), the WAL past its limit
+ *   (store_behind());
+ * - PostgreSQL: no files of its own (always where its URI points), nothing
+ *   to checkpoint; store_maintain() and the probe reconnect a connection
+ *   that was lost.
  *
  * The functions on a struct store run on the thread that owns it (the
- * writer); they log only at debug, and the caller says what a change of
- * state means. */
+ * writer); they log only at debug, except store_maintain(), which says when
+ * housekeeping starts and stops failing; the caller says what the rest
+ * means. */
 #ifndef CFHOOK_STORE_HEALTH_H
 #define CFHOOK_STORE_HEALTH_H
 
@@ -30,16 +38,29 @@
 /* /healthz reports wal_over_limit past this (checkpoints cannot keep up). */
 #define STORE_WAL_LIMIT		(16 * 1024 * 1024)
 
-/* The lock-wait state of one connection (its sqlite3_busy_handler). */
-struct store_wait {
-	int64_t	 deadline_ms;	/* monotonic; 0: STORE_BUSY_TIMEOUT_MS a wait */
-	int64_t	 start_ms;	/* when the current wait began */
+enum store_ckpt {
+	STORE_CKPT_DONE,	/* the whole WAL is in the database file (or
+				 * nothing was left to do) */
+	STORE_CKPT_BUSY,	/* readers or a writer kept some of it back */
+	STORE_CKPT_FAILED,	/* an error (store_fault() says which) */
+	STORE_CKPT_NONE		/* store_maintain(): nothing was due */
 };
 
-enum store_ckpt {
-	STORE_CKPT_DONE,	/* the whole WAL is in the database file */
-	STORE_CKPT_BUSY,	/* readers or a writer kept some of it back */
-	STORE_CKPT_FAILED	/* an error (store_fault() says which) */
+/* When the writer asks for housekeeping (store_maintain()). */
+enum store_maint {
+	STORE_MAINT_BATCH,	/* a batch committed: keep the log short
+				 * (SQLite: a PASSIVE checkpoint once the WAL
+				 * holds the frames its pacing allows) */
+	STORE_MAINT_IDLE,	/* nothing queued: catch up (SQLite: PASSIVE
+				 * when frames came since the last complete
+				 * one) */
+	STORE_MAINT_RECOVER,	/* the last write failed: give space back
+				 * (SQLite: TRUNCATE; PostgreSQL: reconnect
+				 * a lost connection) */
+	STORE_MAINT_SAVE	/* before the store is closed to be reopened:
+				 * everything committed into the main file
+				 * (SQLite: TRUNCATE, waiting up to
+				 * STORE_BUSY_TIMEOUT_MS for readers) */
 };
 
 enum store_probe {
@@ -52,21 +73,27 @@ enum store_probe {
 
 
 /* Whether the files this store writes into are still those at its path;
- * STORE_FILE_OK for the modes that hold none (they are not checked). */
+ * STORE_FILE_OK for the modes that hold none (they are not checked) and
+ * for PostgreSQL (a URI names one database wherever its files are). */
 enum store_file_state store_check_files(struct store *);
-/* What its path names now (STORE_PATH_GONE for the modes that hold none). */
+/* What its path names now (STORE_PATH_GONE for the SQLite modes that hold
+ * no files; STORE_PATH_SAME for PostgreSQL). */
 enum store_file_path store_path_state(struct store *);
-/* Size of the WAL in bytes, -1 when unknown. */
+/* Size of the WAL in bytes, -1 when unknown (and for PostgreSQL). */
 int64_t	store_wal_bytes(struct store *);
 /* Bytes free (to this process) on the database's file system; -1 when
- * unknown. */
+ * unknown (and for PostgreSQL). */
 int64_t	store_free_bytes(struct store *);
-/* Move WAL frames into the database file: PASSIVE, or TRUNCATE (waits up
- * to wait_ms for readers, then empties the WAL file and gives its space
- * back). Counted in the metrics. */
-enum store_ckpt store_checkpoint(struct store *, int truncate, int wait_ms);
 /* Commit one row (table health_probe), waiting up to wait_ms for the lock,
- * then check the files. */
+ * then check the files. PostgreSQL: reconnects first when the connection
+ * was lost. */
 enum store_probe store_probe(struct store *, int wait_ms);
+/* Housekeeping for the writer (enum store_maint); what it did. A failure
+ * is logged once when it starts and once when housekeeping works again. */
+enum store_ckpt store_maintain(struct store *, enum store_maint);
+/* 1 when writes work but the store falls behind in a way /healthz reports
+ * (SQLite: the WAL past STORE_WAL_LIMIT with frames that checkpoints cannot
+ * move), with a short reason in detail; else 0. */
+int	store_behind(struct store *, char *detail, size_t n);
 
 #endif

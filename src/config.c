@@ -23,6 +23,7 @@
 #include "config.h"
 #include "log.h"
 #include "num.h"
+#include "store.h"
 
 /* A config file is a few hundred bytes; more is a wrong path. */
 #define CONFIG_MAX_BYTES	(1024 * 1024)
@@ -34,6 +35,7 @@ enum ktype {
 	K_UINT,		/* unsigned in [min, max] */
 	K_SIZE,		/* size_t in [min, max] */
 	K_PATH,		/* char *, resolved against the file's directory */
+	K_DATABASE,	/* K_PATH, or a postgresql:// URI kept as written */
 	K_LISTEN,
 	K_MODE,
 	K_WEBHOOK_PATH,
@@ -65,7 +67,7 @@ static const struct key keys[] = {
 	{ "webhook_path", K_WEBHOOK_PATH, 0, 0, NULL, "/webhooks/cashfree",
 	    F(webhook_path), 1 },
 	{ "secret_file", K_PATH, 0, 0, NULL, NULL, F(secret_file), 0 },
-	{ "database", K_PATH, 0, 0, NULL, "/var/lib/cfhookd/events.db",
+	{ "database", K_DATABASE, 0, 0, NULL, "/var/lib/cfhookd/events.db",
 	    F(database), 1 },
 	{ "tolerance", K_UINT, 0, 86400, "seconds", "0", F(tolerance_s), 1 },
 	{ "max_body", K_SIZE, 1024, 67108864, "bytes", "262144", F(max_body),
@@ -245,6 +247,25 @@ set_path(struct ctx *x, const struct key *k, const char *v)
 	return resolve(x, k->name, v, field);
 }
 
+/* An SQLite file (a path, resolved) or a PostgreSQL URI (store.h), kept
+ * as written: it may hold a password, so an error shows it masked. */
+static int
+set_database(struct ctx *x, const struct key *k, const char *v)
+{
+	char **field = (char **)(void *)((char *)x->c + k->off);
+	char shown[STORE_NAME_MAX];
+
+	if (store_is_uri(v)) {
+		*field = strdup(v);
+		return *field == NULL ? nomem(x) : 0;
+	}
+	if (strstr(v, "://") != NULL)
+		return fail(x, "%s: expected a file path or a postgresql:// "
+		    "URI, got '%s'", k->name, store_display_name(v, shown,
+		    sizeof(shown)));
+	return resolve(x, k->name, v, field);
+}
+
 /* A unix socket path: resolved, and short enough for sockaddr_un. */
 static int
 unix_path(struct ctx *x, const char *key, const char *v, char **ret)
@@ -417,6 +438,8 @@ set_value(struct ctx *x, const struct key *k, const char *v)
 		return set_number(x, k, v);
 	case K_PATH:
 		return set_path(x, k, v);
+	case K_DATABASE:
+		return set_database(x, k, v);
 	case K_LISTEN:
 		return set_listen(x, k, v);
 	case K_MODE:
@@ -705,6 +728,7 @@ key_differs(const struct key *k, const struct config *a,
 			return 1;
 		break;
 	case K_PATH:
+	case K_DATABASE:
 	case K_LISTEN:
 	case K_WEBHOOK_PATH:
 		break;

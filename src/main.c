@@ -28,7 +28,6 @@
 #include "notify.h"
 #include "secret.h"
 #include "store.h"
-#include "store_file.h"
 #include "store_lock.h"
 #include "store_stats.h"
 #include "version.h"
@@ -67,8 +66,8 @@ usage(FILE *fp)
 	fprintf(fp, "usage: cfhookd -c FILE [--check]\n"
 	    "       cfhookd --version | --help\n\n"
 	    "Receives Cashfree webhooks, verifies their signatures, records "
-	    "each event once\nin SQLite and forwards it to a hook or unix "
-	    "socket.\n\n"
+	    "each event once\nin SQLite or PostgreSQL and forwards it to a "
+	    "hook or unix socket.\n\n"
 	    "  -c, --config FILE  configuration file (key = value lines)\n"
 	    "      --check        validate the configuration, secrets, "
 	    "database and forward\n"
@@ -188,6 +187,7 @@ start_readers(struct daemon *d)
 	struct config *cfg = d->boot;
 	struct forward *f = NULL;
 	struct store *st = NULL;
+	char db[STORE_NAME_MAX];
 
 	writer_health(d->writer, &h);
 	if (h.state == WRITER_STORE_MOVED)
@@ -204,7 +204,8 @@ start_readers(struct daemon *d)
 		log_error("forward: the reloaded settings were not applied");
 	d->forward = f;
 	writer_set_on_commit(d->writer, wake_forward, f);
-	log_info("forward: running again on '%s'", cfg->database);
+	log_info("forward: running again on '%s'", store_display_name(
+	    cfg->database, db, sizeof(db)));
 }
 
 /* The writer's files left the path and it has a database there to use:
@@ -214,8 +215,10 @@ start_readers(struct daemon *d)
 static void
 reopen_store(struct daemon *d)
 {
+	char db[STORE_NAME_MAX];
+
 	log_info("store: '%s': reopening the database; the forwarder pauses",
-	    d->boot->database);
+	    store_display_name(d->boot->database, db, sizeof(db)));
 	stop_readers(d);
 	if (writer_reopen(d->writer) == -1)
 		return;		/* logged; the writer asks again */
@@ -260,18 +263,19 @@ check_only(const char *path)
 {
 	struct config *cfg = NULL;
 	struct secrets *s = NULL;
-	char db[64];
+	char db[64], name[STORE_NAME_MAX];
 	int rc = 1;
 
 	if (config_load(path, &cfg) == -1 ||
 	    secrets_load(cfg->secret_file, &s) == -1)
 		goto out;
-	if (store_file_inspect(cfg->database, STORE_SCHEMA_VERSION, db,
-	    sizeof(db)) == -1 || check_forward(path, cfg) == -1)
+	if (store_inspect(cfg->database, db, sizeof(db)) == -1 ||
+	    check_forward(path, cfg) == -1)
 		goto out;
 	printf("%s: configuration ok (%zu secret%s, listen %s, database %s "
 	    "(%s), forward %s)\n", path, secrets_count(s),
-	    secrets_count(s) == 1 ? "" : "s", cfg->listen, cfg->database, db,
+	    secrets_count(s) == 1 ? "" : "s", cfg->listen,
+	    store_display_name(cfg->database, name, sizeof(name)), db,
 	    config_forward_name(cfg));
 	rc = 0;
 out:
@@ -288,6 +292,7 @@ start(struct daemon *d, const char *path)
 	struct http_probe probe = { probe_healthy, probe_outbox, d };
 	struct store *st = NULL;
 	struct config *cfg;
+	char db[STORE_NAME_MAX];
 	int fd;
 
 	if (config_load(path, &d->boot) == -1)
@@ -329,7 +334,8 @@ start(struct daemon *d, const char *path)
 	writer_set_on_commit(d->writer, wake_forward, d->forward);
 	log_info("cfhookd %s: listening on %s, database '%s', forward %s, "
 	    "%zu secret%s", CFHOOK_VERSION, http_listen_name(d->http),
-	    cfg->database, config_forward_name(cfg),
+	    store_display_name(cfg->database, db, sizeof(db)),
+	    config_forward_name(cfg),
 	    secrets_count(d->secrets), secrets_count(d->secrets) == 1 ? "" : "s");
 	return 0;
 }

@@ -1,4 +1,4 @@
-/* store.c - the SQLite database: open, schema and migrations, and recording
+/* store.c - the SQLite backend: open, schema and migrations, and recording
  * a batch of webhooks in one transaction (DESIGN "Data flow", "Database").
  *
  * Crash safety rests on one rule: an item is reported STORE_NEW or
@@ -204,25 +204,26 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_PING] = "PRAGMA user_version",
 };
 
-struct store {
+/* An SQLite store: the header every backend's store begins with, then the
+ * connection and what it needs. */
+struct sq_store {
+	struct store base;		/* name: the path; mode, durability,
+					 * fault */
 	sqlite3	*db;
-	char	*path;			/* for log lines */
-	enum store_mode mode;
-	enum durability durability;
 	sqlite3_stmt *stmt[S_COUNT];
 	struct store_file *files;	/* the writing modes only */
 	struct store_wait wait;		/* the busy handler's deadline */
 	int	 wal_frames;		/* in the WAL after the last commit */
+	struct store_pace pace;		/* the writer's checkpoints */
 	int	 ping_failing;	/* log a failing ping once, not per poll */
 	struct store_ledger *ledger;	/* the orders SQL (store_ledger.h) */
-	char	 fault[96];		/* why the last write failed */
 };
 
 /* The connection's last error, with errno for I/O errors (which say little
  * without it). SQLite records errno only for those two codes and never
  * clears it, so it is stale for any other error. */
 static const char *
-db_error(const struct store *st, char *buf, size_t size)
+db_error(const struct sq_store *st, char *buf, size_t size)
 {
 	int code = sqlite3_errcode(st->db) & 0xff;
 	int sys = sqlite3_system_errno(st->db);
@@ -237,30 +238,25 @@ db_error(const struct store *st, char *buf, size_t size)
 
 /* "store: 'PATH': WHAT: error". */
 static void
-log_db_error(const struct store *st, const char *what)
+log_db_error(const struct sq_store *st, const char *what)
 {
 	char err[160];
 
-	log_error("store: '%s': %s: %s", st->path, what,
+	log_error("store: '%s': %s: %s", st->base.name, what,
 	    db_error(st, err, sizeof(err)));
 }
 
-void
-store_set_fault(struct store *st, const char *what)
+/* The SQLite store behind a struct store (this backend's, by its table). */
+static struct sq_store *
+sq(struct store *st)
 {
-	(void)snprintf(st->fault, sizeof(st->fault), "%s", what);
-}
-
-const char *
-store_fault(struct store *st)
-{
-	return st->fault;
+	return (struct sq_store *)st;
 }
 
 /* Run a prepared statement that returns no rows. 0 / -1; the caller logs,
  * since only it knows what failed. */
 static int
-run_stmt(struct store *st, enum stmt_id id)
+run_stmt(struct sq_store *st, enum stmt_id id)
 {
 	sqlite3_stmt *s = st->stmt[id];
 	int rc;
@@ -272,7 +268,7 @@ run_stmt(struct store *st, enum stmt_id id)
 
 /* One-off SQL at open (pragmas, migrations). 0 / -1 (logged). */
 static int
-exec_sql(struct store *st, const char *sql, const char *what)
+exec_sql(struct sq_store *st, const char *sql, const char *what)
 {
 	if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
 		log_db_error(st, what);
@@ -283,7 +279,7 @@ exec_sql(struct store *st, const char *sql, const char *what)
 
 /* First column of the first row of `sql` as text or integer. */
 static int
-query_one(struct store *st, const char *sql, char *text, size_t text_size,
+query_one(struct sq_store *st, const char *sql, char *text, size_t text_size,
     int64_t *num)
 {
 	sqlite3_stmt *s = NULL;
@@ -319,12 +315,12 @@ wal_committed(void *arg, sqlite3 *db, const char *name, int frames)
 {
 	(void)db;
 	(void)name;
-	((struct store *)arg)->wal_frames = frames;
+	((struct sq_store *)arg)->wal_frames = frames;
 	return SQLITE_OK;
 }
 
 static int
-open_db(struct store *st, enum store_mode mode)
+open_db(struct sq_store *st, enum store_mode mode)
 {
 	/* NOMUTEX: one connection per thread, never shared (store.h). */
 	int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
@@ -335,12 +331,12 @@ open_db(struct store *st, enum store_mode mode)
 		flags |= SQLITE_OPEN_READWRITE;
 	if (mode == STORE_WRITE)
 		flags |= SQLITE_OPEN_CREATE;
-	if (store_file_ready(st->path, mode == STORE_WRITE,
+	if (store_file_ready(st->base.name, mode == STORE_WRITE,
 	    mode != STORE_READONLY) == -1)
 		return -1;
-	if (sqlite3_open_v2(st->path, &st->db, flags, NULL) != SQLITE_OK) {
+	if (sqlite3_open_v2(st->base.name, &st->db, flags, NULL) != SQLITE_OK) {
 		if (st->db == NULL)
-			log_error("store: '%s': out of memory", st->path);
+			log_error("store: '%s': out of memory", st->base.name);
 		else
 			log_db_error(st, "open");
 		return -1;
@@ -354,13 +350,13 @@ open_db(struct store *st, enum store_mode mode)
 }
 
 static int
-set_pragmas(struct store *st, enum durability durability)
+set_pragmas(struct sq_store *st, enum durability durability)
 {
 	char jm[16];
 
-	if (store_wal_setup(st->db, st->path) == -1)
+	if (store_wal_setup(st->db, st->base.name) == -1)
 		return -1;
-	if (st->mode == STORE_READONLY)
+	if (st->base.mode == STORE_READONLY)
 		return exec_sql(st, "PRAGMA temp_store = MEMORY", "temp_store");
 	/* WAL: readers (cfhookctl, the forwarder) never block the writer, and
 	 * a commit is one append + fsync. Anything else is refused rather
@@ -370,7 +366,7 @@ set_pragmas(struct store *st, enum durability durability)
 		return -1;
 	if (strcmp(jm, "wal") != 0) {
 		log_error("store: '%s': journal_mode is '%s', not 'wal'",
-		    st->path, jm);
+		    st->base.name, jm);
 		return -1;
 	}
 	/* FULL: the WAL is fsynced at every commit, so an acknowledged event
@@ -385,16 +381,16 @@ set_pragmas(struct store *st, enum durability durability)
 }
 
 static void
-log_newer(const struct store *st, int64_t version)
+log_newer(const struct sq_store *st, int64_t version)
 {
 	log_error("store: '%s': database schema version %lld is newer than "
-	    "this cfhookd supports (%d)", st->path, (long long)version,
+	    "this cfhookd supports (%d)", st->base.name, (long long)version,
 	    STORE_SCHEMA_VERSION);
 }
 
 /* STORE_READ: the schema must already be exactly ours; never touch it. */
 static int
-check_version(struct store *st)
+check_version(struct sq_store *st)
 {
 	int64_t v = -1;
 
@@ -406,18 +402,18 @@ check_version(struct store *st)
 		log_newer(st, v);
 	else if (v == 0)
 		log_error("store: '%s': not a cfhookd database (schema "
-		    "version 0); cfhookd creates it at start-up", st->path);
+		    "version 0); cfhookd creates it at start-up", st->base.name);
 	else
 		log_error("store: '%s': database schema version %lld is older "
 		    "than this cfhookd expects (%d); start cfhookd once to "
-		    "upgrade it", st->path, (long long)v, STORE_SCHEMA_VERSION);
+		    "upgrade it", st->base.name, (long long)v, STORE_SCHEMA_VERSION);
 	return -1;
 }
 
 /* The steps from the file's version to ours. Caller holds the IMMEDIATE
  * transaction, so two processes starting at once cannot both upgrade. */
 static int
-migrate_steps(struct store *st, int64_t from)
+migrate_steps(struct sq_store *st, int64_t from)
 {
 	char sql[64];
 	int64_t tables = 0;
@@ -431,7 +427,7 @@ migrate_steps(struct store *st, int64_t from)
 			return -1;
 		if (tables != 0) {
 			log_error("store: '%s': not a cfhookd database (it has "
-			    "tables but schema version 0)", st->path);
+			    "tables but schema version 0)", st->base.name);
 			return -1;
 		}
 	}
@@ -443,11 +439,11 @@ migrate_steps(struct store *st, int64_t from)
 			return -1;	/* logged */
 	}
 	if (from == 0)
-		log_info("store: '%s': created schema version %d", st->path,
+		log_info("store: '%s': created schema version %d", st->base.name,
 		    STORE_SCHEMA_VERSION);
 	else
 		log_info("store: '%s': schema upgraded from version %lld to "
-		    "%d", st->path, (long long)from, STORE_SCHEMA_VERSION);
+		    "%d", st->base.name, (long long)from, STORE_SCHEMA_VERSION);
 	(void)snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
 	    STORE_SCHEMA_VERSION);
 	return exec_sql(st, sql, "user_version");
@@ -455,7 +451,7 @@ migrate_steps(struct store *st, int64_t from)
 
 /* STORE_WRITE: create or upgrade in one IMMEDIATE transaction. */
 static int
-migrate(struct store *st)
+migrate(struct sq_store *st)
 {
 	int64_t v = -1;
 	int rc = -1;
@@ -470,7 +466,7 @@ migrate(struct store *st)
 	}
 	if (v < 0) {
 		log_error("store: '%s': database schema version %lld is not "
-		    "one cfhookd knows", st->path, (long long)v);
+		    "one cfhookd knows", st->base.name, (long long)v);
 		goto out;
 	}
 	if (v < STORE_SCHEMA_VERSION && migrate_steps(st, v) == -1)
@@ -485,7 +481,7 @@ out:
 }
 
 static int
-prepare_all(struct store *st)
+prepare_all(struct sq_store *st)
 {
 	int i;
 
@@ -504,7 +500,7 @@ prepare_all(struct store *st)
  * only a file that already is a cfhookd database will do. An empty file (or
  * a fresh one) would quietly turn every old event into a new one. */
 static int
-check_existing(struct store *st)
+check_existing(struct sq_store *st)
 {
 	int64_t v = -1;
 
@@ -514,7 +510,7 @@ check_existing(struct store *st)
 		return 0;
 	log_error("store: '%s': not a cfhookd database (schema version %lld): "
 	    "not adopted in place of the one that was open; restore the "
-	    "database there, or restart cfhookd to start a new one", st->path,
+	    "database there, or restart cfhookd to start a new one", st->base.name,
 	    (long long)v);
 	return -1;
 }
@@ -522,14 +518,14 @@ check_existing(struct store *st)
 /* The steps after the file is open, in order. Version checks come before
  * the pragmas: setting WAL would write the file. */
 static int
-open_steps(struct store *st, enum durability durability)
+open_steps(struct sq_store *st, enum durability durability)
 {
-	int writing = st->mode == STORE_WRITE || st->mode == STORE_EXISTING;
+	int writing = st->base.mode == STORE_WRITE || st->base.mode == STORE_EXISTING;
 
-	if ((st->mode == STORE_READ || st->mode == STORE_READONLY) &&
+	if ((st->base.mode == STORE_READ || st->base.mode == STORE_READONLY) &&
 	    check_version(st) == -1)
 		return -1;
-	if (st->mode == STORE_EXISTING && check_existing(st) == -1)
+	if (st->base.mode == STORE_EXISTING && check_existing(st) == -1)
 		return -1;
 	if (set_pragmas(st, durability) == -1)
 		return -1;
@@ -546,7 +542,15 @@ open_steps(struct store *st, enum durability durability)
 		return 0;
 	/* The migration's transaction has opened the WAL: hold both files. */
 	(void)sqlite3_wal_hook(st->db, wal_committed, st);
-	return store_file_open(st->path, &st->files);
+	return store_file_open(st->base.name, &st->files);
+}
+
+static void sqlite_close(struct store *);
+
+int
+store_sqlite_inspect(const char *path, char *note, size_t n)
+{
+	return store_file_inspect(path, STORE_SCHEMA_VERSION, note, n);
 }
 
 /* STORE_WRITE: the daemon's writer; creates the file, runs migrations.
@@ -556,40 +560,41 @@ open_steps(struct store *st, enum durability durability)
  * outbox), but never create or migrate; a missing file or another schema
  * version is an error. STORE_READONLY: likewise, opened read-only. */
 int
-store_open(const char *path, enum store_mode mode, enum durability durability,
-    struct store **ret)
+store_sqlite_open(const char *path, enum store_mode mode,
+    enum durability durability, struct store **ret)
 {
-	struct store *st = NULL;
+	struct sq_store *st = NULL;
 	int rc = -1;
 
 	st = calloc(1, sizeof(*st));
-	if (st == NULL || (st->path = strdup(path)) == NULL) {
-		log_error("store: '%s': out of memory", path);
-		goto out;
+	if (st == NULL || store_base_init(&st->base, &store_sqlite_backend,
+	    path, mode, durability) == -1) {
+		if (st == NULL)
+			log_error("store: '%s': out of memory", path);
+		free(st);
+		return -1;
 	}
-	st->mode = mode;
-	st->durability = durability;
+	st->pace.frames = -1;
 	if (open_db(st, mode) == -1 || open_steps(st, durability) == -1)
 		goto out;
 	if (store_ledger_open(st->db, &st->ledger) == -1)
 		goto out;
-	*ret = st;
+	*ret = &st->base;
 	st = NULL;
 	rc = 0;
 out:
-	store_close(st);
+	if (st != NULL)
+		sqlite_close(&st->base);
 	return rc;
 }
 
-
-void
-store_close(struct store *st)
+static void
+sqlite_close(struct store *base)
 {
+	struct sq_store *st = sq(base);
 	sqlite3_stmt *s;
 	int i;
 
-	if (st == NULL)
-		return;
 	store_ledger_close(st->ledger);
 	for (i = 0; i < S_COUNT; i++)
 		(void)sqlite3_finalize(st->stmt[i]);
@@ -597,13 +602,13 @@ store_close(struct store *st)
 		/* A store_*.c file leaked a statement: a bug, but the
 		 * connection (and its fds) must still go. */
 		log_error("store: '%s': close: unfinalized statements",
-		    st->path);
+		    st->base.name);
 		while ((s = sqlite3_next_stmt(st->db, NULL)) != NULL)
 			(void)sqlite3_finalize(s);
 		(void)sqlite3_close(st->db);
 	}
 	store_file_close(st->files);	/* after SQLite: see store_file.c */
-	free(st->path);
+	store_base_done(&st->base);
 	free(st);
 }
 
@@ -651,7 +656,7 @@ bind_insert(sqlite3_stmt *s, const struct store_item *it, int forward_pending)
 /* 1: the key is a pruned tombstone (delivery counted), 0: not, -1: error.
  * The helpers below do not log: record_one() does, with the event key. */
 static int
-count_pruned(struct store *st, const struct store_item *it)
+count_pruned(struct sq_store *st, const struct store_item *it)
 {
 	sqlite3_stmt *s = st->stmt[S_PRUNED];
 	int rc = -1;
@@ -665,7 +670,7 @@ count_pruned(struct store *st, const struct store_item *it)
 
 /* 1: inserted (*id set), 0: the key exists, -1: error. */
 static int
-insert_event(struct store *st, const struct store_item *it,
+insert_event(struct sq_store *st, const struct store_item *it,
     int forward_pending, int64_t *id)
 {
 	sqlite3_stmt *s = st->stmt[S_INSERT];
@@ -683,7 +688,7 @@ insert_event(struct store *st, const struct store_item *it,
 
 /* Count one more delivery of an existing row. 0 (*id set) / -1. */
 static int
-count_duplicate(struct store *st, const struct store_item *it, int64_t *id)
+count_duplicate(struct sq_store *st, const struct store_item *it, int64_t *id)
 {
 	sqlite3_stmt *s = st->stmt[S_DUPLICATE];
 	int rc = -1;
@@ -705,7 +710,7 @@ out:
  * *id its event (counted one more delivery; 0 when that event was pruned),
  * 0 when not, -1 on error. */
 static int
-form_seen(struct store *st, const struct store_item *it, int64_t *id)
+form_seen(struct sq_store *st, const struct store_item *it, int64_t *id)
 {
 	sqlite3_stmt *s = st->stmt[S_FORM_SEEN];
 	sqlite3_stmt *u = st->stmt[S_DUPLICATE_ID];
@@ -736,7 +741,7 @@ out:
 
 /* Remember the form's signing string for event id. 0 / -1. */
 static int
-form_remember(struct store *st, const struct store_item *it, int64_t id)
+form_remember(struct sq_store *st, const struct store_item *it, int64_t id)
 {
 	sqlite3_stmt *s = st->stmt[S_FORM_ADD];
 	int rc = -1;
@@ -751,7 +756,7 @@ form_remember(struct store *st, const struct store_item *it, int64_t id)
 
 /* The item's writes, inside its savepoint. 0 (result and id set) / -1. */
 static int
-record_item(struct store *st, struct store_item *it, int forward_pending)
+record_item(struct sq_store *st, struct store_item *it, int forward_pending)
 {
 	int64_t id = 0;
 	int r;
@@ -796,7 +801,7 @@ record_item(struct store *st, struct store_item *it, int forward_pending)
  * full, interrupt), and going on would run the next items in autocommit
  * mode, outside any batch. */
 static int
-record_one(struct store *st, struct store_item *it, int forward_pending)
+record_one(struct sq_store *st, struct store_item *it, int forward_pending)
 {
 	const char *key;
 
@@ -804,7 +809,7 @@ record_one(struct store *st, struct store_item *it, int forward_pending)
 	it->id = 0;
 	it->attention_raised = 0;
 	if (it->ev == NULL) {
-		log_error("store: '%s': item without an event", st->path);
+		log_error("store: '%s': item without an event", st->base.name);
 		return 0;
 	}
 	key = it->ev->event_key == NULL ? "" : it->ev->event_key;
@@ -815,7 +820,7 @@ record_one(struct store *st, struct store_item *it, int forward_pending)
 	if (record_item(st, it, forward_pending) == 0 &&
 	    run_stmt(st, S_RELEASE) == 0)
 		return 0;
-	log_error("store: '%s': event '%s': %s", st->path, key,
+	log_error("store: '%s': event '%s': %s", st->base.name, key,
 	    sqlite3_errmsg(st->db));
 	it->result = STORE_UNAVAILABLE;
 	it->id = 0;
@@ -844,19 +849,19 @@ answer_503(struct store_item **items, size_t n)
  * back itself, and answer every item 503 (a retry is deduplicated, so 503 is
  * safe even if a failed COMMIT did reach the disk). */
 static void
-fail_batch(struct store *st, struct store_item **items, size_t n,
+fail_batch(struct sq_store *st, struct store_item **items, size_t n,
     const char *what)
 {
 	char err[160];
 
 	/* Before ROLLBACK resets the error. */
-	store_fault_phrase(st->db, st->fault, sizeof(st->fault));
+	store_fault_phrase(st->db, st->base.fault, sizeof(st->base.fault));
 	if (what != NULL) {
 		log_error("store: '%s': %s: %s; %zu event(s) answered 503",
-		    st->path, what, db_error(st, err, sizeof(err)), n);
+		    st->base.name, what, db_error(st, err, sizeof(err)), n);
 	} else {
 		log_error("store: '%s': transaction lost; %zu event(s) "
-		    "answered 503", st->path, n);
+		    "answered 503", st->base.name, n);
 	}
 	if (sqlite3_get_autocommit(st->db) == 0 &&
 	    run_stmt(st, S_ROLLBACK) == -1)
@@ -869,46 +874,28 @@ fail_batch(struct store *st, struct store_item **items, size_t n,
  * so it is not acknowledged. Cashfree's retry finds it if the files come
  * back, and is new otherwise. */
 static void
-fail_moved(struct store *st, struct store_item **items, size_t n,
+fail_moved(struct sq_store *st, struct store_item **items, size_t n,
     enum store_file_state why)
 {
-	store_set_fault(st, store_file_state_text(why));
+	store_set_fault(&st->base, store_file_state_text(why));
 	log_error("store: '%s': %s; %zu event(s) committed there answered 503",
-	    st->path, store_file_state_text(why), n);
+	    st->base.name, store_file_state_text(why), n);
 	answer_503(items, n);
 }
 
-/* The batch waits for the lock until STORE_BUSY_TIMEOUT_MS after its oldest
- * item was queued, so an item that already waited behind a failed batch is
- * answered in about that time, not twice it. */
-static int64_t
-batch_deadline(struct store_item **items, size_t n)
-{
-	int64_t oldest = 0;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		if (items[i]->queued_ms > 0 &&
-		    (oldest == 0 || items[i]->queued_ms < oldest))
-			oldest = items[i]->queued_ms;
-	}
-	if (oldest == 0)
-		oldest = clock_mono_ms();
-	return oldest + STORE_BUSY_TIMEOUT_MS;
-}
-
-int
-store_record_batch(struct store *st, struct store_item **items, size_t n,
+static int
+sqlite_record_batch(struct store *base, struct store_item **items, size_t n,
     int forward_pending)
 {
+	struct sq_store *st = sq(base);
 	const char *what = NULL;	/* the failed step, if it was ours */
 	enum store_file_state moved;
 	size_t i;
 	int news = 0;
 	int rc = -1;
 
-	st->fault[0] = '\0';
-	st->wait.deadline_ms = batch_deadline(items, n);
+	st->base.fault[0] = '\0';
+	st->wait.deadline_ms = store_batch_deadline(items, n);
 	/* IMMEDIATE: take the write lock now (waiting up to the deadline),
 	 * so no statement inside can fail on a lock upgrade. */
 	if (run_stmt(st, S_BEGIN) == -1) {
@@ -927,7 +914,7 @@ store_record_batch(struct store *st, struct store_item **items, size_t n,
 		what = "commit";
 		goto out;
 	}
-	moved = store_check_files(st);
+	moved = store_sqlite_check_files(base);
 	if (moved != STORE_FILE_OK) {
 		st->wait.deadline_ms = 0;
 		fail_moved(st, items, n, moved);
@@ -942,9 +929,10 @@ out:
 	return rc;
 }
 
-int
-store_ping(struct store *st)
+static int
+sqlite_ping(struct store *base)
 {
+	struct sq_store *st = sq(base);
 	sqlite3_stmt *s = st->stmt[S_PING];
 	int ok;
 
@@ -952,7 +940,7 @@ store_ping(struct store *st)
 	if (!ok && !st->ping_failing)
 		log_db_error(st, "ping");
 	else if (ok && st->ping_failing)
-		log_info("store: '%s': answers again", st->path);
+		log_info("store: '%s': answers again", st->base.name);
 	st->ping_failing = !ok;
 	(void)sqlite3_reset(s);
 	return ok ? 0 : -1;
@@ -984,38 +972,61 @@ store_column_copy(sqlite3_stmt *s, int i, char **ret, size_t *len)
 	return 0;
 }
 
+/* The accessors below are for the SQLite backend's files; on another
+ * backend's store they give nothing (a bug caught without a crash). */
 struct sqlite3 *
 store_db(struct store *st)
 {
-	return st->db;
-}
-
-const char *
-store_path(const struct store *st)
-{
-	return st->path;
-}
-
-enum durability
-store_durability(const struct store *st)
-{
-	return st->durability;
+	return st->be == &store_sqlite_backend ? sq(st)->db : NULL;
 }
 
 struct store_file *
 store_files(struct store *st)
 {
-	return st->files;
+	return st->be == &store_sqlite_backend ? sq(st)->files : NULL;
 }
 
 int
 store_wal_frames(const struct store *st)
 {
-	return st->wal_frames;
+	return st->be == &store_sqlite_backend ?
+	    ((const struct sq_store *)st)->wal_frames : 0;
+}
+
+/* Called by store_health.c's entries only, so always on an SQLite store. */
+struct store_pace *
+store_pace(struct store *st)
+{
+	return &sq(st)->pace;
 }
 
 void
 store_set_deadline(struct store *st, int64_t mono_ms)
 {
-	st->wait.deadline_ms = mono_ms;
+	if (st->be == &store_sqlite_backend)
+		sq(st)->wait.deadline_ms = mono_ms;
 }
+
+const struct store_backend store_sqlite_backend = {
+	.kind = "sqlite",
+	.close = sqlite_close,
+	.record_batch = sqlite_record_batch,
+	.ping = sqlite_ping,
+	.check_files = store_sqlite_check_files,
+	.path_state = store_sqlite_path_state,
+	.wal_bytes = store_sqlite_wal_bytes,
+	.free_bytes = store_sqlite_free_bytes,
+	.probe = store_sqlite_probe,
+	.maintain = store_sqlite_maintain,
+	.behind = store_sqlite_behind,
+	.counts = store_sqlite_counts,
+	.admin_status = store_sqlite_admin_status,
+	.admin_list = store_sqlite_admin_list,
+	.admin_get = store_sqlite_admin_get,
+	.admin_tombstone = store_sqlite_admin_tombstone,
+	.admin_replay = store_sqlite_admin_replay,
+	.admin_replay_dead = store_sqlite_admin_replay_dead,
+	.admin_prune = store_sqlite_admin_prune,
+	.orders_list = store_sqlite_orders_list,
+	.orders_get = store_sqlite_orders_get,
+};

@@ -246,8 +246,8 @@ out:
 }
 
 int
-store_admin_status(struct store *store, int64_t now, int64_t day_start,
-    struct store_admin_status *ret)
+store_sqlite_admin_status(struct store *store, int64_t now,
+    int64_t day_start, struct store_admin_status *ret)
 {
 	sqlite3 *db = store_db(store);
 	struct store_admin_status st;
@@ -390,8 +390,9 @@ fail:
 }
 
 int
-store_admin_list(struct store *store, const struct store_admin_filter *f,
-    struct store_admin_event **rows, size_t *n)
+store_sqlite_admin_list(struct store *store,
+    const struct store_admin_filter *f, struct store_admin_event **rows,
+    size_t *n)
 {
 	sqlite3 *db = store_db(store);
 	sqlite3_stmt *s = NULL;
@@ -499,7 +500,7 @@ out:
 }
 
 enum store_admin_result
-store_admin_get(struct store *store, int64_t id, const char *key,
+store_sqlite_admin_get(struct store *store, int64_t id, const char *key,
     struct store_admin_event *ret, struct store_admin_attempt **hist,
     size_t *nhist)
 {
@@ -532,7 +533,7 @@ store_admin_get(struct store *store, int64_t id, const char *key,
 }
 
 int
-store_admin_tombstone(struct store *store, const char *key,
+store_sqlite_admin_tombstone(struct store *store, const char *key,
     int64_t *pruned_at, int64_t *deliveries)
 {
 	sqlite3 *db = store_db(store);

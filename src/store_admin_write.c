@@ -81,8 +81,8 @@ out:
 }
 
 int
-store_admin_replay(struct store *store, struct store_admin_replay *req,
-    size_t n)
+store_sqlite_admin_replay(struct store *store,
+    struct store_admin_replay *req, size_t n)
 {
 	sqlite3 *db = store_db(store);
 	sqlite3_stmt *by_id = NULL, *by_key = NULL, *upd = NULL;
@@ -121,7 +121,8 @@ cmp_id(const void *a, const void *b)
 }
 
 int
-store_admin_replay_dead(struct store *store, int64_t **ids, size_t *nret)
+store_sqlite_admin_replay_dead(struct store *store, int64_t **ids,
+    size_t *nret)
 {
 	sqlite3 *db = store_db(store);
 	sqlite3_stmt *s = NULL;
@@ -239,8 +240,8 @@ out:
 }
 
 int
-store_admin_prune(struct store *store, int64_t before, int64_t now,
-    int dry_run, struct store_admin_prune *ret)
+store_sqlite_admin_prune(struct store *store, int64_t before,
+    int64_t now, int dry_run, struct store_admin_prune *ret)
 {
 	sqlite3 *db = store_db(store);
 	sqlite3_stmt *s[3] = { NULL, NULL, NULL };

@@ -1,6 +1,7 @@
-/* store_health.c - keeping a writing store honest (DESIGN "Database"): its
- * files checked against its path, deliberate checkpoints, a probe that
- * commits a row, and the connection settings they rely on.
+/* store_health.c - keeping a writing SQLite store honest (DESIGN
+ * "Database"): its files checked against its path, deliberate checkpoints
+ * paced by the WAL's growth and the space left (store_maintain()), a probe
+ * that commits a row, and the connection settings they rely on.
  *
  * Why deliberate checkpoints: SQLite's own run inside a COMMIT, at 1000
  * frames, and their errors are dropped. On a full disk a WAL that large can
@@ -11,7 +12,8 @@
  * back as soon as it succeeds.
  *
  * Must not: log above debug (the writer knows whether a failure is news),
- * or be called from a thread that does not own the store. */
+ * except when checkpoints start or stop failing, or be called from a thread
+ * that does not own the store. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -126,8 +128,14 @@ store_fault_phrase(sqlite3 *db, char *out, size_t size)
 		(void)snprintf(out, size, "%s", what);
 }
 
+/* A tick's TRUNCATE checkpoint after a failure waits this long for
+ * readers: it must not hold up the next batch. */
+#define TRUNCATE_WAIT_MS	250
+/* How often the pacing looks at the free space again. */
+#define PACE_EVERY_MS		1000
+
 enum store_file_state
-store_check_files(struct store *st)
+store_sqlite_check_files(struct store *st)
 {
 	struct store_file *f = store_files(st);
 	enum store_file_state s;
@@ -145,7 +153,7 @@ store_check_files(struct store *st)
 }
 
 enum store_file_path
-store_path_state(struct store *st)
+store_sqlite_path_state(struct store *st)
 {
 	struct store_file *f = store_files(st);
 
@@ -153,7 +161,7 @@ store_path_state(struct store *st)
 }
 
 int64_t
-store_wal_bytes(struct store *st)
+store_sqlite_wal_bytes(struct store *st)
 {
 	struct store_file *f = store_files(st);
 
@@ -161,7 +169,7 @@ store_wal_bytes(struct store *st)
 }
 
 int64_t
-store_free_bytes(struct store *st)
+store_sqlite_free_bytes(struct store *st)
 {
 	struct store_file *f = store_files(st);
 
@@ -223,7 +231,7 @@ exec_step(sqlite3 *db, const char *sql, int64_t arg)
  * included, so it fails where a batch would (a full disk, a read-only
  * file), unlike taking the lock and rolling back, which writes nothing. */
 enum store_probe
-store_probe(struct store *st, int wait_ms)
+store_sqlite_probe(struct store *st, int wait_ms)
 {
 	sqlite3 *db = store_db(st);
 	enum store_probe r = STORE_PROBE_FAILED;
@@ -239,7 +247,7 @@ store_probe(struct store *st, int wait_ms)
 	    "excluded.probed_at", clock_wall_ms()) == -1 ||
 	    exec_step(db, "COMMIT", 0) == -1)
 		goto out;
-	r = store_check_files(st) == STORE_FILE_OK ? STORE_PROBE_OK :
+	r = store_sqlite_check_files(st) == STORE_FILE_OK ? STORE_PROBE_OK :
 	    STORE_PROBE_MOVED;
 out:
 	store_set_deadline(st, 0);
@@ -251,7 +259,86 @@ out:
 			(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	} else if (r == STORE_PROBE_MOVED) {
 		store_set_fault(st,
-		    store_file_state_text(store_check_files(st)));
+		    store_file_state_text(store_sqlite_check_files(st)));
 	}
 	return r;
+}
+
+/* How often batches checkpoint: small steps once space runs short (see
+ * STORE_CHECKPOINT_FRAMES_LOW). Looked at again at most once a second. */
+static void
+pace(struct store *st, struct store_pace *p)
+{
+	int64_t now = clock_mono_ms(), free_bytes;
+
+	if (p->every != 0 && now - p->paced_ms < PACE_EVERY_MS)
+		return;
+	p->paced_ms = now;
+	free_bytes = store_sqlite_free_bytes(st);
+	p->every = free_bytes >= 0 && free_bytes < STORE_LOW_SPACE ?
+	    STORE_CHECKPOINT_FRAMES_LOW : STORE_CHECKPOINT_FRAMES;
+}
+
+/* One checkpoint, remembered: what it left behind, and a failure logged
+ * when checkpoints start failing and when they work again. */
+static enum store_ckpt
+checkpoint(struct store *st, struct store_pace *p, int truncate, int wait_ms)
+{
+	enum store_ckpt r;
+
+	r = store_checkpoint(st, truncate, wait_ms);
+	p->behind = r != STORE_CKPT_DONE;
+	if (r == STORE_CKPT_DONE) {
+		p->frames = store_wal_frames(st);
+		if (p->failing)
+			log_info("store: '%s': checkpoints work again",
+			    store_path(st));
+		p->failing = 0;
+	} else if (r == STORE_CKPT_FAILED && !p->failing) {
+		log_warning("store: '%s': checkpoint failed (%s): the WAL "
+		    "grows until one works; trying again every second",
+		    store_path(st), store_fault(st));
+		p->failing = 1;
+	}
+	return r;
+}
+
+enum store_ckpt
+store_sqlite_maintain(struct store *st, enum store_maint when)
+{
+	struct store_pace *p = store_pace(st);
+
+	pace(st, p);
+	switch (when) {
+	case STORE_MAINT_BATCH:
+		if (store_wal_frames(st) < p->every)
+			return STORE_CKPT_NONE;
+		return checkpoint(st, p, 0, 0);
+	case STORE_MAINT_IDLE:
+		if (store_wal_frames(st) == p->frames)
+			return STORE_CKPT_NONE;
+		return checkpoint(st, p, 0, 0);
+	case STORE_MAINT_RECOVER:
+		/* TRUNCATE gives the WAL's space back to a full disk. */
+		return checkpoint(st, p, 1, TRUNCATE_WAIT_MS);
+	case STORE_MAINT_SAVE:
+		return checkpoint(st, p, 1, STORE_BUSY_TIMEOUT_MS);
+	}
+	return STORE_CKPT_FAILED;
+}
+
+/* A large WAL whose frames are all in the database is not behind: the
+ * next write cuts it back to STORE_JOURNAL_LIMIT. */
+int
+store_sqlite_behind(struct store *st, char *detail, size_t n)
+{
+	struct store_pace *p = store_pace(st);
+	long long wal = store_sqlite_wal_bytes(st);
+
+	if (wal <= STORE_WAL_LIMIT || !p->behind)
+		return 0;
+	(void)snprintf(detail, n, "the WAL is %lld bytes, over the limit of "
+	    "%d: checkpoints cannot keep up (%s)", wal, STORE_WAL_LIMIT,
+	    p->failing ? store_fault(st) : "readers hold it");
+	return 1;
 }

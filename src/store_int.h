@@ -1,5 +1,6 @@
-/* store_int.h - what the store files share among themselves: the SQLite
- * handle and the helpers that take it. Private: only src/store*.c include
+/* store_int.h - what the SQLite backend's files share among themselves:
+ * the SQLite handle, the helpers that take it, and the backend's entries
+ * (store_sqlite_backend, store_be.h). Private: only src/store*.c include
  * it (scripts/check-layers), so nothing else can reach a database handle
  * or run SQL. */
 #ifndef CFHOOK_STORE_INT_H
@@ -11,10 +12,18 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "store_be.h"
+#include "store_health.h"
 
 struct store_file;
 
-/* The connection of a struct store. */
+/* The lock-wait state of one connection (its sqlite3_busy_handler). */
+struct store_wait {
+	int64_t	 deadline_ms;	/* monotonic; 0: STORE_BUSY_TIMEOUT_MS a wait */
+	int64_t	 start_ms;	/* when the current wait began */
+};
+
+/* The connection of an SQLite struct store (NULL for another backend's). */
 sqlite3	*store_db(struct store *);
 /* The files held (NULL for STORE_READ and STORE_READONLY). */
 struct store_file *store_files(struct store *);
@@ -25,6 +34,58 @@ void	store_set_deadline(struct store *, int64_t mono_ms);
  * with a NUL after them, *len (if not NULL) their count; *ret NULL for SQL
  * NULL. Returns 0, or -1 on no memory. */
 int	store_column_copy(sqlite3_stmt *, int i, char **ret, size_t *len);
+
+/* The WAL frames after the last commit. */
+int	store_wal_frames(const struct store *);
+/* How the writer's checkpoints are paced (store_health.c), per store. */
+struct store_pace {
+	int	 frames;	/* store_wal_frames() at the last complete
+				 * checkpoint; -1: none yet */
+	int	 every;		/* a batch checkpoints at this many frames
+				 * (0: not paced yet) */
+	int64_t	 paced_ms;	/* when `every` was set (monotonic) */
+	int	 failing;	/* logged once, until one succeeds */
+	int	 behind;	/* the last one left frames behind */
+};
+struct store_pace *store_pace(struct store *);
+/* Move WAL frames into the database file: PASSIVE, or TRUNCATE (waits up
+ * to wait_ms for readers, then empties the WAL file and gives its space
+ * back). Counted in the metrics. */
+enum store_ckpt store_checkpoint(struct store *, int truncate, int wait_ms);
+
+/* The backend's entries: store_health.c, store_stats.c, store_admin*.c,
+ * store_orders.c (the names without "sqlite_" are the public ones they
+ * stand behind). */
+enum store_file_state store_sqlite_check_files(struct store *);
+enum store_file_path store_sqlite_path_state(struct store *);
+int64_t	store_sqlite_wal_bytes(struct store *);
+int64_t	store_sqlite_free_bytes(struct store *);
+enum store_probe store_sqlite_probe(struct store *, int wait_ms);
+enum store_ckpt store_sqlite_maintain(struct store *, enum store_maint);
+int	store_sqlite_behind(struct store *, char *detail, size_t n);
+int	store_sqlite_counts(struct store *, int64_t since_ms,
+	    struct store_counts *ret);
+int	store_sqlite_admin_status(struct store *, int64_t now,
+	    int64_t day_start, struct store_admin_status *ret);
+int	store_sqlite_admin_list(struct store *,
+	    const struct store_admin_filter *f, struct store_admin_event **rows,
+	    size_t *n);
+enum store_admin_result store_sqlite_admin_get(struct store *, int64_t id,
+	    const char *key, struct store_admin_event *ret,
+	    struct store_admin_attempt **hist, size_t *nhist);
+int	store_sqlite_admin_tombstone(struct store *, const char *key,
+	    int64_t *pruned_at, int64_t *deliveries);
+int	store_sqlite_admin_replay(struct store *,
+	    struct store_admin_replay *req, size_t n);
+int	store_sqlite_admin_replay_dead(struct store *, int64_t **ids,
+	    size_t *n);
+int	store_sqlite_admin_prune(struct store *, int64_t before, int64_t now,
+	    int dry_run, struct store_admin_prune *ret);
+int	store_sqlite_orders_list(struct store *,
+	    const struct store_orders_filter *f, struct store_order **rows,
+	    size_t *n);
+enum store_admin_result store_sqlite_orders_get(struct store *,
+	    const char *order_id, struct store_order_timeline *ret);
 
 /* sqlite3_busy_handler() callback; `arg` is a struct store_wait. Waits for
  * another connection's lock until the deadline, so that all the steps of a

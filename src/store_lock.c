@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "store.h"
 #include "store_lock.h"
 
 static void
@@ -74,6 +75,8 @@ store_lock_take(const char *db_path)
 	size_t n = strlen(db_path) + sizeof(".lock");
 	int fd = -1;
 
+	if (store_is_uri(db_path))
+		return STORE_LOCK_NONE;
 	lock_path = malloc(n);
 	if (lock_path == NULL) {
 		log_error("store: '%s': out of memory", db_path);
@@ -105,6 +108,6 @@ out:
 void
 store_lock_release(int fd)
 {
-	if (fd != -1)
+	if (fd >= 0)
 		(void)close(fd);
 }

@@ -150,8 +150,9 @@ fail:
 }
 
 int
-store_orders_list(struct store *store, const struct store_orders_filter *f,
-    struct store_order **rows, size_t *n)
+store_sqlite_orders_list(struct store *store,
+    const struct store_orders_filter *f, struct store_order **rows,
+    size_t *n)
 {
 	sqlite3 *db = store_db(store);
 	sqlite3_stmt *s = NULL;
@@ -351,7 +352,7 @@ take_attempt(sqlite3_stmt *s, void *arg)
 }
 
 enum store_admin_result
-store_orders_get(struct store *store, const char *order_id,
+store_sqlite_orders_get(struct store *store, const char *order_id,
     struct store_order_timeline *ret)
 {
 	sqlite3 *db = store_db(store);

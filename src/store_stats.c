@@ -31,7 +31,8 @@ out:
 }
 
 int
-store_counts(struct store *s, int64_t since_ms, struct store_counts *ret)
+store_sqlite_counts(struct store *s, int64_t since_ms,
+    struct store_counts *ret)
 {
 	struct store_counts c;
 	sqlite3 *db = store_db(s);

@@ -9,9 +9,11 @@
  *
  * Health: every write (a batch, or an idle probe that commits a row) says
  * whether the database takes writes where its path points. Once a second
- * (a tick, busy or idle) the writer checks its files, checkpoints, and while
+ * (a tick, busy or idle) the writer checks its files, asks the store for its
+ * housekeeping (store_maintain(): SQLite checkpoints its WAL), and while
  * something is wrong retries until it is right again, so /healthz and the
- * 503s end by themselves. When its files left the path it answers 503
+ * 503s end by themselves. Which backend runs is the store's business: a
+ * PostgreSQL store never leaves its path, and its housekeeping reconnects. When its files left the path it answers 503
  * without writing; when a database it may use is back at the path, it asks
  * the daemon (writer_reopen_fd) to close the other connections, then
  * reopens.
@@ -41,7 +43,6 @@
 #define TICK_MS		1000	/* heartbeat, checks and retries */
 #define PROBE_IDLE_MS	5000	/* an idle store proves a write this often */
 #define PROBE_WAIT_MS	250	/* a tick's probe: wait for the lock */
-#define TRUNCATE_WAIT_MS 250	/* a tick's TRUNCATE: wait for readers */
 #define RETRY_OPEN_MS	10000	/* retrying to open or reopen */
 #define REMIND_MS	60000	/* a store that stays moved is logged again */
 
@@ -77,12 +78,6 @@ struct writer {
 	int64_t		 last_write_ms;	/* a batch or probe committed */
 	int64_t		 next_open_ms;	/* RETRY_OPEN_MS pacing */
 	int64_t		 moved_log_ms;	/* REMIND_MS pacing */
-	int		 ckpt_frames;	/* store_wal_frames() at the last
-					 * complete checkpoint */
-	int		 ckpt_every;	/* frames: STORE_CHECKPOINT_FRAMES or,
-					 * short of space, ..._LOW */
-	int		 ckpt_failing;	/* logged once, until one succeeds */
-	int		 ckpt_behind;	/* the last one left frames behind */
 	int		 reopen_wanted;	/* event_fd written, not served yet */
 	int		 started;	/* the first probe has run */
 	struct store_item *batch[WRITER_MAX_BATCH];
@@ -188,9 +183,9 @@ state(struct writer *w)
 	return s;
 }
 
-/* A write committed in place: ok, unless the WAL outgrew its limit with
- * frames still to checkpoint (a large file whose frames are all in the
- * database is cut back to STORE_JOURNAL_LIMIT by the next write). */
+/* A write committed in place: ok, unless the store falls behind in its
+ * housekeeping (SQLite: a WAL over its limit with frames checkpoints cannot
+ * move). */
 static void
 settle_ok(struct writer *w)
 {
@@ -201,36 +196,10 @@ settle_ok(struct writer *w)
 	(void)pthread_mutex_lock(&w->hmu);
 	w->health.wal_bytes = wal;
 	(void)pthread_mutex_unlock(&w->hmu);
-	if (wal <= STORE_WAL_LIMIT || !w->ckpt_behind) {
+	if (store_behind(w->st, detail, sizeof(detail)))
+		set_state(w, WRITER_STORE_WAL_OVER_LIMIT, detail);
+	else
 		set_state(w, WRITER_STORE_OK, "");
-		return;
-	}
-	(void)snprintf(detail, sizeof(detail), "the WAL is %lld bytes, over "
-	    "the limit of %d: checkpoints cannot keep up (%s)", wal,
-	    STORE_WAL_LIMIT, w->ckpt_failing ? store_fault(w->st) :
-	    "readers hold it");
-	set_state(w, WRITER_STORE_WAL_OVER_LIMIT, detail);
-}
-
-static void
-checkpoint(struct writer *w, int truncate)
-{
-	enum store_ckpt r;
-
-	r = store_checkpoint(w->st, truncate, truncate ? TRUNCATE_WAIT_MS : 0);
-	w->ckpt_behind = r != STORE_CKPT_DONE;
-	if (r == STORE_CKPT_DONE) {
-		w->ckpt_frames = store_wal_frames(w->st);
-		if (w->ckpt_failing)
-			log_info("store: '%s': checkpoints work again",
-			    w->path);
-		w->ckpt_failing = 0;
-	} else if (r == STORE_CKPT_FAILED && !w->ckpt_failing) {
-		log_warning("store: '%s': checkpoint failed (%s): the WAL "
-		    "grows until one works; trying again every second",
-		    w->path, store_fault(w->st));
-		w->ckpt_failing = 1;
-	}
 }
 
 /* Writer thread: prove that the database takes writes. */
@@ -318,17 +287,7 @@ tick_moved(struct writer *w, int64_t now)
 	}
 }
 
-/* How often batches checkpoint: small steps once space runs short. */
-static void
-pace_checkpoints(struct writer *w)
-{
-	int64_t free_bytes = store_free_bytes(w->st);
-
-	w->ckpt_every = free_bytes >= 0 && free_bytes < STORE_LOW_SPACE ?
-	    STORE_CHECKPOINT_FRAMES_LOW : STORE_CHECKPOINT_FRAMES;
-}
-
-/* Writer thread, once a second: check the files; when idle, checkpoint
+/* Writer thread, once a second: check the files; when idle, housekeeping
  * and retry. With items queued the tick never waits for a lock: the next
  * batch is the retry, and its items must not wait for the tick. */
 static void
@@ -338,8 +297,6 @@ tick(struct writer *w, int idle)
 	enum store_file_state moved;
 
 	w->next_tick_ms = now + TICK_MS;
-	if (w->st != NULL)
-		pace_checkpoints(w);
 	if (w->st == NULL) {
 		tick_closed(w, now);
 		return;
@@ -358,13 +315,11 @@ tick(struct writer *w, int idle)
 	if (!idle)
 		return;
 	if (state(w) != WRITER_STORE_OK) {
-		/* TRUNCATE gives the WAL's space back to a full disk. */
-		checkpoint(w, 1);
+		(void)store_maintain(w->st, STORE_MAINT_RECOVER);
 		probe(w);
 		return;
 	}
-	if (store_wal_frames(w->st) != w->ckpt_frames)
-		checkpoint(w, 0);
+	(void)store_maintain(w->st, STORE_MAINT_IDLE);
 	if (now - w->last_write_ms >= PROBE_IDLE_MS)
 		probe(w);
 }
@@ -387,24 +342,24 @@ note_batch(struct writer *w, int news)
 		set_state(w, WRITER_STORE_UNAVAILABLE, store_fault(w->st));
 }
 
-/* Writer thread, the batch answered: a checkpoint once the WAL holds
- * ckpt_every frames, or a TRUNCATE one after a failure (it gives a full
- * disk the WAL's space back), but not after a lock timeout: it would wait
- * for the same lock while the next batch waits for it. */
+/* Writer thread, the batch answered: housekeeping (SQLite: a checkpoint
+ * once the WAL holds enough frames), or the recovery one after a failure
+ * (it gives a full disk the WAL's space back), but not after a lock
+ * timeout: it would wait for the same lock while the next batch waits for
+ * it. */
 static void
 after_batch(struct writer *w, int news)
 {
 	enum writer_store s = state(w);
 
-	if (news >= 0 && store_wal_frames(w->st) >= w->ckpt_every) {
-		checkpoint(w, 0);
-		settle_ok(w);		/* the WAL limit, after it */
+	if (news >= 0) {
+		if (store_maintain(w->st, STORE_MAINT_BATCH) != STORE_CKPT_NONE)
+			settle_ok(w);	/* the WAL limit, after it */
 	} else if (s == WRITER_STORE_MOVED) {
 		tick_moved(w, clock_mono_ms());	/* reopen at once if it can */
 	} else if (s == WRITER_STORE_UNAVAILABLE &&
 	    strncmp(store_fault(w->st), "locked", 6) != 0) {
-		pace_checkpoints(w);
-		checkpoint(w, 1);
+		(void)store_maintain(w->st, STORE_MAINT_RECOVER);
 	}
 }
 
@@ -502,7 +457,7 @@ reopen(struct writer *w)
 		 * and left empty it cannot be replayed into a database that
 		 * replaced ours beside it. For a database replaced with its
 		 * own files this leaves the old ones whole. */
-		saved = store_checkpoint(w->st, 1, STORE_BUSY_TIMEOUT_MS);
+		saved = store_maintain(w->st, STORE_MAINT_SAVE);
 		if (saved != STORE_CKPT_DONE && p == STORE_PATH_MIXED) {
 			w->next_open_ms = clock_mono_ms() + RETRY_OPEN_MS;
 			log_warning("store: '%s': cannot reopen yet: the WAL "
@@ -523,8 +478,6 @@ reopen(struct writer *w)
 	}
 	w->st = w->next_st;
 	w->next_st = NULL;
-	w->ckpt_frames = -1;
-	pace_checkpoints(w);
 	metrics_store_reopen();
 	log_info("store: '%s': reopened", w->path);
 	probe(w);
@@ -644,8 +597,6 @@ writer_init(struct writer *w, struct store *st, int forward_pending)
 	w->durability = store_durability(st);
 	w->health.state = WRITER_STORE_UNKNOWN;
 	w->health.wal_bytes = -1;
-	w->ckpt_frames = -1;
-	pace_checkpoints(w);
 	atomic_init(&w->forward_pending, forward_pending != 0);
 	atomic_init(&w->heartbeat_ms, clock_mono_ms());
 	probe(w);

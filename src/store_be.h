@@ -1,0 +1,99 @@
+/* store_be.h - the store's backends: what a database engine implements so
+ * that the daemon and cfhookctl never know which one runs (SQLite in
+ * store.c and the store_*.c files beside it; PostgreSQL in store_pg*.c).
+ *
+ * Every struct store starts with this header; store_open() (store_api.c)
+ * picks the backend from the database string and each public store_*()
+ * function hands its call to the backend's entry of the same meaning.
+ * Private: only src/store*.c include it (scripts/check-layers). */
+#ifndef CFHOOK_STORE_BE_H
+#define CFHOOK_STORE_BE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+#include "store_admin.h"
+#include "store_health.h"
+#include "store_orders.h"
+#include "store_stats.h"
+
+/* What every backend's store begins with (its first member, so a pointer
+ * to the one is a pointer to the other). */
+struct store {
+	const struct store_backend *be;
+	char	*name;			/* for log lines: the path, or the URI
+					 * with its password masked */
+	enum store_mode mode;
+	enum durability durability;
+	char	 fault[96];		/* why the last write failed */
+};
+
+struct store_backend {
+	const char *kind;		/* "sqlite", "postgresql" */
+	void	(*close)(struct store *);
+	int	(*record_batch)(struct store *, struct store_item **, size_t,
+		    int forward_pending);
+	int	(*ping)(struct store *);
+	/* store_health.h */
+	enum store_file_state (*check_files)(struct store *);
+	enum store_file_path (*path_state)(struct store *);
+	int64_t	(*wal_bytes)(struct store *);
+	int64_t	(*free_bytes)(struct store *);
+	enum store_probe (*probe)(struct store *, int wait_ms);
+	enum store_ckpt (*maintain)(struct store *, enum store_maint);
+	int	(*behind)(struct store *, char *detail, size_t n);
+	/* store_stats.h */
+	int	(*counts)(struct store *, int64_t since_ms,
+		    struct store_counts *);
+	/* store_admin.h, store_orders.h */
+	int	(*admin_status)(struct store *, int64_t now, int64_t day_start,
+		    struct store_admin_status *);
+	int	(*admin_list)(struct store *, const struct store_admin_filter *,
+		    struct store_admin_event **, size_t *);
+	enum store_admin_result (*admin_get)(struct store *, int64_t id,
+		    const char *key, struct store_admin_event *,
+		    struct store_admin_attempt **, size_t *);
+	int	(*admin_tombstone)(struct store *, const char *key,
+		    int64_t *pruned_at, int64_t *deliveries);
+	int	(*admin_replay)(struct store *, struct store_admin_replay *,
+		    size_t);
+	int	(*admin_replay_dead)(struct store *, int64_t **ids, size_t *n);
+	int	(*admin_prune)(struct store *, int64_t before, int64_t now,
+		    int dry_run, struct store_admin_prune *);
+	int	(*orders_list)(struct store *, const struct store_orders_filter *,
+		    struct store_order **, size_t *);
+	enum store_admin_result (*orders_get)(struct store *,
+		    const char *order_id, struct store_order_timeline *);
+};
+
+extern const struct store_backend store_sqlite_backend;
+extern const struct store_backend store_pg_backend;
+
+/* Each backend's store_open() and `cfhookd --check` (store.h). */
+int	store_sqlite_open(const char *path, enum store_mode, enum durability,
+	    struct store **ret);
+int	store_sqlite_inspect(const char *path, char *note, size_t n);
+int	store_pg_open(const char *uri, enum store_mode, enum durability,
+	    struct store **ret);
+int	store_pg_inspect(const char *uri, char *note, size_t n);
+
+/* store_pg_uri.c: whether a PostgreSQL URI carries a password (in its
+ * userspec or as password=), and the URI with that password shown as ***
+ * (into out, truncated to n; returns out). */
+int	store_pg_uri_has_password(const char *uri);
+const char *store_pg_mask(const char *uri, char *out, size_t n);
+
+/* The monotonic ms at which a batch's waits end: STORE_BUSY_TIMEOUT_MS
+ * after its oldest item was queued, so an item that already waited behind
+ * a failed batch is answered in about that time, not twice it. */
+int64_t	store_batch_deadline(struct store_item *const *items, size_t n);
+
+/* Fill the header of a new store; `name` is copied. 0 / -1 (no memory,
+ * logged). */
+int	store_base_init(struct store *, const struct store_backend *,
+	    const char *name, enum store_mode, enum durability);
+/* Free what store_base_init() allocated (not the store). */
+void	store_base_done(struct store *);
+
+#endif
