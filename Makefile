@@ -14,7 +14,7 @@
 #   make deb        the Debian package, in $(DEBDIR) (build/deb)
 #   make man        check that the manual pages render without a warning
 
-PKGS	 = libmicrohttpd openssl jansson sqlite3 libsystemd
+PKGS	 = libmicrohttpd openssl jansson sqlite3 libpq libsystemd
 BUILD	?= build
 PREFIX	?= /usr/local
 SYSCONFDIR ?= /etc

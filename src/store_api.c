@@ -41,12 +41,16 @@ int
 store_open(const char *database, enum store_mode mode,
     enum durability durability, struct store **ret)
 {
+	if (store_is_uri(database))
+		return store_pg_open(database, mode, durability, ret);
 	return store_sqlite_open(database, mode, durability, ret);
 }
 
 int
 store_inspect(const char *database, char *note, size_t n)
 {
+	if (store_is_uri(database))
+		return store_pg_inspect(database, note, n);
 	return store_sqlite_inspect(database, note, n);
 }
 

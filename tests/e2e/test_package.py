@@ -128,7 +128,8 @@ def test_control_and_conffiles():
     assert fields["Version"] == VERSION, "the package is %s, include/version.h %s" % (
         fields["Version"], VERSION)
     assert fields["Architecture"] == arch()
-    for lib in ("libmicrohttpd", "libssl", "libjansson", "libsqlite3", "libsystemd", "libc6"):
+    for lib in ("libmicrohttpd", "libssl", "libjansson", "libsqlite3", "libpq5", "libsystemd",
+                "libc6"):
         assert lib in fields["Depends"], fields["Depends"]
     assert control_file(deb, "conffiles").split() == ["/etc/cfhookd/cfhookd.conf"]
     # a fresh install enables both units and starts them (skipped by their
