@@ -600,8 +600,15 @@ webhook_begin(struct http *h, struct MHD_Connection *c, const char *method,
 	r->is_form = kind == 2;
 	r->t0_us = mono_us();
 	/* No more room than the length announced: libmicrohttpd never
-	 * passes more, and the buffer then never grows past its charge. */
+	 * passes more, and the buffer then never grows past its charge.
+	 * That room is made now, in one allocation, rather than by doubling
+	 * and copying as the pieces arrive. */
 	buf_init(&r->body, cl != NULL ? (size_t)len : h->max_body);
+	if (cl != NULL && buf_reserve(&r->body, (size_t)len) == -1) {
+		request_free(r);
+		return refuse(h, c, method, url, 503,
+		    "{\"error\":\"temporarily unavailable\"}", NULL);
+	}
 	peer_name(c, r->peer, sizeof(r->peer));
 	pthread_mutex_lock(&h->mu);
 	h->inflight++;
