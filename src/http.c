@@ -37,6 +37,7 @@
 #include "event.h"
 #include "form.h"
 #include "http.h"
+#include "http_accept.h"
 #include "http_frame.h"
 #include "http_limits.h"
 #include "http_reply.h"
@@ -57,6 +58,7 @@
 
 struct http {
 	struct MHD_Daemon *mhd;
+	struct http_accept *acceptor;	/* hands connections to mhd */
 	struct writer *writer;
 	struct http_probe probe;
 	struct config *cfg;		/* own copy of what requests read */
@@ -758,6 +760,7 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 	struct http *h = cls;
 
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		http_accept_started(h->acceptor);
 		ci = MHD_get_connection_info(c,
 		    MHD_CONNECTION_INFO_CONNECTION_FD);
 		/* NULL: not reaped; the idle timeout still applies */
@@ -767,6 +770,7 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 	}
 	reaper_remove(h->reaper, *socket_context);
 	*socket_context = NULL;
+	http_accept_closed(h->acceptor);	/* room for the next one */
 }
 
 static void __attribute__((format(printf, 2, 0)))
@@ -790,6 +794,7 @@ http_free(struct http *h)
 	if (h == NULL)
 		return;
 	reaper_stop(h->reaper);		/* after libmicrohttpd: it removes */
+	http_accept_free(h->acceptor);	/* after libmicrohttpd: it counts */
 	secrets_free(h->secrets);
 	free(h->webhook_path);
 	(void)pthread_cond_destroy(&h->cv);
@@ -800,14 +805,20 @@ http_free(struct http *h)
 static int
 start_mhd(struct http *h, const struct config *cfg)
 {
+	/* No listening socket of its own: http_accept.c accepts and spreads
+	 * the connections over the worker threads, which the ITC wakes. */
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+	    MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
 
 	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
 	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
-	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)h->listen_fd,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS,
-	    MHD_OPTION_CONNECTION_LIMIT, h->lim.mhd_max,
+	    /* The acceptor keeps the cap (mhd_max): this one must never
+	     * bite, even were every connection on one worker (0.9.75 drops
+	     * a connection over it after MHD_add_connection() took it, and
+	     * the worker then hangs in MHD_stop_daemon()). */
+	    MHD_OPTION_CONNECTION_LIMIT, h->lim.mhd_max * HTTP_THREADS,
 	    MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
 	    MHD_OPTION_URI_LOG_CALLBACK, on_request_line, h,
@@ -817,6 +828,11 @@ start_mhd(struct http *h, const struct config *cfg)
 	if (h->mhd == NULL) {
 		log_error("http: cannot start libmicrohttpd on '%s'",
 		    cfg->listen);
+		return -1;
+	}
+	if (http_accept_run(h->acceptor, h->mhd) == -1) {
+		MHD_stop_daemon(h->mhd);
+		h->mhd = NULL;
 		return -1;
 	}
 	return 0;
@@ -876,7 +892,8 @@ http_start(const struct config *cfg, int listen_fd, struct writer *w,
 		h->cfg = (struct config *)cfg;	/* for listen_unlink */
 	}
 	name_listener(h, cfg);
-	if (start_mhd(h, cfg) == -1)
+	if (http_accept_new(h->listen_fd, h->lim.mhd_max, &h->acceptor) == -1 ||
+	    start_mhd(h, cfg) == -1)
 		goto fail;
 	*ret = h;
 	return 0;
@@ -908,16 +925,13 @@ http_set_secrets(struct http *h, struct secrets *secrets)
 void
 http_quiesce(struct http *h)
 {
-	MHD_socket fd;
-
 	if (h == NULL)
 		return;
 	atomic_store(&h->draining, 1);
 	if (h->listen_fd < 0)
 		return;
-	fd = MHD_quiesce_daemon(h->mhd);
-	if (fd != MHD_INVALID_SOCKET)
-		(void)close(fd);
+	http_accept_stop(h->acceptor);
+	(void)close(h->listen_fd);
 	h->listen_fd = -1;
 }
 
@@ -979,6 +993,9 @@ http_stop(struct http *h)
 	wait_zero(h, &h->waiting, -1);
 	wait_zero(h, &h->answering, clock_mono_ms() + ANSWER_WAIT_MS);
 	pthread_mutex_unlock(&h->mu);
+	http_accept_stop(h->acceptor);	/* it adds to the daemon */
+	if (h->listen_fd >= 0)
+		(void)close(h->listen_fd);
 	MHD_stop_daemon(h->mhd);
 	if (h->cfg != NULL)
 		listen_unlink(h->cfg, h->sock_ino);
