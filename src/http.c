@@ -56,11 +56,17 @@
 /* At stop, how long answers the writer already gave may take to be sent. */
 #define ANSWER_WAIT_MS		2000
 
+static const char answer_new[] = "{\"status\":\"ok\",\"result\":\"new\"}";
+static const char answer_duplicate[] =
+    "{\"status\":\"ok\",\"result\":\"duplicate\"}";
+
 struct http {
 	struct MHD_Daemon *mhd;
 	struct http_accept *acceptor;	/* hands connections to mhd */
 	struct writer *writer;
 	struct http_probe probe;
+	/* The 200 answers, built once (NULL: built per request). */
+	struct MHD_Response *ok_new, *ok_duplicate;
 	struct config *cfg;		/* own copy of what requests read */
 	char	*webhook_path;
 	size_t	 max_body;
@@ -509,6 +515,7 @@ static enum MHD_Result
 answer(struct request *r)
 {
 	struct log_fields lf;
+	struct MHD_Response *prepared;
 	enum store_result res = r->item.result;
 	const char *attempt;
 	unsigned status;
@@ -531,9 +538,12 @@ answer(struct request *r)
 	if (status != 200)
 		return respond(r->h, r->conn, status,
 		    "{\"error\":\"could not be stored, retry later\"}", NULL);
-	return respond(r->h, r->conn, status, res == STORE_NEW ?
-	    "{\"status\":\"ok\",\"result\":\"new\"}" :
-	    "{\"status\":\"ok\",\"result\":\"duplicate\"}", NULL);
+	prepared = res == STORE_NEW ? r->h->ok_new : r->h->ok_duplicate;
+	if (prepared != NULL && !atomic_load(&r->h->draining))
+		return http_reply_queue(r->conn, status, prepared);
+	/* draining: the answer closes the connection, so it is built */
+	return respond(r->h, r->conn, status, res == STORE_NEW ? answer_new :
+	    answer_duplicate, NULL);
 }
 
 /* The bodies in memory together reached their budget: 503, so Cashfree
@@ -794,6 +804,10 @@ http_free(struct http *h)
 	if (h == NULL)
 		return;
 	reaper_stop(h->reaper);		/* after libmicrohttpd: it removes */
+	if (h->ok_new != NULL)
+		MHD_destroy_response(h->ok_new);
+	if (h->ok_duplicate != NULL)
+		MHD_destroy_response(h->ok_duplicate);
 	http_accept_free(h->acceptor);	/* after libmicrohttpd: it counts */
 	secrets_free(h->secrets);
 	free(h->webhook_path);
@@ -880,6 +894,8 @@ http_start(const struct config *cfg, int listen_fd, struct writer *w,
 	h->listen_fd = listen_fd;
 	if (h->webhook_path == NULL)
 		goto fail;
+	h->ok_new = http_reply_prepare(answer_new);
+	h->ok_duplicate = http_reply_prepare(answer_duplicate);
 	http_limits_init(&h->lim, cfg);
 	if (reaper_start((int64_t)cfg->request_timeout_s * 1000,
 	    (int64_t)cfg->header_timeout_s * 1000, h->lim.max_live,

@@ -57,8 +57,8 @@ enum state {
 struct http_accept {
 	int	 listen_fd;
 	unsigned max;
-	int	 stop[2];		/* pipe: a byte asks the thread to end */
-	int	 room[2];		/* pipe: a connection closed at the cap */
+	int	 stop[2];		/* pipe: a byte ends the thread */
+	int	 room[2];		/* pipe: a report came in */
 	struct MHD_Daemon *mhd;
 	pthread_t thread;
 	int	 running;		/* the thread is to be joined */

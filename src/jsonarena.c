@@ -42,7 +42,7 @@
 #endif
 
 #define ALIGN		16	/* malloc's: jansson stores doubles, int64s */
-#define HEAD		16	/* the size header in front of each allocation */
+#define HEAD		16	/* the size header before each allocation */
 
 struct block {
 	struct block *next;	/* older blocks that still hold live values */

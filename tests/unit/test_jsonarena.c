@@ -165,8 +165,8 @@ test_body_larger_than_the_arena(void)
 	buf_init(&b, 1024 * 1024);
 	CHECK(buf_puts(&b, "[") == 0);
 	for (i = 0; i < n; i++) {
-		(void)snprintf(item, sizeof(item), "%s{\"id\":%d,\"s\":\"v%d\"}",
-		    i > 0 ? "," : "", i, i);
+		(void)snprintf(item, sizeof(item),
+		    "%s{\"id\":%d,\"s\":\"v%d\"}", i > 0 ? "," : "", i, i);
 		CHECK(buf_puts(&b, item) == 0);
 	}
 	CHECK(buf_puts(&b, "]") == 0);
@@ -219,7 +219,8 @@ test_event_leaves_nothing_behind(void)
 	size_t i;
 
 	for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
-		CHECK_INT(event_from_json(bodies[i], strlen(bodies[i]), &ev), 0);
+		CHECK_INT(event_from_json(bodies[i], strlen(bodies[i]), &ev),
+		    0);
 		CHECK_INT(jsonarena_live(), 0);
 		CHECK(!jsonarena_owns(ev.event_key));
 		event_done(&ev);
@@ -246,10 +247,12 @@ other_thread(void *arg)
 	int i, parse = arg != NULL;
 
 	for (i = 0; i < 2000; i++) {
+		memset(&ev, 0, sizeof(ev));
 		if (parse) {
-			if (event_from_json(PAYMENT, strlen(PAYMENT), &ev) != 0 ||
+			if (event_from_json(PAYMENT, strlen(PAYMENT),
+			    &ev) != 0 || jsonarena_live() != 0 ||
 			    strcmp(ev.cf_payment_id, "12345678901234567890")
-			    != 0 || jsonarena_live() != 0)
+			    != 0)
 				atomic_fetch_add(&thread_errors, 1);
 			event_done(&ev);
 			continue;
