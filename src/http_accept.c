@@ -17,10 +17,11 @@
  * socket. Reports wake the thread through a second pipe, written only
  * when the thread has said it waits.
  *
- * Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) the
- * socket stays readable, so the thread waits on the stop pipe alone for a
- * short while before it tries again, with one warning per episode; the
- * kernel keeps the connections queued meanwhile.
+ * Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM, or any
+ * error not about one connection) the socket stays readable, so the thread
+ * waits on the stop pipe alone for a short while before it tries again,
+ * with one warning per episode; the kernel keeps the connections queued
+ * meanwhile.
  *
  * Must not: touch a connection after handing it over (libmicrohttpd owns
  * and closes it), close the listening socket (the caller's), take signals
@@ -73,6 +74,11 @@ struct http_accept {
 static long long
 outstanding(struct http_accept *a)
 {
+	long long started = atomic_load(&a->started);
+
+	/* One given up on by wait_started() may have started after all. */
+	if (started > a->added)
+		a->added = started;
 	return a->added - atomic_load(&a->closed);
 }
 
@@ -129,11 +135,12 @@ wait_started(struct http_accept *a)
 	return 0;
 }
 
+/* An accept error that is about one connection only: take the next. */
 static int
-is_starved(int err)
+is_passing(int err)
 {
-	return err == EMFILE || err == ENFILE || err == ENOBUFS ||
-	    err == ENOMEM;
+	return err == ECONNABORTED || err == EINTR || err == EPROTO ||
+	    err == EPERM;
 }
 
 /* Accept what is queued, up to ACCEPT_BURST or the cap. Returns the state
@@ -153,15 +160,18 @@ accept_burst(struct http_accept *a)
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
-		if (fd == -1 && is_starved(errno)) {
+		if (fd == -1 && is_passing(errno))
+			continue;
+		if (fd == -1) {
+			/* EMFILE, ENFILE, ENOBUFS, ENOMEM, or worse: the
+			 * socket stays readable, so back off rather than
+			 * spin. */
 			if (!a->starved_said)
 				log_warning("http: cannot accept connections "
 				    "now (%s), retrying", strerror(errno));
 			a->starved_said = 1;
 			return STARVED;
 		}
-		if (fd == -1)
-			continue;	/* the peer gave up (ECONNABORTED) */
 		a->starved_said = 0;
 		/* On MHD_NO it has closed fd (and logged at debug). */
 		if (MHD_add_connection(a->mhd, fd, (struct sockaddr *)&ss,

@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -269,6 +270,56 @@ test_unstarted_connection_frees_its_place(void)
 	(void)close(lfd);
 }
 
+static double
+cpu_seconds(void)
+{
+	struct rusage ru;
+
+	(void)getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Out of descriptors, a queued connection cannot be accepted: the acceptor
+ * backs off instead of spinning on the readable socket, and takes the
+ * connection once descriptors are there again. */
+static void
+test_out_of_descriptors_backs_off(void)
+{
+	struct seen s = { .started = 0 };
+	struct sockaddr_in sin;
+	struct MHD_Daemon *d;
+	struct rlimit old, low;
+	double cpu;
+	int lfd, fd, lowest;
+
+	lfd = listener(&sin);
+	d = daemon_for(&s, 2, 1000);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (!CHECK(lfd >= 0 && d != NULL && fd >= 0) ||
+	    !CHECK(http_accept_new(lfd, 10, &s.a) == 0) ||
+	    !CHECK(http_accept_run(s.a, d) == 0) ||
+	    !CHECK(getrlimit(RLIMIT_NOFILE, &old) == 0))
+		return;
+	/* every number below the lowest free one is taken: none is left */
+	lowest = dup(0);
+	(void)close(lowest);
+	low = old;
+	low.rlim_cur = (rlim_t)lowest;
+	CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+	CHECK(connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+	cpu = cpu_seconds();
+	CHECK_INT(wait_count(&s, &s.started, 1, QUIET_MS), 0);
+	CHECK(cpu_seconds() - cpu < QUIET_MS / 1000.0 / 3);
+	CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0);
+	CHECK_INT(wait_count(&s, &s.started, 1, WAIT_MS), 1);
+	http_accept_stop(s.a);
+	(void)close(fd);
+	MHD_stop_daemon(d);
+	http_accept_free(s.a);
+	(void)close(lfd);
+}
+
 /* After a stop nothing is taken; the queue keeps the connection. */
 static void
 test_nothing_after_stop(void)
@@ -305,6 +356,7 @@ main(void)
 	RUN(test_spread_over_workers);
 	RUN(test_cap_holds_until_one_closes);
 	RUN(test_unstarted_connection_frees_its_place);
+	RUN(test_out_of_descriptors_backs_off);
 	RUN(test_nothing_after_stop);
 	return check_finish("test_http_accept");
 }
