@@ -15,9 +15,9 @@
  * under way finish, then parks nothing more; http_stop() waits for the
  * writer to answer what it holds before stopping libmicrohttpd, which
  * aborts the process when stopped with a connection still suspended.
- * The deadlines and the connection cap live in reaper.c, the head checks in
- * http_frame.c, the connection and body limits in http_limits.c, the
- * answers in http_reply.c. */
+ * The deadlines and the connection cap live in reaper.c, accepting in
+ * http_accept.c, the head checks in http_frame.c, the connection and body
+ * limits in http_limits.c, the answers in http_reply.c. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
