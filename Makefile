@@ -61,6 +61,14 @@ FLAVLDFLAGS = -fsanitize=address,undefined
 else ifeq ($(FLAVOUR),tsan)
 FLAVCFLAGS  = $(TSANFL)
 FLAVLDFLAGS = -fsanitize=thread
+else ifeq ($(FLAVOUR),fuzz)
+# clang's libFuzzer: the library is instrumented once, each target links it.
+# (clang reads the SQL strings of designated initializers, split over
+# lines, as a missing comma.)
+FLAVCFLAGS  = -O1 -fno-omit-frame-pointer -Wno-string-concatenation \
+	      -fsanitize=fuzzer-no-link,address,undefined \
+	      -fno-sanitize-recover=all
+FLAVLDFLAGS = -fsanitize=fuzzer,address,undefined
 else
 FLAVCFLAGS  = $(HARDEN)
 FLAVLDFLAGS =
@@ -82,7 +90,7 @@ BENCHBINS := $(BUILD)/bench/loadgen $(BUILD)/bench/spawnrate \
 	     $(BUILD)/bench/consumer
 CRYPTO_LIBS := $(shell pkg-config --libs libcrypto 2>/dev/null)
 
-.PHONY: all test asan tsan lint check fuzz bench bench-tools run install uninstall \
+.PHONY: all test asan tsan lint check fuzz fuzz-targets bench bench-tools run install uninstall \
 	deb man clean deps unit
 
 all: $(BUILD)/cfhookd $(BUILD)/cfhookctl
@@ -154,8 +162,18 @@ lint:
 check: lint test asan
 
 FUZZSRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZBINS := $(FUZZSRCS:tests/fuzz/%.c=$(BUILD)/%)
+
+# Built with BUILD=build/fuzz FLAVOUR=fuzz CC=clang (make fuzz does that).
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libcfhook.a
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz-targets: $(FUZZBINS)
+
 fuzz:
 	@scripts/install-deps --dev
+	@$(MAKE) --no-print-directory BUILD=build/fuzz FLAVOUR=fuzz CC=clang \
+	  fuzz-targets
 	@scripts/fuzz $(FUZZ_SECONDS) $(FUZZSRCS)
 
 bench: deps

@@ -13,6 +13,10 @@ struct buf {
 
 /* Empty buffer that will refuse to grow past max bytes. Allocates nothing. */
 void	buf_init(struct buf *, size_t max);
+/* Make room for n bytes in all (a body whose length is announced), so that
+ * appending up to n bytes allocates and copies nothing more. Returns 0, or
+ * -1 when n passes the ceiling or on no memory (the buffer is unchanged). */
+int	buf_reserve(struct buf *, size_t n);
 /* Append n bytes. Returns 0, or -1 when it would pass the ceiling or on no
  * memory; on -1 the buffer is unchanged. */
 int	buf_append(struct buf *, const void *p, size_t n);

@@ -55,6 +55,15 @@ reserve(struct buf *b, size_t need)
 }
 
 int
+buf_reserve(struct buf *b, size_t n)
+{
+	if (n > b->max || reserve(b, n) == -1)
+		return -1;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+int
 buf_append(struct buf *b, const void *p, size_t n)
 {
 	size_t need;

@@ -21,6 +21,7 @@
 #include "event_detail.h"
 #include "form.h"
 #include "grammar.h"
+#include "jsonarena.h"
 #include "jsonraw.h"
 #include "num.h"
 #include "utf8.h"
@@ -623,10 +624,16 @@ event_from_json(const char *body, size_t len, struct event *ret)
 
 	src.body = body != NULL ? body : "";
 	src.len = len;
-	if (event_parse_json(src.body, len, &src.root) == -1)
-		return -1;
-	rc = build(&src, src.root != NULL ? body_type(src.root) : NULL, ret);
+	/* The tree lives only in here: its values come from this thread's
+	 * arena (no malloc per value), and the event's strings, which
+	 * outlive it, from malloc. */
+	jsonarena_begin();
+	rc = event_parse_json(src.body, len, &src.root);
+	if (rc == 0)
+		rc = build(&src, src.root != NULL ? body_type(src.root) : NULL,
+		    ret);
 	json_decref(src.root);
+	jsonarena_end();
 	return rc;
 }
 

@@ -15,9 +15,9 @@
  * under way finish, then parks nothing more; http_stop() waits for the
  * writer to answer what it holds before stopping libmicrohttpd, which
  * aborts the process when stopped with a connection still suspended.
- * The deadlines and the connection cap live in reaper.c, the head checks in
- * http_frame.c, the connection and body limits in http_limits.c, the
- * answers in http_reply.c. */
+ * The deadlines and the connection cap live in reaper.c, accepting in
+ * http_accept.c, the head checks in http_frame.c, the connection and body
+ * limits in http_limits.c, the answers in http_reply.c. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
@@ -37,6 +37,7 @@
 #include "event.h"
 #include "form.h"
 #include "http.h"
+#include "http_accept.h"
 #include "http_frame.h"
 #include "http_limits.h"
 #include "http_reply.h"
@@ -55,10 +56,17 @@
 /* At stop, how long answers the writer already gave may take to be sent. */
 #define ANSWER_WAIT_MS		2000
 
+static const char answer_new[] = "{\"status\":\"ok\",\"result\":\"new\"}";
+static const char answer_duplicate[] =
+    "{\"status\":\"ok\",\"result\":\"duplicate\"}";
+
 struct http {
 	struct MHD_Daemon *mhd;
+	struct http_accept *acceptor;	/* hands connections to mhd */
 	struct writer *writer;
 	struct http_probe probe;
+	/* The 200 answers, built once (NULL: built per request). */
+	struct MHD_Response *ok_new, *ok_duplicate;
 	struct config *cfg;		/* own copy of what requests read */
 	char	*webhook_path;
 	size_t	 max_body;
@@ -507,6 +515,7 @@ static enum MHD_Result
 answer(struct request *r)
 {
 	struct log_fields lf;
+	struct MHD_Response *prepared;
 	enum store_result res = r->item.result;
 	const char *attempt;
 	unsigned status;
@@ -529,9 +538,12 @@ answer(struct request *r)
 	if (status != 200)
 		return respond(r->h, r->conn, status,
 		    "{\"error\":\"could not be stored, retry later\"}", NULL);
-	return respond(r->h, r->conn, status, res == STORE_NEW ?
-	    "{\"status\":\"ok\",\"result\":\"new\"}" :
-	    "{\"status\":\"ok\",\"result\":\"duplicate\"}", NULL);
+	prepared = res == STORE_NEW ? r->h->ok_new : r->h->ok_duplicate;
+	if (prepared != NULL && !atomic_load(&r->h->draining))
+		return http_reply_queue(r->conn, status, prepared);
+	/* draining: the answer closes the connection, so it is built */
+	return respond(r->h, r->conn, status, res == STORE_NEW ? answer_new :
+	    answer_duplicate, NULL);
 }
 
 /* The bodies in memory together reached their budget: 503, so Cashfree
@@ -600,8 +612,15 @@ webhook_begin(struct http *h, struct MHD_Connection *c, const char *method,
 	r->is_form = kind == 2;
 	r->t0_us = mono_us();
 	/* No more room than the length announced: libmicrohttpd never
-	 * passes more, and the buffer then never grows past its charge. */
+	 * passes more, and the buffer then never grows past its charge.
+	 * That room is made now, in one allocation, rather than by doubling
+	 * and copying as the pieces arrive. */
 	buf_init(&r->body, cl != NULL ? (size_t)len : h->max_body);
+	if (cl != NULL && buf_reserve(&r->body, (size_t)len) == -1) {
+		request_free(r);
+		return refuse(h, c, method, url, 503,
+		    "{\"error\":\"temporarily unavailable\"}", NULL);
+	}
 	peer_name(c, r->peer, sizeof(r->peer));
 	pthread_mutex_lock(&h->mu);
 	h->inflight++;
@@ -751,6 +770,7 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 	struct http *h = cls;
 
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		http_accept_started(h->acceptor);
 		ci = MHD_get_connection_info(c,
 		    MHD_CONNECTION_INFO_CONNECTION_FD);
 		/* NULL: not reaped; the idle timeout still applies */
@@ -760,6 +780,7 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 	}
 	reaper_remove(h->reaper, *socket_context);
 	*socket_context = NULL;
+	http_accept_closed(h->acceptor);	/* room for the next one */
 }
 
 static void __attribute__((format(printf, 2, 0)))
@@ -783,6 +804,11 @@ http_free(struct http *h)
 	if (h == NULL)
 		return;
 	reaper_stop(h->reaper);		/* after libmicrohttpd: it removes */
+	if (h->ok_new != NULL)
+		MHD_destroy_response(h->ok_new);
+	if (h->ok_duplicate != NULL)
+		MHD_destroy_response(h->ok_duplicate);
+	http_accept_free(h->acceptor);	/* after libmicrohttpd: it counts */
 	secrets_free(h->secrets);
 	free(h->webhook_path);
 	(void)pthread_cond_destroy(&h->cv);
@@ -793,14 +819,20 @@ http_free(struct http *h)
 static int
 start_mhd(struct http *h, const struct config *cfg)
 {
+	/* No listening socket of its own: http_accept.c accepts and spreads
+	 * the connections over the worker threads, which the ITC wakes. */
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+	    MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
 
 	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
 	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
-	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)h->listen_fd,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS,
-	    MHD_OPTION_CONNECTION_LIMIT, h->lim.mhd_max,
+	    /* The acceptor keeps the cap (mhd_max): this one must never
+	     * bite, even were every connection on one worker (0.9.75 drops
+	     * a connection over it after MHD_add_connection() took it, and
+	     * the worker then hangs in MHD_stop_daemon()). */
+	    MHD_OPTION_CONNECTION_LIMIT, h->lim.mhd_max * HTTP_THREADS,
 	    MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
 	    MHD_OPTION_URI_LOG_CALLBACK, on_request_line, h,
@@ -810,6 +842,11 @@ start_mhd(struct http *h, const struct config *cfg)
 	if (h->mhd == NULL) {
 		log_error("http: cannot start libmicrohttpd on '%s'",
 		    cfg->listen);
+		return -1;
+	}
+	if (http_accept_run(h->acceptor, h->mhd) == -1) {
+		MHD_stop_daemon(h->mhd);
+		h->mhd = NULL;
 		return -1;
 	}
 	return 0;
@@ -857,6 +894,8 @@ http_start(const struct config *cfg, int listen_fd, struct writer *w,
 	h->listen_fd = listen_fd;
 	if (h->webhook_path == NULL)
 		goto fail;
+	h->ok_new = http_reply_prepare(answer_new);
+	h->ok_duplicate = http_reply_prepare(answer_duplicate);
 	http_limits_init(&h->lim, cfg);
 	if (reaper_start((int64_t)cfg->request_timeout_s * 1000,
 	    (int64_t)cfg->header_timeout_s * 1000, h->lim.max_live,
@@ -869,7 +908,8 @@ http_start(const struct config *cfg, int listen_fd, struct writer *w,
 		h->cfg = (struct config *)cfg;	/* for listen_unlink */
 	}
 	name_listener(h, cfg);
-	if (start_mhd(h, cfg) == -1)
+	if (http_accept_new(h->listen_fd, h->lim.mhd_max, &h->acceptor) == -1 ||
+	    start_mhd(h, cfg) == -1)
 		goto fail;
 	*ret = h;
 	return 0;
@@ -901,16 +941,13 @@ http_set_secrets(struct http *h, struct secrets *secrets)
 void
 http_quiesce(struct http *h)
 {
-	MHD_socket fd;
-
 	if (h == NULL)
 		return;
 	atomic_store(&h->draining, 1);
 	if (h->listen_fd < 0)
 		return;
-	fd = MHD_quiesce_daemon(h->mhd);
-	if (fd != MHD_INVALID_SOCKET)
-		(void)close(fd);
+	http_accept_stop(h->acceptor);
+	(void)close(h->listen_fd);
 	h->listen_fd = -1;
 }
 
@@ -972,6 +1009,9 @@ http_stop(struct http *h)
 	wait_zero(h, &h->waiting, -1);
 	wait_zero(h, &h->answering, clock_mono_ms() + ANSWER_WAIT_MS);
 	pthread_mutex_unlock(&h->mu);
+	http_accept_stop(h->acceptor);	/* it adds to the daemon */
+	if (h->listen_fd >= 0)
+		(void)close(h->listen_fd);
 	MHD_stop_daemon(h->mhd);
 	if (h->cfg != NULL)
 		listen_unlink(h->cfg, h->sock_ino);

@@ -46,6 +46,28 @@ http_reply_json(struct MHD_Connection *c, unsigned status, const char *json,
 	return queue(c, status, resp, "application/json", allow, close);
 }
 
+struct MHD_Response *
+http_reply_prepare(const char *json)
+{
+	struct MHD_Response *resp;
+
+	resp = MHD_create_response_from_buffer(strlen(json), (void *)json,
+	    MHD_RESPMEM_PERSISTENT);
+	if (resp != NULL && MHD_add_response_header(resp,
+	    MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") != MHD_YES) {
+		MHD_destroy_response(resp);
+		resp = NULL;
+	}
+	return resp;
+}
+
+enum MHD_Result
+http_reply_queue(struct MHD_Connection *c, unsigned status,
+    struct MHD_Response *resp)
+{
+	return MHD_queue_response(c, status, resp);
+}
+
 /* GET /healthz: 200 only while the daemon runs and the store is ok (the
  * writer's last write committed where the database path points); else 503
  * with the reason. The store's state and detail are the writer's fixed

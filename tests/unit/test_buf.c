@@ -133,6 +133,38 @@ test_geometric_growth(void)
 	buf_done(&b);
 }
 
+/* Room made up front: appending up to it never moves the bytes, and the
+ * ceiling still holds. */
+static void
+test_reserve(void)
+{
+	struct buf b;
+	char *at;
+	size_t i;
+
+	buf_init(&b, 1000);
+	CHECK_INT(buf_reserve(&b, 1001), -1);
+	CHECK(b.data == NULL && b.cap == 0);
+	CHECK_INT(buf_reserve(&b, 1000), 0);
+	CHECK_INT(b.cap, 1001);
+	CHECK_INT(b.len, 0);
+	CHECK(b.data != NULL && b.data[0] == '\0');
+	at = b.data;
+	for (i = 0; i < 100; i++)
+		CHECK_INT(buf_append(&b, "0123456789", 10), 0);
+	CHECK(b.data == at);
+	CHECK_INT(b.len, 1000);
+	CHECK(b.data[1000] == '\0');
+	CHECK_INT(buf_append(&b, "x", 1), -1);
+	CHECK_INT(buf_reserve(&b, 10), 0);	/* less than it has: a no-op */
+	CHECK(b.data == at && b.len == 1000);
+	buf_done(&b);
+	buf_init(&b, 0);
+	CHECK_INT(buf_reserve(&b, 0), 0);
+	CHECK(b.data != NULL && b.data[0] == '\0');
+	buf_done(&b);
+}
+
 static void
 test_take_moves_ownership(void)
 {
@@ -185,6 +217,7 @@ main(void)
 	RUN(test_zero_ceiling);
 	RUN(test_huge_sizes_refused);
 	RUN(test_geometric_growth);
+	RUN(test_reserve);
 	RUN(test_take_moves_ownership);
 	RUN(test_done_is_null_safe);
 	return check_finish("test_buf");
