@@ -176,22 +176,24 @@ static const struct pg_stmt S_DUPLICATE_ID = { "cfh_duplicate_id",
 
 static void pg_close(struct store *);
 
-/* Whether the last error means the whole batch is lost: the connection,
- * a timeout or a lock that other items would wait for as well. */
+/* Whether the last error was this item's own (a value or a constraint it
+ * broke, an exception a trigger raised): then only the item is rolled
+ * back. Anything else (the connection, a timeout, a lock, a read-only or
+ * full server, a privilege) would fail every item alike, so the batch is
+ * lost and says why. */
 static int
 batch_fatal(const struct pg_store *st)
 {
-	static const char *const codes[] = { "55P03", "57014", "40P01",
-	    "40001", "57P", "08", "53" };
+	static const char *const own[] = { "22", "23", "P0" };
 	size_t i;
 
-	if (st->conn == NULL || st->sqlstate[0] == '\0')
+	if (st->conn == NULL)
 		return 1;
-	for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
-		if (strncmp(st->sqlstate, codes[i], strlen(codes[i])) == 0)
-			return 1;
+	for (i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
+		if (strncmp(st->sqlstate, own[i], 2) == 0)
+			return 0;
 	}
-	return 0;
+	return st->sqlstate[0] != '\0';
 }
 
 /* One row's first column as an integer: 1 (*ret set), 0 no row, -1. */

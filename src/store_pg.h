@@ -42,7 +42,6 @@ struct pg_store {
 	int64_t	 next_connect_ms;	/* monotonic: paced reconnects */
 	const struct pg_stmt *prepared[PG_MAX_PREPARED];
 	size_t	 nprepared;		/* on this connection */
-	int	 failing;		/* a lost server logged, not yet back */
 	int	 ping_failing;
 	char	 err[256];		/* the last error, one line */
 	char	 sqlstate[6];		/* its SQLSTATE ("" when none) */
@@ -72,8 +71,8 @@ pg(struct store *st)
 
 /* store_pg_conn.c: the connection. */
 /* Connected (or reconnected, when allowed by the pacing) with the session
- * settings of this store's mode and durability. 0 / -1 (fault set; logged
- * once while the server stays unreachable). */
+ * settings of this store's mode and durability. 0 / -1 (fault and st->err
+ * set; not logged: the caller knows what a failure means). */
 int	pg_ready(struct pg_store *);
 /* Close the connection (the next call reconnects). */
 void	pg_drop(struct pg_store *);

@@ -294,15 +294,8 @@ pg_ready(struct pg_store *st)
 		pg_drop(st);
 	if (st->conn == NULL) {
 		pg_note_fault(st);
-		if (!st->failing)
-			log_warning("store: '%s': cannot connect: %s; "
-			    "trying again", st->base.name, st->err);
-		st->failing = 1;
 		return -1;
 	}
-	if (st->failing)
-		log_info("store: '%s': connected again", st->base.name);
-	st->failing = 0;
 	return 0;
 }
 
@@ -389,7 +382,9 @@ finish(struct pg_store *st, int sent)
 	s = PQresultStatus(res);
 	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
 		return res;
-	set_err(st, PQresultErrorMessage(res),
+	set_err(st, PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) != NULL ?
+	    PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) :
+	    PQresultErrorMessage(res),
 	    PQresultErrorField(res, PG_DIAG_SQLSTATE));
 	PQclear(res);
 	if (PQstatus(st->conn) != CONNECTION_OK)

@@ -8,7 +8,7 @@
 #include <string.h>
 
 static int check_fails;		/* failed checks in the running test */
-static int check_passed, check_failed;
+static int check_passed, check_failed, check_skipped;
 
 static inline int
 check_true(int ok, const char *expr, const char *file, int line)
@@ -68,11 +68,24 @@ check_run(void (*fn)(void), const char *name)
 
 #define RUN(fn)		check_run((fn), #fn)
 
+/* Count `n` tests as skipped, saying why (once). */
+static inline void
+check_skip(int n, const char *why)
+{
+	check_skipped += n;
+	printf("skip: %d test(s): %s\n", n, why);
+}
+
 /* Prints the summary; returns the process exit status. */
 static inline int
 check_finish(const char *suite)
 {
-	printf("%s: %d passed, %d failed\n", suite, check_passed, check_failed);
+	if (check_skipped > 0)
+		printf("%s: %d passed, %d failed, %d skipped\n", suite,
+		    check_passed, check_failed, check_skipped);
+	else
+		printf("%s: %d passed, %d failed\n", suite, check_passed,
+		    check_failed);
 	return check_failed == 0 ? 0 : 1;
 }
 

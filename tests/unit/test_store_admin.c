@@ -1,27 +1,25 @@
 /* test_store_admin.c - cfhookctl's queries and writes (store_admin.h) on a
- * real SQLite file made by store_open(STORE_WRITE) and filled through
- * store_record_batch(), the daemon's own write path. */
+ * real database made by store_open(STORE_WRITE) and filled through
+ * store_record_batch(), the daemon's own write path: an SQLite file, then a
+ * PostgreSQL database (backends.h). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
-
 #include "check.h"
+#include "backends.h"
 #include "event.h"
 #include "log.h"
 #include "store.h"
-#include "store_int.h"
 #include "store_admin.h"
 
 #define T0	1746427759733LL		/* a received_at for the first row */
 #define MIN	60000LL
 
 struct db {
-	char	 dir[64];
-	char	 path[96];
+	struct tdb t;
 	struct store *w;		/* the "daemon" connection */
 	struct store *r;		/* cfhookctl's connection */
 };
@@ -30,29 +28,20 @@ static int
 db_open(struct db *d)
 {
 	memset(d, 0, sizeof(*d));
-	(void)snprintf(d->dir, sizeof(d->dir), "/tmp/test_store_admin.XXXXXX");
-	if (mkdtemp(d->dir) == NULL)
+	if (tdb_create(&d->t) == -1)
 		return -1;
-	(void)snprintf(d->path, sizeof(d->path), "%s/events.db", d->dir);
-	if (store_open(d->path, STORE_WRITE, DURABILITY_NORMAL, &d->w) == -1)
+	if (store_open(d->t.database, STORE_WRITE, DURABILITY_NORMAL,
+	    &d->w) == -1)
 		return -1;
-	return store_open(d->path, STORE_READ, DURABILITY_FULL, &d->r);
+	return store_open(d->t.database, STORE_READ, DURABILITY_FULL, &d->r);
 }
 
 static void
 db_close(struct db *d)
 {
-	char p[128];
-	static const char *const sfx[] = { "", "-wal", "-shm" };
-	size_t i;
-
 	store_close(d->r);
 	store_close(d->w);
-	for (i = 0; i < 3; i++) {
-		(void)snprintf(p, sizeof(p), "%s%s", d->path, sfx[i]);
-		(void)unlink(p);
-	}
-	(void)rmdir(d->dir);
+	tdb_drop(&d->t);
 }
 
 /* Records one event through the writer's path; returns its result. */
@@ -95,30 +84,17 @@ add(struct db *d, const char *key, const char *type, const char *order,
 	return id;
 }
 
-/* Raw SQL on the daemon's connection, standing in for the forwarder. */
+/* Raw SQL on a connection of the test's, standing in for the forwarder. */
 static void
 sql(struct db *d, const char *q)
 {
-	char *err = NULL;
-
-	if (sqlite3_exec(store_db(d->w), q, NULL, NULL, &err) != SQLITE_OK) {
-		fprintf(stderr, "sql: %s: %s\n", q, err);
-		(void)CHECK(0);
-	}
-	sqlite3_free(err);
+	tdb_exec(&d->t, q);
 }
 
 static int64_t
 num(struct db *d, const char *q)
 {
-	sqlite3_stmt *s = NULL;
-	int64_t v = -999;
-
-	if (sqlite3_prepare_v2(store_db(d->w), q, -1, &s, NULL) == SQLITE_OK &&
-	    sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
-	(void)sqlite3_finalize(s);
-	return v;
+	return tdb_int(&d->t, q);
 }
 
 /* Six events over three orders and two types, one per minute:
@@ -611,10 +587,9 @@ test_tombstone_lookup(void)
 	db_close(&d);
 }
 
-int
-main(void)
+static void
+suite(void)
 {
-	log_init(LOG_LVL_WARNING);
 	RUN(test_list_filters_newest_first);
 	RUN(test_list_filter_values_are_data);
 	RUN(test_list_reads_every_column);
@@ -628,5 +603,12 @@ main(void)
 	RUN(test_prune_dry_run_changes_nothing);
 	RUN(test_prune_in_batches);
 	RUN(test_tombstone_lookup);
+}
+
+int
+main(void)
+{
+	log_init(LOG_LVL_WARNING);
+	backends_run(suite, 13);
 	return check_finish("test_store_admin");
 }

@@ -2,19 +2,21 @@
  * (DESIGN "Orders"): the orders row, the stamp on each event, one payment
  * for a link event and its twin, nothing for a duplicate delivery, nothing
  * left by an item rolled back, and attention reported only once committed.
- * Real SQLite files; events made by event_from_json() from real bodies. */
+ * Real SQLite files, then real PostgreSQL databases (backends.h); events
+ * made by event_from_json() from real bodies. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "check.h"
-#include "storetest.h"
+#include "backends.h"
 
 #include "buf.h"
 #include "event.h"
 #include "ledger.h"
+#include "log.h"
 #include "metrics.h"
-#include "store_int.h"
+#include "store.h"
 
 #define MAXB	8
 
@@ -62,7 +64,13 @@ batch(struct store *st, const char *const *b, size_t n, int64_t ms,
 	for (i = 0; i < n; i++) {
 		memset(&ev[i], 0, sizeof(ev[i]));
 		CHECK(event_from_json(b[i], strlen(b[i]), &ev[i]) == 0);
-		item_init(&it[i], &ev[i], b[i], strlen(b[i]), ms + (int64_t)i);
+		memset(&it[i], 0, sizeof(it[i]));
+		it[i].ev = &ev[i];
+		it[i].body = b[i];
+		it[i].body_len = strlen(b[i]);
+		it[i].content_type = "application/json";
+		it[i].received_ms = ms + (int64_t)i;
+		it[i].result = (enum store_result)-1;
 		p[i] = &it[i];
 	}
 	rc = store_record_batch(st, p, n, 0);
@@ -85,36 +93,66 @@ one(struct store *st, const char *body, int64_t ms, unsigned *raised)
 	return r;
 }
 
-/* "state successes paid_amount attention" of an order. */
-static const char *
-order_line(sqlite3 *db, const char *order, char *buf, size_t n)
+/* A fresh database of the pass's backend and the daemon's store on it. */
+static struct store *
+open_new(struct tdb *d)
 {
-	return q_text(db, "SELECT state || ' ' || successes || ' ' ||"
-	    " ifnull(paid_amount, '-') || ' ' || ifnull(attention, '-')"
-	    " FROM orders WHERE order_id = ?1", order, buf, n);
+	struct store *st = NULL;
+
+	if (!CHECK(tdb_create(d) == 0))
+		return NULL;
+	if (!CHECK(store_open(d->database, STORE_WRITE, DURABILITY_NORMAL,
+	    &st) == 0)) {
+		tdb_drop(d);
+		return NULL;
+	}
+	return st;
+}
+
+static void
+close_all(struct store *st, struct tdb *d)
+{
+	store_close(st);
+	tdb_drop(d);
+}
+
+/* "state successes paid_amount attention" of an order (SQL both engines
+ * run; the test's names hold no quote). */
+static const char *
+order_line(struct tdb *d, const char *order, char *buf, size_t n)
+{
+	char sql[320];
+
+	(void)snprintf(sql, sizeof(sql), "SELECT state || ' ' ||"
+	    " CAST(successes AS TEXT) || ' ' || coalesce(paid_amount, '-') ||"
+	    " ' ' || coalesce(attention, '-') FROM orders"
+	    " WHERE order_id = '%s'", order);
+	return tdb_text(d, sql, buf, n);
 }
 
 /* "order_state paid_now attention" stamped on an event. */
 static const char *
-stamp_line(sqlite3 *db, const char *key, char *buf, size_t n)
+stamp_line(struct tdb *d, const char *key, char *buf, size_t n)
 {
-	return q_text(db, "SELECT ifnull(order_state, '-') || ' ' ||"
-	    " ifnull(order_paid_now, '-') || ' ' ||"
-	    " ifnull(order_attention, '-') FROM events WHERE event_key = ?1",
-	    key, buf, n);
+	char sql[320];
+
+	(void)snprintf(sql, sizeof(sql), "SELECT coalesce(order_state, '-') ||"
+	    " ' ' || coalesce(CAST(order_paid_now AS TEXT), '-') || ' ' ||"
+	    " coalesce(order_attention, '-') FROM events"
+	    " WHERE event_key = '%s'", key);
+	return tdb_text(d, sql, buf, n);
 }
 
 static void
 test_orders_follow_their_events(void)
 {
-	char path[128], b[256];
+	char b[256];
 	struct store *st;
 	unsigned raised = 99;
-	sqlite3 *db;
+	struct tdb d, *db = &d;
 
-	if ((st = open_new(path, sizeof(path), DURABILITY_NORMAL)) == NULL)
+	if ((st = open_new(&d)) == NULL)
 		return;
-	db = store_db(st);
 	CHECK_INT(one(st, payment(0, "PAYMENT_FAILED_WEBHOOK", "11", "o1",
 	    "170.00", "170"), 1000, &raised), STORE_NEW);
 	CHECK_INT(raised, 0);
@@ -126,16 +164,15 @@ test_orders_follow_their_events(void)
 	CHECK_STR(order_line(db, "o1", b, sizeof(b)), "PAID 1 170.00 -");
 	CHECK_STR(stamp_line(db, "PAYMENT_SUCCESS_WEBHOOK:12", b, sizeof(b)),
 	    "PAID 1 -");
-	CHECK_INT(q_int(db, "SELECT paid_at FROM orders", NULL), 2000);
-	CHECK_INT(q_int(db, "SELECT first_event_at FROM orders", NULL), 1000);
-	CHECK_INT(q_int(db, "SELECT paid_event_id = (SELECT id FROM events "
-	    "WHERE event_key = 'PAYMENT_SUCCESS_WEBHOOK:12') FROM orders",
-	    NULL), 1);
+	CHECK_INT(tdb_int(db, "SELECT paid_at FROM orders"), 2000);
+	CHECK_INT(tdb_int(db, "SELECT first_event_at FROM orders"), 1000);
+	CHECK_INT(tdb_int(db, "SELECT paid_event_id - (SELECT id FROM events "
+	    "WHERE event_key = 'PAYMENT_SUCCESS_WEBHOOK:12') FROM orders"), 0);
 	/* the same SUCCESS delivered again changes nothing */
 	CHECK_INT(one(st, payment(0, "PAYMENT_SUCCESS_WEBHOOK", "12", "o1",
 	    "170.00", "170"), 3000, &raised), STORE_DUPLICATE);
 	CHECK_INT(raised, 0);
-	CHECK_INT(q_int(db, "SELECT last_event_at FROM orders", NULL), 2000);
+	CHECK_INT(tdb_int(db, "SELECT last_event_at FROM orders"), 2000);
 	CHECK_STR(order_line(db, "o1", b, sizeof(b)), "PAID 1 170.00 -");
 	/* a late failure: still PAID, flagged; the earlier stamps stay */
 	CHECK_INT(one(st, payment(0, "PAYMENT_USER_DROPPED_WEBHOOK", "13", "o1",
@@ -151,13 +188,13 @@ test_orders_follow_their_events(void)
 	    "\"order_id\":\"o1\"}}}", 5000, &raised), STORE_NEW);
 	CHECK_STR(stamp_line(db, "REFUND_STATUS_WEBHOOK:1:SUCCESS", b,
 	    sizeof(b)), "- - -");
-	CHECK_INT(q_int(db, "SELECT last_event_at FROM orders", NULL), 4000);
+	CHECK_INT(tdb_int(db, "SELECT last_event_at FROM orders"), 4000);
 	/* an event without an order_id touches nothing */
 	CHECK_INT(one(st, "{\"type\":\"PAYMENT_SUCCESS_WEBHOOK\",\"data\":"
 	    "{\"payment\":{\"cf_payment_id\":\"99\"}}}", 6000, &raised),
 	    STORE_NEW);
-	CHECK_INT(q_int(db, "SELECT count(*) FROM orders", NULL), 1);
-	store_close(st);
+	CHECK_INT(tdb_int(db, "SELECT count(*) FROM orders"), 1);
+	close_all(st, db);
 }
 
 /* A link event and its twin in one batch are one payment; a second
@@ -169,13 +206,12 @@ test_one_payment_two_events(void)
 	const char *b[4];
 	enum store_result res[4];
 	unsigned raised[4];
-	char path[128], buf[256];
+	char buf[256];
 	struct store *st;
-	sqlite3 *db;
+	struct tdb d, *db = &d;
 
-	if ((st = open_new(path, sizeof(path), DURABILITY_NORMAL)) == NULL)
+	if ((st = open_new(&d)) == NULL)
 		return;
-	db = store_db(st);
 	b[0] = link_paid(0, "1021206", "CFPay_1");
 	b[1] = payment(1, "PAYMENT_SUCCESS_WEBHOOK", "1021206", "CFPay_1",
 	    "55.00", "55");
@@ -190,8 +226,8 @@ test_one_payment_two_events(void)
 	    buf, sizeof(buf)), "PAID 1 -");
 	CHECK_STR(stamp_line(db, "PAYMENT_SUCCESS_WEBHOOK:1021206", buf,
 	    sizeof(buf)), "PAID 0 -");
-	CHECK_INT(q_int(db, "SELECT count(*) FROM order_payments WHERE "
-	    "order_id = 'CFPay_1'", NULL), 1);
+	CHECK_INT(tdb_int(db, "SELECT count(*) FROM order_payments WHERE "
+	    "order_id = 'CFPay_1'"), 1);
 	CHECK_STR(order_line(db, "o100", buf, sizeof(buf)), "PAID 1 100.00 -");
 	CHECK_STR(order_line(db, "o99", buf, sizeof(buf)),
 	    "PAID 1 99.99 amount_mismatch");
@@ -202,7 +238,7 @@ test_one_payment_two_events(void)
 	CHECK_INT(raised[0], LEDGER_DOUBLE_PAYMENT);
 	CHECK_STR(order_line(db, "CFPay_1", buf, sizeof(buf)),
 	    "PAID 2 55.00 double_payment");
-	store_close(st);
+	close_all(st, db);
 }
 
 /* The value of one sample line of /metrics, or -1. */
@@ -233,17 +269,24 @@ test_failed_item_leaves_nothing(void)
 	const char *b[3];
 	enum store_result res[3];
 	unsigned raised[3];
-	char path[128], buf[256];
+	char buf[256];
 	struct store *st;
-	sqlite3 *peek;
+	struct tdb d, *peek = &d;
 	long long before;
 
-	if ((st = open_new(path, sizeof(path), DURABILITY_NORMAL)) == NULL)
+	if ((st = open_new(&d)) == NULL)
 		return;
-	peek = peek_open(path);
-	CHECK_INT(sqlite3_exec(peek, "CREATE TRIGGER boom BEFORE UPDATE ON "
-	    "orders WHEN NEW.order_id = 'boom' BEGIN SELECT RAISE(ABORT, "
-	    "'boom'); END", NULL, NULL, NULL), SQLITE_OK);
+	if (backend_pg) {
+		tdb_exec(peek, "CREATE FUNCTION boom() RETURNS trigger"
+		    " LANGUAGE plpgsql AS $$ BEGIN IF NEW.order_id = 'boom'"
+		    " THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$");
+		tdb_exec(peek, "CREATE TRIGGER boom BEFORE UPDATE ON orders"
+		    " FOR EACH ROW EXECUTE FUNCTION boom()");
+	} else {
+		tdb_exec(peek, "CREATE TRIGGER boom BEFORE UPDATE ON orders"
+		    " WHEN NEW.order_id = 'boom' BEGIN SELECT RAISE(ABORT,"
+		    " 'boom'); END");
+	}
 	b[0] = payment(0, "PAYMENT_SUCCESS_WEBHOOK", "1", "boom", "1", "1");
 	CHECK_INT(one(st, b[0], 1000, NULL), STORE_NEW);	/* an insert */
 	before = metric(dbl);
@@ -257,26 +300,29 @@ test_failed_item_leaves_nothing(void)
 	CHECK_INT(res[1], STORE_NEW);
 	CHECK_INT(res[2], STORE_NEW);
 	CHECK_INT(raised[2], LEDGER_DOUBLE_PAYMENT);
-	CHECK_INT(q_int(peek, "SELECT count(*) FROM events WHERE event_key = "
-	    "'PAYMENT_SUCCESS_WEBHOOK:2'", NULL), 0);
-	CHECK_INT(q_int(peek, "SELECT count(*) FROM order_payments WHERE "
-	    "order_id = 'boom'", NULL), 1);
+	CHECK_INT(tdb_int(peek, "SELECT count(*) FROM events WHERE event_key"
+	    " = 'PAYMENT_SUCCESS_WEBHOOK:2'"), 0);
+	CHECK_INT(tdb_int(peek, "SELECT count(*) FROM order_payments WHERE "
+	    "order_id = 'boom'"), 1);
 	CHECK_STR(order_line(peek, "boom", buf, sizeof(buf)), "PAID 1 1 -");
 	CHECK_STR(order_line(peek, "fine", buf, sizeof(buf)),
 	    "PAID 2 1 double_payment");
 	CHECK_INT(metric(dbl), before + 1);
-	(void)sqlite3_close(peek);
-	store_close(st);
+	close_all(st, peek);
+}
+
+static void
+suite(void)
+{
+	RUN(test_orders_follow_their_events);
+	RUN(test_one_payment_two_events);
+	RUN(test_failed_item_leaves_nothing);
 }
 
 int
 main(void)
 {
-	if (storetest_init() == -1)
-		return 1;
-	RUN(test_orders_follow_their_events);
-	RUN(test_one_payment_two_events);
-	RUN(test_failed_item_leaves_nothing);
-	storetest_cleanup();
+	log_init(LOG_LVL_WARNING);
+	backends_run(suite, 3);
 	return check_finish("test_store_ledger");
 }
