@@ -8,6 +8,8 @@
 #ifndef CFHOOK_STORE_H
 #define CFHOOK_STORE_H
 
+#include "attr.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -71,7 +73,7 @@ struct store_item {
 /* Open (and for STORE_WRITE create/upgrade) the database. Logs why it
  * failed. Returns 0 / -1. */
 int	store_open(const char *path, enum store_mode, enum durability,
-	    struct store **ret);
+	    struct store **ret) MUST_CHECK;
 /* NULL-safe. */
 void	store_close(struct store *);
 /* One transaction for the whole batch: each item is inserted, or counted as a
