@@ -46,7 +46,8 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # say) are appended after them: they can add, never take away the include
 # path, C11 or -Werror.
 WARN	 = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-	   -Wmissing-prototypes -Wpointer-arith -Wformat=2 -Wvla
+	   -Wmissing-prototypes -Wpointer-arith -Wformat=2 -Wvla \
+	   -Wconversion -Wsign-conversion -Wcast-qual
 BASE	 = -std=c11 -D_GNU_SOURCE -Iinclude -MMD -MP -g -pthread $(WARN) \
 	   -fPIE $(PKG_CFLAGS)
 HARDEN	 = -O2 -D_FORTIFY_SOURCE=2 -fstack-protector-strong

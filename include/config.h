@@ -5,6 +5,8 @@
 #ifndef CFHOOK_CONFIG_H
 #define CFHOOK_CONFIG_H
 
+#include "attr.h"
+
 #include <stddef.h>
 
 enum listen_kind {
@@ -57,9 +59,9 @@ struct config {
  * "PATH:LINE: message" (all of them, not just the first). Returns 0 and a
  * new config in *ret, or -1. */
 int	config_parse(const char *text, size_t len, const char *path,
-	    struct config **ret);
+	    struct config **ret) MUST_CHECK;
 /* Read `path` and parse it. Returns 0 / -1 (logged). */
-int	config_load(const char *path, struct config **ret);
+int	config_load(const char *path, struct config **ret) MUST_CHECK;
 /* NULL-safe. */
 void	config_free(struct config *);
 /* The keys a reload cannot apply (marked in config.c's key table) whose

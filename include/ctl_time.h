@@ -5,6 +5,8 @@
 #ifndef CFHOOK_CTL_TIME_H
 #define CFHOOK_CTL_TIME_H
 
+#include "attr.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,7 +21,7 @@
  * *ret: the unix ms when *local is 0 (a "Z", an offset or unix seconds
  * said where it is), else, *local 1, the civil time read as if it were
  * UTC, which the caller places in its display zone. -1 otherwise. */
-int	ctl_time_parse(const char *s, int64_t *ret, int *local);
+int	ctl_time_parse(const char *s, int64_t *ret, int *local) MUST_CHECK;
 /* RFC 3339 UTC of unix ms: "2025-05-05T06:49:19Z", or with_ms
  * "2025-05-05T06:49:19.733Z". Needs n >= CTL_TIME_MAX for any input.
  * Returns 0, or -1 (negative time, n too small). */

@@ -6,6 +6,8 @@
 #ifndef CFHOOK_EVENT_H
 #define CFHOOK_EVENT_H
 
+#include "attr.h"
+
 #include <stddef.h>
 
 #include "form.h"
@@ -71,7 +73,7 @@ enum event_result {
  * sent ("1453002795.0", 20 digits). Every part of the event_key comes from
  * the body. Returns 0 and fills *ret (caller storage), or -1 on no memory
  * (*ret then needs no event_done). */
-int	event_from_json(const char *body, size_t len, struct event *ret);
+int	event_from_json(const char *body, size_t len, struct event *ret) MUST_CHECK;
 /* From a verified form body already decoded in `form`. `strict`: the form
  * was verified only by its `signature` field (spec sections 5.2 and 11), so
  * every field any rule reads must match its grammar (grammar.h), the type
@@ -88,7 +90,7 @@ struct json_t;
  * jansson blanked (their text stays in the body). *ret is the object (a
  * reference for the caller to json_decref) or NULL when the body is not a
  * JSON object. Returns 0, or -1 on no memory. */
-int	event_parse_json(const char *body, size_t len, struct json_t **ret);
+int	event_parse_json(const char *body, size_t len, struct json_t **ret) MUST_CHECK;
 /* An event as intake read it, from a stored row (the envelope and the
  * schema upgrade read stored bodies again): a form when the content type's
  * media type is application/x-www-form-urlencoded (intake refused every

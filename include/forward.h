@@ -5,6 +5,8 @@
 #ifndef CFHOOK_FORWARD_H
 #define CFHOOK_FORWARD_H
 
+#include "attr.h"
+
 #include <stdint.h>
 
 #include "config.h"
@@ -15,12 +17,12 @@ struct forward;
  * starts nothing but still answers the calls below). Opens its own store
  * connection on cfg->database. Events left pending by an earlier run are
  * delivered again. Returns 0 / -1 (logged). */
-int	forward_start(const struct config *cfg, struct forward **ret);
+int	forward_start(const struct config *cfg, struct forward **ret) MUST_CHECK;
 /* New pending events were committed: look now (any thread, cheap). */
 void	forward_wake(struct forward *);
 /* SIGHUP: take the forwarding settings of a new config (target, timeout,
  * concurrency, attempts, backoff). Deliveries under way finish first. */
-int	forward_reload(struct forward *, const struct config *cfg);
+int	forward_reload(struct forward *, const struct config *cfg) MUST_CHECK;
 /* Monotonic ms when the dispatcher last made progress or waited idle. */
 int64_t	forward_heartbeat_ms(struct forward *);
 /* Stop claiming; wait up to timeout_ms for deliveries under way (a hook past

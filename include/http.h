@@ -5,6 +5,8 @@
 #ifndef CFHOOK_HTTP_H
 #define CFHOOK_HTTP_H
 
+#include "attr.h"
+
 #include "config.h"
 #include "secret.h"
 #include "writer.h"
@@ -25,7 +27,7 @@ struct http_probe {
  * cfg must outlive the struct http. Returns 0 / -1 (logged). */
 int	http_start(const struct config *cfg, int listen_fd, struct writer *,
 	    struct secrets *secrets, const struct http_probe *,
-	    struct http **ret);
+	    struct http **ret) MUST_CHECK;
 /* Where it listens, read from the socket (also one systemd passed):
  * "127.0.0.1:8080", "[::1]:8080" or "unix:/run/cfhookd/http.sock".
  * Borrowed; valid until http_stop(). */

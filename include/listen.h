@@ -7,13 +7,15 @@
 #ifndef CFHOOK_LISTEN_H
 #define CFHOOK_LISTEN_H
 
+#include "attr.h"
+
 #include <stddef.h>
 
 #include "config.h"
 
 /* A non-blocking, close-on-exec listening socket. Returns the fd, or -1
  * (logged). For a unix socket *ino gets the socket file's inode. */
-int	listen_open(const struct config *, unsigned long long *ino);
+int	listen_open(const struct config *, unsigned long long *ino) MUST_CHECK;
 /* Remove the unix socket file this process created, unless another server
  * has replaced it since (its inode differs). No-op for TCP. */
 void	listen_unlink(const struct config *, unsigned long long ino);

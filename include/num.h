@@ -2,14 +2,16 @@
 #ifndef CFHOOK_NUM_H
 #define CFHOOK_NUM_H
 
+#include "attr.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 /* Whole string of decimal digits (no sign, no spaces, no leading '+'), value in
  * [min, max]. Returns 0 and writes *ret, or -1 (empty, junk, out of range). */
-int	num_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
+int	num_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret) MUST_CHECK;
 /* Same for an octal mode such as "0660" (at most 4 digits, value <= 07777). */
-int	num_parse_mode(const char *s, unsigned *ret);
+int	num_parse_mode(const char *s, unsigned *ret) MUST_CHECK;
 /* Shortest decimal text that strtod() reads back to exactly v, never with an
  * exponent for |v| < 1e21 ("1.8", "170", "0.1", "-2.5"). Writes at most n bytes
  * including the NUL. Returns 0, or -1 when v is not finite or n is too small. */
@@ -25,6 +27,6 @@ int64_t	num_timestamp_ms(const char *s);
  * leading zeros allowed): "100" == "100.00" == "1e2", "99.99" < "100".
  * Returns 0 with *ret < 0, 0 or > 0, or -1 when either is not such a
  * number. */
-int	num_decimal_cmp(const char *a, const char *b, int *ret);
+int	num_decimal_cmp(const char *a, const char *b, int *ret) MUST_CHECK;
 
 #endif

@@ -20,6 +20,8 @@
 #ifndef CFHOOK_REAPER_H
 #define CFHOOK_REAPER_H
 
+#include "attr.h"
+
 #include <stdint.h>
 
 struct reaper;
@@ -27,7 +29,7 @@ struct reaper_conn;	/* one tracked connection; owned by the reaper */
 
 /* Start the thread. max_live >= 1. Returns 0 / -1 (logged). */
 int	reaper_start(int64_t request_timeout_ms, int64_t header_timeout_ms,
-	    unsigned max_live, struct reaper **ret);
+	    unsigned max_live, struct reaper **ret) MUST_CHECK;
 /* Track connection fd from now on: waiting for its first request, whose
  * budgets start now. When this makes more than max_live, the connection
  * that has waited longest (never this one) is shut down. NULL when out of

@@ -14,6 +14,8 @@
 #ifndef CFHOOK_STORE_H
 #define CFHOOK_STORE_H
 
+#include "attr.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -89,12 +91,12 @@ const char *store_display_name(const char *database, char *out, size_t n);
 /* Open (and for STORE_WRITE create/upgrade) the database: an SQLite file
  * path, or a PostgreSQL URI. Logs why it failed. Returns 0 / -1. */
 int	store_open(const char *database, enum store_mode, enum durability,
-	    struct store **ret);
+	    struct store **ret) MUST_CHECK;
 /* `cfhookd --check`: whether cfhookd can open `database` for writing, at a
  * schema version it knows, without creating or changing anything. 0 and a
  * short note ("schema version 3", "to be created") in note, or -1
  * (logged). */
-int	store_inspect(const char *database, char *note, size_t n);
+int	store_inspect(const char *database, char *note, size_t n) MUST_CHECK;
 /* NULL-safe. */
 void	store_close(struct store *);
 /* One transaction for the whole batch: each item is inserted, or counted as a

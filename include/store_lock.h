@@ -6,6 +6,8 @@
 #ifndef CFHOOK_STORE_LOCK_H
 #define CFHOOK_STORE_LOCK_H
 
+#include "attr.h"
+
 /* What store_lock_take() returns for a database that takes no lock. */
 #define STORE_LOCK_NONE		(-2)
 
@@ -15,7 +17,7 @@
  * needs none (store_is_uri()), or -1 when another process holds it
  * (logged, naming the lock file and that process's pid) or the file cannot
  * be opened (logged). Main thread, before the database is opened. */
-int	store_lock_take(const char *database);
+int	store_lock_take(const char *database) MUST_CHECK;
 /* Release it. -1 and STORE_LOCK_NONE are ignored. */
 void	store_lock_release(int fd);
 

@@ -11,6 +11,8 @@
 #ifndef CFHOOK_WRITER_H
 #define CFHOOK_WRITER_H
 
+#include "attr.h"
+
 #include <stdint.h>
 
 #include "store.h"
@@ -40,7 +42,7 @@ struct writer;
 /* Start the thread; it owns `st` from now on (closed by writer_stop). A
  * first write probe runs before it returns, so the health is known from the
  * start. */
-int	writer_start(struct store *st, int forward_pending, struct writer **ret);
+int	writer_start(struct store *st, int forward_pending, struct writer **ret) MUST_CHECK;
 /* Queue an item (any thread). Never blocks on the database. After
  * writer_stop() has begun, the item is answered STORE_UNAVAILABLE at once.
  * While the store's files are away from its path every item is answered

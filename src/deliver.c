@@ -5,6 +5,7 @@
  * Must not: touch the database (the dispatcher records outcomes), pass the
  * daemon's environment to a hook, or go through a shell. */
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,7 +103,8 @@ to_hook(const struct deliver_target *t, const struct outbox_row *r,
 
 	/* argv [PATH, type, cf_payment_id, order_id]; "" for a missing one,
 	 * so the positions never shift. */
-	argv[0] = (char *)t->path;
+	/* execve() takes char *const[] and writes through none of them. */
+	argv[0] = (char *)(uintptr_t)t->path;
 	argv[1] = r->type != NULL ? r->type : "";
 	argv[2] = r->cf_payment_id != NULL ? r->cf_payment_id : "";
 	argv[3] = r->order_id != NULL ? r->order_id : "";

@@ -80,9 +80,10 @@ set_extra(json_t *env, const struct envelope_row *row)
 	    row->body_len, &ev) == -1)
 		return -1;
 	for (d = 0; d < EVENT_DETAIL_COUNT && bad == 0; d++) {
-		if (row->type != NULL && event_detail_applies(row->type, d))
-			bad |= set_text(env, event_detail_name(d),
-			    ev.detail[d]);
+		if (row->type != NULL &&
+		    event_detail_applies(row->type, (enum event_detail)d))
+			bad |= set_text(env,
+			    event_detail_name((enum event_detail)d), ev.detail[d]);
 	}
 	event_done(&ev);
 	return bad != 0 ? -1 : 0;

@@ -67,7 +67,9 @@ struct http {
 	struct http_probe probe;
 	/* The 200 answers, built once (NULL: built per request). */
 	struct MHD_Response *ok_new, *ok_duplicate;
-	struct config *cfg;		/* own copy of what requests read */
+	/* The boot configuration, for listen_unlink() at stop (NULL when
+	 * the socket came from systemd); borrowed. */
+	const struct config *cfg;
 	char	*webhook_path;
 	size_t	 max_body;
 	unsigned tolerance_s;
@@ -905,7 +907,7 @@ http_start(const struct config *cfg, int listen_fd, struct writer *w,
 		h->listen_fd = listen_open(cfg, &h->sock_ino);
 		if (h->listen_fd < 0)
 			goto fail;
-		h->cfg = (struct config *)cfg;	/* for listen_unlink */
+		h->cfg = cfg;	/* for listen_unlink */
 	}
 	name_listener(h, cfg);
 	if (http_accept_new(h->listen_fd, h->lim.mhd_max, &h->acceptor) == -1 ||

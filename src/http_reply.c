@@ -4,6 +4,7 @@
  * Builds and queues libmicrohttpd responses only. Must not decide a status
  * for a webhook (http.c maps outcomes to statuses), touch the database (the
  * probes ask the daemon), or echo anything a client sent. */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -39,8 +40,8 @@ http_reply_json(struct MHD_Connection *c, unsigned status, const char *json,
 {
 	struct MHD_Response *resp;
 
-	resp = MHD_create_response_from_buffer(strlen(json), (void *)json,
-	    MHD_RESPMEM_MUST_COPY);
+	resp = MHD_create_response_from_buffer(strlen(json),
+	    (void *)(uintptr_t)json, MHD_RESPMEM_MUST_COPY);
 	if (resp == NULL)
 		return MHD_NO;
 	return queue(c, status, resp, "application/json", allow, close);
@@ -51,8 +52,10 @@ http_reply_prepare(const char *json)
 {
 	struct MHD_Response *resp;
 
-	resp = MHD_create_response_from_buffer(strlen(json), (void *)json,
-	    MHD_RESPMEM_PERSISTENT);
+	/* libmicrohttpd 0.9.75 has no const variant; it only reads the
+	 * buffer (PERSISTENT: never frees it, MUST_COPY: copies it). */
+	resp = MHD_create_response_from_buffer(strlen(json),
+	    (void *)(uintptr_t)json, MHD_RESPMEM_PERSISTENT);
 	if (resp != NULL && MHD_add_response_header(resp,
 	    MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") != MHD_YES) {
 		MHD_destroy_response(resp);

@@ -273,8 +273,11 @@ tick_moved(struct writer *w, int64_t now)
 		 * nothing conflicts meanwhile. */
 		if (w->next_st == NULL && now >= w->next_open_ms) {
 			w->next_open_ms = now + RETRY_OPEN_MS;
-			(void)store_open(w->path, STORE_EXISTING,
-			    w->durability, &w->next_st);
+			/* next_st stays NULL on failure (logged): tried
+			 * again after RETRY_OPEN_MS. */
+			if (store_open(w->path, STORE_EXISTING, w->durability,
+			    &w->next_st) == -1)
+				w->next_st = NULL;
 		}
 		if (w->next_st != NULL)
 			want_reopen(w);

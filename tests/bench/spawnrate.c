@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,8 +45,9 @@ parse_num(const char *s, double lo, double hi, double *out)
 static int
 spawn_one(const char *path, posix_spawn_file_actions_t *fa)
 {
-	char *argv[2] = { (char *)path, NULL };
-	char *envp[2] = { (char *)"PATH=/usr/bin:/bin", NULL };
+	/* posix_spawn() takes char *const[] and writes through none. */
+	char *argv[2] = { (char *)(uintptr_t)path, NULL };
+	char *envp[2] = { (char *)(uintptr_t)"PATH=/usr/bin:/bin", NULL };
 	pid_t pid;
 	int e;
 

@@ -92,8 +92,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (json_object_get(env, keys[i]) == NULL)
 			abort();
 	for (i = 0; i < EVENT_DETAIL_COUNT; i++)
-		if ((json_object_get(env, event_detail_name(i)) != NULL) !=
-		    event_detail_applies(r.type, i))
+		if ((json_object_get(env, event_detail_name(
+		    (enum event_detail)i)) != NULL) !=
+		    event_detail_applies(r.type, (enum event_detail)i))
 			abort();
 	if (json_is_true(json_object_get(env, "order_paid_now")) !=
 	    (r.order_state != NULL))

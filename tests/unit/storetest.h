@@ -104,8 +104,8 @@ static inline void
 ev_init(struct event *ev, const char *key, const char *type)
 {
 	memset(ev, 0, sizeof(*ev));
-	ev->event_key = (char *)key;
-	ev->type = (char *)type;
+	ev->event_key = (char *)(uintptr_t)key;
+	ev->type = (char *)(uintptr_t)type;
 }
 
 static inline void

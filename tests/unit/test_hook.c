@@ -77,7 +77,7 @@ static enum hook_result
 run_simple(const char *path, int timeout_ms, const char *input, char *reason,
     size_t rlen)
 {
-	char *argv[] = { (char *)path, NULL };
+	char *argv[] = { (char *)(uintptr_t)path, NULL };
 	struct hook_run run = { path, argv, default_env, input,
 	    input != NULL ? strlen(input) : 0, timeout_ms, -1, NULL };
 

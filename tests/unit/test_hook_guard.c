@@ -116,7 +116,7 @@ static const char *worker_hook;
 static void *
 worker(void *arg)
 {
-	char *argv[] = { (char *)worker_hook, NULL };
+	char *argv[] = { (char *)(uintptr_t)worker_hook, NULL };
 	struct hook_run run = { worker_hook, argv, default_env, "{}\n", 3,
 	    60000, -1, NULL };
 	char reason[200];

@@ -55,11 +55,11 @@ record(struct db *d, const char *key, const char *type, const char *order,
 	struct store_item *items[1] = { &it };
 
 	memset(&ev, 0, sizeof(ev));
-	ev.type = (char *)type;
-	ev.event_key = (char *)key;
-	ev.order_id = (char *)order;
-	ev.amount = (char *)amount;
-	ev.currency = (char *)"INR";
+	ev.type = (char *)(uintptr_t)type;
+	ev.event_key = (char *)(uintptr_t)key;
+	ev.order_id = (char *)(uintptr_t)order;
+	ev.amount = (char *)(uintptr_t)amount;
+	ev.currency = (char *)(uintptr_t)"INR";
 	memset(&it, 0, sizeof(it));
 	it.ev = &ev;
 	it.body = body;

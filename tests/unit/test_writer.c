@@ -236,7 +236,8 @@ many_threads(enum durability d, const char *name)
 	ms = clock_mono_ms() - t0;
 	printf("test_writer: durability %s: %d events from %d threads in "
 	    "%lld ms = %.0f events/s\n", name, THREADS * PER_THREAD, THREADS,
-	    (long long)ms, ms > 0 ? THREADS * PER_THREAD * 1000.0 / ms : 0.0);
+	    (long long)ms, ms > 0 ? THREADS * PER_THREAD * 1000.0 / (double)ms :
+	    0.0);
 	CHECK_INT(writer_healthy(w), 0);
 	CHECK_INT(writer_queued(w), 0);
 	writer_stop(w);
