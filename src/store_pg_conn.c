@@ -473,7 +473,8 @@ pg_query(struct pg_store *st, const char *sql, const struct pg_params *p)
 int64_t
 pg_changed(const PGresult *res)
 {
-	const char *t = PQcmdTuples((PGresult *)res);
+	/* libpq's prototype takes a non-const result it never writes. */
+	const char *t = PQcmdTuples((PGresult *)(uintptr_t)res);
 
 	return t == NULL || t[0] == '\0' ? 0 : strtoll(t, NULL, 10);
 }

@@ -42,9 +42,9 @@ item(struct store_item *it, struct event *ev, const char *key,
     const char *order, const char *body, size_t len)
 {
 	memset(ev, 0, sizeof(*ev));
-	ev->event_key = (char *)key;
-	ev->type = (char *)"PAYMENT_SUCCESS_WEBHOOK";
-	ev->order_id = (char *)order;
+	ev->event_key = (char *)(uintptr_t)key;
+	ev->type = (char *)(uintptr_t)"PAYMENT_SUCCESS_WEBHOOK";
+	ev->order_id = (char *)(uintptr_t)order;
 	memset(it, 0, sizeof(*it));
 	it->ev = ev;
 	it->body = body;
@@ -290,8 +290,8 @@ race(void *arg)
 			item(&it[i], &ev[i], keys[i], r->order_events ?
 			    "one-order" : NULL, "{}", 2);
 			ev[i].cf_payment_id = keys[i] + 24;
-			ev[i].payment_status = (char *)"SUCCESS";
-			ev[i].amount = (char *)"1";
+			ev[i].payment_status = (char *)(uintptr_t)"SUCCESS";
+			ev[i].amount = (char *)(uintptr_t)"1";
 			p[i] = &it[i];
 		}
 		(void)store_record_batch(st, p, RACE_BATCH, 0);
