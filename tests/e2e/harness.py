@@ -6,6 +6,11 @@ over real sockets. Python standard library only.
         assert r.status == 200
         assert d.rows("SELECT count(*) FROM events")[0][0] == 1
     # leaving the block sends SIGTERM, expects exit 0 and a clean sanitizer log
+
+With CFHOOK_E2E_STORE=postgresql (run.py --store postgresql) every Daemon
+gets a fresh PostgreSQL database on the server $CFHOOK_TEST_PG names (tests/run
+starts one) instead of an SQLite file: d.db_path is then its URI (cfhookctl -d
+takes it), and d.rows() / d.execute() run the same SQL there.
 """
 
 import base64
@@ -37,12 +42,147 @@ VECTORS = os.path.join(TOP, "tests", "vectors", "cashfree-webhooks.json")
 SECRET = "cfhookd-TEST-ONLY-secret-0001"
 # cfhookctl shows times in $TZ: every test reads UTC unless it sets a zone.
 os.environ.pop("TZ", None)
+STORE = os.environ.get("CFHOOK_E2E_STORE", "sqlite")
+PG_BASE = os.environ.get("CFHOOK_TEST_PG")
 SANITIZER_RE = re.compile(r"ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:|"
                           r"SUMMARY: UndefinedBehaviorSanitizer")
 
 
 class Skip(Exception):
     """Raise to skip a test; the message is its reason."""
+
+
+def pg_mode():
+    """True when this run keeps the daemons' events in PostgreSQL."""
+    return STORE == "postgresql"
+
+
+def sqlite_only(why):
+    """Skips a test that is about SQLite's files when the run is PostgreSQL's."""
+    if pg_mode():
+        raise Skip("SQLite only: " + why)
+
+
+def psql(uri, script, variables=None):
+    """Runs a psql script (stdin, so :'var' interpolation works); returns stdout."""
+    cmd = ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", uri]
+    for k, v in (variables or {}).items():
+        cmd += ["-v", "%s=%s" % (k, v)]
+    p = subprocess.run(cmd, input=script.encode(), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    if p.returncode != 0:
+        raise AssertionError("psql: %s\n%s" % (p.stderr.decode(errors="replace"), script))
+    return p.stdout.decode()
+
+
+class Row(tuple):
+    """A result row as sqlite3.Row reads: by position or by column name."""
+
+    def __new__(cls, names, values):
+        r = super().__new__(cls, values)
+        r._names = list(names)
+        return r
+
+    def __getitem__(self, k):
+        if isinstance(k, str):
+            return tuple.__getitem__(self, self._names.index(k))
+        return tuple.__getitem__(self, k)
+
+    def keys(self):
+        return list(self._names)
+
+
+def _pg_value(name, v):
+    """bytea comes as \\x...: the body's bytes, as str when they are UTF-8 text
+    (as SQLite hands back a TEXT body), else bytes."""
+    if name == "body" and isinstance(v, str) and v.startswith("\\x"):
+        raw = bytes.fromhex(v[2:])
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw
+        return raw if "\0" in text else text
+    return v
+
+
+class PgDatabase:
+    """A fresh database on the test server, dropped by drop()."""
+    seq = 0
+
+    def __init__(self):
+        if not PG_BASE:
+            raise Skip("no PostgreSQL server (CFHOOK_TEST_PG is unset; tests/run starts one)")
+        PgDatabase.seq += 1
+        self.name = "e2e_%d_%d_%d" % (os.getpid(), PgDatabase.seq, int(time.time() * 1000) % 100000)
+        psql(PG_BASE, "CREATE DATABASE %s;" % self.name)
+        self.uri = PG_BASE + ("&" if "?" in PG_BASE else "?") + "dbname=" + self.name
+
+    @staticmethod
+    def _bind(sql, args):
+        """sqlite3's ? placeholders as psql variables (outside quotes)."""
+        out, variables, n, quoted = [], {}, 0, False
+        for c in sql:
+            if c == "'":
+                quoted = not quoted
+            if c == "?" and not quoted:
+                v = args[n]
+                n += 1
+                if v is None:
+                    out.append("NULL")
+                else:
+                    variables["p%d" % n] = v if isinstance(v, str) else str(v)
+                    out.append(":'p%d'" % n)
+                continue
+            out.append(c)
+        return "".join(out), variables
+
+    def rows(self, sql, args=()):
+        q, variables = self._bind(sql.strip().rstrip(";"), args)
+        out = psql(self.uri, "SELECT coalesce(json_agg(q), '[]'::json) FROM (%s) AS q;" % q,
+                   variables)
+        result = []
+        for obj in json.loads(out or "[]"):
+            names = list(obj.keys())
+            result.append(Row(names, [_pg_value(k, obj[k]) for k in names]))
+        return result
+
+    def execute(self, sql, args=()):
+        q, variables = self._bind(sql.strip().rstrip(";"), args)
+        psql(self.uri, q + ";", variables)
+
+    def drop(self):
+        psql(PG_BASE, "DROP DATABASE IF EXISTS %s WITH (FORCE);" % self.name)
+
+
+class _PgCursor:
+    def __init__(self, rows):
+        self._rows = rows
+
+    def fetchall(self):
+        return self._rows
+
+    def fetchone(self):
+        return self._rows[0] if self._rows else None
+
+
+class _PgConnection:
+    """What tests use of a sqlite3 connection (execute, fetch, commit, close)."""
+
+    def __init__(self, db):
+        self.db = db
+
+    def execute(self, sql, args=()):
+        word = sql.lstrip().split(None, 1)[0].upper()
+        if word in ("SELECT", "WITH"):
+            return _PgCursor(self.db.rows(sql, args))
+        self.db.execute(sql, args)
+        return _PgCursor([])
+
+    def commit(self):
+        pass
+
+    def close(self):
+        pass
 
 
 def binary(name="cfhookd"):
@@ -199,6 +339,15 @@ class Daemon:
         self.secrets = list(secrets) if secrets is not None else []
         self.secret_path = os.path.join(self.tmp, "secret")
         self.db_path = os.path.join(self.tmp, "events.db")
+        # PostgreSQL: a database of its own, unless the test names one
+        # (a second instance on the first one's database).
+        self.pg = None
+        given = (config or {}).get("database")
+        if pg_mode() and given is None:
+            self.pg = PgDatabase()
+            self.db_path = self.pg.uri
+        elif given is not None and given.startswith("postgres"):
+            self.db_path = given
         self.conf_path = os.path.join(self.tmp, "cfhookd.conf")
         self.log_path = os.path.join(self.tmp, "cfhookd.log")
         self.unix_path = None
@@ -338,6 +487,9 @@ class Daemon:
         finally:
             if self.notify is not None:
                 self.notify.close()
+            if self.pg is not None and os.environ.get("CFHOOKD_KEEP") != "1":
+                self.pg.drop()
+                self.pg = None
             if self.own_tmp and os.environ.get("CFHOOKD_KEEP") != "1":
                 shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -414,17 +566,48 @@ class Daemon:
         return self.post(case["body"].encode(), h)
 
     # -- database ------------------------------------------------------------
+    def uses_pg(self):
+        return self.db_path.startswith("postgres")
+
     def db(self):
+        if self.uses_pg():
+            return _PgConnection(self._pgdb())
         con = sqlite3.connect("file:%s?mode=ro" % self.db_path, uri=True, timeout=10)
         con.row_factory = sqlite3.Row
         return con
 
+    def _pgdb(self):
+        if self.pg is not None:
+            return self.pg
+        db = PgDatabase.__new__(PgDatabase)
+        db.uri = self.db_path
+        return db
+
     def rows(self, sql, args=()):
+        if self.uses_pg():
+            return self._pgdb().rows(sql, args)
         con = self.db()
         try:
             return con.execute(sql, args).fetchall()
         finally:
             con.close()
+
+    def execute(self, sql, args=()):
+        """A write on the store from the test (standing in for another process)."""
+        if self.uses_pg():
+            self._pgdb().execute(sql, args)
+            return
+        con = sqlite3.connect(self.db_path, isolation_level=None, timeout=10)
+        try:
+            con.execute(sql, args)
+        finally:
+            con.close()
+
+    def schema_version(self):
+        """PRAGMA user_version of SQLite, the schema_version row of PostgreSQL."""
+        if self.uses_pg():
+            return self.rows("SELECT version FROM schema_version")[0][0]
+        return self.rows("PRAGMA user_version")[0][0]
 
     def event(self, event_key):
         r = self.rows("SELECT * FROM events WHERE event_key = ?", (event_key,))

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Runs the end-to-end tests: every function test_* in tests/e2e/test_*.py.
 
-    tests/e2e/run.py --build build [-j 3] [-k substring] [FILE...]
+    tests/e2e/run.py --build build [-j 3] [-k substring] [--store postgresql] [FILE...]
 
 Each test file runs in its own process (several at once: most tests wait on
 timers and sockets, not the CPU); each test function counts once. A test passes
 when it returns, is skipped when it raises harness.Skip (with its reason), and
 fails on anything else. The last line is "e2e: N passed, N failed[, N skipped]".
+With --store postgresql every daemon keeps its events in a PostgreSQL database
+of its own on the server $CFHOOK_TEST_PG names (harness.py); the lines are
+then tagged [postgresql] and the last one starts "e2e-postgresql:".
 """
 
 import argparse
@@ -56,8 +59,8 @@ def run_file(path, keyword):
                           "seconds": round(time.monotonic() - t0, 2)}), flush=True)
 
 
-def spawn(path, build, keyword):
-    env = dict(os.environ, CFHOOKD_BUILD=build)
+def spawn(path, build, keyword, store):
+    env = dict(os.environ, CFHOOKD_BUILD=build, CFHOOK_E2E_STORE=store)
     cmd = [sys.executable, os.path.abspath(__file__), "--child", path]
     if keyword:
         cmd += ["-k", keyword]
@@ -87,6 +90,8 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("-j", type=int, default=int(os.environ.get("E2E_JOBS", "3")))
     ap.add_argument("-k", default="")
+    ap.add_argument("--store", default=os.environ.get("CFHOOK_E2E_STORE", "sqlite"),
+                    choices=("sqlite", "postgresql"))
     ap.add_argument("--child")
     ap.add_argument("files", nargs="*")
     a = ap.parse_args()
@@ -97,17 +102,20 @@ def main():
     files = a.files or sorted(glob.glob(os.path.join(HERE, "test_*.py")))
     counts = {"pass": 0, "fail": 0, "skip": 0}
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, a.j)) as ex:
-        futs = [ex.submit(spawn, f, build, a.k) for f in files]
+        futs = [ex.submit(spawn, f, build, a.k, a.store) for f in files]
         for fut in concurrent.futures.as_completed(futs):
             for r in fut.result():
                 counts[r["result"]] += 1
                 tag = {"pass": "ok  ", "fail": "FAIL", "skip": "skip"}[r["result"]]
-                print("%s %s (%.1fs)%s" % (tag, r["name"], r["seconds"],
-                                          " - " + r["detail"] if r["result"] == "skip" else ""))
+                where = "" if a.store == "sqlite" else " [%s]" % a.store
+                print("%s %s%s (%.1fs)%s" % (tag, r["name"], where, r["seconds"],
+                                            " - " + r["detail"] if r["result"] == "skip"
+                                            else ""))
                 if r["result"] == "fail":
                     print(r["output"] + r["detail"])
                 sys.stdout.flush()
-    line = "e2e: %d passed, %d failed" % (counts["pass"], counts["fail"])
+    line = "%s: %d passed, %d failed" % ("e2e" if a.store == "sqlite" else "e2e-" + a.store,
+                                         counts["pass"], counts["fail"])
     if counts["skip"]:
         line += ", %d skipped" % counts["skip"]
     print(line)
