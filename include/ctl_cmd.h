@@ -22,7 +22,8 @@ struct ctl_zone;
 
 struct ctl {
 	struct store *st;
-	const char *db_path;
+	struct store *target;	/* copy --to: the PostgreSQL database */
+	const char *db_path;	/* as output may show it (no password) */
 	const char *forward;	/* config_forward_name(), NULL with -d */
 	int	 json;
 	int64_t	 now;		/* unix ms */
@@ -43,5 +44,7 @@ int	ctl_cmd_prune(const struct ctl *, int64_t before, int dry_run);
 /* DESIGN "Orders" (ctl_order.c): the ledger, and one order's timeline. */
 int	ctl_cmd_orders(const struct ctl *, const struct store_orders_filter *);
 int	ctl_cmd_order(const struct ctl *, const char *order_id);
+/* ctl_copy.c: the SQLite database into the empty PostgreSQL target. */
+int	ctl_cmd_copy(const struct ctl *);
 
 #endif

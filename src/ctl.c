@@ -8,7 +8,10 @@
  * the current schema (never created or migrated), read-only for the
  * commands that only read (STORE_READONLY: a user who may read the database
  * but not write it can still look), read-write for the only two that write,
- * replay and prune (store_admin_write.c).
+ * replay and prune (store_admin_write.c). `copy` reads it and writes a
+ * PostgreSQL database named by --to (store_copy.h), created if needed. The
+ * database is either an SQLite path or a postgresql:// URI (shown with its
+ * password masked).
  * Must not: run SQL (store_admin*.c) or format output (ctl_cmd.c). */
 #include <stdint.h>
 #include <stdio.h>
@@ -35,7 +38,7 @@
 enum opt {
 	O_CONFIG, O_DATABASE, O_JSON, O_HELP, O_VERSION, O_STATE, O_TYPE,
 	O_ORDER, O_SINCE, O_LIMIT, O_BEFORE, O_DRY_RUN, O_DEAD, O_BODY,
-	O_TZ, O_ATTENTION, O_COUNT
+	O_TZ, O_ATTENTION, O_TO, O_COUNT
 };
 
 static const struct {
@@ -59,6 +62,7 @@ static const struct {
 	[O_BODY] = { "--body", 0, 0 },
 	[O_TZ] = { "--tz", 0, 1 },
 	[O_ATTENTION] = { "--attention", 0, 0 },
+	[O_TO] = { "--to", 0, 1 },
 };
 
 #define BIT(o)		(1u << (o))
@@ -87,6 +91,7 @@ static const struct {
 	{ "orders", BIT(O_STATE) | BIT(O_ATTENTION) | BIT(O_SINCE) |
 	    BIT(O_LIMIT), 0, 0 },
 	{ "order", 0, 1, 1 },
+	{ "copy", BIT(O_TO), 0, 0 },
 };
 
 static void
@@ -132,10 +137,15 @@ usage(FILE *fp)
 	    "  order ORDER_ID         one order and its timeline: events, "
 	    "state changes,\n"
 	    "                         attention raised, delivery attempts\n"
+	    "  copy --to URI          every row of this SQLite database into "
+	    "the empty\n"
+	    "                         PostgreSQL database URI, in one "
+	    "transaction\n"
 	    "\n"
 	    "  -c, --config FILE      read `database` from this cfhookd config "
 	    "[%s]\n"
-	    "  -d, --database DBFILE  use this database file instead\n"
+	    "  -d, --database DBFILE  use this database (a file, or a "
+	    "postgresql:// URI)\n"
 	    "      --json             machine-readable output\n"
 	    "      --tz ZONE          show times (and read DATEs) in ZONE, a tz "
 	    "database\n"
@@ -376,6 +386,7 @@ struct plan {
 	const char *key;
 	struct store_admin_replay *req;	/* replay ID|KEY... */
 	int64_t	 before;		/* prune */
+	const char *to;			/* copy */
 };
 
 static int
@@ -444,6 +455,12 @@ make_plan(const struct args *a, struct plan *p)
 		return parse_date("--before", a->val[O_BEFORE], &p->zone,
 		    &p->before);
 	}
+	if (strcmp(name, "copy") == 0) {
+		p->to = a->val[O_TO];
+		if (p->to == NULL || !store_is_uri(p->to))
+			return fail_usage("copy needs --to postgresql://...",
+			    NULL);
+	}
 	return 0;
 }
 
@@ -463,6 +480,7 @@ open_store(const struct args *a, struct config **cfg, const char **path,
 	const char *conf = a->val[O_CONFIG];
 	enum durability dur = DURABILITY_FULL;
 	enum store_mode mode;
+	char shown[STORE_NAME_MAX];
 
 	if (conf != NULL && a->val[O_DATABASE] != NULL)
 		return usage_error("give -c FILE or -d DBFILE, not both", NULL);
@@ -486,11 +504,26 @@ open_store(const struct args *a, struct config **cfg, const char **path,
 	mode = command_writes(a->cmd) ? STORE_READ : STORE_READONLY;
 	if (store_open(*path, mode, dur, st) == -1) {
 		fprintf(stderr, "cfhookctl: cannot open the database '%s'%s "
-		    "(see above)\n", *path, mode == STORE_READ ?
-		    " for writing" : "");
+		    "(see above)\n", store_display_name(*path, shown,
+		    sizeof(shown)), mode == STORE_READ ? " for writing" : "");
 		return CTL_FAIL;
 	}
+	*path = store_path(*st);	/* what output may show */
 	return CTL_OK;
+}
+
+/* copy's target: a PostgreSQL database, its schema created if it has none
+ * (an existing cfhookd schema is checked, and upgraded). */
+static int
+open_target(const char *uri, struct store **st)
+{
+	char shown[STORE_NAME_MAX];
+
+	if (store_open(uri, STORE_WRITE, DURABILITY_FULL, st) == 0)
+		return CTL_OK;
+	fprintf(stderr, "cfhookctl: cannot open the target database '%s' "
+	    "(see above)\n", store_display_name(uri, shown, sizeof(shown)));
+	return CTL_FAIL;
 }
 
 static int
@@ -512,6 +545,8 @@ run(const struct ctl *c, const struct plan *p, const struct args *a)
 		return ctl_cmd_orders(c, &p->orders);
 	if (strcmp(name, "order") == 0)
 		return ctl_cmd_order(c, a->pos[0]);
+	if (strcmp(name, "copy") == 0)
+		return ctl_cmd_copy(c);
 	return ctl_cmd_prune(c, p->before, a->val[O_DRY_RUN] != NULL);
 }
 
@@ -526,6 +561,7 @@ main(int argc, char **argv)
 	int rc;
 
 	memset(&p, 0, sizeof(p));
+	memset(&c, 0, sizeof(c));
 	log_init(LOG_LVL_WARNING);
 	rc = parse_args(argc, argv, &a);
 	if (rc != CTL_OK)
@@ -546,8 +582,9 @@ main(int argc, char **argv)
 		rc = CTL_USAGE;
 		goto out;
 	}
-	memset(&c, 0, sizeof(c));
 	rc = open_store(&a, &cfg, &c.db_path, &st);
+	if (rc == CTL_OK && p.to != NULL)
+		rc = open_target(p.to, &c.target);
 	if (rc != CTL_OK)
 		goto out;
 	c.st = st;
@@ -562,6 +599,7 @@ main(int argc, char **argv)
 		rc = CTL_FAIL;
 	}
 out:
+	store_close(c.target);
 	store_close(st);
 	config_free(cfg);
 	free(p.req);

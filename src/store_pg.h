@@ -86,6 +86,14 @@ PGresult *pg_run(struct pg_store *, const struct pg_stmt *,
 /* The same for one-off SQL with parameters (unnamed, not cached). */
 PGresult *pg_query(struct pg_store *, const char *sql,
 	    const struct pg_params *);
+/* COPY ... FROM STDIN (sql) with the data next() appends to out, a chunk
+ * of about PG_COPY_CHUNK bytes a call: 1 more to come, 0 the end, -1 give
+ * up (the server then refuses the whole COPY). Every chunk gets the store's
+ * deadline. 0 / -1 (st->err). */
+#define PG_COPY_CHUNK		(256 * 1024)
+struct buf;
+int	pg_copy_in(struct pg_store *, const char *sql,
+	    int (*next)(void *arg, struct buf *out), void *arg);
 /* Rows a command changed (UPDATE, INSERT ... ON CONFLICT). */
 int64_t	pg_changed(const PGresult *);
 /* ROLLBACK when a transaction is open; errors ignored (the connection is

@@ -347,6 +347,12 @@ collect(struct pg_store *st, int64_t deadline)
 		res = PQgetResult(st->conn);
 		if (res == NULL)
 			return keep;
+		if (PQresultStatus(res) == PGRES_COPY_IN) {
+			/* The server waits for the data: libpq would
+			 * hand out this result again and again. */
+			PQclear(keep);
+			return res;
+		}
 		if (keep != NULL && (PQresultStatus(keep) ==
 		    PGRES_COMMAND_OK || PQresultStatus(keep) ==
 		    PGRES_TUPLES_OK)) {
@@ -380,7 +386,8 @@ finish(struct pg_store *st, int sent)
 		return NULL;
 	}
 	s = PQresultStatus(res);
-	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
+	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK ||
+	    s == PGRES_COPY_IN)
 		return res;
 	set_err(st, PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) != NULL ?
 	    PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) :
@@ -700,4 +707,63 @@ pg_lock_keys(struct pg_store *st, int64_t *keys, size_t n)
 	free(arr);
 	PQclear(res);
 	return res == NULL ? -1 : 0;
+}
+
+/* Hand one chunk of COPY data to libpq, waiting (within the deadline) while
+ * its buffer is full. 0 / -1 (st->err). */
+static int
+put_copy(struct pg_store *st, const char *data, size_t len)
+{
+	int64_t deadline = pg_deadline(st);
+	int r;
+
+	while ((r = PQputCopyData(st->conn, data, (int)len)) == 0) {
+		if (wait_fd(PQsocket(st->conn), POLLOUT, deadline) <= 0 ||
+		    PQconsumeInput(st->conn) == 0) {
+			set_err(st, "timed out sending COPY data", NULL);
+			return -1;
+		}
+	}
+	if (r == -1) {
+		set_err(st, PQerrorMessage(st->conn), NULL);
+		return -1;
+	}
+	return flush_until(st, deadline);
+}
+
+int
+pg_copy_in(struct pg_store *st, const char *sql,
+    int (*next)(void *arg, struct buf *out), void *arg)
+{
+	PGresult *res;
+	struct buf b;
+	int r, rc = -1;
+
+	res = pg_query(st, sql, NULL);
+	if (res == NULL)
+		return -1;
+	PQclear(res);
+	for (;;) {
+		buf_init(&b, PG_COPY_CHUNK * 2);
+		r = next(arg, &b);
+		if (r == 1 && b.len > 0)
+			r = put_copy(st, b.data, b.len) == 0 ? 1 : -1;
+		buf_done(&b);
+		if (r != 1)
+			break;
+	}
+	if (st->conn == NULL)
+		return -1;
+	/* An error message in the end makes the server refuse what it got. */
+	if (PQputCopyEnd(st->conn, r == 0 ? NULL : "cfhookd: copy aborted")
+	    == -1) {
+		set_err(st, PQerrorMessage(st->conn), NULL);
+		pg_drop(st);
+		return -1;
+	}
+	res = finish(st, 1);
+	if (res != NULL && r == 0)
+		rc = 0;
+	PQclear(res);
+	return rc;
 }

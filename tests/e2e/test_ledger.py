@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 
-from harness import SLOW, Daemon, binary, load_vectors
+from harness import SLOW, Daemon, binary, load_vectors, sqlite_only
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures"))
 import make_v1_db as fx  # noqa: E402  (the fixture's own event list)
@@ -288,6 +288,7 @@ def fixture_daemon():
 
 
 def test_upgrade_from_the_release_before_the_ledger():
+    sqlite_only("the fixture is an SQLite file of schema 1; PostgreSQL began at 3")
     d, tmp = fixture_daemon()
     try:
         with d:
@@ -339,6 +340,7 @@ def test_upgrade_from_the_release_before_the_ledger():
 
 
 def test_failed_upgrade_leaves_the_old_database_intact():
+    sqlite_only("the fixture is an SQLite file of schema 1; PostgreSQL began at 3")
     d, tmp = fixture_daemon()
     try:
         db = os.path.join(tmp, "events.db")
@@ -444,12 +446,9 @@ def test_tz_shows_india_time_and_reads_dates_there():
     with Daemon() as d:
         assert ok(d, pay("PAYMENT_SUCCESS_WEBHOOK", "7001", "tz-1", "5", "5")) == "new"
         # the stored time, moved to a known instant: 2025-05-05T06:49:19.733Z
-        con = sqlite3.connect(d.db_path)
-        con.execute("UPDATE events SET received_at = 1746427759733")
-        con.execute("UPDATE orders SET first_event_at = 1746427759733, "
-                    "paid_at = 1746427759733, last_event_at = 1746427759733")
-        con.commit()
-        con.close()
+        d.execute("UPDATE events SET received_at = 1746427759733")
+        d.execute("UPDATE orders SET first_event_at = 1746427759733, "
+                  "paid_at = 1746427759733, last_event_at = 1746427759733")
         utc = ctl_json(d, "list")[0]["received_at"]
         assert utc == "2025-05-05T06:49:19.733Z"
         ist = ctl_json(d, "--tz", "Asia/Kolkata", "list")[0]["received_at"]
