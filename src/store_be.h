@@ -16,6 +16,7 @@
 #include "store_admin.h"
 #include "store_health.h"
 #include "store_orders.h"
+#include "store_outbox.h"
 #include "store_stats.h"
 
 /* What every backend's store begins with (its first member, so a pointer
@@ -65,6 +66,19 @@ struct store_backend {
 		    struct store_order **, size_t *);
 	enum store_admin_result (*orders_get)(struct store *,
 		    const char *order_id, struct store_order_timeline *);
+	/* store_outbox.h: NULL for SQLite, whose outbox is store_outbox.c
+	 * itself (it hands the other backends' calls on). */
+	int	(*outbox_recover)(struct store *);
+	int	(*outbox_due)(struct store *, int64_t now_ms,
+		    int (*skip)(void *, int64_t, const char *), void *arg,
+		    struct outbox_due *out, size_t max, size_t *n);
+	int	(*outbox_next_due)(struct store *, int64_t now_ms,
+		    int64_t *ret);
+	enum outbox_claim (*outbox_claim)(struct store *, int64_t id,
+		    int64_t now_ms, struct outbox_row *ret);
+	int	(*outbox_finish)(struct store *, const struct outbox_result *,
+		    int64_t now_ms, unsigned max_attempts, unsigned backoff_s,
+		    enum outbox_state *state, int64_t *next_ms);
 };
 
 extern const struct store_backend store_sqlite_backend;

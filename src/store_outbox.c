@@ -18,8 +18,16 @@
 #include <sqlite3.h>
 
 #include "log.h"
+#include "store_be.h"
 #include "store_int.h"
 #include "store_outbox.h"
+
+/* Another backend's store: it has an outbox of its own (store_be.h). */
+static inline int
+other(const struct store *st)
+{
+	return st->be->outbox_recover != NULL;
+}
 
 /* The oldest pending event of each order goes first; a later one waits while
  * any earlier event of its order is pending (in flight or in backoff). The
@@ -120,8 +128,11 @@ bind_text(sqlite3_stmt *s, int i, const char *v)
 int
 store_outbox_recover(struct store *st)
 {
-	sqlite3 *db = store_db(st);
+	sqlite3 *db;
 
+	if (other(st))
+		return st->be->outbox_recover(st);
+	db = store_db(st);
 	if (exec(db, SQL_RECOVER) == -1)
 		return -1;
 	return sqlite3_changes(db);
@@ -137,6 +148,8 @@ store_outbox_due(struct store *st, int64_t now_ms,
 	size_t got = 0;
 	int rc = -1, step;
 
+	if (other(st))
+		return st->be->outbox_due(st, now_ms, skip, arg, out, max, n);
 	s = prep(db, SQL_DUE, "due");
 	if (s == NULL)
 		goto out;
@@ -194,6 +207,8 @@ store_outbox_next_due(struct store *st, int64_t now_ms, int64_t *ret)
 	sqlite3_stmt *s = NULL;
 	int rc = -1;
 
+	if (other(st))
+		return st->be->outbox_next_due(st, now_ms, ret);
 	s = prep(db, SQL_NEXT_DUE, "next due");
 	if (s == NULL)
 		goto out;
@@ -325,6 +340,8 @@ store_outbox_claim(struct store *st, int64_t id, int64_t now_ms,
 	struct outbox_row r;
 	enum outbox_claim res = OUTBOX_ERROR;
 
+	if (other(st))
+		return st->be->outbox_claim(st, id, now_ms, ret);
 	memset(&r, 0, sizeof(r));
 	if (exec(db, "BEGIN IMMEDIATE") == -1)
 		goto out;
@@ -468,6 +485,9 @@ store_outbox_finish(struct store *st, const struct outbox_result *res,
 	int64_t next = 0;
 	int rc = -1;
 
+	if (other(st))
+		return st->be->outbox_finish(st, res, now_ms, max_attempts,
+		    backoff_s, state, next_ms);
 	if (exec(db, "BEGIN IMMEDIATE") == -1)
 		goto out;
 	if (log_end(db, res, now_ms) == -1)

@@ -6,9 +6,9 @@
  * STORE_DUPLICATE only after the COMMIT that wrote it returned (and said
  * COMMIT), a failed batch leaves nothing behind, so every 503 is safe.
  * What several writers add:
- * - one row per event whoever received it: the INSERT yields to the UNIQUE
- *   event_key (ON CONFLICT DO NOTHING), and the second writer counts a
- *   delivery instead;
+ * - one row per event whoever received it: one statement counts a
+ *   delivery on the event's row or inserts it, under the key's lock, with
+ *   the UNIQUE event_key (ON CONFLICT DO NOTHING) as the last guard;
  * - no deadlock between two instances' batches: before touching a row a
  *   batch takes transaction advisory locks on every event key, order and
  *   form signing string it holds, sorted, in one statement
@@ -146,21 +146,26 @@ static const char *const pg_steps[] = {
 _Static_assert(PG_BASE_VERSION + sizeof(pg_steps) / sizeof(pg_steps[0]) -
     1 == STORE_SCHEMA_VERSION, "one PostgreSQL step per schema version");
 
-static const struct pg_stmt S_INSERT = { "cfh_insert",
-	/* A tombstone left by `cfhookctl prune` keeps a pruned key out (the
-	 * batch holds the key's lock, and so does prune). */
-	"INSERT INTO events (event_key, type, cf_payment_id, order_id,"
-	" payment_status, amount, currency, event_time, content_type, body,"
-	" received_at, last_seen_at, deliveries, forward_state,"
-	" forward_attempts, next_attempt_at, idempotency_key, webhook_version)"
-	" SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text,"
-	" $7::text, $8::text, $9::text, $10::bytea, $11::bigint, $11::bigint,"
-	" 1, $12::text, 0, 0, $13::text, $14::text"
-	" WHERE NOT EXISTS (SELECT 1 FROM pruned_keys WHERE event_key = $1)"
-	" ON CONFLICT (event_key) DO NOTHING RETURNING id" };
-static const struct pg_stmt S_DUPLICATE = { "cfh_duplicate",
-	"UPDATE events SET deliveries = deliveries + 1, last_seen_at = $1"
-	" WHERE event_key = $2 RETURNING id" };
+/* A delivery counted on the event's row, or else the event inserted,
+ * unless a tombstone left by `cfhookctl prune` keeps its key out: one
+ * statement, and no id drawn for a duplicate. The batch holds the key's
+ * lock (and so does prune), so nothing changes the key in between;
+ * ON CONFLICT stays as the last guard of the UNIQUE key. */
+static const struct pg_stmt S_RECORD = { "cfh_record",
+	"WITH dup AS (UPDATE events SET deliveries = deliveries + 1,"
+	"   last_seen_at = $11 WHERE event_key = $1 RETURNING id),"
+	" ins AS (INSERT INTO events (event_key, type, cf_payment_id,"
+	"   order_id, payment_status, amount, currency, event_time,"
+	"   content_type, body, received_at, last_seen_at, deliveries,"
+	"   forward_state, forward_attempts, next_attempt_at,"
+	"   idempotency_key, webhook_version)"
+	"   SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text,"
+	"   $7::text, $8::text, $9::text, $10::bytea, $11::bigint,"
+	"   $11::bigint, 1, $12::text, 0, 0, $13::text, $14::text"
+	"   WHERE NOT EXISTS (SELECT 1 FROM dup)"
+	"   AND NOT EXISTS (SELECT 1 FROM pruned_keys WHERE event_key = $1)"
+	"   ON CONFLICT (event_key) DO NOTHING RETURNING id)"
+	" SELECT 1, id FROM ins UNION ALL SELECT 0, id FROM dup" };
 static const struct pg_stmt S_PRUNED = { "cfh_pruned",
 	"UPDATE pruned_keys SET deliveries = deliveries + 1"
 	" WHERE event_key = $1" };
@@ -229,13 +234,16 @@ changed(struct pg_store *st, const struct pg_stmt *s, struct pg_params *p)
 	return n;
 }
 
-/* 1: inserted (*id set), 0: the key exists or is a tombstone, -1. */
+/* 1: inserted (*id set), 0: a delivery of the row *id counted, 2: neither
+ * (a tombstone holds the key), -1. */
 static int
-insert_event(struct pg_store *st, const struct store_item *it,
+record_event(struct pg_store *st, const struct store_item *it,
     int forward_pending, int64_t *id)
 {
 	const struct event *ev = it->ev;
 	struct pg_params p;
+	PGresult *res;
+	int rc = 2;
 
 	pg_params_init(&p);
 	pg_p_text(&p, ev->event_key);
@@ -252,7 +260,16 @@ insert_event(struct pg_store *st, const struct store_item *it,
 	pg_p_text(&p, forward_pending ? "pending" : "done");
 	pg_p_text(&p, it->idempotency_key);
 	pg_p_text(&p, it->webhook_version);
-	return one_int(st, &S_INSERT, &p, id);
+	res = pg_run(st, &S_RECORD, &p);
+	pg_params_done(&p);
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) > 0) {
+		rc = (int)pg_col_int(res, 0, 0, 0);
+		*id = pg_col_int(res, 0, 1, 0);
+	}
+	PQclear(res);
+	return rc;
 }
 
 /* Spec section 11: 1 with *id the event of a form signing string seen
@@ -280,34 +297,22 @@ form_seen(struct pg_store *st, const struct store_item *it, int64_t *id)
 	return 1;
 }
 
-/* The key exists: count a delivery on its row, or on its tombstone when
- * the row was pruned meanwhile. 0 (*id: the row, or 0) / -1. */
+/* A pruned key: its delivery counted on the tombstone. 0 / -1. */
 static int
-count_duplicate(struct pg_store *st, const struct store_item *it,
-    int64_t *id)
+count_pruned(struct pg_store *st, const struct store_item *it)
 {
 	struct pg_params p;
 	int64_t n;
-	int r;
 
-	pg_params_init(&p);
-	pg_p_int(&p, it->received_ms);
-	pg_p_text(&p, it->ev->event_key);
-	r = one_int(st, &S_DUPLICATE, &p, id);
-	if (r != 0)
-		return r == 1 ? 0 : -1;
-	*id = 0;
 	pg_params_init(&p);
 	pg_p_text(&p, it->ev->event_key);
 	n = changed(st, &S_PRUNED, &p);
-	if (n == 1)
-		return 0;
 	if (n == 0) {
 		(void)snprintf(st->err, sizeof(st->err), "neither a row nor a "
 		    "tombstone holds the key");
 		st->sqlstate[0] = '\0';
 	}
-	return -1;
+	return n == 1 ? 0 : -1;
 }
 
 static int
@@ -338,18 +343,21 @@ record_item(struct pg_store *st, struct store_item *it, int forward_pending)
 			return 0;
 		}
 	}
-	r = insert_event(st, it, forward_pending, &id);
+	r = record_event(st, it, forward_pending, &id);
 	if (r == -1)
 		return -1;
+	if (r == 2) {
+		if (count_pruned(st, it) == -1)
+			return -1;
+		it->result = STORE_DUPLICATE;	/* no row: id stays 0 */
+		it->id = 0;
+		return 0;
+	}
 	/* Only a new event moves its order (DESIGN "Orders"). */
 	if (r == 1 && pg_ledger_record(st, it->ev, id, it->received_ms,
 	    &it->attention_raised) == -1)
 		return -1;
-	if (r == 0 && count_duplicate(st, it, &id) == -1)
-		return -1;
-	/* A tombstone's delivery (id 0) leaves no signing string behind. */
-	if (it->form_digest != NULL && id != 0 &&
-	    form_remember(st, it, id) == -1)
+	if (it->form_digest != NULL && form_remember(st, it, id) == -1)
 		return -1;
 	it->result = r == 1 ? STORE_NEW : STORE_DUPLICATE;
 	it->id = id;
@@ -879,4 +887,9 @@ const struct store_backend store_pg_backend = {
 	.admin_prune = store_pg_admin_prune,
 	.orders_list = store_pg_orders_list,
 	.orders_get = store_pg_orders_get,
+	.outbox_recover = store_pg_outbox_recover,
+	.outbox_due = store_pg_outbox_due,
+	.outbox_next_due = store_pg_outbox_next_due,
+	.outbox_claim = store_pg_outbox_claim,
+	.outbox_finish = store_pg_outbox_finish,
 };

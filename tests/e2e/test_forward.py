@@ -14,7 +14,7 @@ import subprocess
 import threading
 import time
 
-from harness import Daemon, SLOW, binary, payment_body
+from harness import Daemon, SLOW, binary, payment_body, sqlite_only
 
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 HOOK_ENV_KEYS = {"PATH", "CFHOOK_EVENT_ID", "CFHOOK_EVENT_KEY", "CFHOOK_TYPE",
@@ -475,6 +475,8 @@ def test_sigterm_while_a_claim_waits_for_the_lock_starts_no_new_delivery():
     stop began must not start a hook that the drain no longer waits for:
     cfhookd still exits within the drain budget, and the attempt is recorded
     as interrupted (not left open), the event pending."""
+    sqlite_only("it holds SQLite's write lock; a PostgreSQL claim never waits for "
+                "another's lock (FOR UPDATE SKIP LOCKED)")
     with Daemon(config={"forward_timeout": 60, "forward_backoff": 2}, start=False) as d:
         started = os.path.join(d.tmp, "started2")
         hook = recorder_hook(d.tmp, """

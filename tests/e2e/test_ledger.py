@@ -281,10 +281,24 @@ def test_ledger_follows_events_live():
 
 def fixture_daemon():
     """The current daemon on a copy of the schema-1 database (made by the
-    release before the ledger: see fixtures/make_v1_db.py)."""
+    release before the ledger: see fixtures/make_v1_db.py). In the
+    PostgreSQL pass the copy is upgraded by a daemon on SQLite, then moved
+    into the daemon's database with cfhookctl copy."""
     tmp = tempfile.mkdtemp(prefix="cfhookd-e2e-")
-    shutil.copyfile(FIXTURE, os.path.join(tmp, "events.db"))
-    return Daemon(tmp=tmp, start=False), tmp
+    path = os.path.join(tmp, "events.db")
+    shutil.copyfile(FIXTURE, path)
+    d = Daemon(tmp=tmp, start=False)
+    if d.uses_pg():
+        up = tempfile.mkdtemp(prefix="cfhookd-e2e-")
+        try:
+            with Daemon(tmp=up, config={"database": path}):
+                pass
+        finally:
+            shutil.rmtree(up, ignore_errors=True)
+        p = subprocess.run([binary("cfhookctl"), "-d", path, "copy", "--to", d.db_path],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60 * SLOW)
+        assert p.returncode == 0, p.stderr
+    return d, tmp
 
 
 def test_upgrade_from_the_release_before_the_ledger():
