@@ -263,3 +263,123 @@ def test_copy_an_sqlite_database_then_serve_from_postgresql():
             shutil.rmtree(tmp, ignore_errors=True)
     finally:
         db.drop()
+
+
+def shared_hook(tmp, sleep_s):
+    """A hook both daemons run: it logs "KEY ATTEMPT" and, through a lock
+    directory per order, any delivery that overlaps another of its order."""
+    path = os.path.join(tmp, "hook.sh")
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n"
+                "d=%s\n"
+                "mkdir \"$d/o-$3\" 2>/dev/null || echo \"OVERLAP $CFHOOK_EVENT_KEY\" >>\"$d/log\"\n"
+                "echo \"$CFHOOK_EVENT_KEY $CFHOOK_ATTEMPT\" >>\"$d/log\"\n"
+                "sleep %s\n"
+                "rmdir \"$d/o-$3\"\n" % (tmp, sleep_s))
+    os.chmod(path, 0o755)
+    return path
+
+
+def hook_log(tmp):
+    try:
+        with open(os.path.join(tmp, "log")) as f:
+            return f.read().split("\n")[:-1]
+    except FileNotFoundError:
+        return []
+
+
+def post_all(daemons, bodies):
+    """Every body to every daemon at once, each from its own thread; the
+    statuses as (daemon index, body index, status)."""
+    out = []
+
+    def send(k, d, order):
+        for i in order:
+            out.append((k, i, d.post_json(bodies[i]).status))
+
+    order = list(range(len(bodies)))
+    threads = [threading.Thread(target=send, args=(k, d, order if k % 2 == 0 else order[::-1]))
+               for k, d in enumerate(daemons)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def test_two_instances_forward_each_event_once_in_order():
+    """Both daemons forward from the one outbox: each event goes out once,
+    never two of one order at the same time, and each order's events in the
+    order received."""
+    db = PgDatabase()
+    tmp = tempfile.mkdtemp(prefix="cfhook-shared-")
+    try:
+        hook = shared_hook(tmp, "0.05")
+        conf = {"database": db.uri, "forward": "hook:" + hook, "forward_concurrency": 4}
+        with Daemon(config=conf) as a, Daemon(config=conf) as b:
+            bodies = [payment_body(str(884000 + i), "ord-%d" % (i % 5), amount="1")
+                      for i in range(30)]
+            assert all(s == 200 for _, _, s in post_all([a, b], bodies))
+            wait_until(lambda: db.rows("SELECT count(*) FROM events WHERE forward_state"
+                                       " = 'done'")[0][0] == 30, timeout=30,
+                       what="every event delivered")
+            log = hook_log(tmp)
+            assert not [x for x in log if x.startswith("OVERLAP")], log
+            keys = [x.split()[0] for x in log]
+            assert sorted(keys) == sorted(set(keys)) and len(keys) == 30, log
+            assert all(x.split()[1] == "1" for x in log), log
+            # per order, delivered in id order
+            ids = {r[0]: r[1] for r in db.rows("SELECT event_key, id FROM events")}
+            orders = {r[0]: r[1] for r in db.rows("SELECT event_key, order_id FROM events")}
+            for o in set(orders.values()):
+                seq = [ids[k] for k in keys if orders[k] == o]
+                assert seq == sorted(seq), (o, seq)
+            # both took part
+            assert "forward: delivered" in a.log() and "forward: delivered" in b.log()
+            assert db.rows("SELECT count(*) FROM forward_log WHERE ok = 1")[0][0] == 30
+    finally:
+        db.drop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_sigkill_of_one_instance_loses_nothing():
+    """One of two daemons is killed under load, hooks and claims and all:
+    every event acknowledged is stored, and the other daemon delivers what
+    the dead one had claimed once its lease runs out, as a later attempt."""
+    db = PgDatabase()
+    tmp = tempfile.mkdtemp(prefix="cfhook-shared-")
+    try:
+        hook = shared_hook(tmp, "0.3")
+        conf = {"database": db.uri, "forward": "hook:" + hook, "forward_concurrency": 2}
+        with Daemon(config=conf) as a, Daemon(config=conf) as b:
+            bodies = [payment_body(str(885000 + i), "kord-%d" % i, amount="1")
+                      for i in range(24)]
+            acked = [i for _, i, s in post_all([a, b], bodies) if s == 200]
+            assert sorted(set(acked)) == list(range(24))
+            wait_until(lambda: db.rows("SELECT count(*) FROM events WHERE claimed_by"
+                                       " IS NOT NULL")[0][0] >= 2, what="claims under way")
+            a.kill()
+            t0 = time.monotonic()
+            # a was killed: its claims must not wait for its return
+            wait_until(lambda: db.rows("SELECT count(*) FROM events WHERE forward_state"
+                                       " = 'done'")[0][0] == 24, timeout=60,
+                       what="every event delivered by the survivor")
+            took = time.monotonic() - t0
+            assert took < 45 * SLOW, took
+            assert db.rows("SELECT count(*) FROM events")[0][0] == 24
+            log = [x.split() for x in hook_log(tmp) if not x.startswith("OVERLAP")]
+            delivered = {k for k, _ in log}
+            assert len(delivered) == 24
+            retried = [r[0] for r in db.rows("SELECT event_key FROM events"
+                                             " WHERE forward_attempts > 1")]
+            assert retried, "a was killed before it delivered anything"
+            for k in retried:     # each one that a's death cut off went out again
+                assert [k, "2"] in log or [k, "3"] in log, (k, log)
+            assert db.rows("SELECT count(*) FROM forward_log WHERE finished_at IS NULL"
+                           " AND error IS NULL")[0][0] == 0
+            # the dead daemon's attempts are closed, saying why
+            assert db.rows("SELECT count(*) FROM forward_log WHERE error ="
+                           " 'interrupted: its lease ran out'")[0][0] == len(retried)
+    finally:
+        db.drop()
+        shutil.rmtree(tmp, ignore_errors=True)
