@@ -25,6 +25,7 @@
 #include "store.h"
 #include "store_admin.h"
 #include "store_health.h"
+#include "store_outbox.h"
 #include "store_pg.h"
 
 static struct store *
@@ -571,6 +572,87 @@ test_password_never_logged(void)
 	(void)unlink(path);
 }
 
+/* The ids due now on st, as "1,2" (skip nothing). */
+static const char *
+due_ids(struct store *st, char *buf, size_t n)
+{
+	struct outbox_due due[8];
+	size_t got = 0, i, o = 0;
+
+	buf[0] = '\0';
+	if (!CHECK(store_outbox_due(st, clock_wall_ms(), NULL, NULL, due, 8,
+	    &got) == 0))
+		return buf;
+	for (i = 0; i < got && o < n; i++)
+		o += (size_t)snprintf(buf + o, n - o, "%s%lld", i ? "," : "",
+		    (long long)due[i].id);
+	store_outbox_due_done(due, got);
+	return buf;
+}
+
+/* Two instances, one outbox: a claim is one instance's; the next event of
+ * its order is not due while it is leased; a claim whose lease ran out is
+ * taken over as a later attempt; only the holder records an outcome. */
+static void
+test_outbox_leases(void)
+{
+	struct store *w, *a, *b;
+	struct outbox_row ra, rb;
+	struct outbox_result res;
+	enum outbox_state state;
+	struct store_item it[3], *p[3];
+	struct event ev[3];
+	struct tdb d;
+	char buf[64];
+	int64_t now = clock_wall_ms(), next = 0;
+	int i;
+
+	if (!CHECK(tdb_create(&d) == 0))
+		return;
+	w = open_mode(&d, STORE_WRITE);
+	a = open_mode(&d, STORE_READ);
+	b = open_mode(&d, STORE_READ);
+	if (!CHECK(w != NULL && a != NULL && b != NULL))
+		goto out;
+	item(&it[0], &ev[0], "K:1", "o1", "{}", 2);
+	item(&it[1], &ev[1], "K:2", "o1", "{}", 2);
+	item(&it[2], &ev[2], "K:3", "o2", "{}", 2);
+	for (i = 0; i < 3; i++)
+		p[i] = &it[i];
+	CHECK_INT(store_record_batch(w, p, 3, 1), 3);
+	CHECK_STR(due_ids(a, buf, sizeof(buf)), "1,3");
+	CHECK_INT(store_outbox_claim(a, 1, now, &ra), OUTBOX_CLAIMED);
+	CHECK_INT(ra.attempt, 1);
+	CHECK_INT(store_outbox_claim(b, 1, now, &rb), OUTBOX_GONE);
+	/* 1 is leased, and holds 2 back */
+	CHECK_STR(due_ids(b, buf, sizeof(buf)), "3");
+	CHECK(store_outbox_next_due(b, now, &next) == 0 && next > now);
+	/* a goes silent: its lease runs out, b takes over */
+	tdb_exec(&d, "UPDATE events SET lease_until = 1 WHERE id = 1");
+	CHECK_STR(due_ids(b, buf, sizeof(buf)), "1,3");
+	CHECK_INT(store_outbox_claim(b, 1, now, &rb), OUTBOX_CLAIMED);
+	CHECK_INT(rb.attempt, 2);
+	CHECK_INT(tdb_int(&d, "SELECT count(*) FROM forward_log WHERE error ="
+	    " 'interrupted: its lease ran out'"), 1);
+	/* a comes back with its outcome: not its event any more */
+	res = (struct outbox_result){ 1, ra.log_id, OUTBOX_DELIVERED, NULL };
+	CHECK_INT(store_outbox_finish(a, &res, now, 12, 2, &state, &next), 0);
+	CHECK_INT(state, OUTBOX_UNCHANGED);
+	res = (struct outbox_result){ 1, rb.log_id, OUTBOX_DELIVERED, NULL };
+	CHECK_INT(store_outbox_finish(b, &res, now, 12, 2, &state, &next), 0);
+	CHECK_INT(state, OUTBOX_DONE);
+	CHECK_STR(due_ids(a, buf, sizeof(buf)), "2,3");
+	CHECK_INT(tdb_int(&d, "SELECT count(*) FROM events WHERE claimed_by IS"
+	    " NOT NULL"), 0);
+	store_outbox_row_done(&ra);
+	store_outbox_row_done(&rb);
+out:
+	store_close(a);
+	store_close(b);
+	store_close(w);
+	tdb_drop(&d);
+}
+
 int
 main(void)
 {
@@ -579,7 +661,7 @@ main(void)
 	RUN(test_password_never_logged);
 	RUN(test_silent_server_is_bounded);
 	if (getenv("CFHOOK_TEST_PG") == NULL) {
-		check_skip(10, "no PostgreSQL server: CFHOOK_TEST_PG is not set "
+		check_skip(11, "no PostgreSQL server: CFHOOK_TEST_PG is not set "
 		    "(tests/run starts one with tests/pg-server)");
 		return check_finish("test_store_pg");
 	}
@@ -593,5 +675,6 @@ main(void)
 	RUN(test_schema_created_once);
 	RUN(test_held_lock_is_503_in_time);
 	RUN(test_lost_connection_reconnects);
+	RUN(test_outbox_leases);
 	return check_finish("test_store_pg");
 }
