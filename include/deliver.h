@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "hook_guard.h"
 #include "store_outbox.h"
 #include "usock.h"
 
@@ -18,6 +19,7 @@ struct deliver_target {
 	int	 timeout_ms;
 	int	 cancel_fd;		/* readable = interrupt (shutdown) */
 	struct usock *us;		/* FORWARD_UNIX: the caller's connection */
+	struct hook_guard *guard;	/* FORWARD_HOOK: see hook_guard.h */
 };
 
 /* Build the envelope for `row` (its attempt number included) and deliver

@@ -91,6 +91,7 @@ to_hook(const struct deliver_target *t, const struct outbox_row *r,
 	run.timeout_ms = t->timeout_ms;
 	run.cancel_fd = t->cancel_fd;
 	run.fields = &lf;
+	run.guard = t->guard;
 	switch (hook_run(&run, reason, reason_len)) {
 	case HOOK_OK:
 		res = OUTBOX_DELIVERED;
@@ -99,6 +100,7 @@ to_hook(const struct deliver_target *t, const struct outbox_row *r,
 		res = OUTBOX_INTERRUPTED;
 		break;
 	case HOOK_FAILED:
+	case HOOK_TIMEOUT:
 		break;
 	}
 out:

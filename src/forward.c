@@ -34,6 +34,7 @@
 #include "clock.h"
 #include "deliver.h"
 #include "forward.h"
+#include "hook_guard.h"
 #include "log.h"
 #include "store.h"
 #include "store_outbox.h"
@@ -90,6 +91,7 @@ struct forward {
 	char	*database;
 	enum durability durability;
 	int	 cancel_fd;		/* eventfd: readable = interrupt deliveries */
+	struct hook_guard *guard;	/* hooks die with the daemon */
 	atomic_int cancelled;
 	_Atomic int64_t heartbeat;
 	pthread_t dispatcher;
@@ -165,7 +167,7 @@ deliver(struct worker *w, struct job *j)
 {
 	const struct settings *s = &w->fwd->set;
 	struct deliver_target t = { s->kind, s->path, (int)s->timeout_s * 1000,
-	    w->fwd->cancel_fd, w->us };
+	    w->fwd->cancel_fd, w->us, w->fwd->guard };
 
 	j->reason[0] = '\0';
 	if (atomic_load(&w->fwd->cancelled)) {
@@ -238,6 +240,10 @@ start_workers(struct forward *f)
 
 	if (f->set.kind == FORWARD_NONE)
 		return 0;
+	/* Started now, so that it shows beside the daemon; a failure is
+	 * retried at each spawn (and reported there). */
+	if (f->set.kind == FORWARD_HOOK)
+		(void)hook_guard_start(f->guard);
 	while (f->nworkers < f->set.concurrency) {
 		w = &f->workers[f->nworkers];
 		w->fwd = f;
@@ -611,7 +617,9 @@ forward_start(const struct config *cfg, struct forward **ret)
 	f->durability = cfg->durability;
 	atomic_store(&f->heartbeat, clock_mono_ms());
 	f->database = strdup(cfg->database);
-	if (f->database == NULL || settings_from(cfg, &f->set) == -1) {
+	f->guard = hook_guard_new();
+	if (f->database == NULL || f->guard == NULL ||
+	    settings_from(cfg, &f->set) == -1) {
 		log_error("forward: out of memory");
 		goto fail;
 	}
@@ -746,6 +754,7 @@ forward_stop(struct forward *f, int timeout_ms)
 	free_jobs(f->done);
 	free_jobs(f->queue);
 	store_close(f->st);
+	hook_guard_free(f->guard);	/* after the workers: no hook runs */
 	if (f->cancel_fd >= 0)
 		(void)close(f->cancel_fd);
 	settings_done(&f->set);

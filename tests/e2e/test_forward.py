@@ -190,8 +190,9 @@ echo "$CFHOOK_ATTEMPT $(date +%s.%N)" >> {tmp}/times
 """.format(tmp=d.tmp))
         start_forwarding(d, "hook:" + hook)
         post_ok(d, payment_body("6001", order_id="retry"))
-        wait_until(lambda: d.event("PAYMENT_SUCCESS_WEBHOOK:6001")["last_error"] == "exit status 3",
-                   5, "the first failure")
+        # last_error carries the hook's last stderr line (3 a.m. diagnostics)
+        wait_until(lambda: d.event("PAYMENT_SUCCESS_WEBHOOK:6001")["last_error"]
+                   == "exit status 3: not yet", 5, "the first failure")
         wait_state(d, 1, "done", timeout=15)
         with open(os.path.join(d.tmp, "times")) as f:
             times = [line.split() for line in f.read().splitlines()]
@@ -202,9 +203,11 @@ echo "$CFHOOK_ATTEMPT $(date +%s.%N)" >> {tmp}/times
         row = d.event("PAYMENT_SUCCESS_WEBHOOK:6001")
         assert row["forward_attempts"] == 3 and row["last_error"] is None
         log = [tuple(r) for r in d.rows("SELECT attempt, ok, error FROM forward_log ORDER BY id")]
-        assert log == [(1, 0, "exit status 3"), (2, 0, "exit status 3"), (3, 1, None)]
-        d.wait_log(r"attempt 1 failed: exit status 3; will retry in 1 s")
-        d.wait_log(r"hook\[\d+\]: not yet")
+        assert log == [(1, 0, "exit status 3: not yet"), (2, 0, "exit status 3: not yet"),
+                       (3, 1, None)]
+        d.wait_log(r"attempt 1 failed: exit status 3: not yet; will retry in 1 s")
+        d.wait_log(r"<4>hook\[\d+\]: not yet")     # stderr is a warning
+        d.wait_log(r"<6>hook\[\d+\]: hook saw PAYMENT_SUCCESS_WEBHOOK:6001")
 
 
 def pid_gone(pid):
