@@ -13,6 +13,17 @@
 
 #define DELIVER_HOOK_PATH	"/usr/local/bin:/usr/bin:/bin"
 
+/* What became of one attempt. */
+enum deliver_result {
+	DELIVER_OK,
+	DELIVER_FAILED,		/* refused: exit status, the consumer's answer,
+				 * no connection */
+	DELIVER_TIMEOUT,	/* no end or answer within forward_timeout */
+	DELIVER_UNANSWERED,	/* sent, then cut off behind another envelope's
+				 * failure on the same connection */
+	DELIVER_INTERRUPTED	/* shutdown: the event stays pending */
+};
+
 struct deliver_target {
 	enum forward_kind kind;		/* FORWARD_HOOK or FORWARD_UNIX */
 	const char *path;
@@ -23,10 +34,12 @@ struct deliver_target {
 };
 
 /* Build the envelope for `row` (its attempt number included) and deliver
- * it. OUTBOX_DELIVERED, or OUTBOX_FAILED / OUTBOX_INTERRUPTED with a short
- * reason. Any thread; blocks for at most the timeout plus the hook's kill
- * grace. Logs the hook's output, not the outcome (the caller does). */
-enum outbox_outcome deliver_attempt(const struct deliver_target *,
+ * it. DELIVER_OK, or another result with a short reason. Any thread;
+ * blocks for at most the timeout plus the hook's kill grace. Logs the
+ * hook's output, not the outcome (the caller does). */
+enum deliver_result deliver_attempt(const struct deliver_target *,
 	    const struct outbox_row *row, char *reason, size_t reason_len);
+/* The outcome to store for a result (store_outbox.h). Pure. */
+enum outbox_outcome deliver_outcome(enum deliver_result);
 
 #endif

@@ -17,8 +17,18 @@ void	metrics_request(unsigned status, int64_t duration_us);
 void	metrics_event(const char *type, int duplicate);
 /* One request refused by verification, by reason. */
 void	metrics_signature_failure(enum verify_result);
-/* One forward attempt and its outcome. */
-void	metrics_forward_attempt(int ok);
+/* What became of a forward attempt: the `result` label. */
+enum metrics_forward {
+	METRICS_FORWARD_OK,
+	METRICS_FORWARD_FAILED,
+	METRICS_FORWARD_TIMEOUT,
+	METRICS_FORWARD_UNANSWERED,
+	METRICS_FORWARD_INTERRUPTED,
+	METRICS_FORWARD_N
+};
+
+/* One forward attempt, counted once its outcome is stored. */
+void	metrics_forward_attempt(enum metrics_forward);
 
 /* Values read at scrape time; -1 where unknown. */
 struct metrics_gauges {

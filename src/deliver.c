@@ -60,7 +60,7 @@ hook_env(const struct outbox_row *r, char *envp[HOOK_ENV_N + 1])
 	return 0;
 }
 
-static enum outbox_outcome
+static enum deliver_result
 to_hook(const struct deliver_target *t, const struct outbox_row *r,
     const char *env, size_t len, char *reason, size_t reason_len)
 {
@@ -68,7 +68,7 @@ to_hook(const struct deliver_target *t, const struct outbox_row *r,
 	char *envp[HOOK_ENV_N + 1] = { NULL };
 	char *argv[5];
 	struct hook_run run;
-	enum outbox_outcome res = OUTBOX_FAILED;
+	enum deliver_result res = DELIVER_FAILED;
 	int i;
 
 	/* argv [PATH, type, cf_payment_id, order_id]; "" for a missing one,
@@ -94,13 +94,15 @@ to_hook(const struct deliver_target *t, const struct outbox_row *r,
 	run.guard = t->guard;
 	switch (hook_run(&run, reason, reason_len)) {
 	case HOOK_OK:
-		res = OUTBOX_DELIVERED;
+		res = DELIVER_OK;
 		break;
 	case HOOK_CANCELLED:
-		res = OUTBOX_INTERRUPTED;
+		res = DELIVER_INTERRUPTED;
+		break;
+	case HOOK_TIMEOUT:
+		res = DELIVER_TIMEOUT;
 		break;
 	case HOOK_FAILED:
-	case HOOK_TIMEOUT:
 		break;
 	}
 out:
@@ -109,23 +111,41 @@ out:
 	return res;
 }
 
-static enum outbox_outcome
+static enum deliver_result
 to_socket(const struct deliver_target *t, const char *env, size_t len,
     char *reason, size_t reason_len)
 {
 	switch (usock_deliver(t->us, env, len, t->timeout_ms, t->cancel_fd,
 	    reason, reason_len)) {
 	case USOCK_OK:
-		return OUTBOX_DELIVERED;
+		return DELIVER_OK;
 	case USOCK_CANCELLED:
-		return OUTBOX_INTERRUPTED;
+		return DELIVER_INTERRUPTED;
 	case USOCK_FAILED:
+		break;
+	}
+	return strncmp(reason, "timeout", 7) == 0 ? DELIVER_TIMEOUT :
+	    DELIVER_FAILED;
+}
+
+enum outbox_outcome
+deliver_outcome(enum deliver_result r)
+{
+	switch (r) {
+	case DELIVER_OK:
+		return OUTBOX_DELIVERED;
+	case DELIVER_UNANSWERED:
+		return OUTBOX_UNANSWERED;
+	case DELIVER_INTERRUPTED:
+		return OUTBOX_INTERRUPTED;
+	case DELIVER_FAILED:
+	case DELIVER_TIMEOUT:
 		break;
 	}
 	return OUTBOX_FAILED;
 }
 
-enum outbox_outcome
+enum deliver_result
 deliver_attempt(const struct deliver_target *t, const struct outbox_row *r,
     char *reason, size_t reason_len)
 {
@@ -133,14 +153,14 @@ deliver_attempt(const struct deliver_target *t, const struct outbox_row *r,
 	    r->cf_payment_id, r->order_id, r->payment_status, r->amount,
 	    r->currency, r->content_type, r->body, r->body_len, r->received_at,
 	    r->attempt };
-	enum outbox_outcome res = OUTBOX_FAILED;
+	enum deliver_result res = DELIVER_FAILED;
 	char *env;
 	size_t len = 0;
 
 	env = envelope_build(&er, &len);
 	if (env == NULL) {
 		(void)snprintf(reason, reason_len, "out of memory");
-		return OUTBOX_FAILED;
+		return DELIVER_FAILED;
 	}
 	if (t->kind == FORWARD_HOOK) {
 		/* The NUL after the envelope becomes a newline (from here on it

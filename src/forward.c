@@ -4,12 +4,17 @@
  * receipt order per order_id, retrying with backoff.
  *
  * Threads: one dispatcher and forward_concurrency workers. The dispatcher
- * alone owns the forwarder's struct store: it picks due events, counts each
- * attempt (committed before the delivery starts, store_outbox.h), hands the
- * job to a worker and, when the worker is done, records the outcome. Workers
- * never touch the database; they only run the hook or talk to the socket
- * (each worker keeps its own socket connection). So intake is never slowed
- * by a delivery, and a slow hook never holds a database lock.
+ * alone owns the forwarder's struct store. It works in rounds
+ * (forward_round.h): one transaction records the outcomes of the deliveries
+ * that finished and claims the next due events, one fsync for all of them;
+ * only after the commit are the new jobs handed to the workers. It keeps up
+ * to twice forward_concurrency claimed, so a worker that finishes finds its
+ * next job waiting instead of waiting for a round (a claimed job holds its
+ * order like a running one). A commit of new events wakes the dispatcher
+ * only when it has room for a claim. Workers never touch the database; they
+ * only run the hook or talk to the socket (each worker keeps its own socket
+ * connection). So intake is never slowed by a delivery, and a slow hook
+ * never holds a database lock.
  *
  * Shared state is under `mu`: the job queue (dispatcher -> workers), the done
  * list (workers -> dispatcher), counters, and the flags set by other threads
@@ -19,7 +24,8 @@
  * replaced only while no worker exists (reload quiesces first).
  *
  * Must not: share the store with another thread, hold mu across a database
- * call or a delivery, wait by sleeping, or log a body. */
+ * call or a delivery, start a delivery before its claim is committed or
+ * after the stop began, wait by sleeping, or log a body. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -34,6 +40,7 @@
 #include "clock.h"
 #include "deliver.h"
 #include "forward.h"
+#include "forward_round.h"
 #include "hook_guard.h"
 #include "log.h"
 #include "store.h"
@@ -42,7 +49,9 @@
 
 #define MAX_WORKERS	64	/* config.c bounds forward_concurrency too */
 #define IDLE_WAIT_MS	1000	/* longest wait: heartbeat, replays by cfhookctl */
-#define REASON_MAX	200
+
+_Static_assert(2 * MAX_WORKERS <= FORWARD_MAX_CLAIMED,
+    "room for twice the workers' claims");
 
 struct settings {
 	enum forward_kind kind;
@@ -51,14 +60,6 @@ struct settings {
 	unsigned concurrency;
 	unsigned max_attempts;
 	unsigned backoff_s;
-};
-
-struct job {
-	struct outbox_row row;		/* claimed; the attempt is counted */
-	enum outbox_outcome outcome;
-	char	 reason[REASON_MAX];
-	struct job *next;		/* queue, done or unrecorded list */
-	struct job *flight_next;	/* in-flight list */
 };
 
 struct worker {
@@ -73,18 +74,20 @@ struct forward {
 	pthread_cond_t work;		/* workers: a job queued, or quit */
 	pthread_cond_t idle;		/* forward_stop: in flight went down */
 	/* under mu */
-	struct job *queue, **queue_tail;
-	struct job *done;
+	struct forward_job *queue, **queue_tail;
+	struct forward_job *done;
 	unsigned nflight;		/* claimed and not yet recorded */
 	unsigned busy;			/* claimed and not yet delivered */
+	unsigned limit;			/* most claims in flight at once */
 	int	 woken, stopping, quit, workers_quit;
 	int	 claims_over;		/* the dispatcher saw `stopping` */
 	struct settings *next_set;	/* forward_reload, waiting to apply */
 	/* dispatcher only (see the top) */
-	struct job *flight;
-	struct job *unrecorded;		/* outcome not stored yet: retried */
+	struct forward_job *flight;
+	struct forward_job *unrecorded;	/* outcome not stored yet: retried */
 	struct settings set;
 	struct store *st;
+	struct forward_round round;	/* its outbox, cursor, scans */
 	struct worker workers[MAX_WORKERS];
 	unsigned nworkers;
 	/* fixed while the threads run */
@@ -127,21 +130,10 @@ settings_from(const struct config *cfg, struct settings *s)
 }
 
 static void
-job_free(struct job *j)
+interrupt(struct forward_job *j)
 {
-	if (j == NULL)
-		return;
-	store_outbox_row_done(&j->row);
-	free(j);
-}
-
-static struct log_fields
-job_fields(const struct job *j)
-{
-	struct log_fields lf = { j->row.event_key, j->row.cf_payment_id,
-	    j->row.order_id };
-
-	return lf;
+	j->result = DELIVER_INTERRUPTED;
+	(void)snprintf(j->reason, sizeof(j->reason), "interrupted by shutdown");
 }
 
 /* Every forwarder thread blocks every signal: they go to the main thread
@@ -163,7 +155,7 @@ spawn_thread(pthread_t *t, void *(*fn)(void *), void *arg)
 
 /* One delivery attempt; the outcome and reason go into the job. */
 static void
-deliver(struct worker *w, struct job *j)
+deliver(struct worker *w, struct forward_job *j)
 {
 	const struct settings *s = &w->fwd->set;
 	struct deliver_target t = { s->kind, s->path, (int)s->timeout_s * 1000,
@@ -171,12 +163,10 @@ deliver(struct worker *w, struct job *j)
 
 	j->reason[0] = '\0';
 	if (atomic_load(&w->fwd->cancelled)) {
-		j->outcome = OUTBOX_INTERRUPTED;
-		(void)snprintf(j->reason, sizeof(j->reason),
-		    "interrupted by shutdown");
+		interrupt(j);
 		return;
 	}
-	j->outcome = deliver_attempt(&t, &j->row, j->reason,
+	j->result = deliver_attempt(&t, &j->row, j->reason,
 	    sizeof(j->reason));
 }
 
@@ -185,7 +175,7 @@ worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct forward *f = w->fwd;
-	struct job *j;
+	struct forward_job *j;
 
 	(void)pthread_mutex_lock(&f->mu);
 	for (;;) {
@@ -228,6 +218,7 @@ stop_workers(struct forward *f)
 	f->nworkers = 0;
 	(void)pthread_mutex_lock(&f->mu);
 	f->workers_quit = 0;
+	f->limit = 0;
 	(void)pthread_mutex_unlock(&f->mu);
 }
 
@@ -237,6 +228,7 @@ static int
 start_workers(struct forward *f)
 {
 	struct worker *w;
+	int rc = 0;
 
 	if (f->set.kind == FORWARD_NONE)
 		return 0;
@@ -252,28 +244,36 @@ start_workers(struct forward *f)
 			w->us = usock_new(f->set.path);
 			if (w->us == NULL) {
 				log_error("forward: out of memory");
-				return -1;
+				rc = -1;
+				break;
 			}
 		}
 		if (spawn_thread(&w->thread, worker_main, w) == -1) {
 			usock_free(w->us);
 			w->us = NULL;
-			return -1;
+			rc = -1;
+			break;
 		}
 		f->nworkers++;
 	}
-	return 0;
+	(void)pthread_mutex_lock(&f->mu);
+	f->limit = 2 * f->nworkers;
+	(void)pthread_mutex_unlock(&f->mu);
+	return rc;
 }
 
 /* skip() for store_outbox_due: an event in flight, or any event of an order
- * with a delivery in flight (never two at once for one order_id). */
+ * with a delivery in flight (never two at once for one order_id). Jobs whose
+ * outcome this round records are out of flight once it commits. */
 static int
 in_flight(void *arg, int64_t id, const char *order_id)
 {
 	const struct forward *f = arg;
-	const struct job *j;
+	const struct forward_job *j;
 
 	for (j = f->flight; j != NULL; j = j->flight_next) {
+		if (j->recording)
+			continue;
 		if (j->row.id == id)
 			return 1;
 		if (order_id != NULL && j->row.order_id != NULL &&
@@ -283,90 +283,10 @@ in_flight(void *arg, int64_t id, const char *order_id)
 	return 0;
 }
 
-/* Count the attempt (committed) and queue the job for a worker. Returns 0,
- * or -1 when the database failed (try again on the next round). */
-static int
-claim_one(struct forward *f, int64_t id)
-{
-	struct job *j = calloc(1, sizeof(*j));
-	struct log_fields lf;
-	enum outbox_claim c;
-
-	if (j == NULL) {
-		log_warning("forward: out of memory; will retry");
-		return -1;
-	}
-	c = store_outbox_claim(f->st, id, clock_wall_ms(), &j->row);
-	if (c != OUTBOX_CLAIMED) {
-		free(j);
-		return c == OUTBOX_GONE ? 0 : -1;
-	}
-	lf = job_fields(j);
-	(void)pthread_mutex_lock(&f->mu);
-	j->flight_next = f->flight;
-	f->flight = j;
-	f->nflight++;
-	if (f->stopping) {
-		/* The stop began while this claim waited for the database:
-		 * forward_stop no longer waits for new deliveries, so none
-		 * starts. The attempt is recorded as interrupted. */
-		j->outcome = OUTBOX_INTERRUPTED;
-		(void)snprintf(j->reason, sizeof(j->reason),
-		    "interrupted by shutdown");
-		j->next = f->done;
-		f->done = j;
-	} else {
-		log_event(LOG_LVL_DEBUG, &lf, "forward: sending %s attempt %u",
-		    j->row.event_key, j->row.attempt);
-		f->busy++;
-		*f->queue_tail = j;
-		f->queue_tail = &j->next;
-		(void)pthread_cond_signal(&f->work);
-	}
-	(void)pthread_mutex_unlock(&f->mu);
-	return 0;
-}
-
-static int
-is_stopping(struct forward *f)
-{
-	int v;
-
-	(void)pthread_mutex_lock(&f->mu);
-	v = f->stopping;
-	(void)pthread_mutex_unlock(&f->mu);
-	return v;
-}
-
-/* Fill up to `free_slots` deliveries. Returns how long the dispatcher may
- * wait before something else becomes due (ms, at most IDLE_WAIT_MS). */
-static int64_t
-claim(struct forward *f, unsigned free_slots)
-{
-	struct outbox_due due[MAX_WORKERS];
-	int64_t now = clock_wall_ms(), next = 0, wait = IDLE_WAIT_MS;
-	size_t n = 0, i;
-
-	if (free_slots > MAX_WORKERS)
-		free_slots = MAX_WORKERS;
-	if (store_outbox_due(f->st, now, in_flight, f, due, free_slots,
-	    &n) == -1)
-		return wait;
-	for (i = 0; i < n; i++) {
-		if (is_stopping(f) || claim_one(f, due[i].id) == -1)
-			break;
-	}
-	store_outbox_due_done(due, n);
-	if (n < free_slots &&
-	    store_outbox_next_due(f->st, now, &next) == 0 && next - now < wait)
-		wait = next - now;
-	return wait > 0 ? wait : 1;
-}
-
 static void
-flight_remove(struct forward *f, struct job *j)
+flight_remove(struct forward *f, struct forward_job *j)
 {
-	struct job **p;
+	struct forward_job **p;
 
 	for (p = &f->flight; *p != NULL; p = &(*p)->flight_next) {
 		if (*p == j) {
@@ -376,87 +296,90 @@ flight_remove(struct forward *f, struct job *j)
 	}
 }
 
-static void
-log_outcome(const struct job *j, enum outbox_state st, int64_t next_ms)
+/* The finished jobs, older ones (not stored last time) first; their count
+ * in *n. */
+static struct forward_job *
+take_done(struct forward *f, unsigned *n)
 {
-	struct log_fields lf = job_fields(j);
-	const char *key = j->row.event_key;
-	unsigned n = j->row.attempt;
-
-	switch (st) {
-	case OUTBOX_DONE:
-		log_event(LOG_LVL_INFO, &lf, "forward: delivered %s attempt %u",
-		    key, n);
-		break;
-	case OUTBOX_RETRY:
-		log_event(LOG_LVL_WARNING, &lf, "forward: %s attempt %u failed: "
-		    "%s; will retry in %" PRId64 " s", key, n, j->reason,
-		    (next_ms - clock_wall_ms() + 999) / 1000);
-		break;
-	case OUTBOX_DEAD:
-		log_event(LOG_LVL_WARNING, &lf, "forward: %s attempt %u failed: "
-		    "%s; no attempts left, the event is dead (cfhookctl "
-		    "replay sends it again)", key, n, j->reason);
-		break;
-	case OUTBOX_PENDING:
-		log_event(LOG_LVL_WARNING, &lf, "forward: %s attempt %u %s; it "
-		    "stays pending and goes out again", key, n, j->reason);
-		break;
-	case OUTBOX_UNCHANGED:
-		log_event(LOG_LVL_INFO, &lf, "forward: %s attempt %u %s, but "
-		    "the event was no longer pending (replayed or pruned)",
-		    key, n, j->outcome == OUTBOX_DELIVERED ? "delivered" :
-		    "failed");
-		break;
-	}
-}
-
-/* Store the outcome of finished deliveries. One that cannot be stored now
- * stays in flight (its order stays blocked) and is retried next round. */
-static void
-record_done(struct forward *f)
-{
-	struct outbox_result res;
-	struct job *list, *j, *keep = NULL;
-	enum outbox_state st;
-	int64_t next = 0;
-	unsigned recorded = 0;
+	struct forward_job *list, *j;
 
 	(void)pthread_mutex_lock(&f->mu);
 	list = f->done;
 	f->done = NULL;
 	(void)pthread_mutex_unlock(&f->mu);
-	if (f->unrecorded != NULL) {	/* older ones first */
+	if (f->unrecorded != NULL) {
 		for (j = f->unrecorded; j->next != NULL; j = j->next)
 			continue;
 		j->next = list;
 		list = f->unrecorded;
 		f->unrecorded = NULL;
 	}
-	while (list != NULL) {
-		j = list;
-		list = j->next;
-		res = (struct outbox_result){ j->row.id, j->row.log_id,
-		    j->outcome, j->reason };
-		if (store_outbox_finish(f->st, &res, clock_wall_ms(),
-		    f->set.max_attempts, f->set.backoff_s, &st, &next) == -1) {
-			j->next = keep;
-			keep = j;
+	for (*n = 0, j = list; j != NULL; j = j->next)
+		(*n)++;
+	return list;
+}
+
+/* The round is durable: the finished jobs leave, the claimed ones go to
+ * the workers (or, when the stop began meanwhile, are recorded as
+ * interrupted next round: forward_stop no longer waits for new
+ * deliveries). */
+static void
+hand_out(struct forward *f, struct forward_job *done, unsigned ndone,
+    struct forward_job *claimed)
+{
+	struct forward_job *j, *next;
+
+	(void)pthread_mutex_lock(&f->mu);
+	for (j = done; j != NULL; j = j->next)
+		flight_remove(f, j);
+	f->nflight -= ndone;
+	for (j = claimed; j != NULL; j = next) {
+		next = j->next;
+		j->next = NULL;
+		j->flight_next = f->flight;
+		f->flight = j;
+		f->nflight++;
+		if (f->stopping) {
+			interrupt(j);
+			j->next = f->done;
+			f->done = j;
 			continue;
 		}
-		log_outcome(j, st, next);
-		(void)pthread_mutex_lock(&f->mu);
-		flight_remove(f, j);
-		(void)pthread_mutex_unlock(&f->mu);
-		job_free(j);
-		recorded++;
+		f->busy++;
+		*f->queue_tail = j;
+		f->queue_tail = &j->next;
 	}
-	f->unrecorded = keep;
-	(void)pthread_mutex_lock(&f->mu);
-	f->nflight -= recorded;
+	(void)pthread_cond_broadcast(&f->work);
 	if (f->nflight == 0)
 		(void)pthread_cond_broadcast(&f->idle);
 	(void)pthread_mutex_unlock(&f->mu);
+	forward_job_free_list(done);
+}
+
+/* One round (forward_round.h). Claims only while `claiming` (not while
+ * stopping or reloading), as many as the finished jobs leave room for.
+ * Returns how long the dispatcher may wait. */
+static int64_t
+dispatch_round(struct forward *f, int claiming)
+{
+	struct forward_job *done, *claimed = NULL;
+	unsigned ndone = 0, room = 0;
+	int64_t wait_ms = IDLE_WAIT_MS;
+
+	done = take_done(f, &ndone);
+	(void)pthread_mutex_lock(&f->mu);
+	if (claiming && f->nflight - ndone < f->limit)
+		room = f->limit - (f->nflight - ndone);
+	(void)pthread_mutex_unlock(&f->mu);
+	f->round.max_attempts = f->set.max_attempts;
+	f->round.backoff_s = f->set.backoff_s;
+	if (forward_round_run(&f->round, done, room, in_flight, f, &claimed,
+	    &wait_ms) == -1) {
+		f->unrecorded = done;	/* their orders stay blocked */
+		return wait_ms;
+	}
+	hand_out(f, done, ndone, claimed);
+	return wait_ms;
 }
 
 /* forward_reload's settings, once nothing is in flight: the workers of the
@@ -518,12 +441,10 @@ static void *
 dispatch_main(void *arg)
 {
 	struct forward *f = arg;
-	unsigned free_slots;
 	int64_t wait_ms;
-	int quit, reload;
+	int quit, reload, claiming;
 
 	for (;;) {
-		record_done(f);
 		(void)pthread_mutex_lock(&f->mu);
 		if (f->stopping && !f->claims_over) {
 			f->claims_over = 1;	/* drain() waits for this */
@@ -531,11 +452,8 @@ dispatch_main(void *arg)
 		}
 		quit = f->quit;
 		reload = f->next_set != NULL && f->nflight == 0;
-		free_slots = 0;
 		/* Reload pending or stopping: claim nothing new. */
-		if (!f->stopping && f->next_set == NULL &&
-		    f->nflight < f->nworkers)
-			free_slots = f->nworkers - f->nflight;
+		claiming = !f->stopping && f->next_set == NULL;
 		(void)pthread_mutex_unlock(&f->mu);
 		if (quit)
 			break;
@@ -543,12 +461,10 @@ dispatch_main(void *arg)
 			apply_reload(f);
 			continue;
 		}
-		wait_ms = IDLE_WAIT_MS;
-		if (free_slots > 0)
-			wait_ms = claim(f, free_slots);
+		wait_ms = dispatch_round(f, claiming);
 		wait_for_work(f, wait_ms);
 	}
-	record_done(f);		/* what finished during the stop */
+	(void)dispatch_round(f, 0);	/* what finished during the stop */
 	return NULL;
 }
 
@@ -578,7 +494,11 @@ start_machine(struct forward *f)
 	if (f->st == NULL && store_open(f->database, STORE_READ, f->durability,
 	    &f->st) == -1)
 		return -1;
-	n = store_outbox_recover(f->st);
+	if (f->round.ob == NULL && store_outbox_open(f->st, &f->round.ob) == -1)
+		return -1;
+	f->round.cursor = 0;
+	f->round.full_scan_at = 0;
+	n = store_outbox_recover(f->round.ob);
 	if (n > 0)
 		log_warning("forward: %d deliver%s cut short by a restart; "
 		    "those events go out again", n, n == 1 ? "y was" : "ies were");
@@ -642,8 +562,12 @@ forward_wake(struct forward *f)
 	if (f == NULL || !atomic_load(&f->running))
 		return;
 	(void)pthread_mutex_lock(&f->mu);
-	f->woken = 1;
-	(void)pthread_cond_signal(&f->wake);
+	/* Full: a finishing delivery wakes the dispatcher anyway, and until
+	 * then it could claim nothing. */
+	if (f->nflight < f->limit) {
+		f->woken = 1;
+		(void)pthread_cond_signal(&f->wake);
+	}
 	(void)pthread_mutex_unlock(&f->mu);
 }
 
@@ -689,6 +613,24 @@ forward_heartbeat_ms(struct forward *f)
 	return atomic_load(&f->heartbeat);
 }
 
+/* Under mu: no delivery starts after the stop began. Claimed jobs still
+ * waiting for a worker are recorded as interrupted (the attempt stays
+ * counted, the event pending). */
+static void
+interrupt_queue(struct forward *f)
+{
+	struct forward_job *j;
+
+	while ((j = f->queue) != NULL) {
+		f->queue = j->next;
+		interrupt(j);
+		j->next = f->done;
+		f->done = j;
+		f->busy--;
+	}
+	f->queue_tail = &f->queue;
+}
+
 /* Stop claiming; wait for the deliveries under way, then interrupt the
  * rest (hooks are killed, sockets closed: their events stay pending with
  * the attempt counted); tell the dispatcher to record what it can and go.
@@ -704,6 +646,7 @@ drain(struct forward *f, int timeout_ms)
 	(void)pthread_mutex_lock(&f->mu);
 	f->stopping = 1;
 	f->woken = 1;
+	interrupt_queue(f);
 	(void)pthread_cond_signal(&f->wake);
 	while (f->nflight > 0 || !f->claims_over) {
 		if (pthread_cond_timedwait(&f->idle, &f->mu, &ts) == ETIMEDOUT)
@@ -726,17 +669,6 @@ drain(struct forward *f, int timeout_ms)
 	(void)pthread_mutex_unlock(&f->mu);
 }
 
-static void
-free_jobs(struct job *j)
-{
-	struct job *next;
-
-	for (; j != NULL; j = next) {
-		next = j->next;
-		job_free(j);
-	}
-}
-
 void
 forward_stop(struct forward *f, int timeout_ms)
 {
@@ -750,9 +682,10 @@ forward_stop(struct forward *f, int timeout_ms)
 	stop_workers(f);
 	/* Jobs whose outcome could not be stored keep their forward_log row
 	 * open; the next start marks it interrupted and sends them again. */
-	free_jobs(f->unrecorded);
-	free_jobs(f->done);
-	free_jobs(f->queue);
+	forward_job_free_list(f->unrecorded);
+	forward_job_free_list(f->done);
+	forward_job_free_list(f->queue);
+	store_outbox_close(f->round.ob);
 	store_close(f->st);
 	hook_guard_free(f->guard);	/* after the workers: no hook runs */
 	if (f->cancel_fd >= 0)

@@ -29,7 +29,14 @@ static const int64_t bounds_us[] = { 1000, 2500, 5000, 10000, 25000, 50000,
 static _Atomic unsigned long long req_by_status[NSTATUS + 1];	/* + other */
 static _Atomic unsigned long long ev_by_type[NTYPE][2];		/* new, dup */
 static _Atomic unsigned long long sig_failures[NREASON];
-static _Atomic unsigned long long fwd_attempts[2];		/* failed, ok */
+static _Atomic unsigned long long fwd_attempts[METRICS_FORWARD_N];
+static const char *const fwd_results[METRICS_FORWARD_N] = {
+	[METRICS_FORWARD_OK] = "ok",
+	[METRICS_FORWARD_FAILED] = "failed",
+	[METRICS_FORWARD_TIMEOUT] = "timeout",
+	[METRICS_FORWARD_UNANSWERED] = "unanswered",
+	[METRICS_FORWARD_INTERRUPTED] = "interrupted",
+};
 static _Atomic unsigned long long lat_bucket[NBUCKET + 1];
 static _Atomic unsigned long long lat_count;
 static _Atomic unsigned long long lat_sum_us;
@@ -81,9 +88,10 @@ metrics_signature_failure(enum verify_result r)
 }
 
 void
-metrics_forward_attempt(int ok)
+metrics_forward_attempt(enum metrics_forward r)
 {
-	bump(&fwd_attempts[ok ? 1 : 0], 1);
+	if ((unsigned)r < METRICS_FORWARD_N)
+		bump(&fwd_attempts[r], 1);
 }
 
 /* printf into the buffer; -1 when it is full. */
@@ -163,6 +171,21 @@ render_events(struct buf *out)
 	return rc;
 }
 
+static int
+render_forward(struct buf *out)
+{
+	size_t i;
+	int rc = 0;
+
+	rc |= put(out, "# HELP cfhookd_forward_attempts_total Delivery attempts "
+	    "to the hook or socket whose outcome is stored, by result.\n"
+	    "# TYPE cfhookd_forward_attempts_total counter\n");
+	for (i = 0; i < METRICS_FORWARD_N; i++)
+		rc |= put(out, "cfhookd_forward_attempts_total{result=\"%s\"} "
+		    "%llu\n", fwd_results[i], get(&fwd_attempts[i]));
+	return rc;
+}
+
 int
 metrics_render(struct buf *out, const struct metrics_gauges *g)
 {
@@ -173,12 +196,7 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 	    "cfhookd_build_info{version=\"%s\"} 1\n", CFHOOK_VERSION);
 	rc |= render_requests(out);
 	rc |= render_events(out);
-	rc |= put(out, "# HELP cfhookd_forward_attempts_total Deliveries to the "
-	    "hook or socket, by result.\n"
-	    "# TYPE cfhookd_forward_attempts_total counter\n"
-	    "cfhookd_forward_attempts_total{result=\"ok\"} %llu\n"
-	    "cfhookd_forward_attempts_total{result=\"failed\"} %llu\n",
-	    get(&fwd_attempts[1]), get(&fwd_attempts[0]));
+	rc |= render_forward(out);
 	rc |= put(out, "# HELP cfhookd_outbox_pending Events waiting to be "
 	    "forwarded.\n# TYPE cfhookd_outbox_pending gauge\n"
 	    "cfhookd_outbox_pending %lld\n", g->outbox_pending);
