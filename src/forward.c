@@ -3,7 +3,7 @@
  * least once, at most forward_concurrency at a time, one at a time and in
  * receipt order per order_id, retrying with backoff.
  *
- * Threads: one dispatcher and forward_concurrency workers. The dispatcher
+ * Threads: one dispatcher and the workers. The dispatcher
  * alone owns the forwarder's struct store. It works in rounds
  * (forward_round.h): one transaction records the outcomes of the deliveries
  * that finished and claims the next due events, one fsync for all of them;
@@ -11,10 +11,12 @@
  * to twice forward_concurrency claimed, so a worker that finishes finds its
  * next job waiting instead of waiting for a round (a claimed job holds its
  * order like a running one). A commit of new events wakes the dispatcher
- * only when it has room for a claim. Workers never touch the database; they
- * only run the hook or talk to the socket (each worker keeps its own socket
- * connection). So intake is never slowed by a delivery, and a slow hook
- * never holds a database lock.
+ * only when it has room for a claim. Workers never touch the database:
+ * for hook:PATH, forward_concurrency threads each run one hook at a time;
+ * for unix:PATH, one thread keeps one connection with up to
+ * forward_concurrency envelopes on it ahead of their answers (usock.h). So
+ * intake is never slowed by a delivery, and a slow hook never holds a
+ * database lock.
  *
  * Shared state is under `mu`: the job queue (dispatcher -> workers), the done
  * list (workers -> dispatcher), counters, and the flags set by other threads
@@ -65,7 +67,6 @@ struct settings {
 struct worker {
 	struct forward *fwd;
 	pthread_t thread;
-	struct usock *us;		/* FORWARD_UNIX: this worker's connection */
 };
 
 struct forward {
@@ -89,11 +90,13 @@ struct forward {
 	struct store *st;
 	struct forward_round round;	/* its outbox, cursor, scans */
 	struct worker workers[MAX_WORKERS];
-	unsigned nworkers;
+	unsigned nworkers;		/* threads: hook workers, or the socket's */
+	struct usock *us;		/* FORWARD_UNIX: its thread's alone */
 	/* fixed while the threads run */
 	char	*database;
 	enum durability durability;
 	int	 cancel_fd;		/* eventfd: readable = interrupt deliveries */
+	int	 kick_fd;		/* eventfd: the socket thread has news */
 	struct hook_guard *guard;	/* hooks die with the daemon */
 	atomic_int cancelled;
 	_Atomic int64_t heartbeat;
@@ -153,25 +156,48 @@ spawn_thread(pthread_t *t, void *(*fn)(void *), void *arg)
 	return err == 0 ? 0 : -1;
 }
 
-/* One delivery attempt; the outcome and reason go into the job. */
+/* The socket thread waits in poll(), not on a condition: tell it about
+ * new jobs, the stop and quit. */
 static void
-deliver(struct worker *w, struct forward_job *j)
+kick(struct forward *f)
+{
+	uint64_t one = 1;
+
+	if (f->kick_fd >= 0 && write(f->kick_fd, &one, sizeof(one)) == -1 &&
+	    errno != EAGAIN)
+		log_error("forward: eventfd: %s", strerror(errno));
+}
+
+/* Under mu: a job's delivery is over; the dispatcher records it. */
+static void
+job_delivered(struct forward *f, struct forward_job *j)
+{
+	j->next = f->done;
+	f->done = j;
+	f->busy--;
+	(void)pthread_cond_signal(&f->wake);
+	if (f->busy == 0)
+		(void)pthread_cond_broadcast(&f->idle);
+}
+
+/* One hook run; the result and reason go into the job. */
+static void
+run_hook(struct worker *w, struct forward_job *j)
 {
 	const struct settings *s = &w->fwd->set;
-	struct deliver_target t = { s->kind, s->path, (int)s->timeout_s * 1000,
-	    w->fwd->cancel_fd, w->us, w->fwd->guard };
+	struct deliver_hook t = { s->path, (int)s->timeout_s * 1000,
+	    w->fwd->cancel_fd, w->fwd->guard };
 
 	j->reason[0] = '\0';
 	if (atomic_load(&w->fwd->cancelled)) {
 		interrupt(j);
 		return;
 	}
-	j->result = deliver_attempt(&t, &j->row, j->reason,
-	    sizeof(j->reason));
+	j->result = deliver_hook(&t, &j->row, j->reason, sizeof(j->reason));
 }
 
 static void *
-worker_main(void *arg)
+hook_main(void *arg)
 {
 	struct worker *w = arg;
 	struct forward *f = w->fwd;
@@ -188,16 +214,79 @@ worker_main(void *arg)
 		if (f->queue == NULL)
 			f->queue_tail = &f->queue;
 		(void)pthread_mutex_unlock(&f->mu);
-		deliver(w, j);
+		run_hook(w, j);
 		(void)pthread_mutex_lock(&f->mu);
-		j->next = f->done;
-		f->done = j;
-		f->busy--;
-		(void)pthread_cond_signal(&f->wake);
-		if (f->busy == 0)
-			(void)pthread_cond_broadcast(&f->idle);
+		job_delivered(f, j);
 	}
 	(void)pthread_mutex_unlock(&f->mu);
+	return NULL;
+}
+
+/* usock_done_fn: an envelope's answer (or failure) is in. */
+static void
+sock_done(void *arg, void *cookie, enum usock_result r, const char *reason)
+{
+	static const enum deliver_result result[] = {
+		[USOCK_OK] = DELIVER_OK,
+		[USOCK_FAILED] = DELIVER_FAILED,
+		[USOCK_TIMEOUT] = DELIVER_TIMEOUT,
+		[USOCK_UNANSWERED] = DELIVER_UNANSWERED,
+		[USOCK_CANCELLED] = DELIVER_INTERRUPTED,
+	};
+	struct forward *f = arg;
+	struct forward_job *j = cookie;
+
+	j->result = result[r];
+	(void)snprintf(j->reason, sizeof(j->reason), "%s",
+	    reason != NULL ? reason : "");
+	(void)pthread_mutex_lock(&f->mu);
+	job_delivered(f, j);
+	(void)pthread_mutex_unlock(&f->mu);
+}
+
+/* Hands queued jobs to the connection, in claim order. */
+static void
+sock_push(struct forward *f, struct forward_job *list)
+{
+	struct forward_job *j, *next;
+	size_t len = 0;
+	char *env;
+
+	for (j = list; j != NULL; j = next) {
+		next = j->next;
+		j->next = NULL;
+		env = deliver_envelope(&j->row, &len);
+		if (env == NULL ||
+		    usock_push(f->us, env, len, j->row.id, j) == -1)
+			sock_done(f, j, USOCK_FAILED, "out of memory");
+	}
+}
+
+/* The unix:PATH thread: one connection, up to forward_concurrency
+ * envelopes on it ahead of their answers (usock.h). */
+static void *
+sock_main(void *arg)
+{
+	struct forward *f = ((struct worker *)arg)->fwd;
+	struct forward_job *list;
+	int quit, stopping;
+
+	for (;;) {
+		(void)pthread_mutex_lock(&f->mu);
+		list = f->queue;
+		f->queue = NULL;
+		f->queue_tail = &f->queue;
+		quit = f->workers_quit;
+		stopping = f->stopping;
+		(void)pthread_mutex_unlock(&f->mu);
+		sock_push(f, list);
+		if (stopping)	/* no delivery starts after the stop began */
+			usock_drop_unsent(f->us, sock_done, f);
+		if (quit)
+			break;
+		usock_run(f->us, f->kick_fd, f->cancel_fd, IDLE_WAIT_MS,
+		    sock_done, f);
+	}
 	return NULL;
 }
 
@@ -210,54 +299,61 @@ stop_workers(struct forward *f)
 	f->workers_quit = 1;
 	(void)pthread_cond_broadcast(&f->work);
 	(void)pthread_mutex_unlock(&f->mu);
-	for (i = 0; i < f->nworkers; i++) {
+	kick(f);
+	for (i = 0; i < f->nworkers; i++)
 		(void)pthread_join(f->workers[i].thread, NULL);
-		usock_free(f->workers[i].us);
-		f->workers[i].us = NULL;
-	}
 	f->nworkers = 0;
+	/* Whatever is still on the connection (nothing, after a drain or
+	 * before a reload) is reported; the stop frees those jobs. */
+	usock_free(f->us, sock_done, f);
+	f->us = NULL;
 	(void)pthread_mutex_lock(&f->mu);
 	f->workers_quit = 0;
 	f->limit = 0;
 	(void)pthread_mutex_unlock(&f->mu);
 }
 
-/* One worker per allowed concurrent delivery. On failure the ones started
- * keep running (fewer deliveries at once, never more). */
+static int
+start_one(struct forward *f, void *(*fn)(void *))
+{
+	struct worker *w = &f->workers[f->nworkers];
+
+	w->fwd = f;
+	if (spawn_thread(&w->thread, fn, w) == -1)
+		return -1;
+	f->nworkers++;
+	return 0;
+}
+
+/* Hooks: one worker per allowed concurrent delivery; on failure the ones
+ * started keep running (fewer deliveries at once, never more). A socket:
+ * one thread and one connection. The dispatcher keeps up to twice as many
+ * jobs claimed as may be delivered at once. */
 static int
 start_workers(struct forward *f)
 {
-	struct worker *w;
+	unsigned slots = 0;
 	int rc = 0;
 
-	if (f->set.kind == FORWARD_NONE)
-		return 0;
-	/* Started now, so that it shows beside the daemon; a failure is
-	 * retried at each spawn (and reported there). */
-	if (f->set.kind == FORWARD_HOOK)
+	if (f->set.kind == FORWARD_HOOK) {
+		/* Started now, so that it shows beside the daemon; a failure
+		 * is retried at each spawn (and reported there). */
 		(void)hook_guard_start(f->guard);
-	while (f->nworkers < f->set.concurrency) {
-		w = &f->workers[f->nworkers];
-		w->fwd = f;
-		w->us = NULL;
-		if (f->set.kind == FORWARD_UNIX) {
-			w->us = usock_new(f->set.path);
-			if (w->us == NULL) {
-				log_error("forward: out of memory");
-				rc = -1;
-				break;
-			}
+		while (rc == 0 && f->nworkers < f->set.concurrency)
+			rc = start_one(f, hook_main);
+		slots = f->nworkers;
+	} else if (f->set.kind == FORWARD_UNIX) {
+		f->us = usock_new(f->set.path, f->set.concurrency,
+		    (int)f->set.timeout_s * 1000);
+		if (f->us == NULL) {
+			log_error("forward: out of memory");
+			return -1;
 		}
-		if (spawn_thread(&w->thread, worker_main, w) == -1) {
-			usock_free(w->us);
-			w->us = NULL;
-			rc = -1;
-			break;
-		}
-		f->nworkers++;
+		rc = start_one(f, sock_main);
+		slots = f->nworkers > 0 ? f->set.concurrency : 0;
 	}
 	(void)pthread_mutex_lock(&f->mu);
-	f->limit = 2 * f->nworkers;
+	f->limit = 2 * slots;
 	(void)pthread_mutex_unlock(&f->mu);
 	return rc;
 }
@@ -353,6 +449,8 @@ hand_out(struct forward *f, struct forward_job *done, unsigned ndone,
 	if (f->nflight == 0)
 		(void)pthread_cond_broadcast(&f->idle);
 	(void)pthread_mutex_unlock(&f->mu);
+	if (claimed != NULL)
+		kick(f);
 	forward_job_free_list(done);
 }
 
@@ -502,12 +600,13 @@ start_machine(struct forward *f)
 	if (n > 0)
 		log_warning("forward: %d deliver%s cut short by a restart; "
 		    "those events go out again", n, n == 1 ? "y was" : "ies were");
-	if (f->cancel_fd == -1) {
+	if (f->cancel_fd == -1)
 		f->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (f->cancel_fd == -1) {
-			log_error("forward: eventfd: %s", strerror(errno));
-			return -1;
-		}
+	if (f->kick_fd == -1)
+		f->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (f->cancel_fd == -1 || f->kick_fd == -1) {
+		log_error("forward: eventfd: %s", strerror(errno));
+		return -1;
 	}
 	if (start_workers(f) == -1 && f->nworkers == 0)
 		return -1;
@@ -534,6 +633,7 @@ forward_start(const struct config *cfg, struct forward **ret)
 	}
 	f->queue_tail = &f->queue;
 	f->cancel_fd = -1;
+	f->kick_fd = -1;
 	f->durability = cfg->durability;
 	atomic_store(&f->heartbeat, clock_mono_ms());
 	f->database = strdup(cfg->database);
@@ -648,12 +748,13 @@ drain(struct forward *f, int timeout_ms)
 	f->woken = 1;
 	interrupt_queue(f);
 	(void)pthread_cond_signal(&f->wake);
+	kick(f);	/* the socket thread drops what it has not sent */
 	while (f->nflight > 0 || !f->claims_over) {
 		if (pthread_cond_timedwait(&f->idle, &f->mu, &ts) == ETIMEDOUT)
 			break;
 	}
 	/* From here on a job that still reaches a worker (a claim that
-	 * outlived the deadline) is interrupted at once (deliver()). */
+	 * outlived the deadline) is interrupted at once (run_hook()). */
 	atomic_store(&f->cancelled, 1);
 	if (f->busy > 0) {
 		log_warning("forward: %u deliver%s still under way after %d ms; "
@@ -690,6 +791,8 @@ forward_stop(struct forward *f, int timeout_ms)
 	hook_guard_free(f->guard);	/* after the workers: no hook runs */
 	if (f->cancel_fd >= 0)
 		(void)close(f->cancel_fd);
+	if (f->kick_fd >= 0)
+		(void)close(f->kick_fd);
 	settings_done(&f->set);
 	if (f->next_set != NULL) {
 		settings_done(f->next_set);

@@ -31,7 +31,8 @@
 
 struct round {
 	struct forward_job *done;	/* outcomes to write */
-	struct forward_job *claimed;	/* claims made */
+	struct forward_job *claimed;	/* claims made, in claim order */
+	struct forward_job **claimed_tail;
 	unsigned nclaimed;
 	unsigned room;			/* claims allowed */
 	const char *released[FORWARD_MAX_CLAIMED];	/* orders freed */
@@ -155,8 +156,8 @@ claim_due(struct forward_round *fr, struct round *r, int64_t now)
 				return -1;
 			continue;	/* gone meanwhile */
 		}
-		j->next = r->claimed;
-		r->claimed = j;
+		*r->claimed_tail = j;
+		r->claimed_tail = &j->next;
 		r->nclaimed++;
 	}
 	return 0;
@@ -283,6 +284,7 @@ forward_round_run(struct forward_round *fr, struct forward_job *done,
 		return -1;
 	}
 	r->done = done;
+	r->claimed_tail = &r->claimed;
 	r->room = room < FORWARD_MAX_CLAIMED ? room : FORWARD_MAX_CLAIMED;
 	r->skip = skip;
 	r->arg = arg;

@@ -302,7 +302,7 @@ def test_replay_of_dead_event_gets_a_new_series_and_attempts_keep_counting():
 
 class Consumer:
     """A unix-socket consumer in a thread: one line in, one answer out.
-    answer(envelope) returns the line to send back (default "OK")."""
+    answer(envelope) returns the line(s) to send back (default "OK")."""
 
     def __init__(self, path, answer=None):
         self.path = path
@@ -376,7 +376,7 @@ def test_unix_consumer_down_then_up_receives_everything_in_order():
         for order in "ABC":
             want = [p for o, p in plan if o == order]
             assert [e["cf_payment_id"] for e in got if e["order_id"] == order] == want
-        assert conns <= 4, conns          # connections are reused
+        assert conns == 1, conns          # one connection, kept
         first = d.event("PAYMENT_SUCCESS_WEBHOOK:9001")
         assert first["forward_attempts"] >= 2
         attempts = [e["attempt"] for e in got if e["cf_payment_id"] == "9001"]
@@ -396,6 +396,239 @@ def test_unix_consumer_wrong_answer_is_retried():
         assert [e["attempt"] for e in c.got] == [1, 2]
         log = [tuple(r) for r in d.rows("SELECT attempt, ok, error FROM forward_log ORDER BY id")]
         assert log == [(1, 0, "consumer answered 'NO'"), (2, 1, None)]
+
+
+class SequentialConsumer:
+    """The consumer anybody writes first: one connection at a time, one line
+    read, handled (`delay` seconds), answered, then the next line. Records
+    (id, attempt, cf_payment_id, order_id) of every envelope read."""
+
+    def __init__(self, path, delay=0.0, answer=None, die_after=None):
+        self.path = path
+        self.delay = delay
+        self.answer = answer or (lambda e: "OK %d" % e["id"])
+        self.die_after = die_after      # lines; then close everything
+        self.got = []
+        self.connections = 0
+        self.lock = threading.Lock()
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(16)
+        self.srv.settimeout(0.2)
+        self.stopped = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopped:
+            try:
+                c, _ = self.srv.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+            if self._serve(c):
+                self.close()            # "killed": nothing more is answered
+                return
+
+    def _serve(self, c):
+        """Returns True when the consumer dies."""
+        f = c.makefile("rb")
+        try:
+            while True:
+                line = f.readline()
+                if not line:
+                    return False
+                e = json.loads(line)
+                with self.lock:
+                    self.got.append(e)
+                    n = len(self.got)
+                if self.die_after is not None and n >= self.die_after:
+                    return True
+                time.sleep(self.delay)
+                c.sendall(self.answer(e).encode() + b"\n")
+        except (OSError, ValueError):
+            return False
+        finally:
+            f.close()
+            c.close()
+
+    def close(self):
+        if self.stopped:
+            return
+        self.stopped = True
+        self.srv.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+def order_plan(orders, per_order, base):
+    """(order, cf_payment_id) in an interleaved receipt order."""
+    return [("ord-%d" % (i % orders), str(base + i)) for i in range(orders * per_order)]
+
+
+def assert_per_order_fifo(got, plan):
+    """Per order, envelopes arrive in receipt order: a later event never
+    before an earlier one (repeats of an event may follow it)."""
+    for order in sorted({o for o, _ in plan}):
+        want = [p for o, p in plan if o == order]
+        seen = [e["cf_payment_id"] for e in got if e["order_id"] == order]
+        firsts = []
+        for p in seen:
+            if p not in firsts:
+                firsts.append(p)
+        assert firsts == want, (order, seen, want)
+        pos = [want.index(p) for p in seen]
+        assert pos == sorted(pos), (order, seen)
+
+
+def test_sequential_consumer_gets_everything_once_in_order_without_timeouts():
+    """A consumer that serves one connection at a time and answers line by
+    line (taking 30 ms each) used to block cfhookd's other connections into
+    timeouts and repeats; with one pipelined connection every event arrives
+    exactly once, per order in receipt order, and no attempt times out."""
+    with Daemon(config={"forward_concurrency": 4, "forward_timeout": 2}, start=False) as d:
+        path = os.path.join(d.tmp, "seq.sock")
+        c = SequentialConsumer(path, delay=0.03)
+        plan = order_plan(6, 8, 9700)
+        try:
+            start_forwarding(d, "unix:" + path)
+            for order, pid in plan:
+                post_ok(d, payment_body(pid, order_id=order))
+            wait_until(lambda: d.rows("SELECT count(*) FROM events WHERE forward_state = 'done'")[0][0]
+                       == len(plan), 30, "every event delivered")
+        finally:
+            c.close()
+        with c.lock:
+            got = list(c.got)
+        assert sorted(e["cf_payment_id"] for e in got) == sorted(p for _, p in plan)
+        assert all(e["attempt"] == 1 for e in got), got
+        assert_per_order_fifo(got, plan)
+        assert c.connections == 1, c.connections
+        log = d.rows("SELECT ok, error FROM forward_log")
+        assert [tuple(r) for r in log] == [(1, None)] * len(plan), log
+        assert d.rows("SELECT count(*) FROM events WHERE last_error IS NOT NULL")[0][0] == 0
+
+
+def test_consumer_killed_mid_pipeline_loses_nothing_and_keeps_order():
+    """The consumer dies with envelopes on the connection unanswered. The
+    one it was working on failed (backoff), those behind it are
+    'unanswered' (sent again at once, in order); after it is back every
+    event is delivered, per order never out of receipt order."""
+    with Daemon(config={"forward_concurrency": 4, "forward_backoff": 1,
+                        "forward_timeout": 5}, start=False) as d:
+        path = os.path.join(d.tmp, "dies.sock")
+        first = SequentialConsumer(path, delay=0.02, die_after=10)
+        plan = order_plan(5, 6, 9800)
+        start_forwarding(d, "unix:" + path)
+        for order, pid in plan:
+            post_ok(d, payment_body(pid, order_id=order))
+        wait_until(lambda: first.stopped, 10, "the first consumer to die")
+        wait_until(lambda: d.rows("SELECT count(*) FROM forward_log WHERE ok = 0")[0][0] > 0,
+                   10, "the cut-off attempts recorded")
+        second = SequentialConsumer(path)
+        try:
+            wait_until(lambda: d.rows("SELECT count(*) FROM events WHERE forward_state = 'done'")[0][0]
+                       == len(plan), 30, "every event delivered")
+        finally:
+            second.close()
+        got = first.got + second.got
+        assert_per_order_fifo(got, plan)
+        assert {e["cf_payment_id"] for e in second.got} >= \
+            {p for _, p in plan} - {e["cf_payment_id"] for e in first.got[:9]}
+        errors = [r[0] for r in d.rows("SELECT error FROM forward_log WHERE ok = 0")]
+        assert any(e.startswith("not answered: the connection was closed after event")
+                   for e in errors), errors
+        assert any(e == "consumer closed the connection" for e in errors), errors
+        # every attempt is one forward_log row, numbered 1, 2, ...
+        for r in d.rows("SELECT id, forward_attempts FROM events"):
+            att = [x[0] for x in d.rows("SELECT attempt FROM forward_log WHERE event_id = ?"
+                                        " ORDER BY id", (r[0],))]
+            assert att == list(range(1, r[1] + 1)), (r[0], att)
+
+
+def test_ok_with_the_id_is_checked():
+    """OK <id> naming the envelope is accepted; another id is not: that
+    attempt fails and the event goes out again."""
+    with Daemon(config={"forward_backoff": 1}, start=False) as d:
+        path = os.path.join(d.tmp, "ids.sock")
+
+        def answer(e):
+            if e["cf_payment_id"] == "9901" and e["attempt"] == 1:
+                return "OK %d" % (e["id"] + 1000)
+            return "OK %d" % e["id"]
+        c = SequentialConsumer(path, answer=answer)
+        try:
+            start_forwarding(d, "unix:" + path)
+            post_ok(d, payment_body("9900", order_id="id-a"))
+            post_ok(d, payment_body("9901", order_id="id-b"))
+            wait_until(lambda: d.rows("SELECT count(*) FROM events WHERE forward_state = 'done'")[0][0]
+                       == 2, 10, "both delivered")
+        finally:
+            c.close()
+        row = d.event("PAYMENT_SUCCESS_WEBHOOK:9901")
+        assert row["forward_attempts"] == 2
+        log = [tuple(r) for r in d.rows("SELECT attempt, ok, error FROM forward_log"
+                                        " WHERE event_id = ? ORDER BY id", (row["id"],))]
+        assert log == [(1, 0, "consumer answered 'OK %d' to event %d" % (row["id"] + 1000,
+                                                                         row["id"])),
+                       (2, 1, None)], log
+
+
+def test_a_late_second_ok_never_marks_a_refused_event_done():
+    """A consumer that answers the first attempt of every even event twice
+    ("OK <id>", then the same 20 ms late) and refuses the first attempt of
+    every odd one: the stray OK arrives while the next envelope waits for
+    its answer. Answered with ids, it cannot pass for that answer (without
+    ids it would mark a refused event done). No event is marked done by an
+    attempt the consumer refused."""
+    with Daemon(config={"forward_backoff": 1, "forward_concurrency": 4}, start=False) as d:
+        path = os.path.join(d.tmp, "twice.sock")
+        said = {}
+
+        def answer(e):
+            n = int(e["cf_payment_id"])
+            if n % 2 == 1 and e["attempt"] == 1:
+                said[(e["id"], e["attempt"])] = "NO"
+                return "NO"
+            said[(e["id"], e["attempt"])] = "OK"
+            ok = "OK %d" % e["id"]
+            if n % 2 == 0 and e["attempt"] == 1:
+                threading.Timer(0.02, late_ok, (ok,)).start()
+            return ok
+
+        # 50 ms per envelope: the late OK comes while the next one waits
+        c = SequentialConsumer(path, delay=0.05, answer=answer)
+        conns = []
+        orig = c._serve
+
+        def serve(conn):
+            conns.append(conn)
+            return orig(conn)
+
+        def late_ok(ok):
+            try:
+                conns[-1].sendall(ok.encode() + b"\n")
+            except OSError:
+                pass
+        c._serve = serve
+        try:
+            start_forwarding(d, "unix:" + path)
+            for i in range(20):
+                post_ok(d, payment_body(str(9920 + i), order_id="tw-%d" % i))
+            wait_until(lambda: d.rows("SELECT count(*) FROM events WHERE forward_state = 'done'")[0][0]
+                       == 20, 30, "every event delivered")
+        finally:
+            c.close()
+        for event_id, attempt in d.rows("SELECT event_id, attempt FROM forward_log WHERE ok = 1"):
+            assert said.get((event_id, attempt)) == "OK", (event_id, attempt, said)
+        # the stray answers did arrive, and were caught by their id
+        assert d.rows("SELECT count(*) FROM forward_log WHERE error LIKE"
+                      " 'consumer answered ''OK %'' to event %'")[0][0] > 0
 
 
 def test_sigkill_during_delivery_redelivers_as_attempt_2():
