@@ -13,7 +13,8 @@
 /* One answered HTTP request: its status and how long it took. */
 void	metrics_request(unsigned status, int64_t duration_us);
 /* One recorded event: its type (unknown types count as "other") and
- * whether it was new or a duplicate delivery. */
+ * whether it was new or a duplicate delivery; also the time of the last
+ * event accepted at intake. */
 void	metrics_event(const char *type, int duplicate);
 /* One request refused by verification, by reason. */
 void	metrics_signature_failure(enum verify_result);
@@ -29,6 +30,9 @@ enum metrics_forward {
 
 /* One forward attempt, counted once its outcome is stored. */
 void	metrics_forward_attempt(enum metrics_forward);
+/* received_at (unix ms) of the oldest pending event as the forwarder last
+ * saw it, or 0 when none is pending; rendered as its age in seconds. */
+void	metrics_forward_oldest(int64_t received_ms);
 
 /* Values read at scrape time; -1 where unknown. */
 struct metrics_gauges {

@@ -237,6 +237,18 @@ round_done(const struct round *r)
 	}
 }
 
+/* The oldest pending event for /metrics (an index lookup: cheap each
+ * round). */
+static void
+note_oldest(struct forward_round *fr)
+{
+	int64_t received = 0;
+	int r = store_outbox_oldest(fr->ob, &received);
+
+	if (r != -1)		/* on an error the last value stands */
+		metrics_forward_oldest(r == 0 && received > 0 ? received : 0);
+}
+
 static int
 run_round(struct forward_round *fr, struct round *r, int64_t now,
     int64_t *wait_ms)
@@ -290,6 +302,8 @@ forward_round_run(struct forward_round *fr, struct forward_job *done,
 	r->arg = arg;
 	rc = run_round(fr, r, clock_wall_ms(), wait_ms);
 	store_outbox_due_done(r->due, r->ndue);
+	if (rc == 0)
+		note_oldest(fr);
 	if (rc == -1) {
 		*wait_ms = RETRY_MS;
 		for (j = done; j != NULL; j = j->next)
