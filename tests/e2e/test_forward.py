@@ -14,7 +14,7 @@ import subprocess
 import threading
 import time
 
-from harness import Daemon, SLOW, binary, payment_body
+from harness import Daemon, SLOW, Skip, binary, payment_body
 
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 HOOK_ENV_KEYS = {"PATH", "CFHOOK_EVENT_ID", "CFHOOK_EVENT_KEY", "CFHOOK_TYPE",
@@ -810,3 +810,92 @@ for fd in sorted(os.listdir("/proc/self/fd"), key=int):
         for _, target in fds[3:]:
             assert re.match(r"^/proc/\d+/fd$", target), fds
         assert len(fds) <= 4, fds
+
+
+def children_of(pid):
+    """pid -> comm of the processes whose parent is pid."""
+    out = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            out[int(name)] = comm
+    return out
+
+
+def test_the_guard_has_a_title_of_its_own():
+    """The hook guard runs beside the daemon as cfhook-guard: ps shows that
+    name, and neither `pgrep -x cfhookd` nor `pgrep cfhookd` takes it for
+    the daemon. It goes when the daemon is killed."""
+    for tool in ("ps", "pgrep"):
+        if subprocess.run(["which", tool], stdout=subprocess.DEVNULL).returncode != 0:
+            raise Skip("%s is not installed (procps)" % tool)
+    with Daemon(start=False) as d:
+        hook = write_hook(d.tmp, "hook.sh", "exit 0\n")
+        start_forwarding(d, "hook:" + hook)
+        guards = wait_until(lambda: [p for p, c in children_of(d.proc.pid).items()
+                                     if c == "cfhook-guard"], 5, "the guard")
+        assert len(guards) == 1, guards
+        guard = guards[0]
+        ps = subprocess.run(["ps", "-o", "comm=,args=", "-p", str(guard)],
+                            stdout=subprocess.PIPE, text=True).stdout.split()
+        assert ps == ["cfhook-guard", "cfhook-guard"], ps
+        for args in (["pgrep", "-x", "cfhookd"], ["pgrep", "cfhookd"]):
+            found = [int(x) for x in subprocess.run(args, stdout=subprocess.PIPE,
+                                                    text=True).stdout.split()]
+            assert d.proc.pid in found and guard not in found, (args, found)
+        post_ok(d, payment_body("9990", order_id="guard"))
+        wait_state(d, 1, "done")
+        d.kill()
+        wait_until(lambda: pid_gone(guard), 5, "the guard to leave with the daemon")
+
+
+def test_trivial_hooks_draw_no_group_warning():
+    """Hooks that leave nothing behind never get "left processes in its
+    group" (it came now and then, from another delivery's fork holding the
+    pipe)."""
+    with Daemon(config={"forward_concurrency": 4}, start=False) as d:
+        hook = write_hook(d.tmp, "hook.sh", "exit 0\n")
+        start_forwarding(d, "hook:" + hook)
+        for i in range(60):
+            post_ok(d, payment_body(str(9800000 + i), order_id="quiet-%d" % (i % 7)))
+        wait_until(lambda: d.rows("SELECT count(*) FROM events WHERE forward_state = 'done'")[0][0]
+                   == 60, 30, "every event delivered")
+        assert "left processes" not in d.log()
+        assert d.rows("SELECT count(*) FROM forward_log WHERE ok = 1")[0][0] == 60
+
+
+def test_a_setsid_child_holding_stdout_does_not_hold_the_delivery():
+    """A hook that starts a daemon of its own (setsid, stdout inherited) and
+    exits: the attempt ends with the hook, not after a grace period and a
+    wait for EOF (3.3 s each), and nothing is killed or warned about."""
+    with Daemon(start=False) as d:
+        pidfile = os.path.join(d.tmp, "bg.pid")
+        hook = write_hook(d.tmp, "hook.sh", """
+setsid sh -c 'echo $$ > {p}; exec sleep 30' &
+while [ ! -s {p} ]; do sleep 0.01; done
+echo started
+""".format(p=pidfile))
+        start_forwarding(d, "hook:" + hook)
+        try:
+            post_ok(d, payment_body("9991", order_id="setsid"))
+            wait_state(d, 1, "done")
+            started, finished = d.rows("SELECT started_at, finished_at FROM forward_log")[0]
+            assert finished - started < 2000, finished - started
+            assert "left processes" not in d.log()
+            with open(pidfile) as f:
+                bg = int(f.read())
+            assert not pid_gone(bg)         # outside the group: not ours to kill
+        finally:
+            if os.path.exists(pidfile):
+                with open(pidfile) as f:
+                    try:
+                        os.kill(int(f.read()), signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
