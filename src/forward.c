@@ -3,20 +3,16 @@
  * least once, at most forward_concurrency at a time, one at a time and in
  * receipt order per order_id, retrying with backoff.
  *
- * Threads: one dispatcher and the workers. The dispatcher
- * alone owns the forwarder's struct store. It works in rounds
- * (forward_round.h): one transaction records the outcomes of the deliveries
- * that finished and claims the next due events, one fsync for all of them;
- * only after the commit are the new jobs handed to the workers. It keeps up
- * to twice forward_concurrency claimed, so a worker that finishes finds its
- * next job waiting instead of waiting for a round (a claimed job holds its
- * order like a running one). A commit of new events wakes the dispatcher
- * only when it has room for a claim. Workers never touch the database:
- * for hook:PATH, forward_concurrency threads each run one hook at a time;
- * for unix:PATH, one thread keeps one connection with up to
- * forward_concurrency envelopes on it ahead of their answers (usock.h). So
- * intake is never slowed by a delivery, and a slow hook never holds a
- * database lock.
+ * Threads: one dispatcher, which alone owns the forwarder's struct store,
+ * and the workers. The dispatcher works in rounds (forward_round.h): one
+ * transaction records what finished and claims what is due; the new jobs go
+ * to the workers only after that commit. It keeps up to twice
+ * forward_concurrency claimed, so a worker that finishes finds its next job
+ * waiting (a claimed job holds its order like a running one); a commit of
+ * new events wakes it only when it has room for a claim. Workers never
+ * touch the database: for hook:PATH, forward_concurrency threads each run
+ * one hook at a time; for unix:PATH, one thread keeps one connection with
+ * up to forward_concurrency envelopes ahead of their answers (usock.h).
  *
  * Shared state is under `mu`: the job queue (dispatcher -> workers), the done
  * list (workers -> dispatcher), counters, and the flags set by other threads
@@ -284,8 +280,10 @@ sock_main(void *arg)
 			usock_drop_unsent(f->us, sock_done, f);
 		if (quit)
 			break;
-		usock_run(f->us, f->kick_fd, f->cancel_fd, IDLE_WAIT_MS,
-		    sock_done, f);
+		/* cancel_fd stays readable once written: with nothing left
+		 * to cancel, wait for news only. */
+		usock_run(f->us, f->kick_fd, usock_pending(f->us) > 0 ?
+		    f->cancel_fd : -1, IDLE_WAIT_MS, sock_done, f);
 	}
 	return NULL;
 }

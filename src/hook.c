@@ -90,7 +90,6 @@ struct spawn {
 	int	 in_r, out_w, err_w;
 	int	 guard_fd;
 	volatile int err;		/* the child failed: an errno value */
-	volatile int registered;	/* the guard knows its group */
 	volatile int at_guard;		/* it failed telling the guard */
 };
 
@@ -237,7 +236,6 @@ child_main(void *arg)
 	    MSG_DONTWAIT) != (ssize_t)sizeof(msg))
 		goto fail;
 	sp->at_guard = 0;
-	sp->registered = 1;
 	if (dup2(sp->in_r, 0) == -1 || dup2(sp->out_w, 1) == -1 ||
 	    dup2(sp->err_w, 2) == -1)
 		goto fail;
@@ -262,7 +260,7 @@ static int
 spawn(const struct hook_run *run, struct child *c, int in_r, int out_w,
     int err_w, char *reason, size_t len)
 {
-	struct spawn sp = { run, in_r, out_w, err_w, -1, 0, 0, 0 };
+	struct spawn sp = { run, in_r, out_w, err_w, -1, 0, 0 };
 	sigset_t all, old;
 	size_t stack_len = 0;
 	void *stack = NULL;

@@ -289,7 +289,7 @@ scan_retries(struct outbox *o, int64_t now_ms,
     struct outbox_due *out, size_t max, size_t *got)
 {
 	sqlite3_stmt *s = stmt(o, S_RETRIES);
-	int rc = 0, step;
+	int rc = 0, step = SQLITE_DONE;
 
 	(void)sqlite3_bind_int64(s, 1, now_ms);
 	while (*got < max && (step = sqlite3_step(s)) == SQLITE_ROW) {
