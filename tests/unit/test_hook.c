@@ -365,6 +365,40 @@ test_no_fd_leak(void)
 	free(text);
 }
 
+/* The daemon ignores SIGPIPE (and here SIGINT and SIGUSR1), catches others
+ * and blocks some in the spawning thread: the hook starts with nothing
+ * ignored and nothing blocked. The hook is this binary in "sigcheck" mode,
+ * copying its SigIgn and SigBlk lines of /proc/self/status. */
+static void
+test_signal_dispositions_are_defaults(void)
+{
+	char f[512], reason[200], *text;
+	char *argv[] = { self_exe, "sigcheck", f, NULL };
+	struct hook_run run = { self_exe, argv, default_env, "", 0, 5000, -1,
+	    NULL, guard };
+	struct sigaction ign, old_pipe, old_int, old_usr1;
+	sigset_t block, old_mask;
+
+	path_in(f, sizeof(f), "sigs");
+	memset(&ign, 0, sizeof(ign));
+	ign.sa_handler = SIG_IGN;
+	(void)sigaction(SIGPIPE, &ign, &old_pipe);
+	(void)sigaction(SIGINT, &ign, &old_int);
+	(void)sigaction(SIGUSR1, &ign, &old_usr1);
+	(void)sigemptyset(&block);
+	(void)sigaddset(&block, SIGTERM);
+	(void)sigaddset(&block, SIGHUP);
+	(void)pthread_sigmask(SIG_BLOCK, &block, &old_mask);
+	CHECK_INT(hook_run(&run, reason, sizeof(reason)), HOOK_OK);
+	(void)pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+	(void)sigaction(SIGPIPE, &old_pipe, NULL);
+	(void)sigaction(SIGINT, &old_int, NULL);
+	(void)sigaction(SIGUSR1, &old_usr1, NULL);
+	text = read_file(f, NULL);
+	CHECK_STR(text, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
+	free(text);
+}
+
 /* A hook that never reads stdin, with more input than a pipe holds: no
  * SIGPIPE (it would kill this test), no hang. */
 static void
@@ -648,6 +682,28 @@ fdcheck(const char *out)
 	return 0;
 }
 
+/* sigcheck mode: the SigBlk and SigIgn lines of our /proc/self/status. */
+static int
+sigcheck(const char *out)
+{
+	char *text = read_file("/proc/self/status", NULL), *p;
+	FILE *fp = fopen(out, "we");
+	const char *want[] = { "\nSigBlk:", "\nSigIgn:" };
+	size_t i;
+
+	if (text == NULL || fp == NULL)
+		return 1;
+	for (i = 0; i < 2; i++) {
+		p = strstr(text, want[i]);
+		if (p != NULL)
+			(void)fprintf(fp, "%.*s", (int)(strcspn(p + 1, "\n") + 1),
+			    p + 1);
+	}
+	(void)fclose(fp);
+	free(text);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -656,6 +712,8 @@ main(int argc, char **argv)
 
 	if (argc == 3 && strcmp(argv[1], "fdcheck") == 0)
 		return fdcheck(argv[2]);
+	if (argc == 3 && strcmp(argv[1], "sigcheck") == 0)
+		return sigcheck(argv[2]);
 	log_init(LOG_LVL_INFO);
 	n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
 	if (n <= 0 || mkdtemp(dir) == NULL) {
@@ -678,6 +736,7 @@ main(int argc, char **argv)
 	RUN(test_huge_output_bounded);
 	RUN(test_argv_env_stdin_exact);
 	RUN(test_no_fd_leak);
+	RUN(test_signal_dispositions_are_defaults);
 	RUN(test_unread_stdin);
 	RUN(test_cancel);
 	RUN(test_stderr_is_a_warning_and_the_reason);
