@@ -17,7 +17,7 @@
 
 /* A reason and the quoted line it may end with (reason.h). */
 #define FORWARD_REASON_MAX	(120 + REASON_QUOTE_MAX)
-/* Claims in flight at most (twice the most workers). */
+/* Claims in flight at most (forward.c keeps a few per delivery slot). */
 #define FORWARD_MAX_CLAIMED	128
 
 /* One claimed delivery attempt. */

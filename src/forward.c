@@ -6,10 +6,11 @@
  * Threads: one dispatcher, which alone owns the forwarder's struct store,
  * and the workers. The dispatcher works in rounds (forward_round.h): one
  * transaction records what finished and claims what is due; the new jobs go
- * to the workers only after that commit. It keeps up to twice
+ * to the workers only after that commit. It keeps up to AHEAD times
  * forward_concurrency claimed, so a worker that finishes finds its next job
- * waiting (a claimed job holds its order like a running one); a commit of
- * new events wakes it only when it has room for a claim. Workers never
+ * waiting (a claimed job holds its order like a running one), and it records
+ * finished deliveries in batches (done_due); a commit of new events wakes it
+ * only when it has room for a claim. Workers never
  * touch the database: for hook:PATH, forward_concurrency threads each run
  * one hook at a time; for unix:PATH, one thread keeps one connection with
  * up to forward_concurrency envelopes ahead of their answers (usock.h).
@@ -47,9 +48,16 @@
 
 #define MAX_WORKERS	64	/* config.c bounds forward_concurrency too */
 #define IDLE_WAIT_MS	1000	/* longest wait: heartbeat, replays by cfhookctl */
+/* A finished delivery is recorded within this, or as soon as a worker runs
+ * out of claimed jobs: one round, one fsync, for several outcomes. */
+#define BATCH_MS	10
+/* Claims kept in flight per delivery slot: the rest wait, claimed, for a
+ * worker, so the workers never wait for a round and a round records many
+ * outcomes (FORWARD_MAX_CLAIMED caps it). */
+#define AHEAD		4
 
-_Static_assert(2 * MAX_WORKERS <= FORWARD_MAX_CLAIMED,
-    "room for twice the workers' claims");
+_Static_assert(MAX_WORKERS < FORWARD_MAX_CLAIMED,
+    "room for more claims than workers");
 
 struct settings {
 	enum forward_kind kind;
@@ -75,6 +83,9 @@ struct forward {
 	struct forward_job *done;
 	unsigned nflight;		/* claimed and not yet recorded */
 	unsigned busy;			/* claimed and not yet delivered */
+	unsigned ndone;			/* jobs on `done` */
+	int64_t	 done_since;		/* mono ms: `done` became non-empty */
+	unsigned slots;			/* deliveries at once */
 	unsigned limit;			/* most claims in flight at once */
 	int	 woken, stopping, quit, workers_quit;
 	int	 claims_over;		/* the dispatcher saw `stopping` */
@@ -164,14 +175,35 @@ kick(struct forward *f)
 		log_error("forward: eventfd: %s", strerror(errno));
 }
 
-/* Under mu: a job's delivery is over; the dispatcher records it. */
+/* Under mu: whether the finished deliveries should be recorded now (and
+ * more claimed): a worker is about to run out of claimed jobs, one waited
+ * BATCH_MS, or a stop or reload waits for them. Else they wait for
+ * company: one round, one fsync, for several. */
+static int
+done_due(const struct forward *f, int64_t now)
+{
+	return f->done != NULL && (f->busy < f->slots ||
+	    now - f->done_since >= BATCH_MS || f->stopping ||
+	    f->next_set != NULL);
+}
+
+/* Under mu: a job's delivery is over; the dispatcher records it. It is
+ * woken for the first of a batch (to time it) and when the batch is due,
+ * not for every job in between. */
 static void
 job_delivered(struct forward *f, struct forward_job *j)
 {
+	int first = f->done == NULL;
+
+	if (first)
+		f->done_since = clock_mono_ms();
+	f->ndone++;
 	j->next = f->done;
 	f->done = j;
 	f->busy--;
-	(void)pthread_cond_signal(&f->wake);
+	/* (the batch's age is the dispatcher's timer, not ours) */
+	if (first || done_due(f, f->done_since))
+		(void)pthread_cond_signal(&f->wake);
 	if (f->busy == 0)
 		(void)pthread_cond_broadcast(&f->idle);
 }
@@ -307,6 +339,7 @@ stop_workers(struct forward *f)
 	f->us = NULL;
 	(void)pthread_mutex_lock(&f->mu);
 	f->workers_quit = 0;
+	f->slots = 0;
 	f->limit = 0;
 	(void)pthread_mutex_unlock(&f->mu);
 }
@@ -325,8 +358,8 @@ start_one(struct forward *f, void *(*fn)(void *))
 
 /* Hooks: one worker per allowed concurrent delivery; on failure the ones
  * started keep running (fewer deliveries at once, never more). A socket:
- * one thread and one connection. The dispatcher keeps up to twice as many
- * jobs claimed as may be delivered at once. */
+ * one thread and one connection. The dispatcher keeps up to AHEAD times as
+ * many jobs claimed as may be delivered at once. */
 static int
 start_workers(struct forward *f)
 {
@@ -351,7 +384,9 @@ start_workers(struct forward *f)
 		slots = f->nworkers > 0 ? f->set.concurrency : 0;
 	}
 	(void)pthread_mutex_lock(&f->mu);
-	f->limit = 2 * slots;
+	f->slots = slots;
+	f->limit = AHEAD * slots < FORWARD_MAX_CLAIMED ? AHEAD * slots :
+	    FORWARD_MAX_CLAIMED;
 	(void)pthread_mutex_unlock(&f->mu);
 	return rc;
 }
@@ -400,6 +435,7 @@ take_done(struct forward *f, unsigned *n)
 	(void)pthread_mutex_lock(&f->mu);
 	list = f->done;
 	f->done = NULL;
+	f->ndone = 0;
 	(void)pthread_mutex_unlock(&f->mu);
 	if (f->unrecorded != NULL) {
 		for (j = f->unrecorded; j->next != NULL; j = j->next)
@@ -433,13 +469,12 @@ hand_out(struct forward *f, struct forward_job *done, unsigned ndone,
 		j->flight_next = f->flight;
 		f->flight = j;
 		f->nflight++;
+		f->busy++;
 		if (f->stopping) {
 			interrupt(j);
-			j->next = f->done;
-			f->done = j;
+			job_delivered(f, j);
 			continue;
 		}
-		f->busy++;
 		*f->queue_tail = j;
 		f->queue_tail = &j->next;
 	}
@@ -516,17 +551,22 @@ mono_timespec(int64_t ms)
 	return ts;
 }
 
-/* Until forward_wake, a finished delivery, stop or reload, or wait_ms. */
+/* Until forward_wake, finished deliveries due (done_due), stop or reload,
+ * or wait_ms. */
 static void
 wait_for_work(struct forward *f, int64_t wait_ms)
 {
-	struct timespec ts = mono_timespec(clock_mono_ms() + wait_ms);
+	int64_t until = clock_mono_ms() + wait_ms, now;
+	struct timespec ts;
 
 	(void)pthread_mutex_lock(&f->mu);
 	atomic_store(&f->heartbeat, clock_mono_ms());
-	while (!f->woken && f->done == NULL && !f->quit) {
-		if (pthread_cond_timedwait(&f->wake, &f->mu, &ts) == ETIMEDOUT)
-			break;
+	while (!f->woken && !f->quit && !done_due(f, now = clock_mono_ms()) &&
+	    now < until) {
+		ts = mono_timespec(f->done != NULL &&
+		    f->done_since + BATCH_MS < until ?
+		    f->done_since + BATCH_MS : until);
+		(void)pthread_cond_timedwait(&f->wake, &f->mu, &ts);
 	}
 	f->woken = 0;
 	atomic_store(&f->heartbeat, clock_mono_ms());
@@ -722,9 +762,7 @@ interrupt_queue(struct forward *f)
 	while ((j = f->queue) != NULL) {
 		f->queue = j->next;
 		interrupt(j);
-		j->next = f->done;
-		f->done = j;
-		f->busy--;
+		job_delivered(f, j);
 	}
 	f->queue_tail = &f->queue;
 }
