@@ -21,7 +21,9 @@ enum deliver_result {
 	DELIVER_TIMEOUT,	/* no end or answer within forward_timeout */
 	DELIVER_UNANSWERED,	/* sent, then cut off behind another envelope's
 				 * failure on the same connection */
-	DELIVER_INTERRUPTED	/* shutdown: the event stays pending */
+	DELIVER_INTERRUPTED,	/* shutdown: the event stays pending */
+	DELIVER_UNSTARTED	/* claimed but never started (a stop): not an
+				 * attempt at all */
 };
 
 /* hook:PATH */

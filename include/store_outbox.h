@@ -29,9 +29,10 @@ struct outbox_due {
 	char	*order_id;		/* owned; NULL when none or empty */
 };
 
-/* An event claimed for one delivery attempt. Strings owned (NUL-added;
- * NULL for SQL NULL). A new column for the envelope or the hook is one more
- * field here and one more line in store_outbox.c's claim_text[]. */
+/* An event claimed for one delivery attempt: the counts from the claim, the
+ * rest from store_outbox_load(). Strings owned (NUL-added; NULL for SQL
+ * NULL). A new text column for the envelope or the hook is one more field
+ * here and one more line in store_outbox.c's ROW_COLS and row_text[]. */
 struct outbox_row {
 	int64_t	 id;
 	int64_t	 received_at;
@@ -63,7 +64,9 @@ enum outbox_outcome {
 	OUTBOX_FAILED,
 	OUTBOX_UNANSWERED,		/* sent, but its connection was closed
 					 * for an earlier envelope's failure */
-	OUTBOX_INTERRUPTED		/* stopped by shutdown: stays pending */
+	OUTBOX_INTERRUPTED,		/* stopped by shutdown: stays pending */
+	OUTBOX_UNSTARTED		/* claimed, never started (a stop): the
+					 * claim is undone, no attempt made */
 };
 
 /* What an event became after store_outbox_finish(). */
@@ -75,9 +78,13 @@ enum outbox_state {
 	OUTBOX_UNCHANGED		/* was no longer pending: left alone */
 };
 
-/* Prepares the statements on st (which stays the caller's). Returns 0 /
- * -1 (logged). */
-int	store_outbox_open(struct store *st, struct outbox **ret);
+/* Prepares the statements on st (which stays the caller's). With
+ * durability full, the outbox syncs the WAL itself after each commit
+ * (its connection set to synchronous = NORMAL): store_outbox_commit() still
+ * returns only once the commit is on disk, but the write lock, which intake
+ * waits for, is not held during the sync. Returns 0 / -1 (logged). */
+int	store_outbox_open(struct store *st, enum durability,
+	    struct outbox **ret);
 /* NULL-safe; rolls back an open transaction. */
 void	store_outbox_close(struct outbox *);
 
@@ -90,7 +97,10 @@ int	store_outbox_recover(struct outbox *);
 /* BEGIN IMMEDIATE. Returns 0 / -1 (logged). */
 int	store_outbox_begin(struct outbox *);
 /* COMMIT: every claim and outcome since begin is durable when this returns
- * 0. On -1 (logged) all of them were rolled back. */
+ * 0. On -1 (logged) they were rolled back, or committed but perhaps not on
+ * disk (the sync failed): either way nothing of it may be acted on, and
+ * what was claimed is claimed again later (an attempt counted and logged
+ * that never started: a restart marks its log row interrupted). */
 int	store_outbox_commit(struct outbox *);
 void	store_outbox_rollback(struct outbox *);
 
@@ -130,10 +140,15 @@ int	store_outbox_oldest(struct outbox *, int64_t *ret);
 /* Inside a transaction, before a delivery: forward_attempts + 1 and a
  * forward_log row (attempt, started_at = now_ms, ok NULL), so once
  * committed a crash during the delivery leaves the attempt counted and the
- * event pending. Fills *ret (release with store_outbox_row_done) on
- * OUTBOX_CLAIMED. */
+ * event pending. On OUTBOX_CLAIMED fills id, attempt, series and log_id of
+ * *ret (all else zero); nothing else is read while the write lock is held,
+ * which intake waits for. */
 enum outbox_claim store_outbox_claim(struct outbox *, int64_t id,
 	    int64_t now_ms, struct outbox_row *ret);
+/* After the claim is committed, outside any transaction: the event's
+ * columns into *r (release with store_outbox_row_done). Returns 0, or -1
+ * (logged). */
+int	store_outbox_load(struct outbox *, struct outbox_row *r);
 void	store_outbox_row_done(struct outbox_row *);
 
 struct outbox_result {
@@ -150,6 +165,7 @@ struct outbox_result {
  * 2^(series-1), STORE_OUTBOX_BACKOFF_CAP_S) s. UNANSWERED: log ok = 0,
  * last_error; due again at once, never dead for it (the failure was
  * another envelope's). INTERRUPTED: log error, ok NULL; due again at once.
+ * UNSTARTED: the claim undone (forward_attempts - 1, its log row deleted).
  * An event no longer pending (replayed, pruned meanwhile) is left alone.
  * *state and *next_ms (RETRY) tell what happened. Returns 0 / -1. */
 int	store_outbox_finish(struct outbox *, const struct outbox_result *,

@@ -29,7 +29,8 @@ enum usock_result {
 	USOCK_FAILED,		/* another answer, wrong id, EOF, no connection */
 	USOCK_TIMEOUT,		/* no answer within the timeout */
 	USOCK_UNANSWERED,	/* sent after one that failed: not answered */
-	USOCK_CANCELLED		/* cancel_fd, or dropped before it was sent */
+	USOCK_CANCELLED,	/* cancel_fd, after it was sent */
+	USOCK_UNSENT		/* dropped before any of it was sent */
 };
 
 struct usock;
@@ -53,15 +54,16 @@ unsigned usock_pending(const struct usock *);
  * than `depth` envelopes wait for their answers, reads answers, applies
  * the timeout; waits (poll) at most max_wait_ms, or until wake_fd or
  * cancel_fd (-1: none) is readable. Finished envelopes are reported to
- * done(), in the order they were queued. A readable cancel_fd fails every
- * envelope (USOCK_CANCELLED) and closes the connection. */
+ * done(), in the order they were queued. A readable cancel_fd ends every
+ * envelope (USOCK_CANCELLED, or USOCK_UNSENT for one not sent) and closes
+ * the connection. */
 void	usock_run(struct usock *, int wake_fd, int cancel_fd, int max_wait_ms,
 	    usock_done_fn *done, void *arg);
-/* Reports every envelope not yet sent as USOCK_CANCELLED (a stop: no
+/* Reports every envelope not yet sent as USOCK_UNSENT (a stop: no
  * delivery starts after it). The ones sent keep waiting for answers. */
 void	usock_drop_unsent(struct usock *, usock_done_fn *done, void *arg);
 /* Closes the connection; envelopes still queued are reported
- * USOCK_CANCELLED. NULL-safe. */
+ * USOCK_CANCELLED (USOCK_UNSENT when not sent). NULL-safe. */
 void	usock_free(struct usock *, usock_done_fn *done, void *arg);
 
 #endif

@@ -120,6 +120,8 @@ deliver_outcome(enum deliver_result r)
 		return OUTBOX_UNANSWERED;
 	case DELIVER_INTERRUPTED:
 		return OUTBOX_INTERRUPTED;
+	case DELIVER_UNSTARTED:
+		return OUTBOX_UNSTARTED;
 	case DELIVER_FAILED:
 	case DELIVER_TIMEOUT:
 		break;

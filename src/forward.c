@@ -50,11 +50,11 @@
 #define IDLE_WAIT_MS	1000	/* longest wait: heartbeat, replays by cfhookctl */
 /* A finished delivery is recorded within this, or as soon as a worker runs
  * out of claimed jobs: one round, one fsync, for several outcomes. */
-#define BATCH_MS	10
+#define BATCH_MS	50
 /* Claims kept in flight per delivery slot: the rest wait, claimed, for a
  * worker, so the workers never wait for a round and a round records many
  * outcomes (FORWARD_MAX_CLAIMED caps it). */
-#define AHEAD		4
+#define AHEAD		32
 
 _Static_assert(MAX_WORKERS < FORWARD_MAX_CLAIMED,
     "room for more claims than workers");
@@ -139,11 +139,13 @@ settings_from(const struct config *cfg, struct settings *s)
 	return 0;
 }
 
+/* A claimed job that a stop catches before it started: its claim is
+ * undone (no attempt was made). */
 static void
-interrupt(struct forward_job *j)
+unstart(struct forward_job *j)
 {
-	j->result = DELIVER_INTERRUPTED;
-	(void)snprintf(j->reason, sizeof(j->reason), "interrupted by shutdown");
+	j->result = DELIVER_UNSTARTED;
+	(void)snprintf(j->reason, sizeof(j->reason), "not started");
 }
 
 /* Every forwarder thread blocks every signal: they go to the main thread
@@ -218,7 +220,7 @@ run_hook(struct worker *w, struct forward_job *j)
 
 	j->reason[0] = '\0';
 	if (atomic_load(&w->fwd->cancelled)) {
-		interrupt(j);
+		unstart(j);
 		return;
 	}
 	j->result = deliver_hook(&t, &j->row, j->reason, sizeof(j->reason));
@@ -260,6 +262,7 @@ sock_done(void *arg, void *cookie, enum usock_result r, const char *reason)
 		[USOCK_TIMEOUT] = DELIVER_TIMEOUT,
 		[USOCK_UNANSWERED] = DELIVER_UNANSWERED,
 		[USOCK_CANCELLED] = DELIVER_INTERRUPTED,
+		[USOCK_UNSENT] = DELIVER_UNSTARTED,
 	};
 	struct forward *f = arg;
 	struct forward_job *j = cookie;
@@ -392,8 +395,8 @@ start_workers(struct forward *f)
 }
 
 /* skip() for store_outbox_due: an event in flight, or any event of an order
- * with a delivery in flight (never two at once for one order_id). Jobs whose
- * outcome this round records are out of flight once it commits. */
+ * with a delivery in flight (never two at once for one order_id). The jobs a
+ * round records count too: it looks before it writes. */
 static int
 in_flight(void *arg, int64_t id, const char *order_id)
 {
@@ -401,8 +404,6 @@ in_flight(void *arg, int64_t id, const char *order_id)
 	const struct forward_job *j;
 
 	for (j = f->flight; j != NULL; j = j->flight_next) {
-		if (j->recording)
-			continue;
 		if (j->row.id == id)
 			return 1;
 		if (order_id != NULL && j->row.order_id != NULL &&
@@ -470,9 +471,10 @@ hand_out(struct forward *f, struct forward_job *done, unsigned ndone,
 		f->flight = j;
 		f->nflight++;
 		f->busy++;
-		if (f->stopping) {
-			interrupt(j);
-			job_delivered(f, j);
+		if (!j->loaded || f->stopping) {
+			if (j->loaded)
+				unstart(j);
+			job_delivered(f, j);	/* recorded next round */
 			continue;
 		}
 		*f->queue_tail = j;
@@ -630,7 +632,8 @@ start_machine(struct forward *f)
 	if (f->st == NULL && store_open(f->database, STORE_READ, f->durability,
 	    &f->st) == -1)
 		return -1;
-	if (f->round.ob == NULL && store_outbox_open(f->st, &f->round.ob) == -1)
+	if (f->round.ob == NULL && store_outbox_open(f->st, f->durability,
+	    &f->round.ob) == -1)
 		return -1;
 	f->round.cursor = 0;
 	f->round.full_scan_at = 0;
@@ -752,8 +755,8 @@ forward_heartbeat_ms(struct forward *f)
 }
 
 /* Under mu: no delivery starts after the stop began. Claimed jobs still
- * waiting for a worker are recorded as interrupted (the attempt stays
- * counted, the event pending). */
+ * waiting for a worker are given back (their claims undone: no attempt was
+ * made; the events stay pending). */
 static void
 interrupt_queue(struct forward *f)
 {
@@ -761,7 +764,7 @@ interrupt_queue(struct forward *f)
 
 	while ((j = f->queue) != NULL) {
 		f->queue = j->next;
-		interrupt(j);
+		unstart(j);
 		job_delivered(f, j);
 	}
 	f->queue_tail = &f->queue;
@@ -822,6 +825,7 @@ forward_stop(struct forward *f, int timeout_ms)
 	forward_job_free_list(f->unrecorded);
 	forward_job_free_list(f->done);
 	forward_job_free_list(f->queue);
+	forward_round_done(&f->round);
 	store_outbox_close(f->round.ob);
 	store_close(f->st);
 	hook_guard_free(f->guard);	/* after the workers: no hook runs */

@@ -6,6 +6,10 @@
  * are handed back only after that commit; a failed round leaves both as
  * they were, to be done again.
  *
+ * The transaction only writes (outcomes, attempts, log rows): due events
+ * are looked for before it and the claimed events' columns read after it,
+ * so that the write lock, which intake waits for, is held briefly.
+ *
  * Due events are found from a cursor (store_outbox.h): a commit of new
  * events costs a look at the new ones only; every FULL_SCAN_MS (longer when
  * that scan is slow, so that it never takes more than a twentieth of the
@@ -73,6 +77,11 @@ log_outcome(const struct forward_job *j)
 	const char *key = j->row.event_key;
 	unsigned n = j->row.attempt;
 
+	if (j->result == DELIVER_UNSTARTED) {
+		log_event(LOG_LVL_DEBUG, &lf, "forward: %s claimed but not "
+		    "started; given back", key != NULL ? key : "?");
+		return;
+	}
 	switch (j->state) {
 	case OUTBOX_DONE:
 		log_event(LOG_LVL_INFO, &lf, "forward: delivered %s attempt %u",
@@ -114,7 +123,6 @@ record(struct forward_round *fr, struct round *r, int64_t now)
 		if (store_outbox_finish(fr->ob, &res, now, fr->max_attempts,
 		    fr->backoff_s, &j->state, &j->next_ms) == -1)
 			return -1;
-		j->recording = 1;
 		if (j->row.order_id != NULL && j->row.order_id[0] != '\0' &&
 		    j->state != OUTBOX_RETRY && j->state != OUTBOX_PENDING &&
 		    r->nreleased < FORWARD_MAX_CLAIMED)
@@ -123,12 +131,14 @@ record(struct forward_round *fr, struct round *r, int64_t now)
 	return 0;
 }
 
-/* The due events the round may claim, in r->due. Returns 0 / -1. */
+/* The due events the round may claim, in r->due. Looked for before the
+ * transaction, so that the write lock is held only to write; the orders
+ * the last round released are looked at too. Returns 0 / -1. */
 static int
 find_due(struct forward_round *fr, struct round *r, int64_t now)
 {
-	r->scan.released = r->released;
-	r->scan.nreleased = r->nreleased;
+	r->scan.released = (const char *const *)fr->released;
+	r->scan.nreleased = fr->nreleased;
 	r->ndue = 0;
 	return store_outbox_due(fr->ob, now, &r->scan, r->skip, r->arg, r->due,
 	    r->room, &r->ndue);
@@ -163,22 +173,58 @@ claim_due(struct forward_round *fr, struct round *r, int64_t now)
 	return 0;
 }
 
-/* The transaction: outcomes, then claims, one commit. With outcomes to
- * write, the due events are looked for inside it (it sees the orders they
- * release); else the caller looked already. */
+/* The transaction: outcomes, then claims, one commit; only writes, so
+ * that it is short. */
 static int
 commit_round(struct forward_round *fr, struct round *r, int64_t now)
 {
 	if (store_outbox_begin(fr->ob) == -1)
 		return -1;
-	if (record(fr, r, now) == -1 ||
-	    (r->done != NULL && r->room > 0 && find_due(fr, r, now) == -1) ||
-	    claim_due(fr, r, now) == -1) {
+	if (record(fr, r, now) == -1 || claim_due(fr, r, now) == -1) {
 		store_outbox_rollback(fr->ob);
 		return -1;
 	}
 	/* Durable before the first byte goes out (store_outbox.c). */
 	return store_outbox_commit(fr->ob);
+}
+
+/* The orders this round released, kept (copied) for the next scan; the
+ * ones kept before are dropped once a scan looked at them. One that cannot
+ * be kept is found by the next scan from 0, made soon. */
+static void
+keep_released(struct forward_round *fr, const struct round *r)
+{
+	size_t i;
+
+	if (r->room > 0)
+		forward_round_done(fr);
+	for (i = 0; i < r->nreleased; i++) {
+		if (fr->nreleased < FORWARD_MAX_CLAIMED &&
+		    (fr->released[fr->nreleased] =
+		    strdup(r->released[i])) != NULL)
+			fr->nreleased++;
+		else
+			fr->full_scan_at = 0;
+	}
+}
+
+/* After the commit, outside it: each claimed event's columns. One that
+ * cannot be read now is reported failed at once (its attempt is counted:
+ * it goes out again after its backoff). */
+static void
+load_claimed(struct forward_round *fr, struct round *r)
+{
+	struct forward_job *j;
+
+	for (j = r->claimed; j != NULL; j = j->next) {
+		if (store_outbox_load(fr->ob, &j->row) == 0) {
+			j->loaded = 1;
+			continue;
+		}
+		j->result = DELIVER_FAILED;
+		(void)snprintf(j->reason, sizeof(j->reason), "cannot read the "
+		    "event");
+	}
 }
 
 /* A scan was made and everything it returned is claimed: the fresh events
@@ -203,6 +249,8 @@ next_wait(struct forward_round *fr, const struct round *r, int64_t now)
 
 	if (r->room == 0 || r->nclaimed >= r->room)
 		return wait;	/* a finishing delivery wakes the dispatcher */
+	if (fr->nreleased > 0)
+		return 1;	/* their next events may be due: look now */
 	if (store_outbox_next_due(fr->ob, now, &next) == 0 &&
 	    next - now < wait)
 		wait = next - now;
@@ -222,18 +270,21 @@ round_done(const struct round *r)
 		[DELIVER_TIMEOUT] = METRICS_FORWARD_TIMEOUT,
 		[DELIVER_UNANSWERED] = METRICS_FORWARD_UNANSWERED,
 		[DELIVER_INTERRUPTED] = METRICS_FORWARD_INTERRUPTED,
+		[DELIVER_UNSTARTED] = METRICS_FORWARD_N,	/* no attempt */
 	};
 	const struct forward_job *j;
 	struct log_fields lf;
 
 	for (j = r->done; j != NULL; j = j->next) {
 		log_outcome(j);
-		metrics_forward_attempt(kind[j->result]);
+		if (kind[j->result] != METRICS_FORWARD_N)
+			metrics_forward_attempt(kind[j->result]);
 	}
 	for (j = r->claimed; j != NULL; j = j->next) {
 		lf = forward_job_fields(j);
 		log_event(LOG_LVL_DEBUG, &lf, "forward: sending %s attempt %u",
-		    j->row.event_key, j->row.attempt);
+		    j->row.event_key != NULL ? j->row.event_key : "?",
+		    j->row.attempt);
 	}
 }
 
@@ -257,24 +308,21 @@ run_round(struct forward_round *fr, struct round *r, int64_t now,
 
 	r->full = t0 >= fr->full_scan_at;
 	r->scan.after = r->full ? 0 : fr->cursor;
-	if (r->done == NULL) {
-		/* Nothing to write unless something is due: look first. */
-		if (r->room == 0) {
-			*wait_ms = IDLE_WAIT_MS;
-			return 0;
-		}
-		if (find_due(fr, r, now) == -1)
-			return -1;
-		if (r->ndue == 0) {
+	if (r->room > 0 && find_due(fr, r, now) == -1)
+		return -1;
+	if (r->done == NULL && r->ndue == 0) {
+		/* Nothing to write. */
+		if (r->room > 0)
 			scan_seen(fr, r, t0);
-			*wait_ms = next_wait(fr, r, now);
-			return 0;
-		}
+		*wait_ms = r->room > 0 ? next_wait(fr, r, now) : IDLE_WAIT_MS;
+		return 0;
 	}
 	if (commit_round(fr, r, now) == -1)
 		return -1;
 	if (r->room > 0)
 		scan_seen(fr, r, t0);
+	keep_released(fr, r);
+	load_claimed(fr, r);
 	round_done(r);
 	*wait_ms = next_wait(fr, r, now);
 	return 0;
@@ -286,7 +334,6 @@ forward_round_run(struct forward_round *fr, struct forward_job *done,
     struct forward_job **claimed, int64_t *wait_ms)
 {
 	struct round *r = calloc(1, sizeof(*r));
-	struct forward_job *j;
 	int rc = -1;
 
 	*claimed = NULL;
@@ -306,12 +353,20 @@ forward_round_run(struct forward_round *fr, struct forward_job *done,
 		note_oldest(fr);
 	if (rc == -1) {
 		*wait_ms = RETRY_MS;
-		for (j = done; j != NULL; j = j->next)
-			j->recording = 0;
 		forward_job_free_list(r->claimed);
 	} else {
 		*claimed = r->claimed;
 	}
 	free(r);
 	return rc;
+}
+
+void
+forward_round_done(struct forward_round *fr)
+{
+	size_t i;
+
+	for (i = 0; i < fr->nreleased; i++)
+		free(fr->released[i]);
+	fr->nreleased = 0;
 }

@@ -18,9 +18,13 @@
  * Must not: be called from more than one thread per struct outbox, hold a
  * transaction open across a delivery, or touch intake (the writer's rows are
  * only read here, and updated only in the forward_* columns). */
+#include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -33,18 +37,17 @@
     " SELECT 1 FROM events p WHERE p.order_id = e.order_id" \
     "   AND p.id < e.id AND p.forward_state = 'pending')"
 
-/* The columns a claim reads, in the order of claim_text[] after the first
- * four (forward_attempts, replay_base, received_at, body). */
-#define CLAIM_COLS \
-    "forward_attempts, replay_base, received_at, body, event_key, type," \
-    " cf_payment_id, order_id, payment_status, amount, currency," \
-    " content_type"
+/* The columns a claimed row is loaded with, in the order of row_text[]
+ * after the first two (received_at, body). */
+#define ROW_COLS \
+    "received_at, body, event_key, type, cf_payment_id, order_id," \
+    " payment_status, amount, currency, content_type"
 
 enum stmt {
 	S_BEGIN, S_COMMIT, S_ROLLBACK,
 	S_RETRIES, S_FRESH, S_FRESH_HELD, S_HEAD, S_NEXT_DUE, S_OLDEST,
-	S_CLAIM, S_LOG_START, S_LOG_END,
-	S_DONE, S_DEAD, S_AGAIN, S_RECOVER,
+	S_CLAIM, S_ROW, S_LOG_START, S_LOG_END,
+	S_DONE, S_DEAD, S_AGAIN, S_UNCLAIM, S_UNLOG, S_RECOVER,
 	S_N
 };
 
@@ -76,9 +79,13 @@ static const char *const sql[S_N] = {
 	    " WHERE forward_state = 'pending' AND next_attempt_at > ?1",
 	[S_OLDEST] = "SELECT received_at FROM events"
 	    " WHERE forward_state = 'pending' ORDER BY id LIMIT 1",
+	/* In the round's transaction: only what the bookkeeping needs, so
+	 * that the write lock is held briefly (intake waits for it). */
 	[S_CLAIM] = "UPDATE events SET forward_attempts = forward_attempts + 1"
 	    " WHERE id = ?1 AND forward_state = 'pending'"
-	    " RETURNING " CLAIM_COLS,
+	    " RETURNING forward_attempts, replay_base",
+	/* After the commit: the rest, which never changes once stored. */
+	[S_ROW] = "SELECT " ROW_COLS " FROM events WHERE id = ?1",
 	[S_LOG_START] = "INSERT INTO forward_log (event_id, attempt,"
 	    " started_at) VALUES (?1, ?2, ?3)",
 	[S_LOG_END] = "UPDATE forward_log SET finished_at = ?2, ok = ?3,"
@@ -90,12 +97,17 @@ static const char *const sql[S_N] = {
 	/* A retry after its backoff, or at once (next = now). */
 	[S_AGAIN] = "UPDATE events SET next_attempt_at = ?2, last_error = ?3"
 	    " WHERE id = ?1 AND forward_state = 'pending'",
+	/* A claim that never started: no attempt was made. */
+	[S_UNCLAIM] = "UPDATE events SET forward_attempts = forward_attempts - 1"
+	    " WHERE id = ?1 AND forward_state = 'pending'"
+	    "   AND forward_attempts > replay_base",
+	[S_UNLOG] = "DELETE FROM forward_log WHERE id = ?1",
 	[S_RECOVER] = "UPDATE forward_log SET error = 'interrupted by restart'"
 	    " WHERE finished_at IS NULL AND error IS NULL",
 };
 
-/* Text columns of a claimed row, from column 4 of S_CLAIM on. */
-static const size_t claim_text[] = {
+/* Text columns of a claimed row, from column 2 of S_ROW on. */
+static const size_t row_text[] = {
 	offsetof(struct outbox_row, event_key),
 	offsetof(struct outbox_row, type),
 	offsetof(struct outbox_row, cf_payment_id),
@@ -105,11 +117,12 @@ static const size_t claim_text[] = {
 	offsetof(struct outbox_row, currency),
 	offsetof(struct outbox_row, content_type),
 };
-#define CLAIM_FIRST_TEXT	4
+#define ROW_FIRST_TEXT	2
 
 struct outbox {
 	sqlite3	*db;
 	sqlite3_stmt *s[S_N];
+	char	*wal;		/* durability full: the WAL, synced by us */
 };
 
 /* Orders seen earlier in one fresh scan, by a 64-bit hash: a later fresh
@@ -159,8 +172,31 @@ bind_text(sqlite3_stmt *s, int i, const char *v)
 	return sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
 }
 
+/* Durability full, made by us after each commit rather than by SQLite
+ * inside it: the commit still returns only once the WAL is on disk, but the
+ * write lock is free during the sync. */
+static int
+own_sync(struct outbox *o)
+{
+	const char *db = sqlite3_db_filename(o->db, "main");
+	size_t n;
+
+	if (db == NULL || db[0] == '\0')
+		return -1;
+	n = strlen(db) + sizeof("-wal");
+	o->wal = malloc(n);
+	if (o->wal == NULL)
+		return -1;
+	(void)snprintf(o->wal, n, "%s-wal", db);
+	if (sqlite3_exec(o->db, "PRAGMA synchronous = NORMAL", NULL, NULL,
+	    NULL) != SQLITE_OK)
+		return -1;
+	return 0;
+}
+
 int
-store_outbox_open(struct store *st, struct outbox **ret)
+store_outbox_open(struct store *st, enum durability durability,
+    struct outbox **ret)
 {
 	struct outbox *o = calloc(1, sizeof(*o));
 	int i;
@@ -170,6 +206,11 @@ store_outbox_open(struct store *st, struct outbox **ret)
 		return -1;
 	}
 	o->db = store_db(st);
+	if (durability == DURABILITY_FULL && own_sync(o) == -1) {
+		log_error("store: outbox: %s", sqlite3_errmsg(o->db));
+		store_outbox_close(o);
+		return -1;
+	}
 	for (i = 0; i < S_N; i++) {
 		if (sqlite3_prepare_v3(o->db, sql[i], -1,
 		    SQLITE_PREPARE_PERSISTENT, &o->s[i], NULL) != SQLITE_OK) {
@@ -192,6 +233,7 @@ store_outbox_close(struct outbox *o)
 	store_outbox_rollback(o);
 	for (i = 0; i < S_N; i++)
 		(void)sqlite3_finalize(o->s[i]);
+	free(o->wal);
 	free(o);
 }
 
@@ -209,13 +251,35 @@ store_outbox_begin(struct outbox *o)
 	return run(o, stmt(o, S_BEGIN), "begin");
 }
 
+/* fdatasync of the WAL file, through a descriptor of our own: it flushes
+ * the file, whichever descriptor wrote it. */
+static int
+sync_wal(struct outbox *o)
+{
+	int fd, rc;
+
+	fd = open(o->wal, O_RDONLY | O_CLOEXEC);
+	if (fd == -1) {
+		log_warning("store: outbox: '%s': %s; will retry", o->wal,
+		    strerror(errno));
+		return -1;
+	}
+	rc = fdatasync(fd);
+	if (rc == -1)
+		log_warning("store: outbox: sync '%s': %s; will retry", o->wal,
+		    strerror(errno));
+	(void)close(fd);
+	return rc;
+}
+
 int
 store_outbox_commit(struct outbox *o)
 {
-	if (run(o, stmt(o, S_COMMIT), "commit") == 0)
-		return 0;
-	store_outbox_rollback(o);
-	return -1;
+	if (run(o, stmt(o, S_COMMIT), "commit") == -1) {
+		store_outbox_rollback(o);
+		return -1;
+	}
+	return o->wal != NULL ? sync_wal(o) : 0;
 }
 
 void
@@ -465,38 +529,18 @@ store_outbox_row_done(struct outbox_row *r)
 	if (r == NULL)
 		return;
 	free(r->body);
-	for (i = 0; i < sizeof(claim_text) / sizeof(claim_text[0]); i++)
-		free(*(char **)(void *)((char *)r + claim_text[i]));
+	for (i = 0; i < sizeof(row_text) / sizeof(row_text[0]); i++)
+		free(*(char **)(void *)((char *)r + row_text[i]));
 	memset(r, 0, sizeof(*r));
 }
 
-/* The RETURNING row of S_CLAIM into *r. -1 on no memory. */
-static int
-read_claimed(sqlite3_stmt *s, struct outbox_row *r)
-{
-	int64_t attempts = sqlite3_column_int64(s, 0);
-	int64_t series = attempts - sqlite3_column_int64(s, 1);
-	size_t i;
-
-	r->attempt = attempts < 1 ? 1 : (unsigned)attempts;
-	r->series = series < 1 ? 1 : (unsigned)series;
-	r->received_at = sqlite3_column_int64(s, 2);
-	if (store_column_copy(s, 3, &r->body, &r->body_len) == -1)
-		return -1;
-	for (i = 0; i < sizeof(claim_text) / sizeof(claim_text[0]); i++) {
-		if (store_column_copy(s, CLAIM_FIRST_TEXT + (int)i,
-		    (char **)(void *)((char *)r + claim_text[i]), NULL) == -1)
-			return -1;
-	}
-	return 0;
-}
-
-/* Count the attempt and read the row. */
+/* Count the attempt; the counts into *r. */
 static enum outbox_claim
 count_attempt(struct outbox *o, int64_t id, struct outbox_row *r)
 {
 	sqlite3_stmt *s = stmt(o, S_CLAIM);
 	enum outbox_claim res = OUTBOX_ERROR;
+	int64_t attempts, series;
 	int step;
 
 	(void)sqlite3_bind_int64(s, 1, id);
@@ -509,11 +553,11 @@ count_attempt(struct outbox *o, int64_t id, struct outbox_row *r)
 		db_warn(o->db, "claim");
 		goto out;
 	}
+	attempts = sqlite3_column_int64(s, 0);
+	series = attempts - sqlite3_column_int64(s, 1);
 	r->id = id;
-	if (read_claimed(s, r) == -1) {
-		log_warning("store: outbox: claim: out of memory; will retry");
-		goto out;
-	}
+	r->attempt = attempts < 1 ? 1 : (unsigned)attempts;
+	r->series = series < 1 ? 1 : (unsigned)series;
 	/* RETURNING: the update is complete only when the statement is. */
 	if (sqlite3_step(s) != SQLITE_DONE) {
 		db_warn(o->db, "claim");
@@ -529,28 +573,57 @@ enum outbox_claim
 store_outbox_claim(struct outbox *o, int64_t id, int64_t now_ms,
     struct outbox_row *ret)
 {
-	sqlite3_stmt *s;
 	struct outbox_row r;
+	sqlite3_stmt *s;
 	enum outbox_claim res;
 
 	memset(&r, 0, sizeof(r));
 	res = count_attempt(o, id, &r);
 	if (res != OUTBOX_CLAIMED)
-		goto out;
+		return res;
 	s = stmt(o, S_LOG_START);
 	(void)sqlite3_bind_int64(s, 1, r.id);
 	(void)sqlite3_bind_int64(s, 2, r.attempt);
 	(void)sqlite3_bind_int64(s, 3, now_ms);
-	if (run(o, s, "log attempt") == -1) {
-		res = OUTBOX_ERROR;	/* the caller rolls back */
-		goto out;
-	}
+	if (run(o, s, "log attempt") == -1)
+		return OUTBOX_ERROR;	/* the caller rolls back */
 	r.log_id = sqlite3_last_insert_rowid(o->db);
 	*ret = r;
-	memset(&r, 0, sizeof(r));	/* the caller owns the strings now */
+	return OUTBOX_CLAIMED;
+}
+
+int
+store_outbox_load(struct outbox *o, struct outbox_row *r)
+{
+	sqlite3_stmt *s = stmt(o, S_ROW);
+	int rc = -1, step;
+	size_t i;
+
+	(void)sqlite3_bind_int64(s, 1, r->id);
+	step = sqlite3_step(s);
+	if (step != SQLITE_ROW) {
+		if (step == SQLITE_DONE)
+			log_warning("store: outbox: event %lld is gone; will "
+			    "retry", (long long)r->id);
+		else
+			db_warn(o->db, "load");
+		goto out;
+	}
+	r->received_at = sqlite3_column_int64(s, 0);
+	if (store_column_copy(s, 1, &r->body, &r->body_len) == -1)
+		goto nomem;
+	for (i = 0; i < sizeof(row_text) / sizeof(row_text[0]); i++) {
+		if (store_column_copy(s, ROW_FIRST_TEXT + (int)i,
+		    (char **)(void *)((char *)r + row_text[i]), NULL) == -1)
+			goto nomem;
+	}
+	rc = 0;
+	goto out;
+nomem:
+	log_warning("store: outbox: load: out of memory; will retry");
 out:
-	store_outbox_row_done(&r);
-	return res;
+	(void)sqlite3_reset(s);
+	return rc;
 }
 
 static int
@@ -616,6 +689,24 @@ outcome_stmt(struct outbox *o, const struct outbox_result *res,
 	return s;
 }
 
+/* A claim that never started, undone: its log row and its count go. */
+static int
+unclaim(struct outbox *o, const struct outbox_result *res,
+    enum outbox_state *state)
+{
+	sqlite3_stmt *s = stmt(o, S_UNLOG);
+
+	(void)sqlite3_bind_int64(s, 1, res->log_id);
+	if (run(o, s, "unclaim") == -1)
+		return -1;
+	s = stmt(o, S_UNCLAIM);
+	(void)sqlite3_bind_int64(s, 1, res->id);
+	if (run(o, s, "unclaim") == -1)
+		return -1;
+	*state = sqlite3_changes(o->db) > 0 ? OUTBOX_PENDING : OUTBOX_UNCHANGED;
+	return 0;
+}
+
 int
 store_outbox_finish(struct outbox *o, const struct outbox_result *res,
     int64_t now_ms, unsigned max_attempts, unsigned backoff_s,
@@ -625,6 +716,8 @@ store_outbox_finish(struct outbox *o, const struct outbox_result *res,
 	int64_t next = 0;
 	sqlite3_stmt *s;
 
+	if (res->outcome == OUTBOX_UNSTARTED)
+		return unclaim(o, res, state);
 	if (log_end(o, res, now_ms) == -1)
 		return -1;
 	s = outcome_stmt(o, res, now_ms, max_attempts, backoff_s, &to, &next);

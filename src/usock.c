@@ -161,6 +161,15 @@ fail_all(struct usock *u, enum usock_result r, const char *reason)
 		finish_head(u, r, reason);
 }
 
+/* A stop: those sent are cancelled, the others were never sent. */
+static void
+cancel_all(struct usock *u)
+{
+	while (u->head != NULL)
+		finish_head(u, u->head->off > 0 ? USOCK_CANCELLED : USOCK_UNSENT,
+		    "interrupted by shutdown");
+}
+
 static int
 connect_to(struct usock *u)
 {
@@ -407,7 +416,7 @@ usock_run(struct usock *u, int wake_fd, int cancel_fd, int max_wait_ms,
 			(void)close(u->fd);
 		u->fd = -1;
 		u->in_len = 0;
-		fail_all(u, USOCK_CANCELLED, "interrupted by shutdown");
+		cancel_all(u);
 		return;
 	}
 	if (p[0].revents != 0)
@@ -435,7 +444,7 @@ usock_drop_unsent(struct usock *u, usock_done_fn *done, void *arg)
 		if (u->w == e)
 			u->w = e->next;
 		u->n--;
-		done(arg, e->cookie, USOCK_CANCELLED, "interrupted by shutdown");
+		done(arg, e->cookie, USOCK_UNSENT, "interrupted by shutdown");
 		free(e->line);
 		free(e);
 	}
@@ -451,7 +460,7 @@ usock_free(struct usock *u, usock_done_fn *done, void *arg)
 	u->arg = arg;
 	if (u->fd >= 0)
 		(void)close(u->fd);
-	fail_all(u, USOCK_CANCELLED, "interrupted by shutdown");
+	cancel_all(u);
 	free(u->path);
 	free(u);
 }

@@ -686,8 +686,9 @@ def test_sigterm_while_a_claim_waits_for_the_lock_starts_no_new_delivery():
     """SIGTERM arrives while the dispatcher is inside a claim (here: waiting
     for a write lock someone else holds). The claim it completes after the
     stop began must not start a hook that the drain no longer waits for:
-    cfhookd still exits within the drain budget, and the attempt is recorded
-    as interrupted (not left open), the event pending."""
+    cfhookd still exits within the drain budget, and the claim is given back
+    (no attempt was made: no log row, the count as before), the event
+    pending."""
     with Daemon(config={"forward_timeout": 60, "forward_backoff": 2}, start=False) as d:
         started = os.path.join(d.tmp, "started2")
         hook = recorder_hook(d.tmp, """
@@ -714,8 +715,9 @@ touch {started}; sleep 30
         assert time.monotonic() - t0 < 3 + 2 + 3 * SLOW, time.monotonic() - t0
         assert not os.path.exists(started), "a delivery started after the stop began"
         log = [tuple(r) for r in d.rows("SELECT attempt, ok, error FROM forward_log ORDER BY id")]
-        assert log == [(1, 0, "exit status 1"), (2, None, "interrupted by shutdown")], log
+        assert log == [(1, 0, "exit status 1")], log
         assert state(d, 1) == "pending"
+        assert d.event("PAYMENT_SUCCESS_WEBHOOK:9351")["forward_attempts"] == 1
 
 
 def test_shell_metacharacters_reach_the_hook_byte_exact():
@@ -767,6 +769,24 @@ echo "$s $(date +%s%N) $CFHOOK_ORDER_ID $CFHOOK_CF_PAYMENT_ID" > {spans}/$CFHOOK
         assert [r[3] for r in xs] == ["9501", "9503", "9506"]
         for a, b in zip(xs, xs[1:]):
             assert a[1] <= b[0], "two deliveries for one order overlapped"
+
+
+def test_one_orders_events_follow_each_other_without_waits():
+    """Thirty events of one order: each may go only once the one before is
+    recorded, and then it goes at once (not at the dispatcher's next idle
+    second: that took 29 s)."""
+    with Daemon(start=False) as d:
+        hook = write_hook(d.tmp, "hook.sh", "exit 0\n")
+        start_forwarding(d, "hook:" + hook)
+        t0 = time.monotonic()
+        for i in range(30):
+            post_ok(d, payment_body(str(9560 + i), order_id="chain"))
+        wait_until(lambda: d.rows("SELECT count(*) FROM events WHERE forward_state = 'done'")[0][0]
+                   == 30, 40, "every event delivered")
+        took = time.monotonic() - t0
+        assert took < 5 * SLOW, took
+        seq = [r[0] for r in d.rows("SELECT event_id FROM forward_log ORDER BY id")]
+        assert seq == list(range(1, 31)), seq
 
 
 def test_reload_switches_the_target():

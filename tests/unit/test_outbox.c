@@ -1,11 +1,11 @@
 /* test_outbox.c - the forwarder's SQL on a real SQLite file made by
  * store_open(STORE_WRITE): per-order FIFO and the in-flight skip, the attempt
  * counted before a delivery, done / retry with doubling backoff (capped) /
- * dead / unanswered / interrupted, a replay's new series, recovery after a
- * crash, rows changed meanwhile; many claims and outcomes in one
- * transaction (all or nothing), the fresh-event cursor, and the cost of a
- * scan with a large backlog waiting out its backoff (counted in SQLite VM
- * steps, not time). */
+ * dead / unanswered / interrupted, a claim given back unstarted, a replay's
+ * new series, recovery after a crash, rows changed meanwhile; many claims
+ * and outcomes in one transaction (all or nothing), the fresh-event cursor,
+ * and the cost of a scan with a large backlog waiting out its backoff
+ * (counted in SQLite VM steps, not time). */
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,8 +43,8 @@ fresh(void)
 	if (d == NULL)
 		return NULL;
 	(void)snprintf(d->path, sizeof(d->path), "%s/db%d.sqlite", dir, ++seq);
-	if (store_open(d->path, STORE_WRITE, DURABILITY_NORMAL, &d->st) == -1 ||
-	    store_outbox_open(d->st, &d->o) == -1) {
+	if (store_open(d->path, STORE_WRITE, DURABILITY_FULL, &d->st) == -1 ||
+	    store_outbox_open(d->st, DURABILITY_FULL, &d->o) == -1) {
 		store_close(d->st);
 		free(d);
 		return NULL;
@@ -172,7 +172,7 @@ due_ids(struct db *d, int64_t now, size_t max, char *buf, size_t n)
 	return due_scan(d, now, NULL, NULL, NULL, max, buf, n);
 }
 
-/* One claim in its own transaction. */
+/* One claim in its own transaction, then the row loaded. */
 static enum outbox_claim
 claim1(struct db *d, int64_t id, int64_t now, struct outbox_row *r)
 {
@@ -187,6 +187,8 @@ claim1(struct db *d, int64_t id, int64_t now, struct outbox_row *r)
 		if (c == OUTBOX_CLAIMED)
 			c = OUTBOX_ERROR;
 	}
+	if (c == OUTBOX_CLAIMED && store_outbox_load(d->o, r) == -1)
+		c = OUTBOX_ERROR;
 	return c;
 }
 
@@ -526,6 +528,41 @@ test_unanswered_due_at_once_never_dead(void)
 	db_close(d);
 }
 
+/* A claim a stop caught before it started is given back: no attempt was
+ * made, so neither the count nor the log keeps it. */
+static void
+test_unstarted_claim_is_undone(void)
+{
+	struct db *d = fresh();
+	struct outbox_row r;
+	enum outbox_state state = OUTBOX_UNCHANGED;
+	char buf[64];
+
+	if (!CHECK(d != NULL))
+		return;
+	(void)add(d, "k1", "a");
+	CHECK_INT(claim1(d, 1, NOW, &r), OUTBOX_CLAIMED);
+	CHECK_INT(finish(d, &r, OUTBOX_FAILED, "x", NOW, 9, 1, &state, NULL),
+	    0);
+	store_outbox_row_done(&r);
+	CHECK_INT(claim1(d, 1, NOW + 5000, &r), OUTBOX_CLAIMED);
+	CHECK_INT(r.attempt, 2);
+	CHECK_INT(finish(d, &r, OUTBOX_UNSTARTED, "not started", NOW + 5000, 9,
+	    1, &state, NULL), 0);
+	CHECK_INT(state, OUTBOX_PENDING);
+	CHECK_INT(q_int(d, "SELECT forward_attempts FROM events WHERE id=?1",
+	    1), 1);
+	CHECK_INT(q_int(d, "SELECT count(*) FROM forward_log", 0), 1);
+	CHECK_STR(q_text(d, "SELECT forward_state FROM events WHERE id=?1", 1,
+	    buf, sizeof(buf)), "pending");
+	store_outbox_row_done(&r);
+	/* the next claim is attempt 2 again */
+	CHECK_INT(claim1(d, 1, NOW + 6000, &r), OUTBOX_CLAIMED);
+	CHECK_INT(r.attempt, 2);
+	store_outbox_row_done(&r);
+	db_close(d);
+}
+
 /* A crash left a log row open: start-up marks it, once. */
 static void
 test_recover(void)
@@ -653,11 +690,14 @@ test_batch_is_one_transaction(void)
 		store_outbox_row_done(&r[i]);
 	CHECK_INT(q_int(d, "SELECT sum(forward_attempts) FROM events", 0), 0);
 	CHECK_INT(q_int(d, "SELECT count(*) FROM forward_log", 0), 0);
-	/* claim three in one transaction: invisible until the commit */
+	/* claim three in one transaction: invisible until the commit; the
+	 * claim reads only the counts (the write lock is held briefly) */
 	CHECK_INT(store_outbox_begin(d->o), 0);
 	for (i = 0; i < 3; i++)
 		CHECK_INT(store_outbox_claim(d->o, i + 1, NOW, &r[i]),
 		    OUTBOX_CLAIMED);
+	CHECK(r[0].attempt == 1 && r[0].log_id > 0 && r[0].body == NULL &&
+	    r[0].event_key == NULL);
 	CHECK_INT(sqlite3_exec(peek, "SELECT 1", NULL, NULL, NULL), SQLITE_OK);
 	CHECK_INT(store_outbox_commit(d->o), 0);
 	CHECK_INT(q_int(d, "SELECT count(*) FROM forward_log", 0), 3);
@@ -810,6 +850,7 @@ main(void)
 	RUN(test_replay_gives_a_new_series);
 	RUN(test_interrupted_stays_due);
 	RUN(test_unanswered_due_at_once_never_dead);
+	RUN(test_unstarted_claim_is_undone);
 	RUN(test_recover);
 	RUN(test_changed_meanwhile);
 	RUN(test_next_due_and_oldest_when_none);

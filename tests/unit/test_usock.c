@@ -581,13 +581,15 @@ test_drop_unsent(void)
 	usock_run(u, -1, -1, 50, record, &res);
 	usock_drop_unsent(u, record, &res);
 	CHECK_INT(res.n, 2);
-	CHECK(res.cookie[0] == 2 && res.r[0] == USOCK_CANCELLED);
-	CHECK(res.cookie[1] == 3 && res.r[1] == USOCK_CANCELLED);
+	CHECK(res.cookie[0] == 2 && res.r[0] == USOCK_UNSENT);
+	CHECK(res.cookie[1] == 3 && res.r[1] == USOCK_UNSENT);
 	CHECK_INT(usock_pending(u), 1);
 	push(u, 4);		/* still usable */
 	CHECK_INT(usock_pending(u), 2);
 	usock_free(u, record, &res);
 	CHECK_INT(res.n, 4);
+	CHECK(res.cookie[2] == 1 && res.r[2] == USOCK_CANCELLED);
+	CHECK(res.cookie[3] == 4 && res.r[3] == USOCK_UNSENT);
 	server_stop(&s);
 	CHECK_INT(s.lines, 1);
 }
