@@ -18,6 +18,10 @@
 #define HOOK_LOG_MAX		(64 * 1024)
 /* One logged line at most; a longer line is logged in pieces. */
 #define HOOK_LINE_MAX		1024
+/* Hooks run this much nicer than the daemon: a burst of deliveries never
+ * takes the CPU from intake (Cashfree waits for its answer; a hook's work
+ * can wait a little). */
+#define HOOK_NICE		10
 
 enum hook_result {
 	HOOK_OK,		/* exited with status 0 */
@@ -38,8 +42,9 @@ struct hook_run {
 	struct hook_guard *guard;	/* required: kills it if the daemon dies */
 };
 
-/* Runs one hook to the end: the hook is always reaped and its process group
- * empty (TERM, then KILL) when this returns; a process that left the group
+/* Runs one hook to the end, HOOK_NICE nicer than the caller: the hook is
+ * always reaped and its process group empty (TERM, then KILL) when this
+ * returns; a process that left the group
  * (setsid) is not waited for. stdout lines are logged at info, stderr lines
  * at warning, as "hook[PID]: ..." (PID: the hook's, which is also its
  * process group id). A hook that does not read its stdin is fine. On

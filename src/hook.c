@@ -10,7 +10,8 @@
  * group. Then: never a shell, exactly the argv and environment given,
  * default signal dispositions and an empty signal mask (an ignored SIGPIPE
  * or a blocked SIGTERM of the daemon must not leak into the hook; the
- * dispositions to reset are read from /proc/self/status), stdin a
+ * dispositions to reset are read from /proc/self/status), HOOK_NICE below
+ * the daemon's CPU priority, stdin a
  * pipe carrying the envelope, stdout and stderr two pipes whose lines are
  * logged, and no other descriptor. A vfork-style child shares the daemon's
  * memory until it execs, so nothing is copied (a fork of the whole daemon
@@ -92,6 +93,7 @@ struct spawn {
 	int	 guard_fd;
 	uint64_t reset;			/* signals 1-64 (bit sig - 1) whose
 					 * disposition is not the default */
+	int	 nice;			/* the hook's (HOOK_NICE above ours) */
 	volatile int err;		/* the child failed: an errno value */
 	volatile int at_guard;		/* it failed telling the guard */
 };
@@ -233,6 +235,7 @@ child_main(void *arg)
 
 	if (setpgid(0, 0) == -1)
 		goto fail;
+	(void)setpriority(PRIO_PROCESS, 0, sp->nice);	/* capped at 19 */
 	msg = (int32_t)getpid();
 	sp->at_guard = 1;
 	if (send(sp->guard_fd, &msg, sizeof(msg), MSG_NOSIGNAL |
@@ -317,7 +320,7 @@ static int
 spawn(const struct hook_run *run, struct child *c, int in_r, int out_w,
     int err_w, char *reason, size_t len)
 {
-	struct spawn sp = { run, in_r, out_w, err_w, -1, 0, 0, 0 };
+	struct spawn sp = { run, in_r, out_w, err_w, -1, 0, 0, 0, 0 };
 	sigset_t all, old;
 	size_t stack_len = 0;
 	void *stack = NULL;
@@ -329,6 +332,9 @@ spawn(const struct hook_run *run, struct child *c, int in_r, int out_w,
 		return -1;
 	}
 	sp.reset = signals_to_reset();
+	errno = 0;
+	sp.nice = getpriority(PRIO_PROCESS, 0);	/* -1 may be a nice value */
+	sp.nice = errno != 0 ? HOOK_NICE : sp.nice + HOOK_NICE;
 	if (hook_guard_enter(run->guard, &sp.guard_fd, &stack, &stack_len,
 	    reason, len) == -1)
 		return -1;

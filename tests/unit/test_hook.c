@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -399,6 +400,24 @@ test_signal_dispositions_are_defaults(void)
 	free(text);
 }
 
+/* The hook runs HOOK_NICE nicer than the daemon (it is this binary in
+ * "nicecheck" mode, writing its own nice value). */
+static void
+test_hook_is_nicer(void)
+{
+	char f[512], reason[200], *text;
+	char *argv[] = { self_exe, "nicecheck", f, NULL };
+	struct hook_run run = { self_exe, argv, default_env, "", 0, 5000, -1,
+	    NULL, guard };
+	int want = getpriority(PRIO_PROCESS, 0) + HOOK_NICE;
+
+	path_in(f, sizeof(f), "nice");
+	CHECK_INT(hook_run(&run, reason, sizeof(reason)), HOOK_OK);
+	text = read_file(f, NULL);
+	CHECK(text != NULL && strtol(text, NULL, 10) == (want > 19 ? 19 : want));
+	free(text);
+}
+
 /* A hook that never reads stdin, with more input than a pipe holds: no
  * SIGPIPE (it would kill this test), no hang. */
 static void
@@ -682,6 +701,19 @@ fdcheck(const char *out)
 	return 0;
 }
 
+/* nicecheck mode: our nice value. */
+static int
+nicecheck(const char *out)
+{
+	FILE *fp = fopen(out, "we");
+
+	if (fp == NULL)
+		return 1;
+	(void)fprintf(fp, "%d\n", getpriority(PRIO_PROCESS, 0));
+	(void)fclose(fp);
+	return 0;
+}
+
 /* sigcheck mode: the SigBlk and SigIgn lines of our /proc/self/status. */
 static int
 sigcheck(const char *out)
@@ -714,6 +746,8 @@ main(int argc, char **argv)
 		return fdcheck(argv[2]);
 	if (argc == 3 && strcmp(argv[1], "sigcheck") == 0)
 		return sigcheck(argv[2]);
+	if (argc == 3 && strcmp(argv[1], "nicecheck") == 0)
+		return nicecheck(argv[2]);
 	log_init(LOG_LVL_INFO);
 	n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
 	if (n <= 0 || mkdtemp(dir) == NULL) {
@@ -737,6 +771,7 @@ main(int argc, char **argv)
 	RUN(test_argv_env_stdin_exact);
 	RUN(test_no_fd_leak);
 	RUN(test_signal_dispositions_are_defaults);
+	RUN(test_hook_is_nicer);
 	RUN(test_unread_stdin);
 	RUN(test_cancel);
 	RUN(test_stderr_is_a_warning_and_the_reason);
