@@ -714,22 +714,28 @@ nicecheck(const char *out)
 	return 0;
 }
 
-/* sigcheck mode: the SigBlk and SigIgn lines of our /proc/self/status. */
+/* sigcheck mode: the SigBlk and SigIgn masks of our /proc/self/status,
+ * without signals 32 and 33: glibc keeps those for itself (no program can
+ * set them through it, and a glibc program installs its own handlers for
+ * them at start); what the test runner left on them is not ours. */
 static int
 sigcheck(const char *out)
 {
 	char *text = read_file("/proc/self/status", NULL), *p;
 	FILE *fp = fopen(out, "we");
 	const char *want[] = { "\nSigBlk:", "\nSigIgn:" };
+	unsigned long long mask;
 	size_t i;
 
 	if (text == NULL || fp == NULL)
 		return 1;
 	for (i = 0; i < 2; i++) {
 		p = strstr(text, want[i]);
-		if (p != NULL)
-			(void)fprintf(fp, "%.*s", (int)(strcspn(p + 1, "\n") + 1),
-			    p + 1);
+		if (p == NULL)
+			continue;
+		mask = strtoull(p + strlen(want[i]), NULL, 16);
+		mask &= ~(3ULL << 31);
+		(void)fprintf(fp, "%s\t%016llx\n", want[i] + 1, mask);
 	}
 	(void)fclose(fp);
 	free(text);
