@@ -355,7 +355,9 @@ hook_guard_free(struct hook_guard *g)
 	if (g == NULL)
 		return;
 	(void)pthread_mutex_lock(&g->mu);
-	stop_locked(g, 0);
+	/* With nothing registered there is nothing for it to do at EOF:
+	 * killing it cannot hang on a guard that stopped reading. */
+	stop_locked(g, g->nlive == 0);
 	if (g->stack != NULL)
 		(void)munmap(g->stack, CHILD_STACK);
 	(void)pthread_mutex_unlock(&g->mu);
