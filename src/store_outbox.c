@@ -18,13 +18,9 @@
  * Must not: be called from more than one thread per struct outbox, hold a
  * transaction open across a delivery, or touch intake (the writer's rows are
  * only read here, and updated only in the forward_* columns). */
-#include <errno.h>
-#include <fcntl.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -122,7 +118,7 @@ static const size_t row_text[] = {
 struct outbox {
 	sqlite3	*db;
 	sqlite3_stmt *s[S_N];
-	char	*wal;		/* durability full: the WAL, synced by us */
+	int	 sync;		/* durability full: the WAL synced by us */
 };
 
 /* Orders seen earlier in one fresh scan, by a 64-bit hash: a later fresh
@@ -178,19 +174,10 @@ bind_text(sqlite3_stmt *s, int i, const char *v)
 static int
 own_sync(struct outbox *o)
 {
-	const char *db = sqlite3_db_filename(o->db, "main");
-	size_t n;
-
-	if (db == NULL || db[0] == '\0')
-		return -1;
-	n = strlen(db) + sizeof("-wal");
-	o->wal = malloc(n);
-	if (o->wal == NULL)
-		return -1;
-	(void)snprintf(o->wal, n, "%s-wal", db);
 	if (sqlite3_exec(o->db, "PRAGMA synchronous = NORMAL", NULL, NULL,
 	    NULL) != SQLITE_OK)
 		return -1;
+	o->sync = 1;
 	return 0;
 }
 
@@ -233,7 +220,6 @@ store_outbox_close(struct outbox *o)
 	store_outbox_rollback(o);
 	for (i = 0; i < S_N; i++)
 		(void)sqlite3_finalize(o->s[i]);
-	free(o->wal);
 	free(o);
 }
 
@@ -251,25 +237,26 @@ store_outbox_begin(struct outbox *o)
 	return run(o, stmt(o, S_BEGIN), "begin");
 }
 
-/* fdatasync of the WAL file, through a descriptor of our own: it flushes
- * the file, whichever descriptor wrote it. */
+/* The WAL our connection writes (SQLITE_FCNTL_JOURNAL_POINTER: in WAL
+ * mode the journal is the WAL), synced through SQLite's own file object:
+ * exactly the file the commit went to, whatever its path says now. */
 static int
 sync_wal(struct outbox *o)
 {
-	int fd, rc;
+	sqlite3_file *wal = NULL;
+	int rc;
 
-	fd = open(o->wal, O_RDONLY | O_CLOEXEC);
-	if (fd == -1) {
-		log_warning("store: outbox: '%s': %s; will retry", o->wal,
-		    strerror(errno));
-		return -1;
-	}
-	rc = fdatasync(fd);
-	if (rc == -1)
-		log_warning("store: outbox: sync '%s': %s; will retry", o->wal,
-		    strerror(errno));
-	(void)close(fd);
-	return rc;
+	rc = sqlite3_file_control(o->db, "main",
+	    SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+	if (rc == SQLITE_OK && wal != NULL && wal->pMethods != NULL)
+		rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+	else if (rc == SQLITE_OK)
+		rc = SQLITE_IOERR_FSYNC;	/* no WAL: cannot happen */
+	if (rc == SQLITE_OK)
+		return 0;
+	log_warning("store: outbox: sync the WAL: %s; will retry",
+	    sqlite3_errstr(rc));
+	return -1;
 }
 
 int
@@ -279,7 +266,7 @@ store_outbox_commit(struct outbox *o)
 		store_outbox_rollback(o);
 		return -1;
 	}
-	return o->wal != NULL ? sync_wal(o) : 0;
+	return o->sync ? sync_wal(o) : 0;
 }
 
 void
