@@ -32,6 +32,8 @@ struct deliver_hook {
 	int	 timeout_ms;
 	int	 cancel_fd;		/* readable = interrupt (shutdown) */
 	struct hook_guard *guard;	/* see hook_guard.h */
+	char	*const *env;		/* hook_env: "NAME=value"s, NULL-ended;
+					 * NULL for none */
 };
 
 /* The envelope for `row` (its attempt number included) as one line of

@@ -60,10 +60,14 @@ order_env(const struct outbox_row *r, char **envp)
 }
 
 /* A minimal PATH and the CFHOOK_* variables, nothing inherited from the
- * daemon (no secrets, no NOTIFY_SOCKET, no CREDENTIALS_DIRECTORY). */
+ * daemon (no secrets, no NOTIFY_SOCKET, no CREDENTIALS_DIRECTORY); the
+ * operator's hook_env pairs follow them (borrowed, not freed). */
 static int
-hook_env(const struct outbox_row *r, char *envp[HOOK_ENV_N + 1])
+hook_env(const struct outbox_row *r, char *const *extra,
+    char *envp[HOOK_ENV_N + CONFIG_HOOK_ENV_MAX + 1])
 {
+	size_t k;
+
 	char id[24], attempt[16];
 	int i;
 
@@ -86,6 +90,10 @@ hook_env(const struct outbox_row *r, char *envp[HOOK_ENV_N + 1])
 		if (envp[i] == NULL)
 			return -1;
 	}
+	for (k = 0; extra != NULL && extra[k] != NULL &&
+	    k < CONFIG_HOOK_ENV_MAX; k++)
+		envp[HOOK_ENV_N + k] = extra[k];
+	envp[HOOK_ENV_N + k] = NULL;
 	return 0;
 }
 
@@ -94,7 +102,7 @@ to_hook(const struct deliver_hook *t, const struct outbox_row *r,
     const char *env, size_t len, char *reason, size_t reason_len)
 {
 	struct log_fields lf = { r->event_key, r->cf_payment_id, r->order_id };
-	char *envp[HOOK_ENV_N + 1] = { NULL };
+	char *envp[HOOK_ENV_N + CONFIG_HOOK_ENV_MAX + 1] = { NULL };
 	char *argv[5];
 	struct hook_run run;
 	enum deliver_result res = DELIVER_FAILED;
@@ -108,7 +116,7 @@ to_hook(const struct deliver_hook *t, const struct outbox_row *r,
 	argv[2] = r->cf_payment_id != NULL ? r->cf_payment_id : "";
 	argv[3] = r->order_id != NULL ? r->order_id : "";
 	argv[4] = NULL;
-	if (hook_env(r, envp) == -1) {
+	if (hook_env(r, t->env, envp) == -1) {
 		(void)snprintf(reason, reason_len, "out of memory");
 		goto out;
 	}

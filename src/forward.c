@@ -61,6 +61,7 @@ struct settings {
 	unsigned concurrency;
 	unsigned max_attempts;
 	unsigned backoff_s;
+	char	**env;			/* hook_env (a copy), or NULL */
 };
 
 struct worker {
@@ -97,6 +98,35 @@ settings_done(struct settings *s)
 {
 	free(s->path);
 	s->path = NULL;
+	config_env_free(s->env);
+	s->env = NULL;
+}
+
+/* A copy of the config's hook_env: the config is freed at the next
+ * reload, while deliveries under way still read these. */
+static int
+env_copy(char *const *from, char ***ret)
+{
+	size_t i, n = 0;
+	char **env;
+
+	*ret = NULL;
+	if (from == NULL)
+		return 0;
+	while (from[n] != NULL)
+		n++;
+	env = calloc(n + 1, sizeof(*env));
+	if (env == NULL)
+		return -1;
+	for (i = 0; i < n; i++) {
+		env[i] = strdup(from[i]);
+		if (env[i] == NULL) {
+			config_env_free(env);
+			return -1;
+		}
+	}
+	*ret = env;
+	return 0;
 }
 
 static int
@@ -117,6 +147,10 @@ settings_from(const struct config *cfg, struct settings *s)
 		s->concurrency = MAX_WORKERS;
 	s->max_attempts = cfg->forward_max_attempts;
 	s->backoff_s = cfg->forward_backoff_s;
+	if (env_copy(cfg->hook_env, &s->env) == -1) {
+		settings_done(s);	/* the caller frees no half-built one */
+		return -1;
+	}
 	return 0;
 }
 
@@ -143,7 +177,7 @@ run_hook(struct worker *w, struct forward_job *j)
 {
 	const struct settings *s = &w->fwd->set;
 	struct deliver_hook t = { s->path, (int)s->timeout_s * 1000,
-	    w->fwd->cancel_fd, w->fwd->guard };
+	    w->fwd->cancel_fd, w->fwd->guard, s->env };
 
 	j->reason[0] = '\0';
 	if (atomic_load(&w->fwd->cancelled)) {

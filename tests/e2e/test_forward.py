@@ -107,6 +107,37 @@ def post_ok(d, body):
     return r
 
 
+def test_hook_env_pairs_reach_the_hook_and_follow_a_reload():
+    """hook_env (DESIGN "Configuration"): the operator's NAME=value pairs are
+    added after cfhookd's own variables; a reload applies new ones."""
+    with Daemon(start=False) as d:
+        hook = recorder_hook(d.tmp)
+        d.config["hook_env"] = "SHOP_URL=https://shop.example/api?x=1 SHOP_TOKEN_FILE=/etc/t"
+        start_forwarding(d, "hook:" + hook)
+        post_ok(d, payment_body("4101", order_id="env_1"))
+        wait_state(d, 1, "done")
+        _, env, _ = read_run(d.tmp, 1, 1)
+        assert set(k.decode() for k in env) == HOOK_ENV_KEYS | {"SHOP_URL", "SHOP_TOKEN_FILE"}
+        assert env[b"SHOP_URL"] == b"https://shop.example/api?x=1"
+        assert env[b"SHOP_TOKEN_FILE"] == b"/etc/t"
+        d.config["hook_env"] = "SHOP_URL=https://other.example"
+        d.write_config()
+        d.send_signal(signal.SIGHUP)
+        d.wait_log(r"reload: done")
+        post_ok(d, payment_body("4102", order_id="env_2"))
+        wait_state(d, 2, "done")
+        _, env, _ = read_run(d.tmp, 2, 1)
+        assert env[b"SHOP_URL"] == b"https://other.example"
+        assert b"SHOP_TOKEN_FILE" not in env
+        assert "kept as running" not in d.log()
+    # a bad pair stops the start with the line that holds it
+    with Daemon(start=False) as d:
+        d.config["hook_env"] = "CFHOOK_AMOUNT=0"
+        d.write_config()
+        p = subprocess.run([binary(), "-c", d.conf_path, "--check"], capture_output=True)
+        assert p.returncode == 1 and b"hook_env: expected NAME=value" in p.stderr, p
+
+
 def test_hook_gets_argv_env_and_envelope():
     with Daemon(start=False) as d:
         hook = recorder_hook(d.tmp)
