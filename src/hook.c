@@ -94,6 +94,8 @@ struct spawn {
 	uint64_t reset;			/* signals 1-64 (bit sig - 1) whose
 					 * disposition is not the default */
 	int	 nice;			/* the hook's (HOOK_NICE above ours) */
+	int	 report_fd;		/* -1, or where a forked child writes
+					 * err and at_guard (see spawn_child) */
 	volatile int err;		/* the child failed: an errno value */
 	volatile int at_guard;		/* it failed telling the guard */
 };
@@ -204,62 +206,162 @@ make_pipes(int in[2], int out[2], int err[2])
 	return 0;
 }
 
-/* Every descriptor above stdio (the daemon's are close-on-exec already;
- * this also covers any library that forgot, and the guard's socket). */
-__attribute__((no_sanitize_address)) static void
-child_close_rest(void)
-{
-	struct rlimit rl;
-	int fd;
+/* The spawning child runs on the parent's memory while the parent's thread
+ * waits (CLONE_VM | CLONE_VFORK), so it calls the kernel directly, as
+ * glibc's own posix_spawn child does: no libc wrapper that keeps state and
+ * no sanitizer interceptor (ThreadSanitizer's sigaction and close
+ * interceptors would rewrite the parent's bookkeeping) runs there, and its
+ * own code is not instrumented. Only async-signal-safe work: system calls,
+ * arithmetic, the child's own stack. A failed call's errno is the negated
+ * return value of syscall() (errno itself is the parent thread's). */
+#define CHILD_CODE \
+	__attribute__((no_sanitize_address, no_sanitize_thread))
 
-	if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0)
-		return;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur > 1U << 20)
-		rl.rlim_cur = 1U << 20;
-	for (fd = 3; fd < (int)rl.rlim_cur; fd++)
-		(void)close(fd);
+/* The kernel's struct sigaction (rt_sigaction), for SIG_DFL only. */
+struct child_sigaction {
+	void	(*handler)(int);
+	unsigned long flags;
+	void	(*restorer)(void);
+	uint64_t mask;
+};
+
+/* A system call's result: -errno on failure, as the raw kernel ABI. */
+CHILD_CODE static long
+child_call(long rc)
+{
+	return rc == -1 ? -(long)errno : rc;
 }
 
-/* The spawning child (see the top): async-signal-safe calls only, every
- * signal blocked until the dispositions are defaults again, so no handler
- * of the daemon runs here. Not instrumented: it runs on a stack of its own
- * while the parent's thread, whose thread-local data it shares, waits. */
-__attribute__((no_sanitize_address)) static int
+/* Every descriptor above stdio but `keep` (-1: none) goes (the daemon's are
+ * close-on-exec already; this also covers any library that forgot, and the
+ * guard's socket). */
+CHILD_CODE static void
+child_close_rest(int keep)
+{
+	struct rlimit rl;
+	long fd, max = 1L << 20;
+
+	if (keep < 3) {
+		if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0)
+			return;
+	} else if ((keep == 3 || syscall(SYS_close_range, 3U,
+	    (unsigned)keep - 1, 0U) == 0) &&
+	    syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0U) == 0) {
+		return;
+	}
+	if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &rl) == 0 &&
+	    rl.rlim_cur < (rlim_t)max)
+		max = (long)rl.rlim_cur;
+	for (fd = 3; fd < max; fd++) {
+		if (fd != keep)
+			(void)syscall(SYS_close, fd);
+	}
+}
+
+/* The signals the daemon changed get their default disposition back, then
+ * nothing stays blocked. */
+CHILD_CODE static void
+child_signals(uint64_t reset)
+{
+	struct child_sigaction dfl = { SIG_DFL, 0, NULL, 0 };
+	uint64_t none = 0;
+	long sig;
+
+	for (sig = 1; sig <= 64; sig++) {
+		if ((reset >> (sig - 1) & 1) != 0 && sig != SIGKILL &&
+		    sig != SIGSTOP)	/* EINVAL for some: fine */
+			(void)syscall(SYS_rt_sigaction, sig, &dfl, NULL,
+			    sizeof(none));
+	}
+	(void)syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL,
+	    sizeof(none));
+}
+
+/* The spawning child (see above): every signal blocked until the
+ * dispositions are defaults again, so no handler of the daemon runs here. */
+CHILD_CODE static int
 child_main(void *arg)
 {
 	struct spawn *sp = arg;
-	struct sigaction dfl;
-	sigset_t none;
 	int32_t msg;
-	int sig;
+	long rc;
 
-	if (setpgid(0, 0) == -1)
+	rc = child_call(syscall(SYS_setpgid, 0, 0));
+	if (rc < 0)
 		goto fail;
-	(void)setpriority(PRIO_PROCESS, 0, sp->nice);	/* capped at 19 */
-	msg = (int32_t)getpid();
+	/* capped at 19 by the kernel */
+	(void)syscall(SYS_setpriority, PRIO_PROCESS, 0, sp->nice);
+	msg = (int32_t)syscall(SYS_getpid);
 	sp->at_guard = 1;
-	if (send(sp->guard_fd, &msg, sizeof(msg), MSG_NOSIGNAL |
-	    MSG_DONTWAIT) != (ssize_t)sizeof(msg))
+	rc = child_call(syscall(SYS_sendto, sp->guard_fd, &msg, sizeof(msg),
+	    MSG_NOSIGNAL | MSG_DONTWAIT, NULL, 0));
+	if (rc != (long)sizeof(msg)) {
+		if (rc >= 0)
+			rc = -EIO;
 		goto fail;
-	sp->at_guard = 0;
-	if (dup2(sp->in_r, 0) == -1 || dup2(sp->out_w, 1) == -1 ||
-	    dup2(sp->err_w, 2) == -1)
-		goto fail;
-	child_close_rest();
-	memset(&dfl, 0, sizeof(dfl));
-	dfl.sa_handler = SIG_DFL;
-	for (sig = 1; sig < NSIG && sig <= 64; sig++) {
-		if ((sp->reset >> (sig - 1) & 1) != 0 && sig != SIGKILL &&
-		    sig != SIGSTOP)
-			(void)sigaction(sig, &dfl, NULL);	/* EINVAL: fine */
 	}
-	(void)sigemptyset(&none);
-	(void)sigprocmask(SIG_SETMASK, &none, NULL);
-	(void)execve(sp->run->path, sp->run->argv, sp->run->envp);
+	sp->at_guard = 0;
+	rc = child_call(syscall(SYS_dup3, sp->in_r, 0, 0));
+	if (rc >= 0)
+		rc = child_call(syscall(SYS_dup3, sp->out_w, 1, 0));
+	if (rc >= 0)
+		rc = child_call(syscall(SYS_dup3, sp->err_w, 2, 0));
+	if (rc < 0)
+		goto fail;
+	child_close_rest(sp->report_fd);
+	child_signals(sp->reset);
+	rc = child_call(syscall(SYS_execve, sp->run->path, sp->run->argv,
+	    sp->run->envp));
 fail:
-	sp->err = errno != 0 ? errno : EINVAL;
-	_exit(127);
+	sp->err = rc < 0 ? (int)-rc : EINVAL;
+	if (sp->report_fd >= 0) {
+		int report[2] = { sp->err, sp->at_guard };
+
+		(void)syscall(SYS_write, sp->report_fd, report, sizeof(report));
+	}
+	(void)syscall(SYS_exit_group, 127);
+	return 127;	/* not reached */
 }
+
+#if defined(__SANITIZE_THREAD__)
+/* ThreadSanitizer intercepts clone() as a fork and resets its bookkeeping
+ * in the child, which a CLONE_VM child shares with the daemon: a TSan build
+ * spawns with fork() instead (its interceptor knows that one), and the child
+ * reports a failure through a close-on-exec pipe rather than sp. The rest,
+ * from child_main on, is the same code. */
+static pid_t
+spawn_child(struct spawn *sp, void *stack, size_t stack_len)
+{
+	int report[2], p[2];
+	pid_t pid;
+
+	(void)stack;
+	(void)stack_len;
+	if (pipe2(p, O_CLOEXEC) == -1)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		sp->report_fd = p[1];
+		(void)child_main(sp);
+	}
+	(void)close(p[1]);
+	if (pid > 0 && read(p[0], report, sizeof(report)) ==
+	    (ssize_t)sizeof(report)) {
+		sp->err = report[0];
+		sp->at_guard = report[1];
+	}
+	(void)close(p[0]);
+	return pid;
+}
+#else
+/* CLONE_VFORK: back here once the child has exec'd or exited. */
+static pid_t
+spawn_child(struct spawn *sp, void *stack, size_t stack_len)
+{
+	return clone(child_main, (char *)stack + stack_len, CLONE_VM |
+	    CLONE_VFORK | SIGCHLD, sp);
+}
+#endif
 
 /* The hex mask after `field` ("SigIgn:") in /proc/self/status text. */
 static int
@@ -320,7 +422,7 @@ static int
 spawn(const struct hook_run *run, struct child *c, int in_r, int out_w,
     int err_w, char *reason, size_t len)
 {
-	struct spawn sp = { run, in_r, out_w, err_w, -1, 0, 0, 0, 0 };
+	struct spawn sp = { run, in_r, out_w, err_w, -1, 0, 0, -1, 0, 0 };
 	sigset_t all, old;
 	size_t stack_len = 0;
 	void *stack = NULL;
@@ -340,9 +442,7 @@ spawn(const struct hook_run *run, struct child *c, int in_r, int out_w,
 		return -1;
 	(void)sigfillset(&all);
 	(void)pthread_sigmask(SIG_SETMASK, &all, &old);
-	/* CLONE_VFORK: back here once the child has exec'd or exited. */
-	pid = clone(child_main, (char *)stack + stack_len, CLONE_VM |
-	    CLONE_VFORK | SIGCHLD, &sp);
+	pid = spawn_child(&sp, stack, stack_len);
 	if (pid == -1)
 		sp.err = errno;
 	(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
