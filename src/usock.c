@@ -222,8 +222,14 @@ send_some(struct usock *u)
 		if (r == -1 && errno == EAGAIN)
 			return;
 		if (r <= 0) {
-			(void)snprintf(reason, sizeof(reason), "send: %s",
-			    errtext(errno));
+			/* Whether a closing consumer shows as EPIPE here or as
+			 * EOF on the read side is timing: one reason for both. */
+			if (errno == EPIPE || errno == ECONNRESET)
+				(void)snprintf(reason, sizeof(reason),
+				    "consumer closed the connection");
+			else
+				(void)snprintf(reason, sizeof(reason),
+				    "send: %s", errtext(errno));
 			/* Nothing sent on this connection yet: the envelope
 			 * fails, else a consumer that closes at once would have
 			 * us reconnect without end. */
