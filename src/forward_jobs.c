@@ -14,21 +14,9 @@
 #include "forward_jobs.h"
 #include "log.h"
 
-static struct timespec
-mono_timespec(int64_t ms)
-{
-	struct timespec ts;
-
-	ts.tv_sec = (time_t)(ms / 1000);
-	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-	return ts;
-}
-
 int
 forward_jobs_init(struct forward_jobs *j)
 {
-	pthread_condattr_t ca;
-
 	memset(j, 0, sizeof(*j));
 	j->queue_tail = &j->queue;
 	j->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -36,14 +24,10 @@ forward_jobs_init(struct forward_jobs *j)
 		log_error("forward: eventfd: %s", strerror(errno));
 		return -1;
 	}
-	(void)pthread_condattr_init(&ca);
-	/* Deadlines are monotonic: a wall-clock step must not stall us. */
-	(void)pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	(void)pthread_mutex_init(&j->mu, NULL);
-	(void)pthread_cond_init(&j->wake, &ca);
-	(void)pthread_cond_init(&j->work, &ca);
-	(void)pthread_cond_init(&j->idle, &ca);
-	(void)pthread_condattr_destroy(&ca);
+	(void)clock_cond_init(&j->wake);
+	(void)clock_cond_init(&j->work);
+	(void)clock_cond_init(&j->idle);
 	return 0;
 }
 
@@ -255,15 +239,13 @@ void
 forward_jobs_wait(struct forward_jobs *j, int64_t wait_ms)
 {
 	int64_t until = clock_mono_ms() + wait_ms, now;
-	struct timespec ts;
 
 	(void)pthread_mutex_lock(&j->mu);
 	while (!j->woken && !j->quit && !batch_due(j, now = clock_mono_ms()) &&
 	    now < until) {
-		ts = mono_timespec(j->done != NULL &&
+		(void)clock_cond_wait_until(&j->wake, &j->mu, j->done != NULL &&
 		    j->done_since + FORWARD_JOBS_BATCH_MS < until ?
 		    j->done_since + FORWARD_JOBS_BATCH_MS : until);
-		(void)pthread_cond_timedwait(&j->wake, &j->mu, &ts);
 	}
 	j->woken = 0;
 	(void)pthread_mutex_unlock(&j->mu);
@@ -288,7 +270,7 @@ give_back_queue(struct forward_jobs *j)
 unsigned
 forward_jobs_drain(struct forward_jobs *j, int timeout_ms)
 {
-	struct timespec ts = mono_timespec(clock_mono_ms() + timeout_ms);
+	int64_t until = clock_mono_ms() + timeout_ms;
 	unsigned busy;
 
 	(void)pthread_mutex_lock(&j->mu);
@@ -298,7 +280,7 @@ forward_jobs_drain(struct forward_jobs *j, int timeout_ms)
 	(void)pthread_cond_signal(&j->wake);
 	forward_jobs_kick(j);	/* the socket thread drops what it has not sent */
 	while (j->nflight > 0 || !j->claims_over) {
-		if (pthread_cond_timedwait(&j->idle, &j->mu, &ts) == ETIMEDOUT)
+		if (clock_cond_wait_until(&j->idle, &j->mu, until) == ETIMEDOUT)
 			break;
 	}
 	busy = j->busy;
