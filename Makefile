@@ -91,8 +91,8 @@ BENCHBINS := $(BUILD)/bench/loadgen $(BUILD)/bench/spawnrate \
 	     $(BUILD)/bench/consumer
 CRYPTO_LIBS := $(shell pkg-config --libs libcrypto 2>/dev/null)
 
-.PHONY: all test asan tsan lint check fuzz fuzz-targets bench bench-tools run install uninstall \
-	deb man clean deps unit
+.PHONY: all test asan tsan tsan-ci lint check fuzz fuzz-targets bench \
+	bench-tools run install uninstall deb man clean deps unit
 
 all: $(BUILD)/cfhookd $(BUILD)/cfhookctl
 
@@ -146,9 +146,21 @@ asan: deps
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run build/asan
 
 tsan: deps
-	@$(MAKE) --no-print-directory BUILD=build/tsan FLAVOUR=tsan all unit
+	@$(MAKE) --no-print-directory BUILD=build/tsan FLAVOUR=tsan all unit \
+	  bench-tools
 	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
 	  tests/run build/tsan
+
+# CI's share of ThreadSanitizer: every unit test and the end-to-end suites
+# that drive the threads (HTTP, writer, forwarder, stop and reload).
+TSAN_E2E = tests/e2e/test_http.py tests/e2e/test_dedup.py \
+	   tests/e2e/test_lifecycle.py tests/e2e/test_forward.py \
+	   tests/e2e/test_replay.py
+tsan-ci: deps
+	@$(MAKE) --no-print-directory BUILD=build/tsan FLAVOUR=tsan all unit \
+	  bench-tools
+	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	  E2E_FILES="$(TSAN_E2E)" tests/run build/tsan
 
 # The checks that keep the code as STYLE.md says: module layers, banned
 # functions, cppcheck.

@@ -49,6 +49,8 @@ struct config {
 	unsigned forward_max_attempts;	/* [12] */
 	unsigned forward_backoff_s;	/* [2] */
 	enum durability durability;	/* [full] */
+	char	**hook_env;		/* NULL, or "NAME=value" strings and a
+					 * NULL [none] */
 	int	 form_field_signature;	/* [0]: forms need the x-webhook-*
 					 * headers; 1: their `signature` field
 					 * alone also proves them (weak) */
@@ -69,6 +71,10 @@ void	config_free(struct config *);
  * in out (truncated to n); returns how many. */
 size_t	config_restart_changes(const struct config *run,
 	    const struct config *cfg, char *out, size_t n);
+/* Most hook_env pairs. */
+#define CONFIG_HOOK_ENV_MAX	32
+/* Frees a NULL-terminated array of strings like hook_env. NULL-safe. */
+void	config_env_free(char **env);
 /* "hook:/x", "unix:/x" or "none" for logs. Borrowed. */
 const char *config_forward_name(const struct config *);
 

@@ -1,24 +1,32 @@
 /* hook.h - run the merchant's hook executable for one delivery (DESIGN
  * "Forwarding", hook:PATH): execve without a shell, in its own process group,
  * with exactly the given argv and environment, the envelope on stdin, its
- * output logged (bounded), killed as a group past the deadline. */
+ * output logged (bounded), killed as a group past the deadline, and guarded
+ * (hook_guard.h) so that it dies with the daemon. */
 #ifndef CFHOOK_HOOK_H
 #define CFHOOK_HOOK_H
 
 #include <stddef.h>
 
+#include "hook_guard.h"
 #include "log.h"
 
 /* After SIGTERM to the group, how long before SIGKILL. */
 #define HOOK_KILL_GRACE_MS	2000
-/* Output logged per run; the rest is counted and dropped. */
+/* Output logged per run (stdout and stderr together); the rest is counted
+ * and dropped. */
 #define HOOK_LOG_MAX		(64 * 1024)
 /* One logged line at most; a longer line is logged in pieces. */
 #define HOOK_LINE_MAX		1024
+/* Hooks run this much nicer than the daemon: a burst of deliveries never
+ * takes the CPU from intake (Cashfree waits for its answer; a hook's work
+ * can wait a little). */
+#define HOOK_NICE		10
 
 enum hook_result {
 	HOOK_OK,		/* exited with status 0 */
-	HOOK_FAILED,		/* other status, signal, timeout, spawn failure */
+	HOOK_FAILED,		/* other status, signal, spawn failure */
+	HOOK_TIMEOUT,		/* still running at timeout_ms: group killed */
 	HOOK_CANCELLED		/* cancel_fd became readable; group killed */
 };
 
@@ -31,15 +39,20 @@ struct hook_run {
 	int	 timeout_ms;		/* from the spawn to the kill */
 	int	 cancel_fd;		/* -1, or readable = stop now (shutdown) */
 	const struct log_fields *fields;	/* journal fields for its lines */
+	struct hook_guard *guard;	/* required: kills it if the daemon dies */
 };
 
-/* Runs one hook to the end: the child is always reaped and its process group
- * gone (TERM, then KILL) when this returns. Output lines are logged at info
- * as "hook[PID]: ..." (PID: the guard that leads the hook's process
- * group). A child that does not read its stdin is fine. On
- * anything but HOOK_OK, `reason` gets a short text ("exit status 3",
- * "timeout after 30 s", "spawn: No such file or directory"). Any thread;
- * blocks the caller for at most timeout_ms + 2 * HOOK_KILL_GRACE_MS. */
+/* Runs one hook to the end, HOOK_NICE nicer than the caller: the hook is
+ * always reaped and its process group empty (TERM, then KILL) when this
+ * returns; a process that left the group
+ * (setsid) is not waited for. stdout lines are logged at info, stderr lines
+ * at warning, as "hook[PID]: ..." (PID: the hook's, which is also its
+ * process group id). A hook that does not read its stdin is fine. On
+ * anything but HOOK_OK, `reason` gets a short text ("exit status 3", "timeout
+ * after 30 s", "spawn: No such file or directory"), followed by ": " and the
+ * last line the hook wrote to stderr, quoted (reason.h), when it wrote one.
+ * Any thread; blocks the caller for at most timeout_ms + 2 *
+ * HOOK_KILL_GRACE_MS. */
 enum hook_result hook_run(const struct hook_run *, char *reason,
 	    size_t reason_len);
 

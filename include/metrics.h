@@ -13,12 +13,26 @@
 /* One answered HTTP request: its status and how long it took. */
 void	metrics_request(unsigned status, int64_t duration_us);
 /* One recorded event: its type (unknown types count as "other") and
- * whether it was new or a duplicate delivery. */
+ * whether it was new or a duplicate delivery; also the time of the last
+ * event accepted at intake. */
 void	metrics_event(const char *type, int duplicate);
 /* One request refused by verification, by reason. */
 void	metrics_signature_failure(enum verify_result);
-/* One forward attempt and its outcome. */
-void	metrics_forward_attempt(int ok);
+/* What became of a forward attempt: the `result` label. */
+enum metrics_forward {
+	METRICS_FORWARD_OK,
+	METRICS_FORWARD_FAILED,
+	METRICS_FORWARD_TIMEOUT,
+	METRICS_FORWARD_UNANSWERED,
+	METRICS_FORWARD_INTERRUPTED,
+	METRICS_FORWARD_N
+};
+
+/* One forward attempt, counted once its outcome is stored. */
+void	metrics_forward_attempt(enum metrics_forward);
+/* received_at (unix ms) of the oldest pending event as the forwarder last
+ * saw it, or 0 when none is pending; rendered as its age in seconds. */
+void	metrics_forward_oldest(int64_t received_ms);
 
 /* An order's attention flag raised for the first time (reason:
  * "double_payment", "amount_mismatch", "late_failure"; others are not

@@ -1,10 +1,13 @@
 /* store_outbox.h - the SQL of the forwarder (DESIGN "Forwarding"): which
  * pending events are due, the attempt bookkeeping before a delivery, and
- * the outcome after it.
+ * the outcome after it, many of each in one transaction.
  *
- * Works on a struct store opened by the forwarder's dispatcher thread
- * (store_open(path, STORE_READ, ...)); like every struct store it is used by
- * that one thread only. Each write is one short IMMEDIATE transaction.
+ * A struct outbox holds the forwarder's prepared statements on a struct
+ * store opened by its dispatcher thread (store_open(path, STORE_READ, ...));
+ * like every struct store it is used by that one thread only. Claims and
+ * outcomes are written between store_outbox_begin() and
+ * store_outbox_commit(): one IMMEDIATE transaction and one fsync for a whole
+ * round of the dispatcher, however many events it claims and records.
  * Errors are logged here; callers retry on their next round. Times are unix
  * milliseconds. */
 #ifndef CFHOOK_STORE_OUTBOX_H
@@ -18,16 +21,28 @@
 /* Backoff between attempts doubles up to this (DESIGN "Configuration"). */
 #define STORE_OUTBOX_BACKOFF_CAP_S	3600
 
+struct outbox;
+
 /* A pending event that may be delivered now. */
 struct outbox_due {
 	int64_t	 id;
 	char	*order_id;		/* owned; NULL when none or empty */
 };
 
-/* An event claimed for one delivery attempt. Strings owned (NUL-added;
- * NULL for SQL NULL). */
+/* An event claimed for one delivery attempt: the counts from the claim, the
+ * rest from store_outbox_load(). Strings owned (NUL-added; NULL for SQL
+ * NULL). A new text column for the envelope or the hook is one more field
+ * here and one more line in store_outbox.c's ROW_COLS and row_text[]. */
 struct outbox_row {
 	int64_t	 id;
+	int64_t	 received_at;
+	unsigned attempt;		/* forward_attempts after this claim
+					 * (keeps counting across replays) */
+	unsigned series;		/* tries since the last replay, this
+					 * one included (decides `dead`) */
+	int64_t	 log_id;		/* its forward_log row */
+	size_t	 body_len;
+	char	*body;			/* exact bytes (TEXT or BLOB) */
 	char	*event_key;
 	char	*type;
 	char	*cf_payment_id;
@@ -36,12 +51,6 @@ struct outbox_row {
 	char	*amount;
 	char	*currency;
 	char	*content_type;
-	char	*body;			/* exact bytes (TEXT or BLOB) */
-	size_t	 body_len;
-	int64_t	 received_at;
-	unsigned attempt;		/* forward_attempts after this claim
-					 * (keeps counting across replays) */
-	int64_t	 log_id;		/* its forward_log row */
 	char	*idempotency_key;	/* headers recorded as received */
 	char	*webhook_version;
 	char	*order_state;		/* the order after this event (DESIGN
@@ -59,7 +68,11 @@ enum outbox_claim {
 enum outbox_outcome {
 	OUTBOX_DELIVERED,
 	OUTBOX_FAILED,
-	OUTBOX_INTERRUPTED		/* stopped by shutdown: stays pending */
+	OUTBOX_UNANSWERED,		/* sent, but its connection was closed
+					 * for an earlier envelope's failure */
+	OUTBOX_INTERRUPTED,		/* stopped by shutdown: stays pending */
+	OUTBOX_UNSTARTED		/* claimed, never started (a stop): the
+					 * claim is undone, no attempt made */
 };
 
 /* What an event became after store_outbox_finish(). */
@@ -67,52 +80,101 @@ enum outbox_state {
 	OUTBOX_DONE,
 	OUTBOX_RETRY,			/* pending until next_attempt_at */
 	OUTBOX_DEAD,
-	OUTBOX_PENDING,			/* interrupted: due at once */
+	OUTBOX_PENDING,			/* unanswered, interrupted: due at once */
 	OUTBOX_UNCHANGED		/* was no longer pending: left alone */
 };
+
+/* Prepares the statements on st (which stays the caller's). With
+ * durability full, the outbox syncs the WAL itself after each commit
+ * (its connection set to synchronous = NORMAL): store_outbox_commit() still
+ * returns only once the commit is on disk, but the write lock, which intake
+ * waits for, is not held during the sync. Returns 0 / -1 (logged). */
+int	store_outbox_open(struct store *st, enum durability,
+	    struct outbox **ret);
+/* NULL-safe; rolls back an open transaction. */
+void	store_outbox_close(struct outbox *);
 
 /* Start-up: forward_log rows of attempts a crash cut short (finished_at
  * NULL, no error yet) get error 'interrupted by restart'; ok stays NULL.
  * Their events are still pending and go out again. Returns the number of
  * rows marked, or -1. */
-int	store_outbox_recover(struct store *);
-/* Pending events due at now_ms, oldest first, that no earlier pending event
- * of the same non-empty order_id holds back (per-order FIFO, also while the
- * earlier one waits for its retry). `skip(arg, id, order_id)` returning
- * non-zero leaves an event out (the caller's deliveries in flight). Fills
- * up to `max` entries of out[] (caller frees with store_outbox_due_done)
- * and *n. Returns 0 / -1. */
-int	store_outbox_due(struct store *, int64_t now_ms,
+int	store_outbox_recover(struct outbox *);
+
+/* BEGIN IMMEDIATE. Returns 0 / -1 (logged). */
+int	store_outbox_begin(struct outbox *);
+/* COMMIT: every claim and outcome since begin is durable when this returns
+ * 0. On -1 (logged) they were rolled back, or committed but perhaps not on
+ * disk (the sync failed): either way nothing of it may be acted on, and
+ * what was claimed is claimed again later (an attempt counted and logged
+ * that never started: a restart marks its log row interrupted). */
+int	store_outbox_commit(struct outbox *);
+void	store_outbox_rollback(struct outbox *);
+
+/* Where a due scan starts and what it saw. Fresh events (next_attempt_at 0:
+ * never tried since they arrived or were replayed) are scanned in id order
+ * from `after`; the ones passed over as blocked are not looked at again
+ * unless their order is released or a scan starts at 0 again. */
+struct outbox_scan {
+	int64_t	 after;		/* in: fresh events with id > after */
+	int64_t	 scanned;	/* out: the last fresh id looked at */
+	const char *const *released;	/* in: orders whose event left
+					 * 'pending' since the last scan */
+	size_t	 nreleased;
+};
+
+/* Pending events due at now_ms that no earlier pending event of the same
+ * non-empty order_id holds back (per-order FIFO, also while the earlier one
+ * waits for its retry). First the retries whose time has come (by that
+ * time), then the first pending event of each released order, then fresh
+ * events from sc->after. So a long backlog waiting out its backoff, or
+ * blocked behind it, costs nothing per scan. `skip(arg, id, order_id)`
+ * returning non-zero leaves an event out (the caller's deliveries in
+ * flight). Fills up to `max` entries of out[] (caller frees with
+ * store_outbox_due_done) and *n. Returns 0 / -1. Inside or outside a
+ * transaction. */
+int	store_outbox_due(struct outbox *, int64_t now_ms, struct outbox_scan *sc,
 	    int (*skip)(void *arg, int64_t id, const char *order_id),
 	    void *arg, struct outbox_due *out, size_t max, size_t *n);
 void	store_outbox_due_done(struct outbox_due *, size_t n);
 /* The earliest next_attempt_at after now_ms of a pending event, in *ret.
  * Returns 0, 1 when there is none, -1 on error. */
-int	store_outbox_next_due(struct store *, int64_t now_ms, int64_t *ret);
-/* One committed transaction before a delivery: forward_attempts + 1 and a
- * forward_log row (attempt, started_at = now_ms, ok NULL), so a crash during
- * the delivery leaves the attempt counted and the event pending. Fills *ret
- * (release with store_outbox_row_done) on OUTBOX_CLAIMED. */
-enum outbox_claim store_outbox_claim(struct store *, int64_t id,
+int	store_outbox_next_due(struct outbox *, int64_t now_ms, int64_t *ret);
+/* received_at of the oldest pending event, in *ret. Returns 0, 1 when
+ * nothing is pending, -1 on error. */
+int	store_outbox_oldest(struct outbox *, int64_t *ret);
+
+/* Inside a transaction, before a delivery: forward_attempts + 1 and a
+ * forward_log row (attempt, started_at = now_ms, ok NULL), so once
+ * committed a crash during the delivery leaves the attempt counted and the
+ * event pending. On OUTBOX_CLAIMED fills id, attempt, series and log_id of
+ * *ret (all else zero); nothing else is read while the write lock is held,
+ * which intake waits for. */
+enum outbox_claim store_outbox_claim(struct outbox *, int64_t id,
 	    int64_t now_ms, struct outbox_row *ret);
+/* After the claim is committed, outside any transaction: the event's
+ * columns into *r (release with store_outbox_row_done). Returns 0, or -1
+ * (logged). */
+int	store_outbox_load(struct outbox *, struct outbox_row *r);
 void	store_outbox_row_done(struct outbox_row *);
 
 struct outbox_result {
 	int64_t	 id;			/* events.id */
 	int64_t	 log_id;		/* forward_log.id from the claim */
+	unsigned series;		/* outbox_row.series from the claim */
 	enum outbox_outcome outcome;
 	const char *error;		/* short reason; NULL when delivered */
 };
 
-/* One committed transaction after a delivery. DELIVERED: 'done',
- * forwarded_at, last_error NULL, log ok = 1. FAILED: last_error, log ok = 0;
- * with tries = forward_attempts - replay_base (the series since the last
- * replay), 'dead' once tries >= max_attempts, else next_attempt_at = now +
- * min(backoff_s * 2^(tries-1), STORE_OUTBOX_BACKOFF_CAP_S) s.
- * INTERRUPTED: log error, ok NULL; the event stays pending, due at once.
+/* Inside a transaction, after a delivery. DELIVERED: 'done', forwarded_at,
+ * last_error NULL, log ok = 1. FAILED: last_error, log ok = 0; 'dead' once
+ * series >= max_attempts, else next_attempt_at = now + min(backoff_s *
+ * 2^(series-1), STORE_OUTBOX_BACKOFF_CAP_S) s. UNANSWERED: log ok = 0,
+ * last_error; due again at once, never dead for it (the failure was
+ * another envelope's). INTERRUPTED: log error, ok NULL; due again at once.
+ * UNSTARTED: the claim undone (forward_attempts - 1, its log row deleted).
  * An event no longer pending (replayed, pruned meanwhile) is left alone.
  * *state and *next_ms (RETRY) tell what happened. Returns 0 / -1. */
-int	store_outbox_finish(struct store *, const struct outbox_result *,
+int	store_outbox_finish(struct outbox *, const struct outbox_result *,
 	    int64_t now_ms, unsigned max_attempts, unsigned backoff_s,
 	    enum outbox_state *state, int64_t *next_ms);
 

@@ -42,6 +42,7 @@ enum ktype {
 	K_FORWARD,
 	K_DURABILITY,
 	K_SWITCH,	/* int, "on" = 1 or "off" = 0 */
+	K_ENV,		/* char **, NAME=value pairs */
 	K_LOG_LEVEL
 };
 
@@ -89,6 +90,7 @@ static const struct key keys[] = {
 	    F(forward_max_attempts), 0 },
 	{ "forward_backoff", K_UINT, 1, 3600, "seconds", "2",
 	    F(forward_backoff_s), 0 },
+	{ "hook_env", K_ENV, 0, 0, NULL, NULL, F(hook_env), 0 },
 	{ "durability", K_DURABILITY, 0, 0, NULL, "full", F(durability), 1 },
 	/* Spec section 11: the form signature field scheme is weak, so it is
 	 * the operator's choice, off unless asked for. */
@@ -418,6 +420,99 @@ set_switch(struct ctx *x, const struct key *k, const char *v)
 }
 
 static int
+is_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r';
+}
+
+/* A hook_env name: [A-Za-z_][A-Za-z0-9_]*, and neither PATH nor CFHOOK_*,
+ * which are cfhookd's own (DESIGN "Forwarding"). */
+static int
+env_name_ok(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n == 0 || (s[0] >= '0' && s[0] <= '9'))
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' &&
+		    s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return 0;
+	}
+	return !(n == 4 && memcmp(s, "PATH", 4) == 0) &&
+	    !(n >= 7 && memcmp(s, "CFHOOK_", 7) == 0);
+}
+
+/* Whether "NAME=" (n bytes of name) is already among the first i pairs. */
+static int
+env_seen(char *const *env, size_t i, const char *name, size_t n)
+{
+	while (i-- > 0) {
+		if (strncmp(env[i], name, n) == 0 && env[i][n] == '=')
+			return 1;
+	}
+	return 0;
+}
+
+/* hook_env = NAME=value ...: blank-separated pairs added to the hook's
+ * environment, so no wrapper script is needed for an API URL or a token
+ * (a value cannot hold a blank or a control byte). */
+static int
+set_env(struct ctx *x, const struct key *k, const char *v)
+{
+	char **env = NULL;
+	const char *p = v, *end, *eq;
+	size_t n = 0;
+	int rc = -1;
+
+	while (*p != '\0') {
+		if (is_blank(*p)) {
+			p++;
+			continue;
+		}
+		for (end = p; *end != '\0' && !is_blank(*end); end++) {
+			if ((unsigned char)*end < 0x20 || *end == 0x7f) {
+				(void)fail(x, "%s: a control byte in a value",
+				    k->name);
+				goto out;
+			}
+		}
+		eq = memchr(p, '=', (size_t)(end - p));
+		if (eq == NULL || !env_name_ok(p, (size_t)(eq - p)) ||
+		    env_seen(env, n, p, (size_t)(eq - p))) {
+			(void)fail(x, "%s: expected NAME=value pairs with "
+			    "distinct names ([A-Za-z_][A-Za-z0-9_]*, not PATH "
+			    "or CFHOOK_*), got '%.*s'", k->name,
+			    (int)(end - p), p);
+			goto out;
+		}
+		if (n >= CONFIG_HOOK_ENV_MAX) {
+			(void)fail(x, "%s: more than %d pairs", k->name,
+			    CONFIG_HOOK_ENV_MAX);
+			goto out;
+		}
+		if (n == 0 && (env = calloc(CONFIG_HOOK_ENV_MAX + 1,
+		    sizeof(*env))) == NULL) {
+			(void)nomem(x);
+			goto out;
+		}
+		env[n] = strndup(p, (size_t)(end - p));
+		if (env[n++] == NULL) {
+			(void)nomem(x);
+			goto out;
+		}
+		p = end;
+	}
+	config_env_free(x->c->hook_env);
+	x->c->hook_env = env;
+	env = NULL;
+	rc = 0;
+out:
+	config_env_free(env);
+	return rc;
+}
+
+static int
 set_log_level(struct ctx *x, const struct key *k, const char *v)
 {
 	int l = log_level_parse(v);
@@ -452,16 +547,12 @@ set_value(struct ctx *x, const struct key *k, const char *v)
 		return set_durability(x, k, v);
 	case K_SWITCH:
 		return set_switch(x, k, v);
+	case K_ENV:
+		return set_env(x, k, v);
 	case K_LOG_LEVEL:
 		break;
 	}
 	return set_log_level(x, k, v);
-}
-
-static int
-is_blank(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r';
 }
 
 /* [*s, *e) without blanks at either end. */
@@ -681,7 +772,20 @@ config_free(struct config *c)
 	free(c->secret_file);
 	free(c->database);
 	free(c->forward_path);
+	config_env_free(c->hook_env);
 	free(c);
+}
+
+void
+config_env_free(char **env)
+{
+	size_t i;
+
+	if (env == NULL)
+		return;
+	for (i = 0; env[i] != NULL; i++)
+		free(env[i]);
+	free(env);
 }
 
 /* For log lines only. The struct has no field for the name, so it is built
@@ -698,6 +802,20 @@ config_forward_name(const struct config *c)
 	scheme = c->forward_kind == FORWARD_HOOK ? "hook" : "unix";
 	(void)snprintf(name, sizeof(name), "%s:%s", scheme, c->forward_path);
 	return name;
+}
+
+static int
+env_differs(char *const *a, char *const *b)
+{
+	size_t i;
+
+	if (a == NULL || b == NULL)
+		return a != b;
+	for (i = 0; a[i] != NULL && b[i] != NULL; i++) {
+		if (strcmp(a[i], b[i]) != 0)
+			return 1;
+	}
+	return a[i] != b[i];
 }
 
 /* Whether key k holds another value in a than in b. */
@@ -721,6 +839,8 @@ key_differs(const struct key *k, const struct config *a,
 	case K_LOG_LEVEL:
 		return *(const int *)(const void *)pa !=
 		    *(const int *)(const void *)pb;
+	case K_ENV:
+		return env_differs(a->hook_env, b->hook_env);
 	case K_DURABILITY:
 		return a->durability != b->durability;
 	case K_FORWARD:

@@ -1,6 +1,5 @@
 /* deliver.c - one delivery attempt (DESIGN "Forwarding"): builds the
- * envelope and hands it to the hook (argv, minimal environment, stdin) or to
- * the unix socket.
+ * envelope line, and runs the hook (argv, minimal environment, stdin).
  *
  * Must not: touch the database (the dispatcher records outcomes), pass the
  * daemon's environment to a hook, or go through a shell. */
@@ -61,10 +60,14 @@ order_env(const struct outbox_row *r, char **envp)
 }
 
 /* A minimal PATH and the CFHOOK_* variables, nothing inherited from the
- * daemon (no secrets, no NOTIFY_SOCKET, no CREDENTIALS_DIRECTORY). */
+ * daemon (no secrets, no NOTIFY_SOCKET, no CREDENTIALS_DIRECTORY); the
+ * operator's hook_env pairs follow them (borrowed, not freed). */
 static int
-hook_env(const struct outbox_row *r, char *envp[HOOK_ENV_N + 1])
+hook_env(const struct outbox_row *r, char *const *extra,
+    char *envp[HOOK_ENV_N + CONFIG_HOOK_ENV_MAX + 1])
 {
+	size_t k;
+
 	char id[24], attempt[16];
 	int i;
 
@@ -87,18 +90,22 @@ hook_env(const struct outbox_row *r, char *envp[HOOK_ENV_N + 1])
 		if (envp[i] == NULL)
 			return -1;
 	}
+	for (k = 0; extra != NULL && extra[k] != NULL &&
+	    k < CONFIG_HOOK_ENV_MAX; k++)
+		envp[HOOK_ENV_N + k] = extra[k];
+	envp[HOOK_ENV_N + k] = NULL;
 	return 0;
 }
 
-static enum outbox_outcome
-to_hook(const struct deliver_target *t, const struct outbox_row *r,
+static enum deliver_result
+to_hook(const struct deliver_hook *t, const struct outbox_row *r,
     const char *env, size_t len, char *reason, size_t reason_len)
 {
 	struct log_fields lf = { r->event_key, r->cf_payment_id, r->order_id };
-	char *envp[HOOK_ENV_N + 1] = { NULL };
+	char *envp[HOOK_ENV_N + CONFIG_HOOK_ENV_MAX + 1] = { NULL };
 	char *argv[5];
 	struct hook_run run;
-	enum outbox_outcome res = OUTBOX_FAILED;
+	enum deliver_result res = DELIVER_FAILED;
 	int i;
 
 	/* argv [PATH, type, cf_payment_id, order_id]; "" for a missing one,
@@ -109,7 +116,7 @@ to_hook(const struct deliver_target *t, const struct outbox_row *r,
 	argv[2] = r->cf_payment_id != NULL ? r->cf_payment_id : "";
 	argv[3] = r->order_id != NULL ? r->order_id : "";
 	argv[4] = NULL;
-	if (hook_env(r, envp) == -1) {
+	if (hook_env(r, t->env, envp) == -1) {
 		(void)snprintf(reason, reason_len, "out of memory");
 		goto out;
 	}
@@ -122,12 +129,16 @@ to_hook(const struct deliver_target *t, const struct outbox_row *r,
 	run.timeout_ms = t->timeout_ms;
 	run.cancel_fd = t->cancel_fd;
 	run.fields = &lf;
+	run.guard = t->guard;
 	switch (hook_run(&run, reason, reason_len)) {
 	case HOOK_OK:
-		res = OUTBOX_DELIVERED;
+		res = DELIVER_OK;
 		break;
 	case HOOK_CANCELLED:
-		res = OUTBOX_INTERRUPTED;
+		res = DELIVER_INTERRUPTED;
+		break;
+	case HOOK_TIMEOUT:
+		res = DELIVER_TIMEOUT;
 		break;
 	case HOOK_FAILED:
 		break;
@@ -138,51 +149,56 @@ out:
 	return res;
 }
 
-static enum outbox_outcome
-to_socket(const struct deliver_target *t, const char *env, size_t len,
-    char *reason, size_t reason_len)
+enum outbox_outcome
+deliver_outcome(enum deliver_result r)
 {
-	switch (usock_deliver(t->us, env, len, t->timeout_ms, t->cancel_fd,
-	    reason, reason_len)) {
-	case USOCK_OK:
+	switch (r) {
+	case DELIVER_OK:
 		return OUTBOX_DELIVERED;
-	case USOCK_CANCELLED:
+	case DELIVER_UNANSWERED:
+		return OUTBOX_UNANSWERED;
+	case DELIVER_INTERRUPTED:
 		return OUTBOX_INTERRUPTED;
-	case USOCK_FAILED:
+	case DELIVER_UNSTARTED:
+		return OUTBOX_UNSTARTED;
+	case DELIVER_FAILED:
+	case DELIVER_TIMEOUT:
 		break;
 	}
 	return OUTBOX_FAILED;
 }
 
-enum outbox_outcome
-deliver_attempt(const struct deliver_target *t, const struct outbox_row *r,
-    char *reason, size_t reason_len)
+char *
+deliver_envelope(const struct outbox_row *r, size_t *len)
 {
 	struct envelope_row er = { r->id, r->event_key, r->type,
 	    r->cf_payment_id, r->order_id, r->payment_status, r->amount,
 	    r->currency, r->content_type, r->body, r->body_len, r->received_at,
 	    r->attempt, r->idempotency_key, r->webhook_version, r->order_state,
 	    r->order_paid_now, r->order_attention };
-	enum outbox_outcome res = OUTBOX_FAILED;
-	char *env;
-	size_t len = 0;
+	char *env = envelope_build(&er, len);
 
-	env = envelope_build(&er, &len);
+	/* The NUL after the envelope becomes its newline: one whole line, so
+	 * `read -r line` in a shell hook succeeds. */
+	if (env != NULL)
+		env[*len] = '\n';
+	return env;
+}
+
+enum deliver_result
+deliver_hook(const struct deliver_hook *t, const struct outbox_row *r,
+    char *reason, size_t reason_len)
+{
+	enum deliver_result res;
+	size_t len = 0;
+	char *env;
+
+	env = deliver_envelope(r, &len);
 	if (env == NULL) {
 		(void)snprintf(reason, reason_len, "out of memory");
-		return OUTBOX_FAILED;
+		return DELIVER_FAILED;
 	}
-	if (t->kind == FORWARD_HOOK) {
-		/* The NUL after the envelope becomes a newline (from here on it
-		 * is bytes, not a C string): stdin is one whole line, so
-		 * `read -r line` in a shell hook succeeds. */
-		env[len] = '\n';
-		res = to_hook(t, r, env, len + 1, reason, reason_len);
-	}
-	else if (t->kind == FORWARD_UNIX && t->us != NULL)
-		res = to_socket(t, env, len, reason, reason_len);
-	else
-		(void)snprintf(reason, reason_len, "no forward target");
+	res = to_hook(t, r, env, len + 1, reason, reason_len);
 	free(env);
 	return res;
 }

@@ -3,25 +3,27 @@
  * least once, at most forward_concurrency at a time, one at a time and in
  * receipt order per order_id, retrying with backoff.
  *
- * Threads: one dispatcher and forward_concurrency workers. The dispatcher
- * alone owns the forwarder's struct store: it picks due events, counts each
- * attempt (committed before the delivery starts, store_outbox.h), hands the
- * job to a worker and, when the worker is done, records the outcome. Workers
- * never touch the database; they only run the hook or talk to the socket
- * (each worker keeps its own socket connection). So intake is never slowed
- * by a delivery, and a slow hook never holds a database lock.
+ * Threads: one dispatcher, which alone owns the forwarder's struct store,
+ * and the workers. The dispatcher works in rounds (forward_round.h): one
+ * transaction records what finished and claims what is due; the new jobs go
+ * to the workers only after that commit. It keeps up to AHEAD times
+ * forward_concurrency claimed, so a worker that finishes finds its next job
+ * waiting (a claimed job holds its order like a running one), and it records
+ * finished deliveries in batches (forward_jobs.h); a commit of new events
+ * wakes it only when it has room for a claim. Workers never touch the
+ * database: for hook:PATH, forward_concurrency threads each run one hook at
+ * a time; for unix:PATH, one thread keeps one connection with up to
+ * forward_concurrency envelopes ahead of their answers (usock.h).
  *
- * Shared state is under `mu`: the job queue (dispatcher -> workers), the done
- * list (workers -> dispatcher), counters, and the flags set by other threads
- * (wake, reload, stop). The in-flight list is changed only by the dispatcher
- * (under mu, since forward_stop reads the counter) and read by it alone.
- * `set` (the forwarding settings) is read by workers while they run and is
- * replaced only while no worker exists (reload quiesces first).
+ * Shared state is the hand-off (forward_jobs.h, under its mutex), which
+ * also guards `next_set`, the settings a reload waits to apply. `set` (the
+ * forwarding settings) is read by workers while they run and is replaced
+ * only while no worker exists (a reload waits for the flight to land).
  *
- * Must not: share the store with another thread, hold mu across a database
- * call or a delivery, wait by sleeping, or log a body. */
+ * Must not: share the store with another thread, hold the hand-off's mutex
+ * across a database call or a delivery, start a delivery before its claim
+ * is committed or after the stop began, wait by sleeping, or log a body. */
 #include <errno.h>
-#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -34,6 +36,9 @@
 #include "clock.h"
 #include "deliver.h"
 #include "forward.h"
+#include "forward_jobs.h"
+#include "forward_round.h"
+#include "hook_guard.h"
 #include "log.h"
 #include "store.h"
 #include "store_outbox.h"
@@ -41,7 +46,13 @@
 
 #define MAX_WORKERS	64	/* config.c bounds forward_concurrency too */
 #define IDLE_WAIT_MS	1000	/* longest wait: heartbeat, replays by cfhookctl */
-#define REASON_MAX	200
+/* Claims kept in flight per delivery slot: the rest wait, claimed, for a
+ * worker, so the workers never wait for a round and a round records many
+ * outcomes (FORWARD_MAX_CLAIMED caps it). */
+#define AHEAD		32
+
+_Static_assert(MAX_WORKERS < FORWARD_MAX_CLAIMED,
+    "room for more claims than workers");
 
 struct settings {
 	enum forward_kind kind;
@@ -50,50 +61,36 @@ struct settings {
 	unsigned concurrency;
 	unsigned max_attempts;
 	unsigned backoff_s;
-};
-
-struct job {
-	struct outbox_row row;		/* claimed; the attempt is counted */
-	enum outbox_outcome outcome;
-	char	 reason[REASON_MAX];
-	struct job *next;		/* queue, done or unrecorded list */
-	struct job *flight_next;	/* in-flight list */
+	char	**env;			/* hook_env (a copy), or NULL */
 };
 
 struct worker {
 	struct forward *fwd;
 	pthread_t thread;
-	struct usock *us;		/* FORWARD_UNIX: this worker's connection */
 };
 
 struct forward {
-	pthread_mutex_t mu;
-	pthread_cond_t wake;		/* dispatcher: see `woken`, `done` */
-	pthread_cond_t work;		/* workers: a job queued, or quit */
-	pthread_cond_t idle;		/* forward_stop: in flight went down */
-	/* under mu */
-	struct job *queue, **queue_tail;
-	struct job *done;
-	unsigned nflight;		/* claimed and not yet recorded */
-	unsigned busy;			/* claimed and not yet delivered */
-	int	 woken, stopping, quit, workers_quit;
-	int	 claims_over;		/* the dispatcher saw `stopping` */
+	struct forward_jobs jobs;	/* the hand-off; its mutex guards
+					 * next_set too */
 	struct settings *next_set;	/* forward_reload, waiting to apply */
 	/* dispatcher only (see the top) */
-	struct job *flight;
-	struct job *unrecorded;		/* outcome not stored yet: retried */
+	struct forward_job *unrecorded;	/* outcome not stored yet: retried */
 	struct settings set;
 	struct store *st;
+	struct forward_round round;	/* its outbox, cursor, scans */
 	struct worker workers[MAX_WORKERS];
-	unsigned nworkers;
+	unsigned nworkers;		/* threads: hook workers, or the socket's */
+	struct usock *us;		/* FORWARD_UNIX: its thread's alone */
 	/* fixed while the threads run */
 	char	*database;
 	enum durability durability;
 	int	 cancel_fd;		/* eventfd: readable = interrupt deliveries */
+	struct hook_guard *guard;	/* hooks die with the daemon */
 	atomic_int cancelled;
 	_Atomic int64_t heartbeat;
 	pthread_t dispatcher;
 	atomic_int running;		/* the dispatcher thread exists */
+	int	 jobs_ready;		/* forward_jobs_init succeeded */
 };
 
 static void
@@ -101,6 +98,35 @@ settings_done(struct settings *s)
 {
 	free(s->path);
 	s->path = NULL;
+	config_env_free(s->env);
+	s->env = NULL;
+}
+
+/* A copy of the config's hook_env: the config is freed at the next
+ * reload, while deliveries under way still read these. */
+static int
+env_copy(char *const *from, char ***ret)
+{
+	size_t i, n = 0;
+	char **env;
+
+	*ret = NULL;
+	if (from == NULL)
+		return 0;
+	while (from[n] != NULL)
+		n++;
+	env = calloc(n + 1, sizeof(*env));
+	if (env == NULL)
+		return -1;
+	for (i = 0; i < n; i++) {
+		env[i] = strdup(from[i]);
+		if (env[i] == NULL) {
+			config_env_free(env);
+			return -1;
+		}
+	}
+	*ret = env;
+	return 0;
 }
 
 static int
@@ -121,25 +147,11 @@ settings_from(const struct config *cfg, struct settings *s)
 		s->concurrency = MAX_WORKERS;
 	s->max_attempts = cfg->forward_max_attempts;
 	s->backoff_s = cfg->forward_backoff_s;
+	if (env_copy(cfg->hook_env, &s->env) == -1) {
+		settings_done(s);	/* the caller frees no half-built one */
+		return -1;
+	}
 	return 0;
-}
-
-static void
-job_free(struct job *j)
-{
-	if (j == NULL)
-		return;
-	store_outbox_row_done(&j->row);
-	free(j);
-}
-
-static struct log_fields
-job_fields(const struct job *j)
-{
-	struct log_fields lf = { j->row.event_key, j->row.cf_payment_id,
-	    j->row.order_id };
-
-	return lf;
 }
 
 /* Every forwarder thread blocks every signal: they go to the main thread
@@ -159,53 +171,96 @@ spawn_thread(pthread_t *t, void *(*fn)(void *), void *arg)
 	return err == 0 ? 0 : -1;
 }
 
-/* One delivery attempt; the outcome and reason go into the job. */
+/* One hook run; the result and reason go into the job. */
 static void
-deliver(struct worker *w, struct job *j)
+run_hook(struct worker *w, struct forward_job *j)
 {
 	const struct settings *s = &w->fwd->set;
-	struct deliver_target t = { s->kind, s->path, (int)s->timeout_s * 1000,
-	    w->fwd->cancel_fd, w->us };
+	struct deliver_hook t = { s->path, (int)s->timeout_s * 1000,
+	    w->fwd->cancel_fd, w->fwd->guard, s->env };
 
 	j->reason[0] = '\0';
 	if (atomic_load(&w->fwd->cancelled)) {
-		j->outcome = OUTBOX_INTERRUPTED;
-		(void)snprintf(j->reason, sizeof(j->reason),
-		    "interrupted by shutdown");
+		/* a claim that outlived the drain: it never starts */
+		j->result = DELIVER_UNSTARTED;
+		(void)snprintf(j->reason, sizeof(j->reason), "not started");
 		return;
 	}
-	j->outcome = deliver_attempt(&t, &j->row, j->reason,
-	    sizeof(j->reason));
+	j->result = deliver_hook(&t, &j->row, j->reason, sizeof(j->reason));
 }
 
 static void *
-worker_main(void *arg)
+hook_main(void *arg)
 {
 	struct worker *w = arg;
-	struct forward *f = w->fwd;
-	struct job *j;
+	struct forward_job *j;
 
-	(void)pthread_mutex_lock(&f->mu);
-	for (;;) {
-		while (f->queue == NULL && !f->workers_quit)
-			(void)pthread_cond_wait(&f->work, &f->mu);
-		if (f->queue == NULL)
-			break;		/* quit, and nothing left to do */
-		j = f->queue;
-		f->queue = j->next;
-		if (f->queue == NULL)
-			f->queue_tail = &f->queue;
-		(void)pthread_mutex_unlock(&f->mu);
-		deliver(w, j);
-		(void)pthread_mutex_lock(&f->mu);
-		j->next = f->done;
-		f->done = j;
-		f->busy--;
-		(void)pthread_cond_signal(&f->wake);
-		if (f->busy == 0)
-			(void)pthread_cond_broadcast(&f->idle);
+	while ((j = forward_jobs_next(&w->fwd->jobs)) != NULL) {
+		run_hook(w, j);
+		forward_jobs_delivered(&w->fwd->jobs, j);
 	}
-	(void)pthread_mutex_unlock(&f->mu);
+	return NULL;
+}
+
+/* usock_done_fn: an envelope's answer (or failure) is in. */
+static void
+sock_done(void *arg, void *cookie, enum usock_result r, const char *reason)
+{
+	static const enum deliver_result result[] = {
+		[USOCK_OK] = DELIVER_OK,
+		[USOCK_FAILED] = DELIVER_FAILED,
+		[USOCK_TIMEOUT] = DELIVER_TIMEOUT,
+		[USOCK_UNANSWERED] = DELIVER_UNANSWERED,
+		[USOCK_CANCELLED] = DELIVER_INTERRUPTED,
+		[USOCK_UNSENT] = DELIVER_UNSTARTED,
+	};
+	struct forward *f = arg;
+	struct forward_job *j = cookie;
+
+	j->result = result[r];
+	(void)snprintf(j->reason, sizeof(j->reason), "%s",
+	    reason != NULL ? reason : "");
+	forward_jobs_delivered(&f->jobs, j);
+}
+
+/* Hands queued jobs to the connection, in claim order. */
+static void
+sock_push(struct forward *f, struct forward_job *list)
+{
+	struct forward_job *j, *next;
+	size_t len = 0;
+	char *env;
+
+	for (j = list; j != NULL; j = next) {
+		next = j->next;
+		j->next = NULL;
+		env = deliver_envelope(&j->row, &len);
+		if (env == NULL ||
+		    usock_push(f->us, env, len, j->row.id, j) == -1)
+			sock_done(f, j, USOCK_FAILED, "out of memory");
+	}
+}
+
+/* The unix:PATH thread: one connection, up to forward_concurrency
+ * envelopes on it ahead of their answers (usock.h). */
+static void *
+sock_main(void *arg)
+{
+	struct forward *f = ((struct worker *)arg)->fwd;
+	int quit, stopping;
+
+	for (;;) {
+		sock_push(f, forward_jobs_take_queue(&f->jobs, &stopping,
+		    &quit));
+		if (stopping)	/* no delivery starts after the stop began */
+			usock_drop_unsent(f->us, sock_done, f);
+		if (quit)
+			break;
+		/* cancel_fd stays readable once written: with nothing left
+		 * to cancel, wait for news only. */
+		usock_run(f->us, f->jobs.kick_fd, usock_pending(f->us) > 0 ?
+		    f->cancel_fd : -1, IDLE_WAIT_MS, sock_done, f);
+	}
 	return NULL;
 }
 
@@ -214,243 +269,89 @@ stop_workers(struct forward *f)
 {
 	unsigned i;
 
-	(void)pthread_mutex_lock(&f->mu);
-	f->workers_quit = 1;
-	(void)pthread_cond_broadcast(&f->work);
-	(void)pthread_mutex_unlock(&f->mu);
-	for (i = 0; i < f->nworkers; i++) {
+	(void)pthread_mutex_lock(&f->jobs.mu);
+	f->jobs.workers_quit = 1;
+	(void)pthread_cond_broadcast(&f->jobs.work);
+	(void)pthread_mutex_unlock(&f->jobs.mu);
+	forward_jobs_kick(&f->jobs);
+	for (i = 0; i < f->nworkers; i++)
 		(void)pthread_join(f->workers[i].thread, NULL);
-		usock_free(f->workers[i].us);
-		f->workers[i].us = NULL;
-	}
 	f->nworkers = 0;
-	(void)pthread_mutex_lock(&f->mu);
-	f->workers_quit = 0;
-	(void)pthread_mutex_unlock(&f->mu);
+	/* Whatever is still on the connection (nothing, after a drain or
+	 * before a reload) is reported; the stop frees those jobs. */
+	usock_free(f->us, sock_done, f);
+	f->us = NULL;
+	(void)pthread_mutex_lock(&f->jobs.mu);
+	f->jobs.workers_quit = 0;
+	(void)pthread_mutex_unlock(&f->jobs.mu);
+	forward_jobs_set_slots(&f->jobs, 0, 0);
 }
 
-/* One worker per allowed concurrent delivery. On failure the ones started
- * keep running (fewer deliveries at once, never more). */
+static int
+start_one(struct forward *f, void *(*fn)(void *))
+{
+	struct worker *w = &f->workers[f->nworkers];
+
+	w->fwd = f;
+	if (spawn_thread(&w->thread, fn, w) == -1)
+		return -1;
+	f->nworkers++;
+	return 0;
+}
+
+/* Hooks: one worker per allowed concurrent delivery; on failure the ones
+ * started keep running (fewer deliveries at once, never more). A socket:
+ * one thread and one connection. The dispatcher keeps up to AHEAD times as
+ * many jobs claimed as may be delivered at once. */
 static int
 start_workers(struct forward *f)
 {
-	struct worker *w;
+	unsigned slots = 0;
+	int rc = 0;
 
-	if (f->set.kind == FORWARD_NONE)
-		return 0;
-	while (f->nworkers < f->set.concurrency) {
-		w = &f->workers[f->nworkers];
-		w->fwd = f;
-		w->us = NULL;
-		if (f->set.kind == FORWARD_UNIX) {
-			w->us = usock_new(f->set.path);
-			if (w->us == NULL) {
-				log_error("forward: out of memory");
-				return -1;
-			}
-		}
-		if (spawn_thread(&w->thread, worker_main, w) == -1) {
-			usock_free(w->us);
-			w->us = NULL;
+	if (f->set.kind == FORWARD_HOOK) {
+		/* Started now, so that it shows beside the daemon; a failure
+		 * is retried at each spawn (and reported there). */
+		(void)hook_guard_start(f->guard);
+		while (rc == 0 && f->nworkers < f->set.concurrency)
+			rc = start_one(f, hook_main);
+		slots = f->nworkers;
+	} else if (f->set.kind == FORWARD_UNIX) {
+		f->us = usock_new(f->set.path, f->set.concurrency,
+		    (int)f->set.timeout_s * 1000);
+		if (f->us == NULL) {
+			log_error("forward: out of memory");
 			return -1;
 		}
-		f->nworkers++;
+		rc = start_one(f, sock_main);
+		slots = f->nworkers > 0 ? f->set.concurrency : 0;
 	}
-	return 0;
+	forward_jobs_set_slots(&f->jobs, slots, AHEAD * slots <
+	    FORWARD_MAX_CLAIMED ? AHEAD * slots : FORWARD_MAX_CLAIMED);
+	return rc;
 }
 
-/* skip() for store_outbox_due: an event in flight, or any event of an order
- * with a delivery in flight (never two at once for one order_id). */
-static int
-in_flight(void *arg, int64_t id, const char *order_id)
-{
-	const struct forward *f = arg;
-	const struct job *j;
-
-	for (j = f->flight; j != NULL; j = j->flight_next) {
-		if (j->row.id == id)
-			return 1;
-		if (order_id != NULL && j->row.order_id != NULL &&
-		    strcmp(order_id, j->row.order_id) == 0)
-			return 1;
-	}
-	return 0;
-}
-
-/* Count the attempt (committed) and queue the job for a worker. Returns 0,
- * or -1 when the database failed (try again on the next round). */
-static int
-claim_one(struct forward *f, int64_t id)
-{
-	struct job *j = calloc(1, sizeof(*j));
-	struct log_fields lf;
-	enum outbox_claim c;
-
-	if (j == NULL) {
-		log_warning("forward: out of memory; will retry");
-		return -1;
-	}
-	c = store_outbox_claim(f->st, id, clock_wall_ms(), &j->row);
-	if (c != OUTBOX_CLAIMED) {
-		free(j);
-		return c == OUTBOX_GONE ? 0 : -1;
-	}
-	lf = job_fields(j);
-	(void)pthread_mutex_lock(&f->mu);
-	j->flight_next = f->flight;
-	f->flight = j;
-	f->nflight++;
-	if (f->stopping) {
-		/* The stop began while this claim waited for the database:
-		 * forward_stop no longer waits for new deliveries, so none
-		 * starts. The attempt is recorded as interrupted. */
-		j->outcome = OUTBOX_INTERRUPTED;
-		(void)snprintf(j->reason, sizeof(j->reason),
-		    "interrupted by shutdown");
-		j->next = f->done;
-		f->done = j;
-	} else {
-		log_event(LOG_LVL_DEBUG, &lf, "forward: sending %s attempt %u",
-		    j->row.event_key, j->row.attempt);
-		f->busy++;
-		*f->queue_tail = j;
-		f->queue_tail = &j->next;
-		(void)pthread_cond_signal(&f->work);
-	}
-	(void)pthread_mutex_unlock(&f->mu);
-	return 0;
-}
-
-static int
-is_stopping(struct forward *f)
-{
-	int v;
-
-	(void)pthread_mutex_lock(&f->mu);
-	v = f->stopping;
-	(void)pthread_mutex_unlock(&f->mu);
-	return v;
-}
-
-/* Fill up to `free_slots` deliveries. Returns how long the dispatcher may
- * wait before something else becomes due (ms, at most IDLE_WAIT_MS). */
+/* One round (forward_round.h). Claims only while `claiming` (not while
+ * stopping or reloading), as many as the finished jobs leave room for.
+ * Returns how long the dispatcher may wait. */
 static int64_t
-claim(struct forward *f, unsigned free_slots)
+dispatch_round(struct forward *f, int claiming)
 {
-	struct outbox_due due[MAX_WORKERS];
-	int64_t now = clock_wall_ms(), next = 0, wait = IDLE_WAIT_MS;
-	size_t n = 0, i;
+	struct forward_job *done, *claimed = NULL;
+	unsigned ndone = 0, room = 0;
+	int64_t wait_ms = IDLE_WAIT_MS;
 
-	if (free_slots > MAX_WORKERS)
-		free_slots = MAX_WORKERS;
-	if (store_outbox_due(f->st, now, in_flight, f, due, free_slots,
-	    &n) == -1)
-		return wait;
-	for (i = 0; i < n; i++) {
-		if (is_stopping(f) || claim_one(f, due[i].id) == -1)
-			break;
+	done = forward_jobs_take_done(&f->jobs, &f->unrecorded, &ndone,
+	    claiming, &room);
+	f->round.max_attempts = f->set.max_attempts;
+	f->round.backoff_s = f->set.backoff_s;
+	if (forward_round_run(&f->round, done, room, forward_jobs_in_flight,
+	    &f->jobs, &claimed, &wait_ms) == -1) {
+		f->unrecorded = done;	/* their orders stay blocked */
+		return wait_ms;
 	}
-	store_outbox_due_done(due, n);
-	if (n < free_slots &&
-	    store_outbox_next_due(f->st, now, &next) == 0 && next - now < wait)
-		wait = next - now;
-	return wait > 0 ? wait : 1;
-}
-
-static void
-flight_remove(struct forward *f, struct job *j)
-{
-	struct job **p;
-
-	for (p = &f->flight; *p != NULL; p = &(*p)->flight_next) {
-		if (*p == j) {
-			*p = j->flight_next;
-			return;
-		}
-	}
-}
-
-static void
-log_outcome(const struct job *j, enum outbox_state st, int64_t next_ms)
-{
-	struct log_fields lf = job_fields(j);
-	const char *key = j->row.event_key;
-	unsigned n = j->row.attempt;
-
-	switch (st) {
-	case OUTBOX_DONE:
-		log_event(LOG_LVL_INFO, &lf, "forward: delivered %s attempt %u",
-		    key, n);
-		break;
-	case OUTBOX_RETRY:
-		log_event(LOG_LVL_WARNING, &lf, "forward: %s attempt %u failed: "
-		    "%s; will retry in %" PRId64 " s", key, n, j->reason,
-		    (next_ms - clock_wall_ms() + 999) / 1000);
-		break;
-	case OUTBOX_DEAD:
-		log_event(LOG_LVL_WARNING, &lf, "forward: %s attempt %u failed: "
-		    "%s; no attempts left, the event is dead (cfhookctl "
-		    "replay sends it again)", key, n, j->reason);
-		break;
-	case OUTBOX_PENDING:
-		log_event(LOG_LVL_WARNING, &lf, "forward: %s attempt %u %s; it "
-		    "stays pending and goes out again", key, n, j->reason);
-		break;
-	case OUTBOX_UNCHANGED:
-		log_event(LOG_LVL_INFO, &lf, "forward: %s attempt %u %s, but "
-		    "the event was no longer pending (replayed or pruned)",
-		    key, n, j->outcome == OUTBOX_DELIVERED ? "delivered" :
-		    "failed");
-		break;
-	}
-}
-
-/* Store the outcome of finished deliveries. One that cannot be stored now
- * stays in flight (its order stays blocked) and is retried next round. */
-static void
-record_done(struct forward *f)
-{
-	struct outbox_result res;
-	struct job *list, *j, *keep = NULL;
-	enum outbox_state st;
-	int64_t next = 0;
-	unsigned recorded = 0;
-
-	(void)pthread_mutex_lock(&f->mu);
-	list = f->done;
-	f->done = NULL;
-	(void)pthread_mutex_unlock(&f->mu);
-	if (f->unrecorded != NULL) {	/* older ones first */
-		for (j = f->unrecorded; j->next != NULL; j = j->next)
-			continue;
-		j->next = list;
-		list = f->unrecorded;
-		f->unrecorded = NULL;
-	}
-	while (list != NULL) {
-		j = list;
-		list = j->next;
-		res = (struct outbox_result){ j->row.id, j->row.log_id,
-		    j->outcome, j->reason };
-		if (store_outbox_finish(f->st, &res, clock_wall_ms(),
-		    f->set.max_attempts, f->set.backoff_s, &st, &next) == -1) {
-			j->next = keep;
-			keep = j;
-			continue;
-		}
-		log_outcome(j, st, next);
-		(void)pthread_mutex_lock(&f->mu);
-		flight_remove(f, j);
-		(void)pthread_mutex_unlock(&f->mu);
-		job_free(j);
-		recorded++;
-	}
-	f->unrecorded = keep;
-	(void)pthread_mutex_lock(&f->mu);
-	f->nflight -= recorded;
-	if (f->nflight == 0)
-		(void)pthread_cond_broadcast(&f->idle);
-	(void)pthread_mutex_unlock(&f->mu);
+	forward_jobs_hand_out(&f->jobs, done, ndone, claimed);
+	return wait_ms;
 }
 
 /* forward_reload's settings, once nothing is in flight: the workers of the
@@ -460,10 +361,11 @@ apply_reload(struct forward *f)
 {
 	struct settings *ns;
 
-	(void)pthread_mutex_lock(&f->mu);
+	(void)pthread_mutex_lock(&f->jobs.mu);
 	ns = f->next_set;
 	f->next_set = NULL;
-	(void)pthread_mutex_unlock(&f->mu);
+	f->jobs.reloading = 0;
+	(void)pthread_mutex_unlock(&f->jobs.mu);
 	if (ns == NULL)
 		return;
 	stop_workers(f);
@@ -473,94 +375,46 @@ apply_reload(struct forward *f)
 	if (start_workers(f) == -1)
 		log_error("forward: only %u of %u workers running", f->nworkers,
 		    f->set.concurrency);
-	log_info("forward: now %s%s%s, concurrency %u, timeout %u s, "
+	log_info("forward: now %s%s, concurrency %u, timeout %u s, "
 	    "%u attempts, backoff %u s",
 	    f->set.kind == FORWARD_HOOK ? "hook:" :
 	    f->set.kind == FORWARD_UNIX ? "unix:" : "none",
-	    f->set.path != NULL ? f->set.path : "", "", f->set.concurrency,
+	    f->set.path != NULL ? f->set.path : "", f->set.concurrency,
 	    f->set.timeout_s, f->set.max_attempts, f->set.backoff_s);
-}
-
-static struct timespec
-mono_timespec(int64_t ms)
-{
-	struct timespec ts;
-
-	ts.tv_sec = (time_t)(ms / 1000);
-	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-	return ts;
-}
-
-/* Until forward_wake, a finished delivery, stop or reload, or wait_ms. */
-static void
-wait_for_work(struct forward *f, int64_t wait_ms)
-{
-	struct timespec ts = mono_timespec(clock_mono_ms() + wait_ms);
-
-	(void)pthread_mutex_lock(&f->mu);
-	atomic_store(&f->heartbeat, clock_mono_ms());
-	while (!f->woken && f->done == NULL && !f->quit) {
-		if (pthread_cond_timedwait(&f->wake, &f->mu, &ts) == ETIMEDOUT)
-			break;
-	}
-	f->woken = 0;
-	atomic_store(&f->heartbeat, clock_mono_ms());
-	(void)pthread_mutex_unlock(&f->mu);
 }
 
 static void *
 dispatch_main(void *arg)
 {
 	struct forward *f = arg;
-	unsigned free_slots;
+	struct forward_jobs *j = &f->jobs;
 	int64_t wait_ms;
-	int quit, reload;
+	int quit, reload, claiming;
 
 	for (;;) {
-		record_done(f);
-		(void)pthread_mutex_lock(&f->mu);
-		if (f->stopping && !f->claims_over) {
-			f->claims_over = 1;	/* drain() waits for this */
-			(void)pthread_cond_broadcast(&f->idle);
+		(void)pthread_mutex_lock(&j->mu);
+		if (j->stopping && !j->claims_over) {
+			j->claims_over = 1;	/* drain() waits for this */
+			(void)pthread_cond_broadcast(&j->idle);
 		}
-		quit = f->quit;
-		reload = f->next_set != NULL && f->nflight == 0;
-		free_slots = 0;
+		quit = j->quit;
+		reload = j->reloading && j->nflight == 0;
 		/* Reload pending or stopping: claim nothing new. */
-		if (!f->stopping && f->next_set == NULL &&
-		    f->nflight < f->nworkers)
-			free_slots = f->nworkers - f->nflight;
-		(void)pthread_mutex_unlock(&f->mu);
+		claiming = !j->stopping && !j->reloading;
+		(void)pthread_mutex_unlock(&j->mu);
 		if (quit)
 			break;
 		if (reload) {
 			apply_reload(f);
 			continue;
 		}
-		wait_ms = IDLE_WAIT_MS;
-		if (free_slots > 0)
-			wait_ms = claim(f, free_slots);
-		wait_for_work(f, wait_ms);
+		wait_ms = dispatch_round(f, claiming);
+		atomic_store(&f->heartbeat, clock_mono_ms());
+		forward_jobs_wait(j, wait_ms);
+		atomic_store(&f->heartbeat, clock_mono_ms());
 	}
-	record_done(f);		/* what finished during the stop */
+	(void)dispatch_round(f, 0);	/* what finished during the stop */
 	return NULL;
-}
-
-static int
-init_sync(struct forward *f)
-{
-	pthread_condattr_t ca;
-
-	if (pthread_condattr_init(&ca) != 0)
-		return -1;
-	/* Deadlines are monotonic: a wall-clock step must not stall us. */
-	(void)pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	(void)pthread_mutex_init(&f->mu, NULL);
-	(void)pthread_cond_init(&f->wake, &ca);
-	(void)pthread_cond_init(&f->work, &ca);
-	(void)pthread_cond_init(&f->idle, &ca);
-	(void)pthread_condattr_destroy(&ca);
-	return 0;
 }
 
 /* The store, the workers and the dispatcher for a forward target. */
@@ -572,16 +426,20 @@ start_machine(struct forward *f)
 	if (f->st == NULL && store_open(f->database, STORE_READ, f->durability,
 	    &f->st) == -1)
 		return -1;
-	n = store_outbox_recover(f->st);
+	if (f->round.ob == NULL && store_outbox_open(f->st, f->durability,
+	    &f->round.ob) == -1)
+		return -1;
+	f->round.cursor = 0;
+	f->round.full_scan_at = 0;
+	n = store_outbox_recover(f->round.ob);
 	if (n > 0)
 		log_warning("forward: %d deliver%s cut short by a restart; "
 		    "those events go out again", n, n == 1 ? "y was" : "ies were");
-	if (f->cancel_fd == -1) {
+	if (f->cancel_fd == -1)
 		f->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (f->cancel_fd == -1) {
-			log_error("forward: eventfd: %s", strerror(errno));
-			return -1;
-		}
+	if (f->cancel_fd == -1) {
+		log_error("forward: eventfd: %s", strerror(errno));
+		return -1;
 	}
 	if (start_workers(f) == -1 && f->nworkers == 0)
 		return -1;
@@ -601,17 +459,21 @@ forward_start(const struct config *cfg, struct forward **ret)
 {
 	struct forward *f = calloc(1, sizeof(*f));
 
-	if (f == NULL || init_sync(f) == -1) {
+	if (f == NULL) {
 		log_error("forward: out of memory");
-		free(f);
 		return -1;
 	}
-	f->queue_tail = &f->queue;
 	f->cancel_fd = -1;
+	f->jobs.kick_fd = -1;
+	if (forward_jobs_init(&f->jobs) == -1)
+		goto fail;
+	f->jobs_ready = 1;
 	f->durability = cfg->durability;
 	atomic_store(&f->heartbeat, clock_mono_ms());
 	f->database = strdup(cfg->database);
-	if (f->database == NULL || settings_from(cfg, &f->set) == -1) {
+	f->guard = hook_guard_new();
+	if (f->database == NULL || f->guard == NULL ||
+	    settings_from(cfg, &f->set) == -1) {
 		log_error("forward: out of memory");
 		goto fail;
 	}
@@ -633,10 +495,14 @@ forward_wake(struct forward *f)
 {
 	if (f == NULL || !atomic_load(&f->running))
 		return;
-	(void)pthread_mutex_lock(&f->mu);
-	f->woken = 1;
-	(void)pthread_cond_signal(&f->wake);
-	(void)pthread_mutex_unlock(&f->mu);
+	(void)pthread_mutex_lock(&f->jobs.mu);
+	/* Full: a finishing delivery wakes the dispatcher anyway, and until
+	 * then it could claim nothing. */
+	if (f->jobs.nflight < f->jobs.limit) {
+		f->jobs.woken = 1;
+		(void)pthread_cond_signal(&f->jobs.wake);
+	}
+	(void)pthread_mutex_unlock(&f->jobs.mu);
 }
 
 int
@@ -661,15 +527,16 @@ forward_reload(struct forward *f, const struct config *cfg)
 	}
 	/* The dispatcher applies it once the deliveries under way are
 	 * recorded (apply_reload). */
-	(void)pthread_mutex_lock(&f->mu);
+	(void)pthread_mutex_lock(&f->jobs.mu);
 	if (f->next_set != NULL) {
 		settings_done(f->next_set);
 		free(f->next_set);
 	}
 	f->next_set = ns;
-	f->woken = 1;
-	(void)pthread_cond_signal(&f->wake);
-	(void)pthread_mutex_unlock(&f->mu);
+	f->jobs.reloading = 1;
+	f->jobs.woken = 1;
+	(void)pthread_cond_signal(&f->jobs.wake);
+	(void)pthread_mutex_unlock(&f->jobs.mu);
 	return 0;
 }
 
@@ -685,48 +552,25 @@ forward_heartbeat_ms(struct forward *f)
  * rest (hooks are killed, sockets closed: their events stay pending with
  * the attempt counted); tell the dispatcher to record what it can and go.
  * "Under way" includes a claim the dispatcher is making right now (it may
- * wait on the database): only once it has seen `stopping` (claims_over)
+ * wait on the database): only once it has seen the stop (claims_over)
  * can no new delivery start. */
 static void
 drain(struct forward *f, int timeout_ms)
 {
-	struct timespec ts = mono_timespec(clock_mono_ms() + timeout_ms);
 	uint64_t one = 1;
+	unsigned busy;
 
-	(void)pthread_mutex_lock(&f->mu);
-	f->stopping = 1;
-	f->woken = 1;
-	(void)pthread_cond_signal(&f->wake);
-	while (f->nflight > 0 || !f->claims_over) {
-		if (pthread_cond_timedwait(&f->idle, &f->mu, &ts) == ETIMEDOUT)
-			break;
-	}
+	busy = forward_jobs_drain(&f->jobs, timeout_ms);
 	/* From here on a job that still reaches a worker (a claim that
-	 * outlived the deadline) is interrupted at once (deliver()). */
+	 * outlived the deadline) does not start (run_hook()). */
 	atomic_store(&f->cancelled, 1);
-	if (f->busy > 0) {
+	if (busy > 0) {
 		log_warning("forward: %u deliver%s still under way after %d ms; "
-		    "interrupting", f->busy, f->busy == 1 ? "y" : "ies",
-		    timeout_ms);
+		    "interrupting", busy, busy == 1 ? "y" : "ies", timeout_ms);
 		if (write(f->cancel_fd, &one, sizeof(one)) == -1)
 			log_error("forward: eventfd: %s", strerror(errno));
-		while (f->busy > 0)	/* bounded: hooks get TERM, then KILL */
-			(void)pthread_cond_wait(&f->idle, &f->mu);
 	}
-	f->quit = 1;
-	(void)pthread_cond_signal(&f->wake);
-	(void)pthread_mutex_unlock(&f->mu);
-}
-
-static void
-free_jobs(struct job *j)
-{
-	struct job *next;
-
-	for (; j != NULL; j = next) {
-		next = j->next;
-		job_free(j);
-	}
+	forward_jobs_finish(&f->jobs);
 }
 
 void
@@ -739,13 +583,17 @@ forward_stop(struct forward *f, int timeout_ms)
 		(void)pthread_join(f->dispatcher, NULL);
 		atomic_store(&f->running, 0);
 	}
-	stop_workers(f);
+	if (f->jobs_ready)
+		stop_workers(f);
 	/* Jobs whose outcome could not be stored keep their forward_log row
 	 * open; the next start marks it interrupted and sends them again. */
-	free_jobs(f->unrecorded);
-	free_jobs(f->done);
-	free_jobs(f->queue);
+	forward_job_free_list(f->unrecorded);
+	if (f->jobs_ready)
+		forward_jobs_destroy(&f->jobs);
+	forward_round_done(&f->round);
+	store_outbox_close(f->round.ob);
 	store_close(f->st);
+	hook_guard_free(f->guard);	/* after the workers: no hook runs */
 	if (f->cancel_fd >= 0)
 		(void)close(f->cancel_fd);
 	settings_done(&f->set);
@@ -754,9 +602,5 @@ forward_stop(struct forward *f, int timeout_ms)
 		free(f->next_set);
 	}
 	free(f->database);
-	(void)pthread_cond_destroy(&f->wake);
-	(void)pthread_cond_destroy(&f->work);
-	(void)pthread_cond_destroy(&f->idle);
-	(void)pthread_mutex_destroy(&f->mu);
 	free(f);
 }

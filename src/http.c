@@ -127,15 +127,6 @@ struct request {
 	struct store_item item;
 };
 
-static int64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static const char *
 header(struct MHD_Connection *c, const char *name, const char *alias)
 {
@@ -474,7 +465,7 @@ body_done(struct request *r)
 		status = 413;
 		log_info("http: 413 body over max_body (%zu bytes) from %s",
 		    h->max_body, r->peer);
-		metrics_request(status, mono_us() - r->t0_us);
+		metrics_request(status, clock_mono_us() - r->t0_us);
 		return respond(h, r->conn, status,
 		    "{\"error\":\"body too large\"}", NULL);
 	}
@@ -494,7 +485,7 @@ body_done(struct request *r)
 		else
 			log_warning("http: 401 signature %s from %s",
 			    verify_result_name(v), r->peer);
-		metrics_request(status, mono_us() - r->t0_us);
+		metrics_request(status, clock_mono_us() - r->t0_us);
 		return respond(h, r->conn, status, status == 503 ?
 		    "{\"error\":\"temporarily unavailable\"}" :
 		    v == VERIFY_FORMAT ? "{\"error\":\"content type does not "
@@ -506,7 +497,7 @@ body_done(struct request *r)
 		return MHD_YES;
 	log_warning("http: 503 shutting down, not stored event_key=%s from %s",
 	    r->ev.event_key, r->peer);
-	metrics_request(503, mono_us() - r->t0_us);
+	metrics_request(503, clock_mono_us() - r->t0_us);
 	return respond(h, r->conn, 503, "{\"error\":\"shutting down, retry "
 	    "later\"}", NULL);
 }
@@ -536,7 +527,7 @@ answer(struct request *r)
 	    attempt != NULL ? attempt : "-", r->peer);
 	if (status == 200)
 		metrics_event(r->ev.type, res == STORE_DUPLICATE);
-	metrics_request(status, mono_us() - r->t0_us);
+	metrics_request(status, clock_mono_us() - r->t0_us);
 	if (status != 200)
 		return respond(r->h, r->conn, status,
 		    "{\"error\":\"could not be stored, retry later\"}", NULL);
@@ -560,7 +551,7 @@ busy(struct http *h, struct MHD_Connection *c, const struct request *r)
 	log_warning("http: 503 bodies in memory reached their budget (%zu "
 	    "bytes), not read from %s", h->lim.body_max,
 	    r != NULL ? r->peer : peer);
-	metrics_request(503, r != NULL ? mono_us() - r->t0_us : 0);
+	metrics_request(503, r != NULL ? clock_mono_us() - r->t0_us : 0);
 	return respond(h, c, 503, "{\"error\":\"busy, retry later\"}", NULL);
 }
 
@@ -612,7 +603,7 @@ webhook_begin(struct http *h, struct MHD_Connection *c, const char *method,
 	r->conn = c;
 	r->track = track_of(c);
 	r->is_form = kind == 2;
-	r->t0_us = mono_us();
+	r->t0_us = clock_mono_us();
 	/* No more room than the length announced: libmicrohttpd never
 	 * passes more, and the buffer then never grows past its charge.
 	 * That room is made now, in one allocation, rather than by doubling
@@ -872,19 +863,13 @@ http_start(const struct config *cfg, int listen_fd, struct writer *w,
     struct secrets *secrets, const struct http_probe *probe,
     struct http **ret)
 {
-	pthread_condattr_t ca;
 	struct http *h;
 
 	h = calloc(1, sizeof(*h));
 	if (h == NULL)
 		return -1;
 	(void)pthread_mutex_init(&h->mu, NULL);
-	(void)pthread_condattr_init(&ca);
-	/* Deadlines below are CLOCK_MONOTONIC: a wall-clock step must not
-	 * stretch or skip them. */
-	(void)pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	(void)pthread_cond_init(&h->cv, &ca);
-	(void)pthread_condattr_destroy(&ca);
+	(void)clock_cond_init(&h->cv);
 	h->writer = w;
 	if (probe != NULL)
 		h->probe = *probe;
@@ -958,25 +943,10 @@ http_quiesce(struct http *h)
 static void
 wait_zero(struct http *h, const unsigned *n, int64_t deadline_ms)
 {
-	struct timespec ts;
-	int64_t left;
-
 	while (*n > 0) {
-		if (deadline_ms < 0) {
-			(void)pthread_cond_wait(&h->cv, &h->mu);
-			continue;
-		}
-		left = deadline_ms - clock_mono_ms();
-		if (left <= 0)
+		if (deadline_ms >= 0 && clock_mono_ms() >= deadline_ms)
 			return;
-		(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += left / 1000;
-		ts.tv_nsec += (left % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		(void)pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+		(void)clock_cond_wait_until(&h->cv, &h->mu, deadline_ms);
 	}
 }
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "clock.h"
 #include "metrics.h"
 #include "version.h"
 
@@ -29,7 +30,16 @@ static const int64_t bounds_us[] = { 1000, 2500, 5000, 10000, 25000, 50000,
 static _Atomic unsigned long long req_by_status[NSTATUS + 1];	/* + other */
 static _Atomic unsigned long long ev_by_type[NTYPE][2];		/* new, dup */
 static _Atomic unsigned long long sig_failures[NREASON];
-static _Atomic unsigned long long fwd_attempts[2];		/* failed, ok */
+static _Atomic unsigned long long fwd_attempts[METRICS_FORWARD_N];
+static _Atomic int64_t fwd_oldest_ms;		/* 0: nothing pending */
+static _Atomic int64_t last_event_ms;		/* 0: none since start */
+static const char *const fwd_results[METRICS_FORWARD_N] = {
+	[METRICS_FORWARD_OK] = "ok",
+	[METRICS_FORWARD_FAILED] = "failed",
+	[METRICS_FORWARD_TIMEOUT] = "timeout",
+	[METRICS_FORWARD_UNANSWERED] = "unanswered",
+	[METRICS_FORWARD_INTERRUPTED] = "interrupted",
+};
 static _Atomic unsigned long long lat_bucket[NBUCKET + 1];
 static _Atomic unsigned long long lat_count;
 static _Atomic unsigned long long lat_sum_us;
@@ -71,6 +81,8 @@ metrics_event(const char *type, int duplicate)
 	for (i = 0; i < NTYPE - 1 && strcmp(types[i], type) != 0; i++)
 		continue;
 	bump(&ev_by_type[i][duplicate ? 1 : 0], 1);
+	atomic_store_explicit(&last_event_ms, clock_wall_ms(),
+	    memory_order_relaxed);
 }
 
 void
@@ -81,9 +93,17 @@ metrics_signature_failure(enum verify_result r)
 }
 
 void
-metrics_forward_attempt(int ok)
+metrics_forward_attempt(enum metrics_forward r)
 {
-	bump(&fwd_attempts[ok ? 1 : 0], 1);
+	if ((unsigned)r < METRICS_FORWARD_N)
+		bump(&fwd_attempts[r], 1);
+}
+
+void
+metrics_forward_oldest(int64_t received_ms)
+{
+	atomic_store_explicit(&fwd_oldest_ms, received_ms,
+	    memory_order_relaxed);
 }
 
 /* printf into the buffer; -1 when it is full. */
@@ -160,6 +180,37 @@ render_events(struct buf *out)
 		rc |= put(out, "cfhookd_signature_failures_total{reason=\"%s\"} "
 		    "%llu\n", verify_result_name((enum verify_result)i),
 		    get(&sig_failures[i]));
+	rc |= put(out, "# HELP cfhookd_last_event_received_timestamp_seconds "
+	    "Unix time of the last event accepted at intake (new or duplicate), "
+	    "0 when none since the start.\n");
+	rc |= put(out, "# TYPE cfhookd_last_event_received_timestamp_seconds "
+	    "gauge\ncfhookd_last_event_received_timestamp_seconds %.3f\n",
+	    (double)atomic_load_explicit(&last_event_ms,
+	    memory_order_relaxed) / 1000);
+	return rc;
+}
+
+static int
+render_forward(struct buf *out)
+{
+	int64_t oldest, age_ms;
+	size_t i;
+	int rc = 0;
+
+	rc |= put(out, "# HELP cfhookd_forward_attempts_total Delivery attempts "
+	    "to the hook or socket whose outcome is stored, by result.\n");
+	rc |= put(out, "# TYPE cfhookd_forward_attempts_total counter\n");
+	for (i = 0; i < METRICS_FORWARD_N; i++)
+		rc |= put(out, "cfhookd_forward_attempts_total{result=\"%s\"} "
+		    "%llu\n", fwd_results[i], get(&fwd_attempts[i]));
+	oldest = atomic_load_explicit(&fwd_oldest_ms, memory_order_relaxed);
+	age_ms = oldest > 0 ? clock_wall_ms() - oldest : 0;
+	rc |= put(out, "# HELP cfhookd_forward_oldest_pending_seconds Age of "
+	    "the oldest event waiting to be forwarded (since it was received), "
+	    "0 when none waits.\n");
+	rc |= put(out, "# TYPE cfhookd_forward_oldest_pending_seconds gauge\n"
+	    "cfhookd_forward_oldest_pending_seconds %.3f\n",
+	    age_ms > 0 ? (double)age_ms / 1000 : 0.0);
 	return rc;
 }
 
@@ -175,12 +226,7 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 	    "cfhookd_build_info{version=\"%s\"} 1\n", CFHOOK_VERSION);
 	rc |= render_requests(out);
 	rc |= render_events(out);
-	rc |= put(out, "# HELP cfhookd_forward_attempts_total Deliveries to the "
-	    "hook or socket, by result.\n"
-	    "# TYPE cfhookd_forward_attempts_total counter\n"
-	    "cfhookd_forward_attempts_total{result=\"ok\"} %llu\n"
-	    "cfhookd_forward_attempts_total{result=\"failed\"} %llu\n",
-	    get(&fwd_attempts[1]), get(&fwd_attempts[0]));
+	rc |= render_forward(out);
 	rc |= put(out, "# HELP cfhookd_outbox_pending Events waiting to be "
 	    "forwarded.\n# TYPE cfhookd_outbox_pending gauge\n"
 	    "cfhookd_outbox_pending %lld\n", g->outbox_pending);

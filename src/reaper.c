@@ -165,15 +165,13 @@ static void *
 reaper_main(void *arg)
 {
 	struct reaper *rp = arg;
-	struct timespec ts;
 	struct tally t;
 	int64_t now;
 
 	pthread_mutex_lock(&rp->mu);
 	while (!rp->stopping) {
-		(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += REAPER_TICK_S;
-		(void)pthread_cond_timedwait(&rp->cv, &rp->mu, &ts);
+		(void)clock_cond_wait_until(&rp->cv, &rp->mu,
+		    clock_mono_ms() + REAPER_TICK_S * 1000);
 		now = clock_mono_ms();
 		reap(rp, &rp->waiting, now);
 		reap(rp, &rp->busy, now);
@@ -191,7 +189,6 @@ int
 reaper_start(int64_t request_timeout_ms, int64_t header_timeout_ms,
     unsigned max_live, struct reaper **ret)
 {
-	pthread_condattr_t ca;
 	struct reaper *rp;
 	int err;
 
@@ -207,11 +204,8 @@ reaper_start(int64_t request_timeout_ms, int64_t header_timeout_ms,
 	list_init(&rp->busy);
 	list_init(&rp->shut);
 	(void)pthread_mutex_init(&rp->mu, NULL);
-	(void)pthread_condattr_init(&ca);
 	/* A wall-clock step must not stretch or skip the ticks. */
-	(void)pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	(void)pthread_cond_init(&rp->cv, &ca);
-	(void)pthread_condattr_destroy(&ca);
+	(void)clock_cond_init(&rp->cv);
 	err = pthread_create(&rp->thread, NULL, reaper_main, rp);
 	if (err != 0) {
 		log_error("http: cannot start the timeout thread: %s",

@@ -67,19 +67,37 @@ struct store_backend {
 	enum store_admin_result (*orders_get)(struct store *,
 		    const char *order_id, struct store_order_timeline *);
 	/* store_outbox.h: NULL for SQLite, whose outbox is store_outbox.c
-	 * itself (it hands the other backends' calls on). */
-	int	(*outbox_recover)(struct store *);
-	int	(*outbox_due)(struct store *, int64_t now_ms,
+	 * itself (it hands another backend's outbox to its table). */
+	const struct outbox_backend *outbox;
+};
+
+/* What every backend's struct outbox begins with. */
+struct outbox_head {
+	struct store *st;		/* the store it works on */
+};
+
+/* The outbox calls of store_outbox.h, for a backend with its own. */
+struct outbox_backend {
+	int	(*open)(struct store *, enum durability, struct outbox **ret);
+	void	(*close)(struct outbox *);
+	int	(*recover)(struct outbox *);
+	int	(*begin)(struct outbox *);
+	int	(*commit)(struct outbox *);
+	void	(*rollback)(struct outbox *);
+	int	(*due)(struct outbox *, int64_t now_ms, struct outbox_scan *sc,
 		    int (*skip)(void *, int64_t, const char *), void *arg,
 		    struct outbox_due *out, size_t max, size_t *n);
-	int	(*outbox_next_due)(struct store *, int64_t now_ms,
-		    int64_t *ret);
-	enum outbox_claim (*outbox_claim)(struct store *, int64_t id,
+	int	(*next_due)(struct outbox *, int64_t now_ms, int64_t *ret);
+	int	(*oldest)(struct outbox *, int64_t *ret);
+	enum outbox_claim (*claim)(struct outbox *, int64_t id,
 		    int64_t now_ms, struct outbox_row *ret);
-	int	(*outbox_finish)(struct store *, const struct outbox_result *,
+	int	(*load)(struct outbox *, struct outbox_row *r);
+	int	(*finish)(struct outbox *, const struct outbox_result *,
 		    int64_t now_ms, unsigned max_attempts, unsigned backoff_s,
 		    enum outbox_state *state, int64_t *next_ms);
 };
+
+extern const struct outbox_backend store_pg_outbox;
 
 extern const struct store_backend store_sqlite_backend;
 extern const struct store_backend store_pg_backend;

@@ -7,11 +7,21 @@
  * transaction that records its confirmed delivery (or its last failure). A
  * crash anywhere in between leaves it pending, so it is sent again (at least
  * once) with a higher attempt number that tells the consumer it may be a
- * repeat.
+ * repeat. Batching changes none of this: the dispatcher commits a round's
+ * outcomes and claims together and hands out nothing before the commit.
  *
- * Must not: be called from more than one thread per struct store, hold a
+ * Cost: a due scan never walks the events that wait out a backoff (they
+ * are found by time in events_next), nor, more than once, the fresh ones
+ * blocked behind them (the scan's cursor); per-order checks are made once
+ * per order and scan, not once per event.
+ *
+ * Another backend's store has an outbox of its own (store_be.h): each call
+ * is handed to it.
+ *
+ * Must not: be called from more than one thread per struct outbox, hold a
  * transaction open across a delivery, or touch intake (the writer's rows are
  * only read here, and updated only in the forward_* columns). */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,63 +32,125 @@
 #include "store_int.h"
 #include "store_outbox.h"
 
-/* Another backend's store: it has an outbox of its own (store_be.h). */
-static inline int
-other(const struct store *st)
-{
-	return st->be->outbox_recover != NULL;
-}
+/* An earlier pending event of the same order holds this one back. */
+#define HELD_BACK \
+    "e.order_id IS NOT NULL AND e.order_id <> '' AND EXISTS (" \
+    " SELECT 1 FROM events p WHERE p.order_id = e.order_id" \
+    "   AND p.id < e.id AND p.forward_state = 'pending')"
 
-/* The oldest pending event of each order goes first; a later one waits while
- * any earlier event of its order is pending (in flight or in backoff). The
- * outer scan walks the partial index events_pending in id order, the inner
- * one the index events_order; next_attempt_at is in events_pending, so a
- * long backlog waiting out its backoff costs an index scan, not a read of
- * every row (measured: 1M such events, 278 -> 65 ms a pass). */
-static const char SQL_DUE[] =
-    "SELECT e.id, e.order_id FROM events e"
-    " WHERE e.forward_state = 'pending' AND e.next_attempt_at <= ?1"
-    "   AND (e.order_id IS NULL OR e.order_id = '' OR NOT EXISTS ("
-    "     SELECT 1 FROM events p WHERE p.order_id = e.order_id"
-    "       AND p.id < e.id AND p.forward_state = 'pending'))"
-    " ORDER BY e.id";
-/* Answered from the partial index events_next alone. */
-static const char SQL_NEXT_DUE[] =
-    "SELECT min(next_attempt_at) FROM events"
-    " WHERE forward_state = 'pending' AND next_attempt_at > ?1";
-static const char SQL_CLAIM[] =
-    "UPDATE events SET forward_attempts = forward_attempts + 1"
-    " WHERE id = ?1 AND forward_state = 'pending'"
-    " RETURNING forward_attempts, event_key, type, cf_payment_id, order_id,"
-    "   payment_status, amount, currency, content_type, body, received_at,"
-    "   idempotency_key, webhook_version, order_state, order_paid_now,"
-    "   order_attention";
-static const char SQL_LOG_START[] =
-    "INSERT INTO forward_log (event_id, attempt, started_at)"
-    " VALUES (?1, ?2, ?3)";
-static const char SQL_LOG_END[] =
-    "UPDATE forward_log SET finished_at = ?2, ok = ?3, error = ?4"
-    " WHERE id = ?1";
-static const char SQL_RECOVER[] =
-    "UPDATE forward_log SET error = 'interrupted by restart'"
-    " WHERE finished_at IS NULL AND error IS NULL";
-/* The tries of the current series: a replay restarts the series (dead,
- * backoff) but not the attempt number (replay_base, store_admin.h). */
-static const char SQL_ATTEMPTS[] =
-    "SELECT forward_attempts - replay_base FROM events"
-    " WHERE id = ?1 AND forward_state = 'pending'";
-static const char SQL_DONE[] =
-    "UPDATE events SET forward_state = 'done', forwarded_at = ?2,"
-    " last_error = NULL WHERE id = ?1 AND forward_state = 'pending'";
-static const char SQL_DEAD[] =
-    "UPDATE events SET forward_state = 'dead', last_error = ?2"
-    " WHERE id = ?1 AND forward_state = 'pending'";
-static const char SQL_RETRY[] =
-    "UPDATE events SET next_attempt_at = ?2, last_error = ?3"
-    " WHERE id = ?1 AND forward_state = 'pending'";
-static const char SQL_NOTE[] =
-    "UPDATE events SET last_error = ?2"
-    " WHERE id = ?1 AND forward_state = 'pending'";
+/* The columns a claimed row is loaded with, in the order of row_text[]
+ * after the first two (received_at, body). */
+#define ROW_COLS \
+    "received_at, body, event_key, type, cf_payment_id, order_id," \
+    " payment_status, amount, currency, content_type, idempotency_key," \
+    " webhook_version, order_state, order_attention, order_paid_now"
+
+enum stmt {
+	S_BEGIN, S_COMMIT, S_ROLLBACK,
+	S_RETRIES, S_FRESH, S_FRESH_HELD, S_HEAD, S_NEXT_DUE, S_OLDEST,
+	S_CLAIM, S_ROW, S_LOG_START, S_LOG_END,
+	S_DONE, S_DEAD, S_AGAIN, S_UNCLAIM, S_UNLOG, S_RECOVER,
+	S_N
+};
+
+static const char *const sql[S_N] = {
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	/* Retries whose time has come, by that time: a range of the partial
+	 * index events_next (next_attempt_at, id). */
+	[S_RETRIES] = "SELECT e.id, e.order_id FROM events e"
+	    " WHERE e.forward_state = 'pending' AND e.next_attempt_at > 0"
+	    "   AND e.next_attempt_at <= ?1 AND NOT (" HELD_BACK ")"
+	    " ORDER BY e.next_attempt_at, e.id",
+	/* Fresh events (next_attempt_at 0) after the cursor, in id order:
+	 * the same index, equality then rowid, so no sort and no row of an
+	 * event in backoff. Whether one is held back is asked per order
+	 * (S_FRESH_HELD), not here. */
+	[S_FRESH] = "SELECT e.id, e.order_id FROM events e"
+	    " WHERE e.forward_state = 'pending' AND e.next_attempt_at = 0"
+	    "   AND e.id > ?1 ORDER BY e.id",
+	[S_FRESH_HELD] = "SELECT EXISTS (SELECT 1 FROM events p"
+	    " WHERE p.order_id = ?2 AND p.id < ?1"
+	    "   AND p.forward_state = 'pending')",
+	/* The first pending event of an order (events_order). */
+	[S_HEAD] = "SELECT id, next_attempt_at FROM events"
+	    " WHERE order_id = ?1 AND forward_state = 'pending'"
+	    " ORDER BY id LIMIT 1",
+	[S_NEXT_DUE] = "SELECT min(next_attempt_at) FROM events"
+	    " WHERE forward_state = 'pending' AND next_attempt_at > ?1",
+	[S_OLDEST] = "SELECT received_at FROM events"
+	    " WHERE forward_state = 'pending' ORDER BY id LIMIT 1",
+	/* In the round's transaction: only what the bookkeeping needs, so
+	 * that the write lock is held briefly (intake waits for it). */
+	[S_CLAIM] = "UPDATE events SET forward_attempts = forward_attempts + 1"
+	    " WHERE id = ?1 AND forward_state = 'pending'"
+	    " RETURNING forward_attempts, replay_base",
+	/* After the commit: the rest, which never changes once stored. */
+	[S_ROW] = "SELECT " ROW_COLS " FROM events WHERE id = ?1",
+	[S_LOG_START] = "INSERT INTO forward_log (event_id, attempt,"
+	    " started_at) VALUES (?1, ?2, ?3)",
+	[S_LOG_END] = "UPDATE forward_log SET finished_at = ?2, ok = ?3,"
+	    " error = ?4 WHERE id = ?1",
+	[S_DONE] = "UPDATE events SET forward_state = 'done', forwarded_at = ?2,"
+	    " last_error = NULL WHERE id = ?1 AND forward_state = 'pending'",
+	[S_DEAD] = "UPDATE events SET forward_state = 'dead', last_error = ?2"
+	    " WHERE id = ?1 AND forward_state = 'pending'",
+	/* A retry after its backoff, or at once (next = now). */
+	[S_AGAIN] = "UPDATE events SET next_attempt_at = ?2, last_error = ?3"
+	    " WHERE id = ?1 AND forward_state = 'pending'",
+	/* A claim that never started: no attempt was made. */
+	[S_UNCLAIM] = "UPDATE events SET forward_attempts = forward_attempts - 1"
+	    " WHERE id = ?1 AND forward_state = 'pending'"
+	    "   AND forward_attempts > replay_base",
+	[S_UNLOG] = "DELETE FROM forward_log WHERE id = ?1",
+	[S_RECOVER] = "UPDATE forward_log SET error = 'interrupted by restart'"
+	    " WHERE finished_at IS NULL AND error IS NULL",
+};
+
+/* Text columns of a claimed row, from column 2 of S_ROW on. */
+static const size_t row_text[] = {
+	offsetof(struct outbox_row, event_key),
+	offsetof(struct outbox_row, type),
+	offsetof(struct outbox_row, cf_payment_id),
+	offsetof(struct outbox_row, order_id),
+	offsetof(struct outbox_row, payment_status),
+	offsetof(struct outbox_row, amount),
+	offsetof(struct outbox_row, currency),
+	offsetof(struct outbox_row, content_type),
+	offsetof(struct outbox_row, idempotency_key),
+	offsetof(struct outbox_row, webhook_version),
+	offsetof(struct outbox_row, order_state),
+	offsetof(struct outbox_row, order_attention),
+};
+#define ROW_FIRST_TEXT	2
+/* order_paid_now, the integer after the text columns. */
+#define ROW_PAID_NOW	(ROW_FIRST_TEXT + \
+	(int)(sizeof(row_text) / sizeof(row_text[0])))
+
+struct outbox {
+	struct outbox_head head;	/* first, as every backend's */
+	sqlite3	*db;
+	sqlite3_stmt *s[S_N];
+	int	 sync;		/* durability full: the WAL synced by us */
+};
+
+/* Orders seen earlier in one fresh scan, by a 64-bit hash: a later fresh
+ * event of such an order is held back (the earlier one is pending), so the
+ * SQL check runs once per order. A collision can only make an event wait
+ * for the next scan from 0. */
+#define SEEN_SLOTS	8192
+struct seen {
+	uint64_t h[SEEN_SLOTS];		/* 0 = empty */
+	unsigned n;
+};
+
+/* Another backend's outbox table, or NULL for SQLite's (this file's). */
+static const struct outbox_backend *
+other(const struct outbox *o)
+{
+	return ((const struct outbox_head *)(const void *)o)->st->be->outbox;
+}
 
 static void
 db_warn(sqlite3 *db, const char *what)
@@ -87,34 +159,26 @@ db_warn(sqlite3 *db, const char *what)
 	    sqlite3_errmsg(db));
 }
 
+/* The statement, reset and unbound, ready for this use. */
 static sqlite3_stmt *
-prep(sqlite3 *db, const char *sql, const char *what)
+stmt(struct outbox *o, enum stmt i)
 {
-	sqlite3_stmt *s = NULL;
-
-	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
-		db_warn(db, what);
-		(void)sqlite3_finalize(s);
-		return NULL;
-	}
-	return s;
+	(void)sqlite3_reset(o->s[i]);
+	(void)sqlite3_clear_bindings(o->s[i]);
+	return o->s[i];
 }
 
+/* Step a statement that returns no row; 0 / -1 (logged). */
 static int
-exec(sqlite3 *db, const char *sql)
+run(struct outbox *o, sqlite3_stmt *s, const char *what)
 {
-	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
-		db_warn(db, sql);
-		return -1;
-	}
-	return 0;
-}
+	int rc = sqlite3_step(s);
 
-static void
-rollback(sqlite3 *db)
-{
-	if (sqlite3_get_autocommit(db) == 0)
-		(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	(void)sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		return 0;
+	db_warn(o->db, what);
+	return -1;
 }
 
 static int
@@ -125,68 +189,316 @@ bind_text(sqlite3_stmt *s, int i, const char *v)
 	return sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
 }
 
-int
-store_outbox_recover(struct store *st)
+/* Durability full, made by us after each commit rather than by SQLite
+ * inside it: the commit still returns only once the WAL is on disk, but the
+ * write lock is free during the sync. */
+static int
+own_sync(struct outbox *o)
 {
-	sqlite3 *db;
-
-	if (other(st))
-		return st->be->outbox_recover(st);
-	db = store_db(st);
-	if (exec(db, SQL_RECOVER) == -1)
+	if (sqlite3_exec(o->db, "PRAGMA synchronous = NORMAL", NULL, NULL,
+	    NULL) != SQLITE_OK)
 		return -1;
-	return sqlite3_changes(db);
+	o->sync = 1;
+	return 0;
 }
 
 int
-store_outbox_due(struct store *st, int64_t now_ms,
+store_outbox_open(struct store *st, enum durability durability,
+    struct outbox **ret)
+{
+	struct outbox *o;
+	int i;
+
+	if (st->be->outbox != NULL)
+		return st->be->outbox->open(st, durability, ret);
+	o = calloc(1, sizeof(*o));
+	if (o == NULL) {
+		log_error("store: outbox: out of memory");
+		return -1;
+	}
+	o->head.st = st;
+	o->db = store_db(st);
+	if (durability == DURABILITY_FULL && own_sync(o) == -1) {
+		log_error("store: outbox: %s", sqlite3_errmsg(o->db));
+		store_outbox_close(o);
+		return -1;
+	}
+	for (i = 0; i < S_N; i++) {
+		if (sqlite3_prepare_v3(o->db, sql[i], -1,
+		    SQLITE_PREPARE_PERSISTENT, &o->s[i], NULL) != SQLITE_OK) {
+			log_error("store: outbox: %s", sqlite3_errmsg(o->db));
+			store_outbox_close(o);
+			return -1;
+		}
+	}
+	*ret = o;
+	return 0;
+}
+
+void
+store_outbox_close(struct outbox *o)
+{
+	int i;
+
+	if (o == NULL)
+		return;
+	if (other(o) != NULL) {
+		other(o)->close(o);
+		return;
+	}
+	store_outbox_rollback(o);
+	for (i = 0; i < S_N; i++)
+		(void)sqlite3_finalize(o->s[i]);
+	free(o);
+}
+
+int
+store_outbox_recover(struct outbox *o)
+{
+	if (other(o) != NULL)
+		return other(o)->recover(o);
+	if (run(o, stmt(o, S_RECOVER), "recover") == -1)
+		return -1;
+	return sqlite3_changes(o->db);
+}
+
+int
+store_outbox_begin(struct outbox *o)
+{
+	if (other(o) != NULL)
+		return other(o)->begin(o);
+	return run(o, stmt(o, S_BEGIN), "begin");
+}
+
+/* The WAL our connection writes (SQLITE_FCNTL_JOURNAL_POINTER: in WAL
+ * mode the journal is the WAL), synced through SQLite's own file object:
+ * exactly the file the commit went to, whatever its path says now. */
+static int
+sync_wal(struct outbox *o)
+{
+	sqlite3_file *wal = NULL;
+	int rc;
+
+	rc = sqlite3_file_control(o->db, "main",
+	    SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+	if (rc == SQLITE_OK && wal != NULL && wal->pMethods != NULL)
+		rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+	else if (rc == SQLITE_OK)
+		rc = SQLITE_IOERR_FSYNC;	/* no WAL: cannot happen */
+	if (rc == SQLITE_OK)
+		return 0;
+	log_warning("store: outbox: sync the WAL: %s; will retry",
+	    sqlite3_errstr(rc));
+	return -1;
+}
+
+int
+store_outbox_commit(struct outbox *o)
+{
+	if (other(o) != NULL)
+		return other(o)->commit(o);
+	if (run(o, stmt(o, S_COMMIT), "commit") == -1) {
+		store_outbox_rollback(o);
+		return -1;
+	}
+	return o->sync ? sync_wal(o) : 0;
+}
+
+void
+store_outbox_rollback(struct outbox *o)
+{
+	if (other(o) != NULL) {
+		other(o)->rollback(o);
+		return;
+	}
+	if (o->db != NULL && sqlite3_get_autocommit(o->db) == 0)
+		(void)run(o, stmt(o, S_ROLLBACK), "rollback");
+}
+
+/* ---- due scans ---------------------------------------------------------- */
+
+static uint64_t
+order_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;	/* FNV-1a */
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+	return h != 0 ? h : 1;
+}
+
+/* Adds h; returns 1 when it was there already, 0 when added, -1 when the
+ * set is full (then nothing is known). */
+static int
+seen_add(struct seen *sn, uint64_t h)
+{
+	size_t i = (size_t)(h % SEEN_SLOTS);
+
+	if (sn->n >= SEEN_SLOTS / 2)
+		return -1;
+	while (sn->h[i] != 0) {
+		if (sn->h[i] == h)
+			return 1;
+		i = (i + 1) % SEEN_SLOTS;
+	}
+	sn->h[i] = h;
+	sn->n++;
+	return 0;
+}
+
+/* Appends (id, order) to out[] unless it is there already or skip() says
+ * no. Returns 0, or -1 on no memory. */
+static int
+take(struct outbox_due *out, size_t *got, int64_t id, const char *order,
+    int (*skip)(void *, int64_t, const char *), void *arg)
+{
+	size_t i;
+
+	if (order != NULL && order[0] == '\0')
+		order = NULL;	/* no order: no ordering constraint */
+	for (i = 0; i < *got; i++) {
+		if (out[i].id == id)
+			return 0;
+	}
+	if (skip != NULL && skip(arg, id, order))
+		return 0;
+	out[*got].id = id;
+	out[*got].order_id = NULL;
+	if (order != NULL) {
+		out[*got].order_id = strdup(order);
+		if (out[*got].order_id == NULL)
+			return -1;
+	}
+	(*got)++;
+	return 0;
+}
+
+static int
+scan_retries(struct outbox *o, int64_t now_ms,
+    int (*skip)(void *, int64_t, const char *), void *arg,
+    struct outbox_due *out, size_t max, size_t *got)
+{
+	sqlite3_stmt *s = stmt(o, S_RETRIES);
+	int rc = 0, step = SQLITE_DONE;
+
+	(void)sqlite3_bind_int64(s, 1, now_ms);
+	while (*got < max && (step = sqlite3_step(s)) == SQLITE_ROW) {
+		if (take(out, got, sqlite3_column_int64(s, 0),
+		    (const char *)sqlite3_column_text(s, 1), skip, arg) == -1) {
+			rc = -1;
+			break;
+		}
+	}
+	if (rc == 0 && *got < max && step != SQLITE_DONE) {
+		db_warn(o->db, "due retries");
+		rc = -1;
+	}
+	(void)sqlite3_reset(s);
+	return rc;
+}
+
+/* The first pending event of each released order, when it is due. */
+static int
+scan_released(struct outbox *o, int64_t now_ms, const struct outbox_scan *sc,
+    int (*skip)(void *, int64_t, const char *), void *arg,
+    struct outbox_due *out, size_t max, size_t *got)
+{
+	sqlite3_stmt *s;
+	size_t i;
+	int step;
+
+	for (i = 0; i < sc->nreleased && *got < max; i++) {
+		s = stmt(o, S_HEAD);
+		(void)bind_text(s, 1, sc->released[i]);
+		step = sqlite3_step(s);
+		if (step == SQLITE_ROW && sqlite3_column_int64(s, 1) <= now_ms &&
+		    take(out, got, sqlite3_column_int64(s, 0), sc->released[i],
+		    skip, arg) == -1)
+			step = SQLITE_NOMEM;
+		(void)sqlite3_reset(s);
+		if (step != SQLITE_ROW && step != SQLITE_DONE) {
+			db_warn(o->db, "due heads");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Whether a fresh event is held back by an earlier pending event of its
+ * order; 1, 0, or -1 on error. */
+static int
+fresh_held(struct outbox *o, struct seen *sn, int64_t id, const char *order)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if (order == NULL || order[0] == '\0')
+		return 0;
+	r = seen_add(sn, order_hash(order));
+	if (r == 1)
+		return 1;	/* an earlier fresh event of it is pending */
+	s = stmt(o, S_FRESH_HELD);
+	(void)sqlite3_bind_int64(s, 1, id);
+	(void)bind_text(s, 2, order);
+	r = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
+	(void)sqlite3_reset(s);
+	if (r == -1)
+		db_warn(o->db, "due order");
+	return r;
+}
+
+static int
+scan_fresh(struct outbox *o, struct outbox_scan *sc,
+    int (*skip)(void *, int64_t, const char *), void *arg,
+    struct outbox_due *out, size_t max, size_t *got)
+{
+	sqlite3_stmt *s = stmt(o, S_FRESH);
+	struct seen *sn = calloc(1, sizeof(*sn));
+	const char *order;
+	int64_t id;
+	int rc = -1, step = SQLITE_DONE, held;
+
+	if (sn == NULL)
+		return -1;
+	(void)sqlite3_bind_int64(s, 1, sc->after);
+	while (*got < max && (step = sqlite3_step(s)) == SQLITE_ROW) {
+		id = sqlite3_column_int64(s, 0);
+		order = (const char *)sqlite3_column_text(s, 1);
+		held = fresh_held(o, sn, id, order);
+		if (held == -1 || (held == 0 &&
+		    take(out, got, id, order, skip, arg) == -1))
+			goto out;
+		sc->scanned = id;
+	}
+	if (*got < max && step != SQLITE_DONE) {
+		db_warn(o->db, "due fresh");
+		goto out;
+	}
+	rc = 0;
+out:
+	(void)sqlite3_reset(s);
+	free(sn);
+	return rc;
+}
+
+int
+store_outbox_due(struct outbox *o, int64_t now_ms, struct outbox_scan *sc,
     int (*skip)(void *, int64_t, const char *), void *arg,
     struct outbox_due *out, size_t max, size_t *n)
 {
-	sqlite3 *db = store_db(st);
-	sqlite3_stmt *s = NULL;
 	size_t got = 0;
-	int rc = -1, step;
 
-	if (other(st))
-		return st->be->outbox_due(st, now_ms, skip, arg, out, max, n);
-	s = prep(db, SQL_DUE, "due");
-	if (s == NULL)
-		goto out;
-	(void)sqlite3_bind_int64(s, 1, now_ms);
-	while (got < max) {
-		int64_t id;
-		const char *order;
-
-		step = sqlite3_step(s);
-		if (step == SQLITE_DONE)
-			break;
-		if (step != SQLITE_ROW) {
-			db_warn(db, "due");
-			goto out;
-		}
-		id = sqlite3_column_int64(s, 0);
-		order = (const char *)sqlite3_column_text(s, 1);
-		if (order != NULL && order[0] == '\0')
-			order = NULL;	/* no order: no ordering constraint */
-		if (skip != NULL && skip(arg, id, order))
-			continue;
-		out[got].id = id;
-		out[got].order_id = NULL;
-		if (order != NULL) {
-			out[got].order_id = strdup(order);
-			if (out[got].order_id == NULL)
-				goto out;
-		}
-		got++;
+	if (other(o) != NULL)
+		return other(o)->due(o, now_ms, sc, skip, arg, out, max, n);
+	sc->scanned = sc->after;
+	if (scan_retries(o, now_ms, skip, arg, out, max, &got) == -1 ||
+	    scan_released(o, now_ms, sc, skip, arg, out, max, &got) == -1 ||
+	    scan_fresh(o, sc, skip, arg, out, max, &got) == -1) {
+		store_outbox_due_done(out, got);
+		return -1;
 	}
 	*n = got;
-	rc = 0;
-out:
-	if (rc == -1)
-		store_outbox_due_done(out, got);
-	(void)sqlite3_finalize(s);
-	return rc;
+	return 0;
 }
 
 void
@@ -200,91 +512,69 @@ store_outbox_due_done(struct outbox_due *d, size_t n)
 	}
 }
 
-int
-store_outbox_next_due(struct store *st, int64_t now_ms, int64_t *ret)
+/* One integer (or NULL) from a statement with at most one bound int. */
+static int
+one_int(struct outbox *o, enum stmt i, const int64_t *arg, int64_t *ret,
+    const char *what)
 {
-	sqlite3 *db = store_db(st);
-	sqlite3_stmt *s = NULL;
-	int rc = -1;
+	sqlite3_stmt *s = stmt(o, i);
+	int rc = -1, step;
 
-	if (other(st))
-		return st->be->outbox_next_due(st, now_ms, ret);
-	s = prep(db, SQL_NEXT_DUE, "next due");
-	if (s == NULL)
-		goto out;
-	(void)sqlite3_bind_int64(s, 1, now_ms);
-	if (sqlite3_step(s) != SQLITE_ROW) {
-		db_warn(db, "next due");
-		goto out;
-	}
-	rc = 1;
-	if (sqlite3_column_type(s, 0) != SQLITE_NULL) {
+	if (arg != NULL)
+		(void)sqlite3_bind_int64(s, 1, *arg);
+	step = sqlite3_step(s);
+	if (step == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
 		*ret = sqlite3_column_int64(s, 0);
 		rc = 0;
+	} else if (step == SQLITE_ROW || step == SQLITE_DONE) {
+		rc = 1;
+	} else {
+		db_warn(o->db, what);
 	}
-out:
-	(void)sqlite3_finalize(s);
+	(void)sqlite3_reset(s);
 	return rc;
 }
+
+int
+store_outbox_next_due(struct outbox *o, int64_t now_ms, int64_t *ret)
+{
+	if (other(o) != NULL)
+		return other(o)->next_due(o, now_ms, ret);
+	return one_int(o, S_NEXT_DUE, &now_ms, ret, "next due");
+}
+
+int
+store_outbox_oldest(struct outbox *o, int64_t *ret)
+{
+	if (other(o) != NULL)
+		return other(o)->oldest(o, ret);
+	return one_int(o, S_OLDEST, NULL, ret, "oldest pending");
+}
+
+/* ---- claims and outcomes ------------------------------------------------ */
 
 void
 store_outbox_row_done(struct outbox_row *r)
 {
+	size_t i;
+
 	if (r == NULL)
 		return;
-	free(r->event_key);
-	free(r->type);
-	free(r->cf_payment_id);
-	free(r->order_id);
-	free(r->payment_status);
-	free(r->amount);
-	free(r->currency);
-	free(r->content_type);
 	free(r->body);
-	free(r->idempotency_key);
-	free(r->webhook_version);
-	free(r->order_state);
-	free(r->order_attention);
+	for (i = 0; i < sizeof(row_text) / sizeof(row_text[0]); i++)
+		free(*(char **)(void *)((char *)r + row_text[i]));
 	memset(r, 0, sizeof(*r));
 }
 
-/* The RETURNING row of SQL_CLAIM into *r. -1 on no memory. */
-static int
-read_claimed(sqlite3_stmt *s, struct outbox_row *r)
-{
-	int64_t attempts = sqlite3_column_int64(s, 0);
-
-	r->attempt = attempts < 1 ? 1 : (unsigned)attempts;
-	r->received_at = sqlite3_column_int64(s, 10);
-	if (store_column_copy(s, 1, &r->event_key, NULL) == -1 ||
-	    store_column_copy(s, 2, &r->type, NULL) == -1 ||
-	    store_column_copy(s, 3, &r->cf_payment_id, NULL) == -1 ||
-	    store_column_copy(s, 4, &r->order_id, NULL) == -1 ||
-	    store_column_copy(s, 5, &r->payment_status, NULL) == -1 ||
-	    store_column_copy(s, 6, &r->amount, NULL) == -1 ||
-	    store_column_copy(s, 7, &r->currency, NULL) == -1 ||
-	    store_column_copy(s, 8, &r->content_type, NULL) == -1 ||
-	    store_column_copy(s, 9, &r->body, &r->body_len) == -1 ||
-	    store_column_copy(s, 11, &r->idempotency_key, NULL) == -1 ||
-	    store_column_copy(s, 12, &r->webhook_version, NULL) == -1 ||
-	    store_column_copy(s, 13, &r->order_state, NULL) == -1 ||
-	    store_column_copy(s, 15, &r->order_attention, NULL) == -1)
-		return -1;
-	r->order_paid_now = sqlite3_column_int(s, 14) != 0;
-	return 0;
-}
-
-/* Inside the claim transaction: count the attempt and read the row. */
+/* Count the attempt; the counts into *r. */
 static enum outbox_claim
-count_attempt(sqlite3 *db, int64_t id, struct outbox_row *r)
+count_attempt(struct outbox *o, int64_t id, struct outbox_row *r)
 {
-	sqlite3_stmt *s = NULL;
+	sqlite3_stmt *s = stmt(o, S_CLAIM);
 	enum outbox_claim res = OUTBOX_ERROR;
+	int64_t attempts, series;
 	int step;
 
-	s = prep(db, SQL_CLAIM, "claim");
-	if (s == NULL)
-		goto out;
 	(void)sqlite3_bind_int64(s, 1, id);
 	step = sqlite3_step(s);
 	if (step == SQLITE_DONE) {
@@ -292,223 +582,192 @@ count_attempt(sqlite3 *db, int64_t id, struct outbox_row *r)
 		goto out;
 	}
 	if (step != SQLITE_ROW) {
-		db_warn(db, "claim");
+		db_warn(o->db, "claim");
 		goto out;
 	}
+	attempts = sqlite3_column_int64(s, 0);
+	series = attempts - sqlite3_column_int64(s, 1);
 	r->id = id;
-	if (read_claimed(s, r) == -1) {
-		log_warning("store: outbox: claim: out of memory; will retry");
-		goto out;
-	}
+	r->attempt = attempts < 1 ? 1 : (unsigned)attempts;
+	r->series = series < 1 ? 1 : (unsigned)series;
 	/* RETURNING: the update is complete only when the statement is. */
 	if (sqlite3_step(s) != SQLITE_DONE) {
-		db_warn(db, "claim");
+		db_warn(o->db, "claim");
 		goto out;
 	}
 	res = OUTBOX_CLAIMED;
 out:
-	(void)sqlite3_finalize(s);
+	(void)sqlite3_reset(s);
 	return res;
-}
-
-static int
-log_start(sqlite3 *db, struct outbox_row *r, int64_t now_ms)
-{
-	sqlite3_stmt *s = prep(db, SQL_LOG_START, "log attempt");
-	int rc = -1;
-
-	if (s == NULL)
-		return -1;
-	(void)sqlite3_bind_int64(s, 1, r->id);
-	(void)sqlite3_bind_int64(s, 2, r->attempt);
-	(void)sqlite3_bind_int64(s, 3, now_ms);
-	if (sqlite3_step(s) != SQLITE_DONE) {
-		db_warn(db, "log attempt");
-	} else {
-		r->log_id = sqlite3_last_insert_rowid(db);
-		rc = 0;
-	}
-	(void)sqlite3_finalize(s);
-	return rc;
 }
 
 enum outbox_claim
-store_outbox_claim(struct store *st, int64_t id, int64_t now_ms,
+store_outbox_claim(struct outbox *o, int64_t id, int64_t now_ms,
     struct outbox_row *ret)
 {
-	sqlite3 *db = store_db(st);
 	struct outbox_row r;
-	enum outbox_claim res = OUTBOX_ERROR;
+	sqlite3_stmt *s;
+	enum outbox_claim res;
 
-	if (other(st))
-		return st->be->outbox_claim(st, id, now_ms, ret);
+	if (other(o) != NULL)
+		return other(o)->claim(o, id, now_ms, ret);
 	memset(&r, 0, sizeof(r));
-	if (exec(db, "BEGIN IMMEDIATE") == -1)
-		goto out;
-	res = count_attempt(db, id, &r);
+	res = count_attempt(o, id, &r);
 	if (res != OUTBOX_CLAIMED)
-		goto out;
-	res = OUTBOX_ERROR;
-	if (log_start(db, &r, now_ms) == -1)
-		goto out;
-	/* Durable before the first byte goes out (crash-safety rule above). */
-	if (exec(db, "COMMIT") == -1)
-		goto out;
+		return res;
+	s = stmt(o, S_LOG_START);
+	(void)sqlite3_bind_int64(s, 1, r.id);
+	(void)sqlite3_bind_int64(s, 2, r.attempt);
+	(void)sqlite3_bind_int64(s, 3, now_ms);
+	if (run(o, s, "log attempt") == -1)
+		return OUTBOX_ERROR;	/* the caller rolls back */
+	r.log_id = sqlite3_last_insert_rowid(o->db);
 	*ret = r;
-	memset(&r, 0, sizeof(r));	/* the caller owns the strings now */
-	res = OUTBOX_CLAIMED;
+	return OUTBOX_CLAIMED;
+}
+
+int
+store_outbox_load(struct outbox *o, struct outbox_row *r)
+{
+	sqlite3_stmt *s;
+	int rc = -1, step;
+	size_t i;
+
+	if (other(o) != NULL)
+		return other(o)->load(o, r);
+	s = stmt(o, S_ROW);
+	(void)sqlite3_bind_int64(s, 1, r->id);
+	step = sqlite3_step(s);
+	if (step != SQLITE_ROW) {
+		if (step == SQLITE_DONE)
+			log_warning("store: outbox: event %lld is gone; will "
+			    "retry", (long long)r->id);
+		else
+			db_warn(o->db, "load");
+		goto out;
+	}
+	r->received_at = sqlite3_column_int64(s, 0);
+	if (store_column_copy(s, 1, &r->body, &r->body_len) == -1)
+		goto nomem;
+	for (i = 0; i < sizeof(row_text) / sizeof(row_text[0]); i++) {
+		if (store_column_copy(s, ROW_FIRST_TEXT + (int)i,
+		    (char **)(void *)((char *)r + row_text[i]), NULL) == -1)
+			goto nomem;
+	}
+	r->order_paid_now = sqlite3_column_int(s, ROW_PAID_NOW) != 0;
+	rc = 0;
+	goto out;
+nomem:
+	log_warning("store: outbox: load: out of memory; will retry");
 out:
-	rollback(db);
-	store_outbox_row_done(&r);
-	return res;
+	(void)sqlite3_reset(s);
+	return rc;
 }
 
 static int
-log_end(sqlite3 *db, const struct outbox_result *res, int64_t now_ms)
+log_end(struct outbox *o, const struct outbox_result *res, int64_t now_ms)
 {
-	sqlite3_stmt *s = prep(db, SQL_LOG_END, "log outcome");
-	int rc = -1;
+	sqlite3_stmt *s = stmt(o, S_LOG_END);
 
-	if (s == NULL)
-		return -1;
 	(void)sqlite3_bind_int64(s, 1, res->log_id);
 	(void)sqlite3_bind_int64(s, 2, now_ms);
-	if (res->outcome == OUTBOX_INTERRUPTED)
-		(void)sqlite3_bind_null(s, 3);	/* ok NULL: interrupted */
-	else
+	if (res->outcome != OUTBOX_INTERRUPTED)	/* NULL: interrupted */
 		(void)sqlite3_bind_int(s, 3,
 		    res->outcome == OUTBOX_DELIVERED);
 	(void)bind_text(s, 4, res->outcome == OUTBOX_DELIVERED ? NULL :
 	    res->error);
-	if (sqlite3_step(s) == SQLITE_DONE)
-		rc = 0;
-	else
-		db_warn(db, "log outcome");
-	(void)sqlite3_finalize(s);
-	return rc;
+	return run(o, s, "log outcome");
 }
 
-/* Tries in the current series of a still pending event: 0, 1 when not
- * pending, -1. */
-static int
-attempts_of(sqlite3 *db, int64_t id, int64_t *ret)
-{
-	sqlite3_stmt *s = prep(db, SQL_ATTEMPTS, "attempts");
-	int rc = -1, step;
-
-	if (s == NULL)
-		return -1;
-	(void)sqlite3_bind_int64(s, 1, id);
-	step = sqlite3_step(s);
-	if (step == SQLITE_ROW) {
-		*ret = sqlite3_column_int64(s, 0);
-		rc = 0;
-	} else if (step == SQLITE_DONE) {
-		rc = 1;
-	} else {
-		db_warn(db, "attempts");
-	}
-	(void)sqlite3_finalize(s);
-	return rc;
-}
-
-/* backoff_s * 2^(attempts-1), capped (DESIGN "Configuration"). */
+/* backoff_s * 2^(series-1), capped (DESIGN "Configuration"). */
 static int64_t
-backoff_ms(unsigned backoff_s, int64_t attempts)
+backoff_ms(unsigned backoff_s, unsigned series)
 {
-	int64_t d = backoff_s, i;
+	int64_t d = backoff_s;
+	unsigned i;
 
-	for (i = 1; i < attempts && d < STORE_OUTBOX_BACKOFF_CAP_S; i++)
+	for (i = 1; i < series && d < STORE_OUTBOX_BACKOFF_CAP_S; i++)
 		d *= 2;
 	if (d > STORE_OUTBOX_BACKOFF_CAP_S)
 		d = STORE_OUTBOX_BACKOFF_CAP_S;
 	return d * 1000;
 }
 
-/* The statement that moves the event on, bound, in *sp; *state says where
- * to. *sp stays NULL when the event is no longer pending. Returns 0 / -1. */
-static int
-outcome_stmt(sqlite3 *db, const struct outbox_result *res, int64_t now_ms,
-    unsigned max_attempts, unsigned backoff_s, enum outbox_state *state,
-    int64_t *next_ms, sqlite3_stmt **sp)
+/* The statement that moves the event on, bound; *state and *next say
+ * where to. The event's tries since its last replay were counted at the
+ * claim, and cannot have changed since: a replay only touches events that
+ * are not pending. */
+static sqlite3_stmt *
+outcome_stmt(struct outbox *o, const struct outbox_result *res,
+    int64_t now_ms, unsigned max_attempts, unsigned backoff_s,
+    enum outbox_state *state, int64_t *next)
 {
-	sqlite3_stmt *s = NULL;
-	int64_t attempts = 0;
-	int r;
+	sqlite3_stmt *s;
 
 	if (res->outcome == OUTBOX_DELIVERED) {
 		*state = OUTBOX_DONE;
-		s = prep(db, SQL_DONE, "done");
-		if (s != NULL)
-			(void)sqlite3_bind_int64(s, 2, now_ms);
-	} else if (res->outcome == OUTBOX_INTERRUPTED) {
-		*state = OUTBOX_PENDING;
-		s = prep(db, SQL_NOTE, "note");
-		if (s != NULL)
-			(void)bind_text(s, 2, res->error);
+		s = stmt(o, S_DONE);
+		(void)sqlite3_bind_int64(s, 2, now_ms);
+	} else if (res->outcome == OUTBOX_FAILED &&
+	    res->series >= max_attempts) {
+		*state = OUTBOX_DEAD;
+		s = stmt(o, S_DEAD);
+		(void)bind_text(s, 2, res->error);
 	} else {
-		r = attempts_of(db, res->id, &attempts);
-		if (r == 1)
-			*state = OUTBOX_UNCHANGED;
-		if (r != 0)
-			return r == 1 ? 0 : -1;
-		if (attempts >= (int64_t)max_attempts) {
-			*state = OUTBOX_DEAD;
-			s = prep(db, SQL_DEAD, "dead");
-			if (s != NULL)
-				(void)bind_text(s, 2, res->error);
-		} else {
-			*state = OUTBOX_RETRY;
-			*next_ms = now_ms + backoff_ms(backoff_s, attempts);
-			s = prep(db, SQL_RETRY, "retry");
-			if (s != NULL) {
-				(void)sqlite3_bind_int64(s, 2, *next_ms);
-				(void)bind_text(s, 3, res->error);
-			}
-		}
+		*state = res->outcome == OUTBOX_FAILED ? OUTBOX_RETRY :
+		    OUTBOX_PENDING;
+		*next = now_ms;
+		if (res->outcome == OUTBOX_FAILED)
+			*next += backoff_ms(backoff_s, res->series);
+		s = stmt(o, S_AGAIN);
+		(void)sqlite3_bind_int64(s, 2, *next);
+		(void)bind_text(s, 3, res->error);
 	}
-	if (s == NULL)
-		return -1;	/* logged by prep */
 	(void)sqlite3_bind_int64(s, 1, res->id);
-	*sp = s;
+	return s;
+}
+
+/* A claim that never started, undone: its log row and its count go. */
+static int
+unclaim(struct outbox *o, const struct outbox_result *res,
+    enum outbox_state *state)
+{
+	sqlite3_stmt *s = stmt(o, S_UNLOG);
+
+	(void)sqlite3_bind_int64(s, 1, res->log_id);
+	if (run(o, s, "unclaim") == -1)
+		return -1;
+	s = stmt(o, S_UNCLAIM);
+	(void)sqlite3_bind_int64(s, 1, res->id);
+	if (run(o, s, "unclaim") == -1)
+		return -1;
+	*state = sqlite3_changes(o->db) > 0 ? OUTBOX_PENDING : OUTBOX_UNCHANGED;
 	return 0;
 }
 
 int
-store_outbox_finish(struct store *st, const struct outbox_result *res,
+store_outbox_finish(struct outbox *o, const struct outbox_result *res,
     int64_t now_ms, unsigned max_attempts, unsigned backoff_s,
     enum outbox_state *state, int64_t *next_ms)
 {
-	sqlite3 *db = store_db(st);
-	sqlite3_stmt *s = NULL;
 	enum outbox_state to = OUTBOX_UNCHANGED;
 	int64_t next = 0;
-	int rc = -1;
+	sqlite3_stmt *s;
 
-	if (other(st))
-		return st->be->outbox_finish(st, res, now_ms, max_attempts,
+	if (other(o) != NULL)
+		return other(o)->finish(o, res, now_ms, max_attempts,
 		    backoff_s, state, next_ms);
-	if (exec(db, "BEGIN IMMEDIATE") == -1)
-		goto out;
-	if (log_end(db, res, now_ms) == -1)
-		goto out;
-	if (outcome_stmt(db, res, now_ms, max_attempts, backoff_s, &to, &next,
-	    &s) == -1)
-		goto out;
-	if (s != NULL && sqlite3_step(s) != SQLITE_DONE) {
-		db_warn(db, "outcome");
-		goto out;
-	}
-	if (s != NULL && sqlite3_changes(db) == 0)
+	if (res->outcome == OUTBOX_UNSTARTED)
+		return unclaim(o, res, state);
+	if (log_end(o, res, now_ms) == -1)
+		return -1;
+	s = outcome_stmt(o, res, now_ms, max_attempts, backoff_s, &to, &next);
+	if (run(o, s, "outcome") == -1)
+		return -1;
+	if (sqlite3_changes(o->db) == 0)
 		to = OUTBOX_UNCHANGED;	/* replayed or pruned meanwhile */
-	if (exec(db, "COMMIT") == -1)
-		goto out;
 	*state = to;
 	if (to == OUTBOX_RETRY && next_ms != NULL)
 		*next_ms = next;
-	rc = 0;
-out:
-	(void)sqlite3_finalize(s);
-	rollback(db);
-	return rc;
+	return 0;
 }

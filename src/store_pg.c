@@ -887,9 +887,5 @@ const struct store_backend store_pg_backend = {
 	.admin_prune = store_pg_admin_prune,
 	.orders_list = store_pg_orders_list,
 	.orders_get = store_pg_orders_get,
-	.outbox_recover = store_pg_outbox_recover,
-	.outbox_due = store_pg_outbox_due,
-	.outbox_next_due = store_pg_outbox_next_due,
-	.outbox_claim = store_pg_outbox_claim,
-	.outbox_finish = store_pg_outbox_finish,
+	.outbox = &store_pg_outbox,
 };

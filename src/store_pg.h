@@ -45,7 +45,6 @@ struct pg_store {
 	int	 ping_failing;
 	char	 claimer[128];		/* claimed_by of this store's claims
 					 * (store_pg_outbox.c); "" until used */
-	int64_t	 renewed_ms;		/* its leases last renewed (wall) */
 	char	 err[256];		/* the last error, one line */
 	char	 sqlstate[6];		/* its SQLSTATE ("" when none) */
 };
@@ -142,16 +141,6 @@ int	pg_ledger_record(struct pg_store *, const struct event *ev,
 
 /* The backend's entries (store_pg_admin.c, store_pg_orders.c,
  * store_pg_outbox.c). */
-int	store_pg_outbox_recover(struct store *);
-int	store_pg_outbox_due(struct store *, int64_t now_ms,
-	    int (*skip)(void *arg, int64_t id, const char *order_id),
-	    void *arg, struct outbox_due *out, size_t max, size_t *n);
-int	store_pg_outbox_next_due(struct store *, int64_t now_ms, int64_t *ret);
-enum outbox_claim store_pg_outbox_claim(struct store *, int64_t id,
-	    int64_t now_ms, struct outbox_row *ret);
-int	store_pg_outbox_finish(struct store *, const struct outbox_result *,
-	    int64_t now_ms, unsigned max_attempts, unsigned backoff_s,
-	    enum outbox_state *state, int64_t *next_ms);
 int	store_pg_counts(struct store *, int64_t since_ms,
 	    struct store_counts *ret);
 int	store_pg_admin_status(struct store *, int64_t now, int64_t day_start,

@@ -19,8 +19,11 @@
  * claims of a process that is certainly gone (an earlier boot, or a pid
  * that no longer runs in our namespace) are let go at once.
  *
- * Crash safety is store_outbox.c's: the attempt is committed before
- * anything is sent, and an event leaves 'pending' only with its outcome.
+ * Crash safety is store_outbox.c's: a round's claims and outcomes are one
+ * transaction, committed before anything is sent, and an event leaves
+ * 'pending' only with its outcome. The due scan needs no cursor: the
+ * partial index of pending events and the leases say what is free, and
+ * another instance's fresh ids may commit behind any cursor.
  * Must not: wait for another instance's row lock, or record an outcome
  * for a claim another instance took over. */
 #include <errno.h>
@@ -46,13 +49,14 @@
 #define PG_LEASE_MS		20000
 #define PG_LEASE_RENEW_MS	4000
 
-#define ROW_COLS "forward_attempts, event_key, type, cf_payment_id, order_id," \
-	" payment_status, amount, currency, content_type, body, received_at," \
-	" idempotency_key, webhook_version, order_state, order_paid_now," \
-	" order_attention"
+/* The columns a claimed row is loaded with (store_outbox_load()). */
+#define ROW_COLS "received_at, body, event_key, type, cf_payment_id," \
+	" order_id, payment_status, amount, currency, content_type," \
+	" idempotency_key, webhook_version, order_state, order_attention," \
+	" order_paid_now"
 
 /* Due: pending, its time come, no live lease, and no earlier pending
- * event of its order (leased or not). */
+ * event of its order (leased or not); retries first, by their time. */
 static const struct pg_stmt O_DUE = { "cfh_ob_due",
 	"SELECT e.id, e.order_id FROM events e"
 	" WHERE e.forward_state = 'pending' AND e.next_attempt_at <= $1"
@@ -60,7 +64,8 @@ static const struct pg_stmt O_DUE = { "cfh_ob_due",
 	"   AND (e.order_id IS NULL OR e.order_id = '' OR NOT EXISTS ("
 	"     SELECT 1 FROM events p WHERE p.order_id = e.order_id"
 	"       AND p.id < e.id AND p.forward_state = 'pending'))"
-	" ORDER BY e.id LIMIT $2" };
+	" ORDER BY e.next_attempt_at = 0, e.next_attempt_at, e.id"
+	" LIMIT $2" };
 /* The next moment something becomes due: a retry's time, or a lease of a
  * silent instance running out. */
 static const struct pg_stmt O_NEXT = { "cfh_ob_next",
@@ -68,9 +73,14 @@ static const struct pg_stmt O_NEXT = { "cfh_ob_next",
 	"   WHERE forward_state = 'pending' AND next_attempt_at > $1"
 	" UNION ALL SELECT min(lease_until) FROM events"
 	"   WHERE forward_state = 'pending' AND lease_until > $1) AS n" };
+static const struct pg_stmt O_OLDEST = { "cfh_ob_oldest",
+	"SELECT received_at FROM events WHERE forward_state = 'pending'"
+	" ORDER BY id LIMIT 1" };
 static const struct pg_stmt O_RENEW = { "cfh_ob_renew",
 	"UPDATE events SET lease_until = $2"
 	" WHERE claimed_by = $1 AND forward_state = 'pending'" };
+/* SKIP LOCKED: a row another instance is claiming right now is passed
+ * over, never waited for; a live lease is another's claim. */
 static const struct pg_stmt O_CLAIM = { "cfh_ob_claim",
 	"UPDATE events SET forward_attempts = forward_attempts + 1,"
 	" claimed_by = $2, lease_until = $4"
@@ -78,7 +88,7 @@ static const struct pg_stmt O_CLAIM = { "cfh_ob_claim",
 	"   AND forward_state = 'pending'"
 	"   AND (lease_until IS NULL OR lease_until <= $3)"
 	"   FOR UPDATE SKIP LOCKED)"
-	" RETURNING " ROW_COLS };
+	" RETURNING forward_attempts, replay_base" };
 /* The attempts of a claim that was taken over never finished. */
 static const struct pg_stmt O_ORPHANS = { "cfh_ob_orphans",
 	"UPDATE forward_log SET error = 'interrupted: its lease ran out'"
@@ -86,12 +96,12 @@ static const struct pg_stmt O_ORPHANS = { "cfh_ob_orphans",
 static const struct pg_stmt O_LOG_START = { "cfh_ob_log_start",
 	"INSERT INTO forward_log (event_id, attempt, started_at)"
 	" VALUES ($1, $2, $3) RETURNING id" };
+static const struct pg_stmt O_ROW = { "cfh_ob_row",
+	"SELECT " ROW_COLS " FROM events WHERE id = $1" };
 static const struct pg_stmt O_LOG_END = { "cfh_ob_log_end",
 	"UPDATE forward_log SET finished_at = $2, ok = $3, error = $4"
 	" WHERE id = $1" };
-static const struct pg_stmt O_ATTEMPTS = { "cfh_ob_attempts",
-	"SELECT forward_attempts - replay_base FROM events"
-	" WHERE id = $1 AND forward_state = 'pending' AND claimed_by = $2" };
+/* The outcomes: only while this instance holds the event's lease. */
 static const struct pg_stmt O_DONE = { "cfh_ob_done",
 	"UPDATE events SET forward_state = 'done', forwarded_at = $3,"
 	" last_error = NULL, claimed_by = NULL, lease_until = NULL"
@@ -100,14 +110,31 @@ static const struct pg_stmt O_DEAD = { "cfh_ob_dead",
 	"UPDATE events SET forward_state = 'dead', last_error = $3,"
 	" claimed_by = NULL, lease_until = NULL"
 	" WHERE id = $1 AND forward_state = 'pending' AND claimed_by = $2" };
-static const struct pg_stmt O_RETRY = { "cfh_ob_retry",
+/* A retry after its backoff, or at once (next = now). */
+static const struct pg_stmt O_AGAIN = { "cfh_ob_again",
 	"UPDATE events SET next_attempt_at = $3, last_error = $4,"
 	" claimed_by = NULL, lease_until = NULL"
 	" WHERE id = $1 AND forward_state = 'pending' AND claimed_by = $2" };
-static const struct pg_stmt O_NOTE = { "cfh_ob_note",
-	"UPDATE events SET last_error = $3, claimed_by = NULL,"
-	" lease_until = NULL"
-	" WHERE id = $1 AND forward_state = 'pending' AND claimed_by = $2" };
+/* A claim that never started: no attempt was made. */
+static const struct pg_stmt O_UNCLAIM = { "cfh_ob_unclaim",
+	"UPDATE events SET forward_attempts = forward_attempts - 1,"
+	" claimed_by = NULL, lease_until = NULL"
+	" WHERE id = $1 AND forward_state = 'pending' AND claimed_by = $2"
+	"   AND forward_attempts > replay_base" };
+static const struct pg_stmt O_UNLOG = { "cfh_ob_unlog",
+	"DELETE FROM forward_log WHERE id = $1" };
+
+struct pg_outbox {
+	struct outbox_head head;	/* first, as every backend's */
+	struct pg_store *st;
+	int64_t	 renewed_ms;		/* its leases last renewed (wall) */
+};
+
+static struct pg_outbox *
+pgo(struct outbox *o)
+{
+	return (struct pg_outbox *)(void *)o;
+}
 
 static void
 warn(struct pg_store *st, const char *what)
@@ -262,10 +289,84 @@ ready(struct pg_store *st)
 	return -1;
 }
 
-int
-store_pg_outbox_recover(struct store *base)
+/* A statement outside the round's transaction, after the leases of this
+ * instance were renewed if due: a live dispatcher makes a call of these
+ * every round. */
+static PGresult *
+outside(struct pg_outbox *o, const struct pg_stmt *s, struct pg_params *p,
+    const char *what)
 {
-	struct pg_store *st = pg(base);
+	struct pg_store *st = o->st;
+	int64_t now = clock_wall_ms();
+	struct pg_params r;
+	PGresult *res;
+
+	if (ready(st) == -1) {
+		pg_params_done(p);
+		return NULL;
+	}
+	if (now >= o->renewed_ms + PG_LEASE_RENEW_MS &&
+	    PQtransactionStatus(st->conn) == PQTRANS_IDLE) {
+		pg_params_init(&r);
+		pg_p_text(&r, me(st));
+		pg_p_int(&r, now + PG_LEASE_MS);
+		res = pg_run(st, &O_RENEW, &r);
+		pg_params_done(&r);
+		if (res == NULL)
+			warn(st, "renew leases");
+		else
+			o->renewed_ms = now;
+		PQclear(res);
+	}
+	res = pg_run(st, s, p);
+	pg_params_done(p);
+	if (res == NULL)
+		warn(st, what);
+	return res;
+}
+
+/* A statement inside the round's transaction. */
+static PGresult *
+inside(struct pg_store *st, const struct pg_stmt *s, struct pg_params *p,
+    const char *what)
+{
+	PGresult *res = pg_run(st, s, p);
+
+	pg_params_done(p);
+	if (res == NULL)
+		warn(st, what);
+	return res;
+}
+
+static int
+pgo_open(struct store *st, enum durability durability, struct outbox **ret)
+{
+	struct pg_outbox *o = calloc(1, sizeof(*o));
+
+	(void)durability;	/* the session's (store_pg_conn.c) */
+	if (o == NULL) {
+		log_error("store: outbox: out of memory");
+		return -1;
+	}
+	o->head.st = st;
+	o->st = pg(st);
+	*ret = (struct outbox *)(void *)o;
+	return 0;
+}
+
+static void
+pgo_close(struct outbox *ob)
+{
+	if (ob == NULL)
+		return;
+	pg_rollback(pgo(ob)->st);
+	free(ob);
+}
+
+static int
+pgo_recover(struct outbox *ob)
+{
+	struct pg_store *st = pgo(ob)->st;
 	struct pg_params p;
 	PGresult *res;
 	int64_t n;
@@ -291,34 +392,50 @@ store_pg_outbox_recover(struct store *base)
 	return (int)n;
 }
 
-/* This instance's leases pushed forward, now and then. */
-static void
-renew(struct pg_store *st, int64_t now_ms)
+static int
+pgo_begin(struct outbox *ob)
 {
-	struct pg_params p;
-	PGresult *res;
+	struct pg_store *st = pgo(ob)->st;
 
-	if (now_ms < st->renewed_ms + PG_LEASE_RENEW_MS)
-		return;
-	pg_params_init(&p);
-	pg_p_text(&p, me(st));
-	pg_p_int(&p, now_ms + PG_LEASE_MS);
-	res = pg_run(st, &O_RENEW, &p);
-	pg_params_done(&p);
-	if (res == NULL) {
-		warn(st, "renew leases");
-		return;
+	if (ready(st) == -1)
+		return -1;
+	if (pg_cmd(st, "BEGIN") == -1) {
+		warn(st, "begin");
+		return -1;
 	}
-	st->renewed_ms = now_ms;
-	PQclear(res);
+	return 0;
 }
 
-int
-store_pg_outbox_due(struct store *base, int64_t now_ms,
+/* COMMIT, and only a COMMIT: a round the server rolled back claimed and
+ * recorded nothing. */
+static int
+pgo_commit(struct outbox *ob)
+{
+	struct pg_store *st = pgo(ob)->st;
+	PGresult *res = pg_query(st, "COMMIT", NULL);
+	int ok = res != NULL && strcmp(PQcmdStatus(res), "COMMIT") == 0;
+
+	if (res != NULL && !ok)
+		(void)snprintf(st->err, sizeof(st->err), "rolled back");
+	PQclear(res);
+	if (!ok) {
+		warn(st, "commit");
+		pg_rollback(st);
+	}
+	return ok ? 0 : -1;
+}
+
+static void
+pgo_rollback(struct outbox *ob)
+{
+	pg_rollback(pgo(ob)->st);
+}
+
+static int
+pgo_due(struct outbox *ob, int64_t now_ms, struct outbox_scan *sc,
     int (*skip)(void *, int64_t, const char *), void *arg,
     struct outbox_due *out, size_t max, size_t *n)
 {
-	struct pg_store *st = pg(base);
 	struct pg_params p;
 	PGresult *res;
 	const char *order;
@@ -326,20 +443,17 @@ store_pg_outbox_due(struct store *base, int64_t now_ms,
 	int64_t id;
 	int r;
 
-	if (ready(st) == -1)
-		return -1;
-	renew(st, now_ms);
+	/* No cursor (see the top): the orders released since the last scan
+	 * are found by it too. */
+	sc->scanned = sc->after;
 	pg_params_init(&p);
 	pg_p_int(&p, now_ms);
 	/* Room for what skip() leaves out: this instance's own deliveries
 	 * are leased (not listed), so few are. */
-	pg_p_int(&p, (int64_t)max * 4 + 16);
-	res = pg_run(st, &O_DUE, &p);
-	pg_params_done(&p);
-	if (res == NULL) {
-		warn(st, "due");
+	pg_p_int(&p, (int64_t)max * 2 + 16);
+	res = outside(pgo(ob), &O_DUE, &p, "due");
+	if (res == NULL)
 		return -1;
-	}
 	for (r = 0; r < PQntuples(res) && got < max; r++) {
 		id = pg_col_int(res, r, 0, 0);
 		order = PQgetisnull(res, r, 1) ? NULL : PQgetvalue(res, r, 1);
@@ -361,24 +475,22 @@ store_pg_outbox_due(struct store *base, int64_t now_ms,
 	return 0;
 }
 
-int
-store_pg_outbox_next_due(struct store *base, int64_t now_ms, int64_t *ret)
+/* One integer (or NULL) of a statement outside the round: 0 with *ret,
+ * 1 for none, -1. */
+static int
+one_int(struct pg_outbox *o, const struct pg_stmt *s, const int64_t *arg,
+    int64_t *ret, const char *what)
 {
-	struct pg_store *st = pg(base);
 	struct pg_params p;
 	PGresult *res;
 	int rc = 1;
 
-	if (ready(st) == -1)
-		return -1;
 	pg_params_init(&p);
-	pg_p_int(&p, now_ms);
-	res = pg_run(st, &O_NEXT, &p);
-	pg_params_done(&p);
-	if (res == NULL) {
-		warn(st, "next due");
+	if (arg != NULL)
+		pg_p_int(&p, *arg);
+	res = outside(o, s, &p, what);
+	if (res == NULL)
 		return -1;
-	}
 	if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0)) {
 		*ret = pg_col_int(res, 0, 0, 0);
 		rc = 0;
@@ -387,130 +499,148 @@ store_pg_outbox_next_due(struct store *base, int64_t now_ms, int64_t *ret)
 	return rc;
 }
 
-/* The RETURNING row of O_CLAIM into *r. -1 on no memory. */
 static int
-read_claimed(const PGresult *res, struct outbox_row *r)
+pgo_next_due(struct outbox *ob, int64_t now_ms, int64_t *ret)
 {
-	char **text[] = { &r->event_key, &r->type, &r->cf_payment_id,
-	    &r->order_id, &r->payment_status, &r->amount, &r->currency,
-	    &r->content_type };
-	int64_t attempts = pg_col_int(res, 0, 0, 1);
-	size_t i;
-	int bad = 0;
-
-	r->attempt = attempts < 1 ? 1 : (unsigned)attempts;
-	for (i = 0; i < sizeof(text) / sizeof(text[0]); i++)
-		bad |= pg_col_copy(res, 0, (int)i + 1, text[i], NULL);
-	bad |= pg_col_copy(res, 0, 9, &r->body, &r->body_len);
-	r->received_at = pg_col_int(res, 0, 10, 0);
-	bad |= pg_col_copy(res, 0, 11, &r->idempotency_key, NULL);
-	bad |= pg_col_copy(res, 0, 12, &r->webhook_version, NULL);
-	bad |= pg_col_copy(res, 0, 13, &r->order_state, NULL);
-	r->order_paid_now = pg_col_int(res, 0, 14, 0) != 0;
-	bad |= pg_col_copy(res, 0, 15, &r->order_attention, NULL);
-	return bad ? -1 : 0;
+	return one_int(pgo(ob), &O_NEXT, &now_ms, ret, "next due");
 }
 
-/* Inside the claim's transaction: the lease and the attempt counted. */
-static enum outbox_claim
-take(struct pg_store *st, int64_t id, int64_t now_ms, struct outbox_row *r)
+static int
+pgo_oldest(struct outbox *ob, int64_t *ret)
 {
+	return one_int(pgo(ob), &O_OLDEST, NULL, ret, "oldest pending");
+}
+
+/* Inside the round: the lease, the attempt counted, the attempts of a
+ * claim taken over closed, the attempt's log row. */
+static enum outbox_claim
+pgo_claim(struct outbox *ob, int64_t id, int64_t now_ms,
+    struct outbox_row *ret)
+{
+	struct pg_store *st = pgo(ob)->st;
+	struct outbox_row r;
 	struct pg_params p;
 	PGresult *res;
-	int rc;
+	int64_t attempts, series;
 
+	memset(&r, 0, sizeof(r));
 	pg_params_init(&p);
 	pg_p_int(&p, id);
 	pg_p_text(&p, me(st));
 	pg_p_int(&p, now_ms);
 	pg_p_int(&p, now_ms + PG_LEASE_MS);
-	res = pg_run(st, &O_CLAIM, &p);
-	pg_params_done(&p);
+	res = inside(st, &O_CLAIM, &p, "claim");
 	if (res == NULL)
 		return OUTBOX_ERROR;
 	if (PQntuples(res) == 0) {
 		PQclear(res);
-		return OUTBOX_GONE;	/* delivered, replayed, or leased */
+		return OUTBOX_GONE;	/* done, replayed, or leased */
 	}
-	r->id = id;
-	rc = read_claimed(res, r);
+	attempts = pg_col_int(res, 0, 0, 1);
+	series = attempts - pg_col_int(res, 0, 1, 0);
 	PQclear(res);
-	if (rc == -1) {
-		(void)snprintf(st->err, sizeof(st->err), "out of memory");
+	r.id = id;
+	r.attempt = attempts < 1 ? 1 : (unsigned)attempts;
+	r.series = series < 1 ? 1 : (unsigned)series;
+	pg_params_init(&p);
+	pg_p_int(&p, id);
+	res = inside(st, &O_ORPHANS, &p, "claim");
+	if (res == NULL)
 		return OUTBOX_ERROR;
-	}
+	PQclear(res);
+	pg_params_init(&p);
+	pg_p_int(&p, id);
+	pg_p_int(&p, r.attempt);
+	pg_p_int(&p, now_ms);
+	res = inside(st, &O_LOG_START, &p, "log attempt");
+	if (res == NULL)
+		return OUTBOX_ERROR;	/* the caller rolls back */
+	r.log_id = pg_col_int(res, 0, 0, 0);
+	PQclear(res);
+	*ret = r;
 	return OUTBOX_CLAIMED;
 }
 
-/* The attempt's forward_log row, after closing those of a claim taken
- * over. */
+/* Text columns of a claimed row, from column 2 of O_ROW on. */
+static char **
+row_text(struct outbox_row *r, int i)
+{
+	char **const f[] = { &r->event_key, &r->type, &r->cf_payment_id,
+	    &r->order_id, &r->payment_status, &r->amount, &r->currency,
+	    &r->content_type, &r->idempotency_key, &r->webhook_version,
+	    &r->order_state, &r->order_attention };
+
+	return i < (int)(sizeof(f) / sizeof(f[0])) ? f[i] : NULL;
+}
+
 static int
-log_start(struct pg_store *st, struct outbox_row *r, int64_t now_ms)
+pgo_load(struct outbox *ob, struct outbox_row *r)
 {
 	struct pg_params p;
 	PGresult *res;
+	char **t;
+	int i, bad = 0;
 
 	pg_params_init(&p);
 	pg_p_int(&p, r->id);
-	res = pg_run(st, &O_ORPHANS, &p);
-	pg_params_done(&p);
+	res = outside(pgo(ob), &O_ROW, &p, "load");
 	if (res == NULL)
 		return -1;
-	PQclear(res);
-	pg_params_init(&p);
-	pg_p_int(&p, r->id);
-	pg_p_int(&p, r->attempt);
-	pg_p_int(&p, now_ms);
-	res = pg_run(st, &O_LOG_START, &p);
-	pg_params_done(&p);
-	if (res == NULL)
+	if (PQntuples(res) == 0) {
+		log_warning("store: outbox: event %lld is gone; will retry",
+		    (long long)r->id);
+		PQclear(res);
 		return -1;
-	r->log_id = pg_col_int(res, 0, 0, 0);
+	}
+	r->received_at = pg_col_int(res, 0, 0, 0);
+	bad |= pg_col_copy(res, 0, 1, &r->body, &r->body_len);
+	for (i = 0; (t = row_text(r, i)) != NULL; i++)
+		bad |= pg_col_copy(res, 0, 2 + i, t, NULL);
+	r->order_paid_now = pg_col_int(res, 0, 2 + i, 0) != 0;
 	PQclear(res);
-	return 0;
+	if (bad)
+		log_warning("store: outbox: load: out of memory; will retry");
+	return bad ? -1 : 0;
 }
 
+/* backoff_s * 2^(series-1), capped (DESIGN "Configuration"). */
+static int64_t
+backoff_ms(unsigned backoff_s, unsigned series)
+{
+	int64_t d = backoff_s;
+	unsigned i;
+
+	for (i = 1; i < series && d < STORE_OUTBOX_BACKOFF_CAP_S; i++)
+		d *= 2;
+	if (d > STORE_OUTBOX_BACKOFF_CAP_S)
+		d = STORE_OUTBOX_BACKOFF_CAP_S;
+	return d * 1000;
+}
+
+/* A claim that never started, undone: its log row and its count go, and
+ * so does the lease. */
 static int
-commit(struct pg_store *st)
+unclaim(struct pg_store *st, const struct outbox_result *res,
+    enum outbox_state *state)
 {
-	PGresult *res = pg_query(st, "COMMIT", NULL);
-	int ok = res != NULL && strcmp(PQcmdStatus(res), "COMMIT") == 0;
+	struct pg_params p;
+	PGresult *r;
 
-	if (res != NULL && !ok)
-		(void)snprintf(st->err, sizeof(st->err), "rolled back");
-	PQclear(res);
-	return ok ? 0 : -1;
-}
-
-enum outbox_claim
-store_pg_outbox_claim(struct store *base, int64_t id, int64_t now_ms,
-    struct outbox_row *ret)
-{
-	struct pg_store *st = pg(base);
-	struct outbox_row r;
-	enum outbox_claim res = OUTBOX_ERROR;
-
-	memset(&r, 0, sizeof(r));
-	if (ready(st) == -1)
-		return OUTBOX_ERROR;
-	if (pg_cmd(st, "BEGIN") == -1)
-		goto out;
-	res = take(st, id, now_ms, &r);
-	if (res != OUTBOX_CLAIMED)
-		goto out;
-	res = OUTBOX_ERROR;
-	/* Durable before the first byte goes out. */
-	if (log_start(st, &r, now_ms) == -1 || commit(st) == -1)
-		goto out;
-	*ret = r;
-	memset(&r, 0, sizeof(r));	/* the caller owns the strings now */
-	res = OUTBOX_CLAIMED;
-out:
-	if (res == OUTBOX_ERROR)
-		warn(st, "claim");
-	pg_rollback(st);
-	store_outbox_row_done(&r);
-	return res;
+	pg_params_init(&p);
+	pg_p_int(&p, res->log_id);
+	r = inside(st, &O_UNLOG, &p, "unclaim");
+	if (r == NULL)
+		return -1;
+	PQclear(r);
+	pg_params_init(&p);
+	pg_p_int(&p, res->id);
+	pg_p_text(&p, me(st));
+	r = inside(st, &O_UNCLAIM, &p, "unclaim");
+	if (r == NULL)
+		return -1;
+	*state = pg_changed(r) > 0 ? OUTBOX_PENDING : OUTBOX_UNCHANGED;
+	PQclear(r);
+	return 0;
 }
 
 static int
@@ -527,128 +657,71 @@ log_end(struct pg_store *st, const struct outbox_result *res, int64_t now_ms)
 	else
 		pg_p_int(&p, res->outcome == OUTBOX_DELIVERED);
 	pg_p_text(&p, res->outcome == OUTBOX_DELIVERED ? NULL : res->error);
-	r = pg_run(st, &O_LOG_END, &p);
-	pg_params_done(&p);
+	r = inside(st, &O_LOG_END, &p, "log outcome");
 	PQclear(r);
 	return r == NULL ? -1 : 0;
 }
 
-/* The tries of the current series while this instance still holds the
- * event: 0 (*ret), 1 when it does not, -1. */
 static int
-attempts_of(struct pg_store *st, int64_t id, int64_t *ret)
-{
-	struct pg_params p;
-	PGresult *res;
-	int rc = 1;
-
-	pg_params_init(&p);
-	pg_p_int(&p, id);
-	pg_p_text(&p, me(st));
-	res = pg_run(st, &O_ATTEMPTS, &p);
-	pg_params_done(&p);
-	if (res == NULL)
-		return -1;
-	if (PQntuples(res) > 0) {
-		*ret = pg_col_int(res, 0, 0, 0);
-		rc = 0;
-	}
-	PQclear(res);
-	return rc;
-}
-
-/* backoff_s * 2^(attempts-1), capped (DESIGN "Configuration"). */
-static int64_t
-backoff_ms(unsigned backoff_s, int64_t attempts)
-{
-	int64_t d = backoff_s, i;
-
-	for (i = 1; i < attempts && d < STORE_OUTBOX_BACKOFF_CAP_S; i++)
-		d *= 2;
-	if (d > STORE_OUTBOX_BACKOFF_CAP_S)
-		d = STORE_OUTBOX_BACKOFF_CAP_S;
-	return d * 1000;
-}
-
-/* The statement that moves the event on, and its parameters past $1
- * (id) and $2 (this instance); *state says where to. *s stays NULL when
- * the event is no longer ours. 0 / -1. */
-static int
-outcome(struct pg_store *st, const struct outbox_result *res, int64_t now_ms,
-    unsigned max_attempts, unsigned backoff_s, enum outbox_state *state,
-    int64_t *next_ms, const struct pg_stmt **s, struct pg_params *p)
-{
-	int64_t attempts = 0;
-	int r;
-
-	if (res->outcome == OUTBOX_DELIVERED) {
-		*state = OUTBOX_DONE;
-		*s = &O_DONE;
-		pg_p_int(p, now_ms);
-		return 0;
-	}
-	if (res->outcome == OUTBOX_INTERRUPTED) {
-		*state = OUTBOX_PENDING;
-		*s = &O_NOTE;
-		pg_p_text(p, res->error);
-		return 0;
-	}
-	r = attempts_of(st, res->id, &attempts);
-	if (r != 0)
-		return r == 1 ? 0 : -1;		/* *s NULL: not ours */
-	if (attempts >= (int64_t)max_attempts) {
-		*state = OUTBOX_DEAD;
-		*s = &O_DEAD;
-		pg_p_text(p, res->error);
-		return 0;
-	}
-	*state = OUTBOX_RETRY;
-	*next_ms = now_ms + backoff_ms(backoff_s, attempts);
-	*s = &O_RETRY;
-	pg_p_int(p, *next_ms);
-	pg_p_text(p, res->error);
-	return 0;
-}
-
-int
-store_pg_outbox_finish(struct store *base, const struct outbox_result *res,
+pgo_finish(struct outbox *ob, const struct outbox_result *res,
     int64_t now_ms, unsigned max_attempts, unsigned backoff_s,
     enum outbox_state *state, int64_t *next_ms)
 {
-	struct pg_store *st = pg(base);
-	enum outbox_state to = OUTBOX_UNCHANGED;
-	const struct pg_stmt *s = NULL;
+	struct pg_store *st = pgo(ob)->st;
+	const struct pg_stmt *s;
+	enum outbox_state to;
 	struct pg_params p;
-	PGresult *r = NULL;
-	int64_t next = 0;
-	int rc = -1;
+	PGresult *r;
+	int64_t next = now_ms;
 
-	if (ready(st) == -1)
+	if (res->outcome == OUTBOX_UNSTARTED)
+		return unclaim(st, res, state);
+	if (log_end(st, res, now_ms) == -1)
 		return -1;
 	pg_params_init(&p);
 	pg_p_int(&p, res->id);
 	pg_p_text(&p, me(st));
-	if (pg_cmd(st, "BEGIN") == -1 || log_end(st, res, now_ms) == -1 ||
-	    outcome(st, res, now_ms, max_attempts, backoff_s, &to, &next, &s,
-	    &p) == -1)
-		goto out;
-	if (s == NULL)
-		to = OUTBOX_UNCHANGED;
-	else if ((r = pg_run(st, s, &p)) == NULL)
-		goto out;
-	else if (pg_changed(r) == 0)
+	if (res->outcome == OUTBOX_DELIVERED) {
+		to = OUTBOX_DONE;
+		s = &O_DONE;
+		pg_p_int(&p, now_ms);
+	} else if (res->outcome == OUTBOX_FAILED &&
+	    res->series >= max_attempts) {
+		to = OUTBOX_DEAD;
+		s = &O_DEAD;
+		pg_p_text(&p, res->error);
+	} else {
+		to = res->outcome == OUTBOX_FAILED ? OUTBOX_RETRY :
+		    OUTBOX_PENDING;
+		if (res->outcome == OUTBOX_FAILED)
+			next += backoff_ms(backoff_s, res->series);
+		s = &O_AGAIN;
+		pg_p_int(&p, next);
+		pg_p_text(&p, res->error);
+	}
+	r = inside(st, s, &p, "outcome");
+	if (r == NULL)
+		return -1;
+	if (pg_changed(r) == 0)
 		to = OUTBOX_UNCHANGED;	/* replayed, pruned or taken over */
-	if (commit(st) == -1)
-		goto out;
+	PQclear(r);
 	*state = to;
 	if (to == OUTBOX_RETRY && next_ms != NULL)
 		*next_ms = next;
-	rc = 0;
-out:
-	if (rc == -1)
-		warn(st, "outcome");
-	PQclear(r);
-	pg_params_done(&p);
-	pg_rollback(st);
-	return rc;
+	return 0;
 }
+
+const struct outbox_backend store_pg_outbox = {
+	.open = pgo_open,
+	.close = pgo_close,
+	.recover = pgo_recover,
+	.begin = pgo_begin,
+	.commit = pgo_commit,
+	.rollback = pgo_rollback,
+	.due = pgo_due,
+	.next_due = pgo_next_due,
+	.oldest = pgo_oldest,
+	.claim = pgo_claim,
+	.load = pgo_load,
+	.finish = pgo_finish,
+};

@@ -89,16 +89,6 @@ beat(struct writer *w)
 	atomic_store(&w->heartbeat_ms, clock_mono_ms());
 }
 
-static struct timespec
-mono_timespec(int64_t ms)
-{
-	struct timespec ts;
-
-	ts.tv_sec = (time_t)(ms / 1000);
-	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-	return ts;
-}
-
 const char *
 writer_store_name(enum writer_store s)
 {
@@ -371,14 +361,11 @@ after_batch(struct writer *w, int news)
 static void
 wait_for_work(struct writer *w)
 {
-	struct timespec ts;
-
 	while (w->head == NULL && !w->stopping && !w->reopen_asked) {
 		beat(w);
 		if (clock_mono_ms() >= w->next_tick_ms)
 			break;
-		ts = mono_timespec(w->next_tick_ms);
-		(void)pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+		(void)clock_cond_wait_until(&w->cv, &w->mu, w->next_tick_ms);
 	}
 	beat(w);
 }
@@ -535,25 +522,20 @@ writer_main(void *arg)
 static int
 init_sync(struct writer *w)
 {
-	pthread_condattr_t ca;
 	int rc = -1;
 
 	if (pthread_mutex_init(&w->mu, NULL) != 0)
 		return -1;
 	if (pthread_mutex_init(&w->hmu, NULL) != 0)
 		goto out_mu;
-	if (pthread_condattr_init(&ca) != 0)
-		goto out_hmu;
 	/* Monotonic: a wall-clock step must not stretch the idle wait. */
-	if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
-	    pthread_cond_init(&w->cv, &ca) == 0) {
+	if (clock_cond_init(&w->cv) == 0) {
 		if (pthread_cond_init(&w->reopened, NULL) == 0)
 			rc = 0;
 		else
 			(void)pthread_cond_destroy(&w->cv);
 	}
-	(void)pthread_condattr_destroy(&ca);
-out_hmu:
+
 	if (rc == -1)
 		(void)pthread_mutex_destroy(&w->hmu);
 out_mu:

@@ -133,7 +133,15 @@ def consume(path, lines, conns=1):
     for _ in range(conns):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(10 * SLOW)
-        s.connect(path)
+        # the file appears at bind(), a moment before listen()
+        deadline = time.monotonic() + 10 * SLOW
+        while True:
+            try:
+                s.connect(path)
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline, "consumer never listened"
+                time.sleep(0.01)
         socks.append(s)
     answers = []
     for s in socks:

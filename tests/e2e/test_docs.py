@@ -29,13 +29,10 @@ DASHBOARD = os.path.join(TOP, "conf", "grafana-cfhookd.json")
 #
 # Gauges the alert rules and the dashboard use, exported by forwarding
 # work in flight (src/metrics.c):
-EXPECTED_SOON_METRICS = {
-    "cfhookd_forward_oldest_pending_seconds",
-    "cfhookd_last_event_received_timestamp_seconds",
-}
+EXPECTED_SOON_METRICS = set()
 # cfhookctl commands and options DESIGN names, documented in cfhookctl(8)
 # ahead of src/ctl.c (config keys: SOON_KEYS in test_units.py):
-SOON_CTL = {"orders", "order", "--attention"}
+SOON_CTL = set()
 # ---------------------------------------------------------------------------
 
 
@@ -170,7 +167,7 @@ def promtool():
 def test_rules_pass_promtool():
     p = run([promtool(), "check", "rules", RULES])
     assert p.returncode == 0, (p.stdout + p.stderr).decode()
-    assert b"SUCCESS: 7 rules found" in p.stdout, p.stdout
+    assert b"SUCCESS: 8 rules found" in p.stdout, p.stdout
     p = run([promtool(), "test", "rules", RULE_TESTS])
     assert p.returncode == 0, (p.stdout + p.stderr).decode()
     # the unit tests can fail: a threshold moved from 15 to 30 minutes
@@ -204,7 +201,7 @@ def rule_exprs():
                 break
             block.append(nxt.strip())
         exprs.append(" ".join(block))
-    assert len(exprs) == 7, exprs
+    assert len(exprs) == 8, exprs
     return exprs
 
 

@@ -114,15 +114,11 @@ def test_cfhook_send_form():
         assert body.split("&signature=")[1] == case["body"].split("signature=")[1].split("&")[0]
 
 
-def hook_wrapper(d, state):
-    """The example hook gets no environment from cfhookd: a wrapper sets its
-    state directory, as an operator would."""
-    path = os.path.join(d.tmp, "fulfil-hook")
-    with open(path, "w") as f:
-        f.write("#!/bin/sh\nCFHOOK_STATE_DIR='%s'\nexport CFHOOK_STATE_DIR\n"
-                "exec '%s' \"$@\"\n" % (state, os.path.join(SCRIPTS, "example-hook")))
-    os.chmod(path, stat.S_IRWXU)
-    return path
+def use_example_hook(d, state):
+    """Points the daemon at the example hook with its state directory given
+    by hook_env, as an operator would (no wrapper script)."""
+    d.config["forward"] = "hook:" + os.path.join(SCRIPTS, "example-hook")
+    d.config["hook_env"] = "SHOP_STATE_DIR=" + state
 
 
 def fulfilled(state, name="fulfilment.log"):
@@ -153,7 +149,7 @@ def ctl(d, *args):
 def test_example_hook_is_idempotent_by_event_key():
     with Daemon(start=False) as d:
         state = os.path.join(d.tmp, "hook-state")
-        d.config["forward"] = "hook:" + hook_wrapper(d, state)
+        use_example_hook(d, state)
         d.write_config()
         d.start()
         nasty = nasty_order(d.tmp)
@@ -205,7 +201,7 @@ def test_example_hook_run_by_hand():
     tmp = os.path.join(os.environ.get("TMPDIR", "/tmp"), "cfhook-hook-%d" % os.getpid())
     os.makedirs(tmp, exist_ok=True)
     try:
-        env = {"PATH": "/usr/bin:/bin", "CFHOOK_STATE_DIR": tmp,
+        env = {"PATH": "/usr/bin:/bin", "SHOP_STATE_DIR": tmp,
                "CFHOOK_EVENT_ID": "7", "CFHOOK_EVENT_KEY": "PAYMENT_SUCCESS_WEBHOOK:1",
                "CFHOOK_TYPE": "PAYMENT_SUCCESS_WEBHOOK", "CFHOOK_ORDER_ID": "o $x",
                "CFHOOK_AMOUNT": "1.00", "CFHOOK_CURRENCY": "INR", "CFHOOK_ATTEMPT": "1",
@@ -409,7 +405,7 @@ def test_installed_scripts_work():
             assert p.returncode == 0 and p.stdout.startswith(b"HTTP 200"), p
             assert d.event("PAYMENT_SUCCESS_WEBHOOK:9911") is not None
         state = os.path.join(root, "hook-state")
-        env = {"PATH": "/usr/bin:/bin", "CFHOOK_STATE_DIR": state,
+        env = {"PATH": "/usr/bin:/bin", "SHOP_STATE_DIR": state,
                "CFHOOK_EVENT_ID": "1", "CFHOOK_EVENT_KEY": "PAYMENT_SUCCESS_WEBHOOK:9911",
                "CFHOOK_TYPE": "PAYMENT_SUCCESS_WEBHOOK", "CFHOOK_ORDER_ID": "o-1",
                "CFHOOK_AMOUNT": "1.00", "CFHOOK_CURRENCY": "INR", "CFHOOK_ATTEMPT": "1",

@@ -22,7 +22,7 @@ CONFIG_C = os.path.join(TOP, "src", "config.c")
 # Keys DESIGN "Configuration" names that work in flight adds to config.c's
 # table: documented (sample, cfhookd.conf(5)) ahead of the code. Keys in
 # the table are checked in full; these only may appear without being there.
-SOON_KEYS = {"hook_env"}
+SOON_KEYS = set()
 
 
 def config_table_keys():

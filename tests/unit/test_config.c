@@ -506,6 +506,51 @@ out:
 	config_free(b);
 }
 
+/* hook_env: blank-separated NAME=value pairs for the hook (DESIGN
+ * "Configuration"); PATH and CFHOOK_* stay cfhookd's. */
+static void
+test_hook_env(void)
+{
+	static const struct {
+		const char *line;
+		const char *err;	/* NULL: accepted */
+	} bad[] = {
+		{ "hook_env = SHOP_URL", "hook_env: expected NAME=value" },
+		{ "hook_env = =x", "hook_env: expected NAME=value" },
+		{ "hook_env = 1A=x", "hook_env: expected NAME=value" },
+		{ "hook_env = A-B=x", "hook_env: expected NAME=value" },
+		{ "hook_env = PATH=/tmp", "hook_env: expected NAME=value" },
+		{ "hook_env = CFHOOK_AMOUNT=1", "hook_env: expected NAME=value" },
+		{ "hook_env = A=1 A=2", "hook_env: expected NAME=value" },
+		{ "hook_env = A=\x01", "hook_env: a control byte" },
+	};
+	struct config *c;
+	char text[128];
+	size_t i;
+
+	if (CHECK(parse_logged("hook_env = SHOP_URL=https://shop.example/api"
+	    "?a=b  TOKEN_FILE=/etc/shop/token\tEMPTY=\n", "/c.conf",
+	    &c) == 0)) {
+		CHECK_STR(c->hook_env[0], "SHOP_URL=https://shop.example/api?a=b");
+		CHECK_STR(c->hook_env[1], "TOKEN_FILE=/etc/shop/token");
+		CHECK_STR(c->hook_env[2], "EMPTY=");
+		CHECK(c->hook_env[3] == NULL);
+		config_free(c);
+	}
+	if (CHECK(parse_logged("", "/c.conf", &c) == 0)) {
+		CHECK(c->hook_env == NULL);
+		config_free(c);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		(void)snprintf(text, sizeof(text), "%s\n", bad[i].line);
+		c = NULL;
+		if (!CHECK(parse_logged(text, "/c.conf", &c) == -1))
+			config_free(c);
+		if (!CHECK(strstr(log_buf, bad[i].err) != NULL))
+			fprintf(stderr, "  %s: %s\n", bad[i].line, log_buf);
+	}
+}
+
 int
 main(void)
 {
@@ -523,5 +568,6 @@ main(void)
 	RUN(test_nul_byte_line);
 	RUN(test_free_null);
 	RUN(test_restart_changes);
+	RUN(test_hook_env);
 	return check_finish("test_config");
 }

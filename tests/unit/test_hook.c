@@ -1,19 +1,23 @@
 /* test_hook.c - the hook runner against real scripts in a temp dir: exit
  * statuses, spawn failures, timeouts, a grandchild that ignores TERM and
  * keeps stdout open, output bounds, argv/environment/stdin byte-exact, no
- * leaked descriptors, a hook that never reads stdin, cancellation, and no
- * zombie left behind. */
+ * leaked descriptors, a hook that never reads stdin, cancellation, stderr
+ * logged as warnings and its last line in the reason, no false "left
+ * processes" alarm, a setsid child that holds stdout, the guard's title,
+ * and no zombie left behind. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdint.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,6 +27,7 @@
 #include "clock.h"
 #include "hook.h"
 #include "log.h"
+#include "reason.h"
 
 static char dir[] = "/tmp/cfhook-test-hook-XXXXXX";
 
@@ -72,6 +77,7 @@ read_file(const char *path, size_t *len)
 }
 
 static char *const default_env[] = { "PATH=/usr/bin:/bin", NULL };
+static struct hook_guard *guard;
 
 static enum hook_result
 run_simple(const char *path, int timeout_ms, const char *input, char *reason,
@@ -79,7 +85,7 @@ run_simple(const char *path, int timeout_ms, const char *input, char *reason,
 {
 	char *argv[] = { (char *)(uintptr_t)path, NULL };
 	struct hook_run run = { path, argv, default_env, input,
-	    input != NULL ? strlen(input) : 0, timeout_ms, -1, NULL };
+	    input != NULL ? strlen(input) : 0, timeout_ms, -1, NULL, guard };
 
 	reason[0] = '\0';
 	return hook_run(&run, reason, rlen);
@@ -102,7 +108,7 @@ test_exit_three(void)
 	script(p, sizeof(p), "three.sh", "#!/bin/sh\necho failing >&2\nexit 3\n");
 	CHECK_INT(run_simple(p, 5000, "{}\n", reason, sizeof(reason)),
 	    HOOK_FAILED);
-	CHECK_STR(reason, "exit status 3");
+	CHECK_STR(reason, "exit status 3: failing");
 }
 
 static void
@@ -140,7 +146,7 @@ test_timeout(void)
 
 	script(p, sizeof(p), "hang.sh", "#!/bin/sh\nsleep 60\n");
 	CHECK_INT(run_simple(p, 300, NULL, reason, sizeof(reason)),
-	    HOOK_FAILED);
+	    HOOK_TIMEOUT);
 	took = clock_mono_ms() - t0;
 	CHECK_STR(reason, "timeout after 300 ms");
 	CHECK(took >= 300);
@@ -207,7 +213,7 @@ test_timeout_grandchild(void)
 	    "while :; do sleep 1; done' &\nsleep 60\n", dir);
 	script(p, sizeof(p), "hang_gc.sh", body);
 	CHECK_INT(run_simple(p, 500, NULL, reason, sizeof(reason)),
-	    HOOK_FAILED);
+	    HOOK_TIMEOUT);
 	took = clock_mono_ms() - t0;
 	CHECK_STR(reason, "timeout after 500 ms");
 	CHECK(took < 500 + HOOK_KILL_GRACE_MS + 1000);
@@ -311,7 +317,7 @@ test_argv_env_stdin_exact(void)
 	script(p, sizeof(p), "exact.sh", body);
 	argv[0] = p;
 	run = (struct hook_run){ p, argv, envp, input, strlen(input), 5000, -1,
-	    NULL };
+	    NULL, guard };
 	CHECK_INT(hook_run(&run, reason, sizeof(reason)), HOOK_OK);
 	path_in(f, sizeof(f), "argv");
 	text = read_file(f, &len);
@@ -348,7 +354,7 @@ test_no_fd_leak(void)
 	char f[512], reason[200], *text;
 	char *argv[] = { self_exe, "fdcheck", f, NULL };
 	struct hook_run run = { self_exe, argv, default_env, "x", 1, 5000, -1,
-	    NULL };
+	    NULL, guard };
 	int leak = open("/dev/null", O_RDONLY);	/* deliberately no O_CLOEXEC */
 
 	path_in(f, sizeof(f), "fds");
@@ -357,6 +363,58 @@ test_no_fd_leak(void)
 	(void)close(leak);
 	text = read_file(f, NULL);
 	CHECK_STR(text, "0 1 2 ");
+	free(text);
+}
+
+/* The daemon ignores SIGPIPE (and here SIGINT and SIGUSR1), catches others
+ * and blocks some in the spawning thread: the hook starts with nothing
+ * ignored and nothing blocked. The hook is this binary in "sigcheck" mode,
+ * copying its SigIgn and SigBlk lines of /proc/self/status. */
+static void
+test_signal_dispositions_are_defaults(void)
+{
+	char f[512], reason[200], *text;
+	char *argv[] = { self_exe, "sigcheck", f, NULL };
+	struct hook_run run = { self_exe, argv, default_env, "", 0, 5000, -1,
+	    NULL, guard };
+	struct sigaction ign, old_pipe, old_int, old_usr1;
+	sigset_t block, old_mask;
+
+	path_in(f, sizeof(f), "sigs");
+	memset(&ign, 0, sizeof(ign));
+	ign.sa_handler = SIG_IGN;
+	(void)sigaction(SIGPIPE, &ign, &old_pipe);
+	(void)sigaction(SIGINT, &ign, &old_int);
+	(void)sigaction(SIGUSR1, &ign, &old_usr1);
+	(void)sigemptyset(&block);
+	(void)sigaddset(&block, SIGTERM);
+	(void)sigaddset(&block, SIGHUP);
+	(void)pthread_sigmask(SIG_BLOCK, &block, &old_mask);
+	CHECK_INT(hook_run(&run, reason, sizeof(reason)), HOOK_OK);
+	(void)pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+	(void)sigaction(SIGPIPE, &old_pipe, NULL);
+	(void)sigaction(SIGINT, &old_int, NULL);
+	(void)sigaction(SIGUSR1, &old_usr1, NULL);
+	text = read_file(f, NULL);
+	CHECK_STR(text, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
+	free(text);
+}
+
+/* The hook runs HOOK_NICE nicer than the daemon (it is this binary in
+ * "nicecheck" mode, writing its own nice value). */
+static void
+test_hook_is_nicer(void)
+{
+	char f[512], reason[200], *text;
+	char *argv[] = { self_exe, "nicecheck", f, NULL };
+	struct hook_run run = { self_exe, argv, default_env, "", 0, 5000, -1,
+	    NULL, guard };
+	int want = getpriority(PRIO_PROCESS, 0) + HOOK_NICE;
+
+	path_in(f, sizeof(f), "nice");
+	CHECK_INT(hook_run(&run, reason, sizeof(reason)), HOOK_OK);
+	text = read_file(f, NULL);
+	CHECK(text != NULL && strtol(text, NULL, 10) == (want > 19 ? 19 : want));
 	free(text);
 }
 
@@ -392,7 +450,7 @@ test_cancel(void)
 
 	script(p, sizeof(p), "cancel.sh", "#!/bin/sh\nsleep 60\n");
 	run = (struct hook_run){ p, argv, default_env, NULL, 0, 60000, efd,
-	    NULL };
+	    NULL, guard };
 	CHECK(write(efd, &one, sizeof(one)) == sizeof(one));
 	t0 = clock_mono_ms();
 	CHECK_INT(hook_run(&run, reason, sizeof(reason)), HOOK_CANCELLED);
@@ -401,12 +459,216 @@ test_cancel(void)
 	(void)close(efd);
 }
 
-/* Every child was reaped by hook_run itself. */
+
+/* stderr (fd 2) goes to a file while `fn` runs; returns what was logged
+ * (caller frees). */
+static char *
+captured(void (*fn)(void *), void *arg, const char *name)
+{
+	char logp[512], *text;
+	int saved, fd;
+
+	path_in(logp, sizeof(logp), name);
+	fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	saved = dup(2);
+	(void)dup2(fd, 2);
+	fn(arg);
+	(void)dup2(saved, 2);
+	(void)close(saved);
+	(void)close(fd);
+	text = read_file(logp, NULL);
+	return text != NULL ? text : calloc(1, 1);
+}
+
+struct one_run {
+	const char *path;
+	enum hook_result res;
+	char	 reason[400];
+	int64_t	 took_ms;
+};
+
+static void
+run_one(void *arg)
+{
+	struct one_run *r = arg;
+	int64_t t0 = clock_mono_ms();
+
+	r->res = run_simple(r->path, 10000, "{}\n", r->reason,
+	    sizeof(r->reason));
+	r->took_ms = clock_mono_ms() - t0;
+}
+
+/* stdout lines are info, stderr lines warnings; the reason ends with the
+ * hook's last stderr line. */
+static void
+test_stderr_is_a_warning_and_the_reason(void)
+{
+	struct one_run r = { NULL, HOOK_OK, "", 0 };
+	char p[512], *log;
+
+	script(p, sizeof(p), "tempfail.sh", "#!/bin/sh\n"
+	    "echo 'fetching order'\necho 'shop API: 503' >&2\n"
+	    "echo 'giving up for now' >&2\necho >&2\nexit 75\n");
+	r.path = p;
+	log = captured(run_one, &r, "stderr1.log");
+	CHECK_INT(r.res, HOOK_FAILED);
+	CHECK_STR(r.reason, "exit status 75: giving up for now");
+	CHECK(strstr(log, "<6>hook[") != NULL &&
+	    strstr(log, "]: fetching order\n") != NULL);
+	CHECK(strstr(log, "<4>hook[") != NULL &&
+	    strstr(log, "]: shop API: 503\n") != NULL);
+	CHECK(strstr(log, "<6>hook[") < strstr(log, "]: fetching order"));
+	free(log);
+}
+
+/* A last stderr line with control bytes and no end: quoted and bounded. */
+static void
+test_stderr_reason_is_quoted_and_bounded(void)
+{
+	char p[512], reason[400];
+
+	script(p, sizeof(p), "noisy.sh", "#!/bin/sh\n"
+	    "printf 'a\\033[31mred\\tx' >&2\nexit 1\n");
+	CHECK_INT(run_simple(p, 5000, NULL, reason, sizeof(reason)),
+	    HOOK_FAILED);
+	CHECK_STR(reason, "exit status 1: a\\x1b[31mred\\x09x");
+	script(p, sizeof(p), "long.sh", "#!/bin/sh\n"
+	    "printf '%0900d\\n' 7 >&2\nexit 2\n");
+	CHECK_INT(run_simple(p, 5000, NULL, reason, sizeof(reason)),
+	    HOOK_FAILED);
+	CHECK_INT(strlen(reason), strlen("exit status 2: ") +
+	    REASON_QUOTE_MAX);
+	CHECK(strncmp(reason, "exit status 2: 0000", 19) == 0);
+	/* a timeout keeps the hook's word too */
+	script(p, sizeof(p), "slowerr.sh", "#!/bin/sh\n"
+	    "echo 'waiting for the shop' >&2\nsleep 60\n");
+	CHECK_INT(run_simple(p, 300, NULL, reason, sizeof(reason)),
+	    HOOK_TIMEOUT);
+	CHECK_STR(reason, "timeout after 300 ms: waiting for the shop");
+}
+
+static void *
+batch_main(void *arg)
+{
+	struct one_run *runs = arg;
+	int j;
+
+	for (j = 0; j < 25; j++)
+		run_one(&runs[j]);
+	return NULL;
+}
+
+static void
+many_trivial(void *arg)
+{
+	struct one_run runs[4][25];
+	pthread_t t[4];
+	int i, j;
+
+	for (i = 0; i < 4; i++) {
+		for (j = 0; j < 25; j++)
+			runs[i][j].path = arg;
+	}
+	for (i = 0; i < 4; i++) {
+		if (pthread_create(&t[i], NULL, batch_main,
+		    runs[i]) != 0)
+			runs[i][0].res = (enum hook_result)-1;
+	}
+	for (i = 0; i < 4; i++)
+		(void)pthread_join(t[i], NULL);
+	for (i = 0; i < 4; i++) {
+		for (j = 0; j < 25; j++)
+			CHECK_INT(runs[i][j].res, HOOK_OK);
+	}
+}
+
+/* Trivial hooks from four threads at once: every one delivered, and never
+ * the "left processes in its group" warning (another thread's spawn briefly
+ * holding our pipe is not a process of this hook's group). */
+static void
+test_no_spurious_group_warning(void)
+{
+	char p[512], *log;
+
+	script(p, sizeof(p), "trivial.sh", "#!/bin/sh\nexit 0\n");
+	log = captured(many_trivial, p, "trivial.log");
+	CHECK(strstr(log, "left processes") == NULL);
+	free(log);
+}
+
+/* A hook that starts a setsid child holding stdout and exits: the run ends
+ * when the hook's group is empty, without waiting for the pipe's EOF or a
+ * grace period; the child outside the group is not ours to kill. */
+static void
+test_setsid_child_does_not_hold_the_run(void)
+{
+	struct one_run r = { NULL, HOOK_FAILED, "", 0 };
+	char p[512], body[512], *log;
+	pid_t gc;
+
+	(void)snprintf(body, sizeof(body), "#!/bin/sh\n"
+	    "setsid sh -c 'echo $$ > %s/setsid.pid; exec sleep 30' &\n"
+	    "while [ ! -s %s/setsid.pid ]; do sleep 0.01; done\n"
+	    "echo started\nexit 0\n", dir, dir);
+	script(p, sizeof(p), "setsid.sh", body);
+	r.path = p;
+	log = captured(run_one, &r, "setsid.log");
+	CHECK_INT(r.res, HOOK_OK);
+	CHECK(r.took_ms < 1500);	/* was grace + EOF wait: 3.3 s */
+	CHECK(strstr(log, "left processes") == NULL);
+	CHECK(strstr(log, "]: started\n") != NULL);
+	gc = pid_from("setsid.pid");
+	CHECK(gc > 0 && !process_gone_now(gc));
+	if (gc > 0)
+		(void)kill(gc, SIGKILL);
+	free(log);
+}
+
+/* The guard runs beside us under a title of its own, never the daemon's
+ * name; started with argv[0] alone and no socket, it refuses. */
+static void
+test_guard_title(void)
+{
+	char p[64], *text;
+	char *argv[] = { HOOK_GUARD_NAME, NULL };
+	posix_spawn_file_actions_t fa;
+	pid_t g = hook_guard_pid(guard), pid;
+	size_t len = 0;
+	int status = 0;
+
+	if (!CHECK(g > 0))
+		return;
+	(void)snprintf(p, sizeof(p), "/proc/%ld/comm", (long)g);
+	text = read_file(p, NULL);
+	CHECK_STR(text, HOOK_GUARD_NAME "\n");
+	free(text);
+	(void)snprintf(p, sizeof(p), "/proc/%ld/cmdline", (long)g);
+	text = read_file(p, &len);
+	CHECK(text != NULL && len == sizeof(HOOK_GUARD_NAME) &&
+	    strcmp(text, HOOK_GUARD_NAME) == 0);
+	free(text);
+	CHECK(strstr(HOOK_GUARD_NAME, "cfhookd") == NULL);
+	(void)posix_spawn_file_actions_init(&fa);
+	(void)posix_spawn_file_actions_addopen(&fa, 3, "/dev/null", O_RDONLY,
+	    0);
+	(void)posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY,
+	    0);
+	if (CHECK(posix_spawn(&pid, self_exe, &fa, NULL, argv,
+	    default_env) == 0)) {
+		CHECK(waitpid(pid, &status, 0) == pid);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+	}
+	(void)posix_spawn_file_actions_destroy(&fa);
+}
+
+/* Every child was reaped by hook_run itself; the guard, by its free. */
 static void
 test_no_zombies(void)
 {
 	int status;
 
+	hook_guard_free(guard);
+	guard = NULL;
 	CHECK(waitpid(-1, &status, WNOHANG) == -1 && errno == ECHILD);
 }
 
@@ -439,6 +701,47 @@ fdcheck(const char *out)
 	return 0;
 }
 
+/* nicecheck mode: our nice value. */
+static int
+nicecheck(const char *out)
+{
+	FILE *fp = fopen(out, "we");
+
+	if (fp == NULL)
+		return 1;
+	(void)fprintf(fp, "%d\n", getpriority(PRIO_PROCESS, 0));
+	(void)fclose(fp);
+	return 0;
+}
+
+/* sigcheck mode: the SigBlk and SigIgn masks of our /proc/self/status,
+ * without signals 32 and 33: glibc keeps those for itself (no program can
+ * set them through it, and a glibc program installs its own handlers for
+ * them at start); what the test runner left on them is not ours. */
+static int
+sigcheck(const char *out)
+{
+	char *text = read_file("/proc/self/status", NULL), *p;
+	FILE *fp = fopen(out, "we");
+	const char *want[] = { "\nSigBlk:", "\nSigIgn:" };
+	unsigned long long mask;
+	size_t i;
+
+	if (text == NULL || fp == NULL)
+		return 1;
+	for (i = 0; i < 2; i++) {
+		p = strstr(text, want[i]);
+		if (p == NULL)
+			continue;
+		mask = strtoull(p + strlen(want[i]), NULL, 16);
+		mask &= ~(3ULL << 31);
+		(void)fprintf(fp, "%s\t%016llx\n", want[i] + 1, mask);
+	}
+	(void)fclose(fp);
+	free(text);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -447,6 +750,10 @@ main(int argc, char **argv)
 
 	if (argc == 3 && strcmp(argv[1], "fdcheck") == 0)
 		return fdcheck(argv[2]);
+	if (argc == 3 && strcmp(argv[1], "sigcheck") == 0)
+		return sigcheck(argv[2]);
+	if (argc == 3 && strcmp(argv[1], "nicecheck") == 0)
+		return nicecheck(argv[2]);
 	log_init(LOG_LVL_INFO);
 	n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
 	if (n <= 0 || mkdtemp(dir) == NULL) {
@@ -454,6 +761,11 @@ main(int argc, char **argv)
 		return 1;
 	}
 	self_exe[n] = '\0';
+	guard = hook_guard_new();
+	if (guard == NULL || hook_guard_start(guard) == -1) {
+		fprintf(stderr, "no hook guard\n");
+		return 1;
+	}
 	RUN(test_exit_zero);
 	RUN(test_exit_three);
 	RUN(test_killed_by_signal);
@@ -464,8 +776,15 @@ main(int argc, char **argv)
 	RUN(test_huge_output_bounded);
 	RUN(test_argv_env_stdin_exact);
 	RUN(test_no_fd_leak);
+	RUN(test_signal_dispositions_are_defaults);
+	RUN(test_hook_is_nicer);
 	RUN(test_unread_stdin);
 	RUN(test_cancel);
+	RUN(test_stderr_is_a_warning_and_the_reason);
+	RUN(test_stderr_reason_is_quoted_and_bounded);
+	RUN(test_no_spurious_group_warning);
+	RUN(test_setsid_child_does_not_hold_the_run);
+	RUN(test_guard_title);
 	RUN(test_no_zombies);
 	rc = check_finish("test_hook");
 	tmpdir_remove(dir);

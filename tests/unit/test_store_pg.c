@@ -572,16 +572,18 @@ test_password_never_logged(void)
 	(void)unlink(path);
 }
 
-/* The ids due now on st, as "1,2" (skip nothing). */
+/* The ids due now in ob, as "1,2" (skip nothing). */
 static const char *
-due_ids(struct store *st, char *buf, size_t n)
+due_ids(struct outbox *ob, char *buf, size_t n)
 {
+	struct outbox_scan sc;
 	struct outbox_due due[8];
 	size_t got = 0, i, o = 0;
 
 	buf[0] = '\0';
-	if (!CHECK(store_outbox_due(st, clock_wall_ms(), NULL, NULL, due, 8,
-	    &got) == 0))
+	memset(&sc, 0, sizeof(sc));
+	if (!CHECK(store_outbox_due(ob, clock_wall_ms(), &sc, NULL, NULL, due,
+	    8, &got) == 0))
 		return buf;
 	for (i = 0; i < got && o < n; i++)
 		o += (size_t)snprintf(buf + o, n - o, "%s%lld", i ? "," : "",
@@ -590,16 +592,53 @@ due_ids(struct store *st, char *buf, size_t n)
 	return buf;
 }
 
+/* One round: claim id. */
+static enum outbox_claim
+claim1(struct outbox *ob, int64_t id, int64_t now, struct outbox_row *r)
+{
+	enum outbox_claim c;
+
+	memset(r, 0, sizeof(*r));
+	if (!CHECK(store_outbox_begin(ob) == 0))
+		return OUTBOX_ERROR;
+	c = store_outbox_claim(ob, id, now, r);
+	if (c == OUTBOX_ERROR || store_outbox_commit(ob) == -1) {
+		store_outbox_rollback(ob);
+		return OUTBOX_ERROR;
+	}
+	return c;
+}
+
+/* One round: record an outcome. */
+static enum outbox_state
+finish1(struct outbox *ob, const struct outbox_row *r,
+    enum outbox_outcome outcome, int64_t now)
+{
+	struct outbox_result res = { r->id, r->log_id, r->series, outcome,
+	    outcome == OUTBOX_DELIVERED ? NULL : "test" };
+	enum outbox_state state = (enum outbox_state)-1;
+	int64_t next = 0;
+
+	if (!CHECK(store_outbox_begin(ob) == 0))
+		return state;
+	if (store_outbox_finish(ob, &res, now, 12, 2, &state, &next) == -1 ||
+	    store_outbox_commit(ob) == -1) {
+		store_outbox_rollback(ob);
+		return (enum outbox_state)-1;
+	}
+	return state;
+}
+
 /* Two instances, one outbox: a claim is one instance's; the next event of
  * its order is not due while it is leased; a claim whose lease ran out is
- * taken over as a later attempt; only the holder records an outcome. */
+ * taken over as a later attempt; only the holder records an outcome; a
+ * claim never started is given back whole. */
 static void
 test_outbox_leases(void)
 {
 	struct store *w, *a, *b;
+	struct outbox *oa = NULL, *ob = NULL;
 	struct outbox_row ra, rb;
-	struct outbox_result res;
-	enum outbox_state state;
 	struct store_item it[3], *p[3];
 	struct event ev[3];
 	struct tdb d;
@@ -612,7 +651,9 @@ test_outbox_leases(void)
 	w = open_mode(&d, STORE_WRITE);
 	a = open_mode(&d, STORE_READ);
 	b = open_mode(&d, STORE_READ);
-	if (!CHECK(w != NULL && a != NULL && b != NULL))
+	if (!CHECK(w != NULL && a != NULL && b != NULL) ||
+	    !CHECK(store_outbox_open(a, DURABILITY_FULL, &oa) == 0) ||
+	    !CHECK(store_outbox_open(b, DURABILITY_FULL, &ob) == 0))
 		goto out;
 	item(&it[0], &ev[0], "K:1", "o1", "{}", 2);
 	item(&it[1], &ev[1], "K:2", "o1", "{}", 2);
@@ -620,33 +661,44 @@ test_outbox_leases(void)
 	for (i = 0; i < 3; i++)
 		p[i] = &it[i];
 	CHECK_INT(store_record_batch(w, p, 3, 1), 3);
-	CHECK_STR(due_ids(a, buf, sizeof(buf)), "1,3");
-	CHECK_INT(store_outbox_claim(a, 1, now, &ra), OUTBOX_CLAIMED);
+	CHECK_INT(store_outbox_recover(oa), 0);
+	CHECK_STR(due_ids(oa, buf, sizeof(buf)), "1,3");
+	CHECK_INT(claim1(oa, 1, now, &ra), OUTBOX_CLAIMED);
 	CHECK_INT(ra.attempt, 1);
-	CHECK_INT(store_outbox_claim(b, 1, now, &rb), OUTBOX_GONE);
+	CHECK_INT(ra.series, 1);
+	CHECK_INT(store_outbox_load(oa, &ra), 0);
+	CHECK_STR(ra.event_key, "K:1");
+	CHECK_INT(claim1(ob, 1, now, &rb), OUTBOX_GONE);
 	/* 1 is leased, and holds 2 back */
-	CHECK_STR(due_ids(b, buf, sizeof(buf)), "3");
-	CHECK(store_outbox_next_due(b, now, &next) == 0 && next > now);
+	CHECK_STR(due_ids(ob, buf, sizeof(buf)), "3");
+	CHECK(store_outbox_next_due(ob, now, &next) == 0 && next > now);
 	/* a goes silent: its lease runs out, b takes over */
 	tdb_exec(&d, "UPDATE events SET lease_until = 1 WHERE id = 1");
-	CHECK_STR(due_ids(b, buf, sizeof(buf)), "1,3");
-	CHECK_INT(store_outbox_claim(b, 1, now, &rb), OUTBOX_CLAIMED);
+	CHECK_STR(due_ids(ob, buf, sizeof(buf)), "1,3");
+	CHECK_INT(claim1(ob, 1, now, &rb), OUTBOX_CLAIMED);
 	CHECK_INT(rb.attempt, 2);
 	CHECK_INT(tdb_int(&d, "SELECT count(*) FROM forward_log WHERE error ="
 	    " 'interrupted: its lease ran out'"), 1);
 	/* a comes back with its outcome: not its event any more */
-	res = (struct outbox_result){ 1, ra.log_id, OUTBOX_DELIVERED, NULL };
-	CHECK_INT(store_outbox_finish(a, &res, now, 12, 2, &state, &next), 0);
-	CHECK_INT(state, OUTBOX_UNCHANGED);
-	res = (struct outbox_result){ 1, rb.log_id, OUTBOX_DELIVERED, NULL };
-	CHECK_INT(store_outbox_finish(b, &res, now, 12, 2, &state, &next), 0);
-	CHECK_INT(state, OUTBOX_DONE);
-	CHECK_STR(due_ids(a, buf, sizeof(buf)), "2,3");
-	CHECK_INT(tdb_int(&d, "SELECT count(*) FROM events WHERE claimed_by IS"
-	    " NOT NULL"), 0);
+	CHECK_INT(finish1(oa, &ra, OUTBOX_DELIVERED, now), OUTBOX_UNCHANGED);
+	CHECK_INT(finish1(ob, &rb, OUTBOX_DELIVERED, now), OUTBOX_DONE);
+	CHECK_STR(due_ids(oa, buf, sizeof(buf)), "2,3");
 	store_outbox_row_done(&ra);
 	store_outbox_row_done(&rb);
+	/* a claim never started goes back whole, lease and all */
+	CHECK_INT(claim1(oa, 3, now, &ra), OUTBOX_CLAIMED);
+	CHECK_INT(finish1(oa, &ra, OUTBOX_UNSTARTED, now), OUTBOX_PENDING);
+	CHECK_INT(tdb_int(&d, "SELECT forward_attempts FROM events"
+	    " WHERE id = 3"), 0);
+	CHECK_INT(tdb_int(&d, "SELECT count(*) FROM forward_log"
+	    " WHERE event_id = 3"), 0);
+	CHECK_INT(tdb_int(&d, "SELECT count(*) FROM events WHERE claimed_by IS"
+	    " NOT NULL"), 0);
+	CHECK_STR(due_ids(ob, buf, sizeof(buf)), "2,3");
+	store_outbox_row_done(&ra);
 out:
+	store_outbox_close(oa);
+	store_outbox_close(ob);
 	store_close(a);
 	store_close(b);
 	store_close(w);
