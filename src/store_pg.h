@@ -115,7 +115,7 @@ void	pg_params_init(struct pg_params *);
 void	pg_params_done(struct pg_params *);
 void	pg_p_text(struct pg_params *, const char *s);
 void	pg_p_int(struct pg_params *, int64_t v);
-void	pg_p_bytes(struct pg_params *, const char *p, size_t n);
+void	pg_p_bytes(struct pg_params *, const char *b, size_t n);
 
 /* Reading a row (text results). A malloc'd copy of the value with a NUL
  * after it (*ret NULL for SQL NULL); a bytea column is decoded to its exact
