@@ -98,6 +98,9 @@ int	pg_copy_in(struct pg_store *, const char *sql,
 	    int (*next)(void *arg, struct buf *out), void *arg);
 /* Rows a command changed (UPDATE, INSERT ... ON CONFLICT). */
 int64_t	pg_changed(const PGresult *);
+/* COMMIT, and only a COMMIT: one the server answers ROLLBACK (the
+ * transaction had failed) stored nothing. 0 / -1 (st->err). */
+int	pg_commit(struct pg_store *);
 /* ROLLBACK when a transaction is open; errors ignored (the connection is
  * dropped if even that fails). */
 void	pg_rollback(struct pg_store *);
@@ -133,6 +136,14 @@ int64_t	pg_lock_key(const char *kind, const char *name);
  * the same order, all at once, before it touches a row, so two instances'
  * transactions never wait on each other in a circle. 0 / -1. */
 int	pg_lock_keys(struct pg_store *, int64_t *keys, size_t n);
+
+/* store_pg_schema.c: STORE_READ, STORE_READONLY: the schema must be
+ * exactly ours; STORE_WRITE, STORE_EXISTING: create or upgrade it (the
+ * latter never creates); --check: what it finds, creating nothing. 0 / -1
+ * (logged). */
+int	pg_schema_check(struct pg_store *);
+int	pg_schema_migrate(struct pg_store *);
+int	pg_schema_inspect(struct pg_store *, char *note, size_t n);
 
 /* store_pg_ledger.c: the order ledger inside the item's savepoint (as
  * store_ledger.h). 0 / -1. */

@@ -45,16 +45,12 @@ pg_admin_begin(struct pg_store *st, int write)
 int
 pg_admin_end(struct pg_store *st, int ok)
 {
-	PGresult *res = NULL;
 	int rc = -1;
 
 	if (ok) {
-		res = pg_query(st, "COMMIT", NULL);
-		if (res == NULL)
+		rc = pg_commit(st);
+		if (rc == -1)
 			pg_log_error(st, "commit");
-		else if (strcmp(PQcmdStatus(res), "COMMIT") == 0)
-			rc = 0;
-		PQclear(res);
 	}
 	if (rc == -1)
 		pg_rollback(st);

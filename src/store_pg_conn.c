@@ -486,6 +486,24 @@ pg_changed(const PGresult *res)
 	return t == NULL || t[0] == '\0' ? 0 : strtoll(t, NULL, 10);
 }
 
+int
+pg_commit(struct pg_store *st)
+{
+	PGresult *res = pg_query(st, "COMMIT", NULL);
+	int ok;
+
+	if (res == NULL)
+		return -1;
+	ok = strcmp(PQcmdStatus(res), "COMMIT") == 0;
+	PQclear(res);
+	if (!ok) {
+		(void)snprintf(st->err, sizeof(st->err), "the transaction was "
+		    "rolled back");
+		st->sqlstate[0] = '\0';
+	}
+	return ok ? 0 : -1;
+}
+
 void
 pg_rollback(struct pg_store *st)
 {

@@ -412,17 +412,12 @@ static int
 pgo_commit(struct outbox *ob)
 {
 	struct pg_store *st = pgo(ob)->st;
-	PGresult *res = pg_query(st, "COMMIT", NULL);
-	int ok = res != NULL && strcmp(PQcmdStatus(res), "COMMIT") == 0;
 
-	if (res != NULL && !ok)
-		(void)snprintf(st->err, sizeof(st->err), "rolled back");
-	PQclear(res);
-	if (!ok) {
-		warn(st, "commit");
-		pg_rollback(st);
-	}
-	return ok ? 0 : -1;
+	if (pg_commit(st) == 0)
+		return 0;
+	warn(st, "commit");
+	pg_rollback(st);
+	return -1;
 }
 
 static void
