@@ -257,9 +257,13 @@ record_item(struct pg_store *st, struct store_item *it, int forward_pending)
 }
 
 /* One item in its own savepoint, so its failure undoes only that item.
+ * The savepoint is open when it starts (the batch opens the first); it
+ * leaves one open for the next item when `more` (a release and the next
+ * savepoint in one round trip; the last is released by the COMMIT).
  * Returns -1 only when the whole batch is lost (batch_fatal()). */
 static int
-record_one(struct pg_store *st, struct store_item *it, int forward_pending)
+record_one(struct pg_store *st, struct store_item *it, int forward_pending,
+    int more)
 {
 	const char *key;
 
@@ -271,10 +275,8 @@ record_one(struct pg_store *st, struct store_item *it, int forward_pending)
 		return 0;
 	}
 	key = it->ev->event_key == NULL ? "" : it->ev->event_key;
-	if (pg_cmd(st, "SAVEPOINT item") == -1)
-		return -1;
-	if (record_item(st, it, forward_pending) == 0 &&
-	    pg_cmd(st, "RELEASE SAVEPOINT item") == 0)
+	if (record_item(st, it, forward_pending) == 0 && (!more ||
+	    pg_cmd(st, "RELEASE SAVEPOINT item; SAVEPOINT item") == 0))
 		return 0;
 	it->result = STORE_UNAVAILABLE;
 	it->id = 0;
@@ -282,8 +284,8 @@ record_one(struct pg_store *st, struct store_item *it, int forward_pending)
 	if (batch_fatal(st))
 		return -1;
 	log_error("store: '%s': event '%s': %s", st->base.name, key, st->err);
-	if (pg_cmd(st, "ROLLBACK TO SAVEPOINT item; RELEASE SAVEPOINT item") ==
-	    -1)
+	/* The savepoint stays, empty again: the next item's. */
+	if (pg_cmd(st, "ROLLBACK TO SAVEPOINT item") == -1)
 		return -1;
 	return 0;
 }
@@ -377,9 +379,12 @@ pg_record_batch(struct store *base, struct store_item **items, size_t n,
 	what = "lock";
 	if (lock_batch(st, items, n) == -1)
 		goto out;
+	what = "savepoint";
+	if (pg_cmd(st, "SAVEPOINT item") == -1)
+		goto out;
 	what = NULL;
 	for (i = 0; i < n; i++) {
-		if (record_one(st, items[i], forward_pending) == -1)
+		if (record_one(st, items[i], forward_pending, i + 1 < n) == -1)
 			goto out;
 		if (items[i]->result == STORE_NEW)
 			news++;

@@ -9,6 +9,7 @@
  * statement after the lock was granted) sees every change committed before.
  * Must not: decide anything about an order, apply a duplicate delivery, or
  * log before the commit (store_ledger_report() runs after it). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,19 +18,24 @@
 #include "ledger.h"
 #include "store_pg.h"
 
+/* The order (one row whether it exists or not: state is NULL for a new
+ * one), and whether the payment $2 was counted for it before: a payment
+ * counts once per order, whichever event brought it (a link event and its
+ * twin PAYMENT_SUCCESS_WEBHOOK share the id). */
 static const struct pg_stmt L_GET = { "cfh_order_get",
-	"SELECT state, order_amount, currency, paid_amount, paid_currency,"
-	" successes, first_event_at, paid_at, paid_event_id, last_event_id,"
-	" last_event_at, attention FROM orders WHERE order_id = $1" };
-/* A payment counts once per order, whichever event brought it (a link
- * event and its twin PAYMENT_SUCCESS_WEBHOOK share the id). */
-static const struct pg_stmt L_PAYMENT = { "cfh_order_payment",
-	"INSERT INTO order_payments (order_id, cf_payment_id, event_id)"
-	" VALUES ($1, $2, $3) ON CONFLICT (order_id, cf_payment_id)"
-	" DO NOTHING" };
-/* The order written back and the event stamped, in one statement. */
+	"SELECT o.state, o.order_amount, o.currency, o.paid_amount,"
+	" o.paid_currency, o.successes, o.first_event_at, o.paid_at,"
+	" o.paid_event_id, o.last_event_id, o.last_event_at, o.attention,"
+	" EXISTS (SELECT 1 FROM order_payments WHERE order_id = $1"
+	"   AND cf_payment_id = $2)"
+	" FROM (SELECT 1) AS one LEFT JOIN orders o ON o.order_id = $1" };
+/* The payment counted ($16, when not NULL), the order written back and
+ * the event stamped, in one statement. */
 static const struct pg_stmt L_PUT = { "cfh_order_put",
-	"WITH o AS (INSERT INTO orders (order_id, state, order_amount,"
+	"WITH p AS (INSERT INTO order_payments (order_id, cf_payment_id,"
+	" event_id) SELECT $1, $16::text, $15 WHERE $16::text IS NOT NULL"
+	" ON CONFLICT (order_id, cf_payment_id) DO NOTHING RETURNING 1),"
+	" o AS (INSERT INTO orders (order_id, state, order_amount,"
 	" currency, paid_amount, paid_currency, successes, first_event_at,"
 	" paid_at, paid_event_id, last_event_id, last_event_at, attention)"
 	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
@@ -62,10 +68,11 @@ order_row_done(struct order_row *r)
 	memset(r, 0, sizeof(*r));
 }
 
-/* The order of order_id, or a new one. 0 / -1. */
+/* The order of ev's order_id, or a new one; *counted: whether ev's
+ * payment was counted for it before. 0 / -1. */
 static int
-get_order(struct pg_store *st, const char *order_id, int64_t at_ms,
-    struct order_row *r)
+get_order(struct pg_store *st, const struct event *ev, int64_t at_ms,
+    struct order_row *r, int *counted)
 {
 	struct ledger_order *o = &r->o;
 	struct pg_params p;
@@ -75,13 +82,21 @@ get_order(struct pg_store *st, const char *order_id, int64_t at_ms,
 	memset(r, 0, sizeof(*r));
 	ledger_order_init(o, at_ms);
 	pg_params_init(&p);
-	pg_p_text(&p, order_id);
+	pg_p_text(&p, ev->order_id);
+	pg_p_text(&p, ev->cf_payment_id);
 	res = pg_run(st, &L_GET, &p);
 	pg_params_done(&p);
 	if (res == NULL)
 		return -1;
-	if (PQntuples(res) == 0)
-		goto out;
+	if (PQntuples(res) != 1) {
+		(void)snprintf(st->err, sizeof(st->err), "no order row");
+		st->sqlstate[0] = '\0';
+		PQclear(res);
+		return -1;
+	}
+	*counted = strcmp(PQgetvalue(res, 0, 12), "t") == 0;
+	if (PQgetisnull(res, 0, 0))
+		goto out;		/* a new order */
 	if (ledger_state_parse(PQgetvalue(res, 0, 0), &o->state) == -1)
 		o->state = LEDGER_PENDING;	/* the CHECK forbids it */
 	for (i = 0; i < 4 && rc == 0; i++)
@@ -103,30 +118,6 @@ out:
 	return rc;
 }
 
-/* A success of a payment the order has not counted: 1 new, 0 counted
- * before, -1 error. A success without an id is always new. */
-static int
-new_payment(struct pg_store *st, const struct event *ev, int64_t id)
-{
-	struct pg_params p;
-	PGresult *res;
-	int rc;
-
-	if (ev->cf_payment_id == NULL || ev->cf_payment_id[0] == '\0')
-		return 1;
-	pg_params_init(&p);
-	pg_p_text(&p, ev->order_id);
-	pg_p_text(&p, ev->cf_payment_id);
-	pg_p_int(&p, id);
-	res = pg_run(st, &L_PAYMENT, &p);
-	pg_params_done(&p);
-	if (res == NULL)
-		return -1;
-	rc = pg_changed(res) == 1;
-	PQclear(res);
-	return rc;
-}
-
 /* Optional integers: `none` stands for SQL NULL. */
 static void
 p_opt_int(struct pg_params *p, int64_t v, int64_t none)
@@ -140,7 +131,7 @@ p_opt_int(struct pg_params *p, int64_t v, int64_t none)
 static int
 put_order(struct pg_store *st, const char *order_id,
     const struct ledger_order *o, const char *attention, int paid_now,
-    int64_t id)
+    int64_t id, const char *payment)
 {
 	struct pg_params p;
 	PGresult *res;
@@ -162,6 +153,7 @@ put_order(struct pg_store *st, const char *order_id,
 	pg_p_text(&p, attention[0] != '\0' ? attention : NULL);
 	pg_p_int(&p, paid_now);
 	pg_p_int(&p, id);
+	pg_p_text(&p, payment);
 	res = pg_run(st, &L_PUT, &p);
 	pg_params_done(&p);
 	if (res == NULL)
@@ -179,20 +171,23 @@ pg_ledger_record(struct pg_store *st, const struct event *ev, int64_t id,
 	struct ledger_event le;
 	struct ledger_step step;
 	char attention[LEDGER_ATTENTION_MAX];
-	int rc = -1, fresh;
+	const char *payment = NULL;	/* to count in order_payments */
+	int rc = -1, counted = 0;
 
 	*raised = 0;
 	if (!ledger_touches(ev->type, ev->order_id))
 		return 0;
-	if (get_order(st, ev->order_id, received_ms, &r) == -1)
+	/* The batch holds the order's lock: nothing changes the order or
+	 * its payments between this read and the write below. */
+	if (get_order(st, ev, received_ms, &r, &counted) == -1)
 		goto out;
 	memset(&le, 0, sizeof(le));
 	le.outcome = ledger_outcome_of(ev->type, ev->payment_status);
 	if (le.outcome == LEDGER_SUCCESS) {
-		fresh = new_payment(st, ev, id);
-		if (fresh == -1)
-			goto out;
-		le.new_payment = fresh;
+		/* A success without an id cannot be matched: it is new. */
+		if (ev->cf_payment_id != NULL && ev->cf_payment_id[0] != '\0')
+			payment = ev->cf_payment_id;
+		le.new_payment = payment == NULL || !counted;
 	}
 	le.amount = ev->amount;
 	le.currency = ev->currency;
@@ -203,7 +198,7 @@ pg_ledger_record(struct pg_store *st, const struct event *ev, int64_t id,
 	ledger_apply(&r.o, &le, &step);
 	ledger_attention_text(r.o.attention, attention, sizeof(attention));
 	if (put_order(st, ev->order_id, &r.o, attention, step.paid_now,
-	    id) == -1)
+	    id, payment) == -1)
 		goto out;
 	*raised = step.raised;
 	rc = 0;
