@@ -43,6 +43,7 @@ struct pg_store {
 	const struct pg_stmt *prepared[PG_MAX_PREPARED];
 	size_t	 nprepared;		/* on this connection */
 	int	 ping_failing;
+	int	 lost;			/* the outbox's connect failure logged */
 	char	 claimer[128];		/* claimed_by of this store's claims
 					 * (store_pg_outbox.c); "" until used */
 	char	 err[256];		/* the last error, one line */

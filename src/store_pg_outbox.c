@@ -278,14 +278,21 @@ let_go(struct pg_store *st, int64_t now_ms)
 	PQclear(res);
 }
 
-/* Connected, or -1 with a warning. */
+/* Connected, or -1: a warning when the server is lost, and one line when
+ * it is back (the dispatcher asks every round, a second apart). */
 static int
 ready(struct pg_store *st)
 {
 	st->deadline_ms = 0;
-	if (pg_ready(st) == 0)
+	if (pg_ready(st) == 0) {
+		if (st->lost)
+			log_info("store: outbox: connected again");
+		st->lost = 0;
 		return 0;
-	warn(st, "connect");
+	}
+	if (!st->lost)
+		warn(st, "connect");
+	st->lost = 1;
 	return -1;
 }
 
