@@ -118,13 +118,17 @@ def test_two_instances_same_events_give_one_row_each():
 
 def test_outage_is_503_then_healed_by_itself():
     """The database goes away: webhooks get 503 within the bounded wait,
-    /healthz says why; it comes back: the writer reconnects by itself."""
+    /healthz says why; it comes back: the writer and the forwarder reconnect
+    by themselves."""
     srv = PrivateServer()
+    tmp = tempfile.mkdtemp(prefix="cfhook-shared-")
     try:
         uri = srv.database("outage")
-        with Daemon(config={"database": uri}) as d:
+        hook = shared_hook(tmp, "0")
+        with Daemon(config={"database": uri, "forward": "hook:" + hook}) as d:
             assert d.post_json(payment_body("881001")).status == 200
             assert healthz(d)[0] == 200
+            wait_until(lambda: len(hook_log(tmp)) == 1, what="the first delivery")
             srv.down()
             t0 = time.monotonic()
             r = d.post_json(payment_body("881002"))
@@ -134,13 +138,19 @@ def test_outage_is_503_then_healed_by_itself():
             status, h = healthz(d)
             assert status == 503 and h["store"].startswith("unavailable"), h
             wait_until(lambda: "not writable" in d.log(), what="the outage logged")
+            wait_until(lambda: "outbox: connect" in d.log(), what="the forwarder's warning")
             srv.up()
             wait_until(lambda: healthz(d)[0] == 200, timeout=15, what="healthz ok again")
             assert "takes writes again" in d.log()
             assert d.post_json(payment_body("881002")).json()["result"] == "new"
             assert d.post_json(payment_body("881001")).json()["result"] == "duplicate"
+            wait_until(lambda: len(hook_log(tmp)) == 2, timeout=15,
+                       what="the forwarder delivering again")
+            assert hook_log(tmp)[1].startswith("PAYMENT_SUCCESS_WEBHOOK:881002 1")
+            assert d.log().count("outbox: connect:") == 1, d.log()   # once, not a second
     finally:
         srv.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_password_from_the_credential_and_never_logged():
