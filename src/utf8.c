@@ -4,6 +4,7 @@
  * Pure: no I/O, no allocation. The second byte's range depends on the
  * first (that is where overlongs, surrogates and code points past U+10FFFF
  * are refused); every later byte is a plain continuation byte. */
+#include <stdint.h>
 #include <string.h>
 
 #include "utf8.h"
@@ -42,6 +43,25 @@ utf8_seq(const unsigned char *s, size_t n)
 	return len;
 }
 
+/* Bytes before the first non-ASCII one in p[0..n), eight at a time:
+ * webhook bodies are mostly ASCII, and this is on the intake path. */
+static size_t
+ascii_run(const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+	uint64_t w;
+
+	while (n - i >= sizeof(w)) {
+		memcpy(&w, p + i, sizeof(w));
+		if ((w & UINT64_C(0x8080808080808080)) != 0)
+			break;
+		i += sizeof(w);
+	}
+	while (i < n && p[i] < 0x80)
+		i++;
+	return i;
+}
+
 int
 utf8_valid(const char *s, size_t n)
 {
@@ -49,6 +69,9 @@ utf8_valid(const char *s, size_t n)
 	size_t i = 0, l;
 
 	while (i < n) {
+		i += ascii_run(p + i, n - i);
+		if (i == n)
+			break;
 		l = utf8_seq(p + i, n - i);
 		if (l == 0)
 			return 0;

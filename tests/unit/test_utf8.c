@@ -100,11 +100,34 @@ test_every_two_bytes(void)
 	CHECK_INT(bad, 0);
 }
 
+/* The ASCII fast path reads eight bytes at a time: a sequence or a bad
+ * byte at every offset of a longer text is still seen. */
+static void
+test_every_offset(void)
+{
+	char t[40];
+	size_t at;
+
+	for (at = 0; at + 4 <= sizeof(t); at++) {
+		memset(t, 'a', sizeof(t));
+		memcpy(t + at, "\xf0\x9f\x98\x80", 4);
+		if (!CHECK(utf8_valid(t, sizeof(t))))
+			fprintf(stderr, "  emoji at %zu\n", at);
+		t[at + 3] = 'x';		/* truncated sequence */
+		if (!CHECK(!utf8_valid(t, sizeof(t))))
+			fprintf(stderr, "  bad at %zu\n", at);
+		memset(t, 'a', sizeof(t));
+		t[at] = '\0';
+		CHECK(utf8_valid(t, sizeof(t)) && !utf8_text(t, sizeof(t)));
+	}
+}
+
 int
 main(void)
 {
 	RUN(test_table);
 	RUN(test_seq_lengths);
 	RUN(test_every_two_bytes);
+	RUN(test_every_offset);
 	return check_finish("test_utf8");
 }
