@@ -256,7 +256,8 @@ def test_example_consumer_receives_envelopes():
             d.write_config()
             d.start()
             for pid, order in (("9801", "ord-1"), ("9802", "ord-2"), ("9803", "ord-1")):
-                assert d.post_json(payment_body(pid, order_id=order)).status == 200
+                # amount 2 = the order's amount: no amount_mismatch
+                assert d.post_json(payment_body(pid, order_id=order, amount="2")).status == 200
             wait_until(lambda: d.rows("SELECT count(*) FROM events WHERE forward_state = 'done'"
                                       )[0][0] == 3, what="three deliveries")
             eid = d.rows("SELECT id FROM events WHERE event_key = ?",
@@ -265,8 +266,12 @@ def test_example_consumer_receives_envelopes():
             wait_until(lambda: b"already processed" in open(out_path, "rb").read(),
                        what="the consumer to see the repeat")
             text = open(out_path, "rb").read().decode()
-            assert text.count("fulfil: order 'ord-1'") == 2, text
+            # ord-1 was paid twice: fulfilled once (order_paid_now), and
+            # the second payment raises double_payment.
+            assert text.count("fulfil: order 'ord-1'") == 1, text
             assert text.count("fulfil: order 'ord-2'") == 1, text
+            assert "attention: order 'ord-1': double_payment" in text, text
+            assert "attention: order 'ord-2'" not in text, text
             con = sqlite3.connect(seen_db)
             keys = sorted(r[0] for r in con.execute("SELECT event_key FROM seen"))
             con.close()
