@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "event_row.h"
 #include "store.h"
 
 #define STORE_ADMIN_LIST_MAX	100000	/* `list --limit` ceiling */
@@ -23,39 +24,6 @@ enum store_admin_result {
 	STORE_ADMIN_OK,
 	STORE_ADMIN_NOT_FOUND,
 	STORE_ADMIN_ERROR		/* logged */
-};
-
-/* One events row. Strings are owned (NUL-terminated; NULL for SQL NULL).
- * `body` is only loaded by store_admin_get(). */
-struct store_admin_event {
-	int64_t	 id;
-	char	*event_key;
-	char	*type;
-	char	*cf_payment_id;
-	char	*order_id;
-	char	*payment_status;
-	char	*amount;
-	char	*currency;
-	char	*event_time;
-	char	*content_type;
-	char	*body;			/* exact bytes, NUL added after them */
-	size_t	 body_len;
-	int	 body_is_blob;		/* stored as BLOB (not valid UTF-8) */
-	int64_t	 received_at;
-	int64_t	 last_seen_at;
-	int64_t	 deliveries;
-	char	*forward_state;
-	int64_t	 forward_attempts;
-	char	*last_error;
-	int64_t	 forwarded_at;		/* -1: never */
-	int64_t	 next_attempt_at;
-	int64_t	 replay_base;		/* forward_attempts at the last replay */
-	char	*idempotency_key;	/* headers recorded as received */
-	char	*webhook_version;
-	char	*order_state;		/* the order after this event (DESIGN
-					 * "Orders"); NULL: not in the ledger */
-	int	 order_paid_now;	/* 1, 0, or -1 (NULL) */
-	char	*order_attention;
 };
 
 /* One forward_log row (a delivery attempt). */
@@ -81,9 +49,9 @@ struct store_admin_status {
 	int64_t	 orders;		/* rows in orders (DESIGN "Orders") */
 	int64_t	 orders_attention;	/* of them, with attention */
 	int	 has_oldest_pending;
-	struct store_admin_event oldest_pending;	/* no body */
+	struct event_row oldest_pending;	/* no body */
 	int	 has_last_received;
-	struct store_admin_event last_received;		/* no body */
+	struct event_row last_received;		/* no body */
 };
 
 /* `list` filters; NULL / -1 leave a filter out. */
@@ -130,17 +98,16 @@ void	store_admin_status_done(struct store_admin_status *);
  * malloc'd array of *n events (NULL when none); free with
  * store_admin_events_free(). 0 / -1. */
 int	store_admin_list(struct store *, const struct store_admin_filter *f,
-	    struct store_admin_event **rows, size_t *n);
-void	store_admin_events_free(struct store_admin_event *rows, size_t n);
+	    struct event_row **rows, size_t *n);
+void	store_admin_events_free(struct event_row *rows, size_t n);
 
 /* The row with this id (key == NULL) or event_key (key != NULL), with its
  * body, and its delivery history oldest first (*hist: malloc'd array of
  * *nhist, NULL when none). One snapshot. On STORE_ADMIN_OK the caller frees
- * with store_admin_event_done() and store_admin_history_free(). */
+ * with event_row_done() and store_admin_history_free(). */
 enum store_admin_result store_admin_get(struct store *, int64_t id,
-	    const char *key, struct store_admin_event *ret,
+	    const char *key, struct event_row *ret,
 	    struct store_admin_attempt **hist, size_t *nhist);
-void	store_admin_event_done(struct store_admin_event *);
 void	store_admin_history_free(struct store_admin_attempt *h, size_t n);
 /* Whether `key` is a pruned event's tombstone: 1 (*pruned_at and
  * *deliveries, the deliveries counted before and since, set), 0 (not

@@ -44,7 +44,7 @@ set_text(json_t *o, const char *key, const char *s)
 /* Every column but the body, for list and show, times in zone z. NULL on
  * no memory. */
 static json_t *
-event_json(const struct ctl_zone *z, const struct store_admin_event *e)
+event_json(const struct ctl_zone *z, const struct event_row *e)
 {
 	json_t *o = json_object();
 	int bad = 0;
@@ -94,7 +94,7 @@ event_json(const struct ctl_zone *z, const struct store_admin_event *e)
 
 /* "#12 KEY" */
 static void
-event_ref(const struct store_admin_event *e, char *out, size_t n)
+event_ref(const struct event_row *e, char *out, size_t n)
 {
 	(void)snprintf(out, n, "#%" PRId64 " %s", e->id,
 	    e->event_key == NULL ? "-" : e->event_key);
@@ -155,7 +155,7 @@ status_text(const struct ctl *c, const struct store_admin_status *s)
 
 /* A notable row (oldest pending, last received): its columns and age. */
 static json_t *
-brief_json(const struct ctl *c, int has, const struct store_admin_event *e)
+brief_json(const struct ctl *c, int has, const struct event_row *e)
 {
 	json_t *o;
 
@@ -233,7 +233,7 @@ static const char *const list_headers[] = { "ID", "RECEIVED_AT", "TYPE",
 static const int list_right[] = { 1, 0, 0, 0, 0, 1, 0, 0, 1 };
 
 static int
-list_text(const struct ctl *c, const struct store_admin_event *rows,
+list_text(const struct ctl *c, const struct event_row *rows,
     size_t n)
 {
 	struct ctl_table *t;
@@ -270,7 +270,7 @@ list_text(const struct ctl *c, const struct store_admin_event *rows,
 }
 
 static int
-list_json(const struct ctl *c, const struct store_admin_event *rows,
+list_json(const struct ctl *c, const struct event_row *rows,
     size_t n)
 {
 	json_t *a = json_array();
@@ -291,7 +291,7 @@ list_json(const struct ctl *c, const struct store_admin_event *rows,
 int
 ctl_cmd_list(const struct ctl *c, const struct store_admin_filter *f)
 {
-	struct store_admin_event *rows = NULL;
+	struct event_row *rows = NULL;
 	size_t n = 0;
 	int rc;
 
@@ -315,7 +315,7 @@ ctl_cmd_list(const struct ctl *c, const struct store_admin_filter *f)
 /* The envelope the next delivery would carry: attempt is
  * forward_attempts + 1 (attempts so far, plus this one). */
 static char *
-next_envelope(const struct store_admin_event *e, unsigned *attempt,
+next_envelope(const struct event_row *e, unsigned *attempt,
     size_t *len)
 {
 	struct envelope_row r;
@@ -348,7 +348,7 @@ next_envelope(const struct store_admin_event *e, unsigned *attempt,
 /* The order as this event left it; nothing for an event outside the
  * ledger. */
 static void
-show_order(const struct ctl *c, const struct store_admin_event *e)
+show_order(const struct ctl *c, const struct event_row *e)
 {
 	if (e->order_state == NULL)
 		return;
@@ -359,7 +359,7 @@ show_order(const struct ctl *c, const struct store_admin_event *e)
 }
 
 static void
-show_fields(const struct ctl *c, const struct store_admin_event *e)
+show_fields(const struct ctl *c, const struct event_row *e)
 {
 	fprintf(c->out, "event %" PRId64 "\n", e->id);
 	ctl_out_field(c->out, "event_key", e->event_key);
@@ -446,7 +446,7 @@ show_history(const struct ctl *c, const struct store_admin_attempt *h,
 /* Row, history, envelope, then the body's exact bytes, last, so nothing
  * printed after them blurs where they end. */
 static int
-show_text(const struct ctl *c, const struct store_admin_event *e,
+show_text(const struct ctl *c, const struct event_row *e,
     const struct store_admin_attempt *h, size_t n)
 {
 	unsigned attempt;
@@ -506,7 +506,7 @@ history_json(const struct ctl_zone *z, const struct store_admin_attempt *h,
  * re-encoding it would re-format the payload's numbers, and they are
  * money. The body is a string when it is UTF-8, else base64. */
 static json_t *
-show_json(const struct ctl *c, const struct store_admin_event *e,
+show_json(const struct ctl *c, const struct event_row *e,
     const struct store_admin_attempt *h, size_t n)
 {
 	json_t *o = json_object();
@@ -565,7 +565,7 @@ int
 ctl_cmd_show(const struct ctl *c, int64_t id, const char *key,
     int body_only)
 {
-	struct store_admin_event e;
+	struct event_row e;
 	struct store_admin_attempt *h = NULL;
 	size_t n = 0;
 	int rc;
@@ -587,7 +587,7 @@ ctl_cmd_show(const struct ctl *c, int64_t id, const char *key,
 	} else {
 		rc = show_text(c, &e, h, n);
 	}
-	store_admin_event_done(&e);
+	event_row_done(&e);
 	store_admin_history_free(h, n);
 	return rc;
 }

@@ -1,14 +1,17 @@
 /* event_row.c - an event read again from a stored row: the envelope shows
- * what intake read, and the schema upgrade re-reads the stored bodies.
+ * what intake read, and the schema upgrade re-reads the stored bodies; and
+ * the row itself (event_row.h).
  *
  * Pure. It decides the format the way intake left it: every stored form has
  * the form media type (intake answers 401 for a form content type on a body
  * that starts with '{' or '['), everything else was read as JSON. Must not:
  * apply the strict form checks (the row was accepted; they only refuse). */
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "event.h"
+#include "event_row.h"
 #include "form.h"
 
 #define FORM_MEDIA	"application/x-www-form-urlencoded"
@@ -62,4 +65,28 @@ event_from_row(const char *content_type, const char *body, size_t len,
 	er = event_from_form(&form, body, len, 0, ret, why, sizeof(why));
 	form_done(&form);
 	return er == EVENT_OK ? 0 : -1;
+}
+
+void
+event_row_done(struct event_row *r)
+{
+	if (r == NULL)
+		return;
+	free(r->event_key);
+	free(r->type);
+	free(r->cf_payment_id);
+	free(r->order_id);
+	free(r->payment_status);
+	free(r->amount);
+	free(r->currency);
+	free(r->event_time);
+	free(r->content_type);
+	free(r->body);
+	free(r->forward_state);
+	free(r->last_error);
+	free(r->idempotency_key);
+	free(r->webhook_version);
+	free(r->order_state);
+	free(r->order_attention);
+	memset(r, 0, sizeof(*r));
 }

@@ -19,7 +19,7 @@
 #include "store_admin.h"
 #include "store_int.h"
 
-/* The columns of struct store_admin_event, in read_event()'s order. */
+/* The columns of struct event_row, in read_event()'s order. */
 #define EVENT_COLS	"id, event_key, type, cf_payment_id, order_id," \
 	" payment_status, amount, currency, event_time, content_type," \
 	" received_at, last_seen_at, deliveries, forward_state," \
@@ -92,34 +92,10 @@ col_time(sqlite3_stmt *s, int col)
 	return sqlite3_column_int64(s, col);
 }
 
-void
-store_admin_event_done(struct store_admin_event *e)
-{
-	if (e == NULL)
-		return;
-	free(e->event_key);
-	free(e->type);
-	free(e->cf_payment_id);
-	free(e->order_id);
-	free(e->payment_status);
-	free(e->amount);
-	free(e->currency);
-	free(e->event_time);
-	free(e->content_type);
-	free(e->body);
-	free(e->forward_state);
-	free(e->last_error);
-	free(e->idempotency_key);
-	free(e->webhook_version);
-	free(e->order_state);
-	free(e->order_attention);
-	memset(e, 0, sizeof(*e));
-}
-
 /* The current row of a "SELECT EVENT_COLS[, body]" into *e (zeroed first;
  * on -1, no memory, nothing is left allocated). */
 static int
-read_event(sqlite3_stmt *s, int with_body, struct store_admin_event *e)
+read_event(sqlite3_stmt *s, int with_body, struct event_row *e)
 {
 	char **text[] = { &e->event_key, &e->type, &e->cf_payment_id,
 	    &e->order_id, &e->payment_status, &e->amount, &e->currency,
@@ -153,7 +129,7 @@ read_event(sqlite3_stmt *s, int with_body, struct store_admin_event *e)
 	}
 	if (bad) {
 		log_error("cfhookctl: out of memory");
-		store_admin_event_done(e);
+		event_row_done(e);
 		return -1;
 	}
 	return 0;
@@ -163,7 +139,7 @@ read_event(sqlite3_stmt *s, int with_body, struct store_admin_event *e)
  * reads the first row, if any: 1 found, 0 none, -1 error. */
 static int
 one_event(sqlite3 *db, const char *sql, int64_t arg, const char *key,
-    int with_body, struct store_admin_event *e)
+    int with_body, struct event_row *e)
 {
 	sqlite3_stmt *s = NULL;
 	int rc = -1, r = SQLITE_OK;
@@ -290,21 +266,21 @@ store_admin_status_done(struct store_admin_status *st)
 {
 	if (st == NULL)
 		return;
-	store_admin_event_done(&st->oldest_pending);
-	store_admin_event_done(&st->last_received);
+	event_row_done(&st->oldest_pending);
+	event_row_done(&st->last_received);
 	st->has_oldest_pending = 0;
 	st->has_last_received = 0;
 }
 
 void
-store_admin_events_free(struct store_admin_event *rows, size_t n)
+store_admin_events_free(struct event_row *rows, size_t n)
 {
 	size_t i;
 
 	if (rows == NULL)
 		return;
 	for (i = 0; i < n; i++)
-		store_admin_event_done(&rows[i]);
+		event_row_done(&rows[i]);
 	free(rows);
 }
 
@@ -361,9 +337,9 @@ list_bind(sqlite3_stmt *s, const struct store_admin_filter *f)
 /* Steps s, appending every row to *rows. 0 / -1. */
 static int
 collect_events(sqlite3 *db, sqlite3_stmt *s, size_t max,
-    struct store_admin_event **rows, size_t *n)
+    struct event_row **rows, size_t *n)
 {
-	struct store_admin_event *v = NULL;
+	struct event_row *v = NULL;
 	size_t count = 0;
 	int r = SQLITE_DONE;
 
@@ -391,12 +367,12 @@ fail:
 
 int
 store_sqlite_admin_list(struct store *store,
-    const struct store_admin_filter *f, struct store_admin_event **rows,
+    const struct store_admin_filter *f, struct event_row **rows,
     size_t *n)
 {
 	sqlite3 *db = store_db(store);
 	sqlite3_stmt *s = NULL;
-	struct store_admin_event *v = NULL;
+	struct event_row *v = NULL;
 	size_t count = 0;
 	char *sql = NULL;
 	int rc = -1, ok = 0;
@@ -501,11 +477,11 @@ out:
 
 enum store_admin_result
 store_sqlite_admin_get(struct store *store, int64_t id, const char *key,
-    struct store_admin_event *ret, struct store_admin_attempt **hist,
+    struct event_row *ret, struct store_admin_attempt **hist,
     size_t *nhist)
 {
 	sqlite3 *db = store_db(store);
-	struct store_admin_event e;
+	struct event_row e;
 	struct store_admin_attempt *h = NULL;
 	size_t n = 0;
 	int found;
@@ -520,7 +496,7 @@ store_sqlite_admin_get(struct store *store, int64_t id, const char *key,
 	if (found == 1 && read_history(db, e.id, &h, &n) == -1)
 		found = -1;
 	if (store_admin_tx_end(db, found != -1) == -1) {
-		store_admin_event_done(&e);
+		event_row_done(&e);
 		store_admin_history_free(h, n);
 		return STORE_ADMIN_ERROR;
 	}

@@ -196,14 +196,14 @@ store_admin_status(struct store *st, int64_t now, int64_t day_start,
 
 int
 store_admin_list(struct store *st, const struct store_admin_filter *f,
-    struct store_admin_event **rows, size_t *n)
+    struct event_row **rows, size_t *n)
 {
 	return st->be->admin_list(st, f, rows, n);
 }
 
 enum store_admin_result
 store_admin_get(struct store *st, int64_t id, const char *key,
-    struct store_admin_event *ret, struct store_admin_attempt **hist,
+    struct event_row *ret, struct store_admin_attempt **hist,
     size_t *nhist)
 {
 	return st->be->admin_get(st, id, key, ret, hist, nhist);

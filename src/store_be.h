@@ -51,9 +51,9 @@ struct store_backend {
 	int	(*admin_status)(struct store *, int64_t now, int64_t day_start,
 		    struct store_admin_status *);
 	int	(*admin_list)(struct store *, const struct store_admin_filter *,
-		    struct store_admin_event **, size_t *);
+		    struct event_row **, size_t *);
 	enum store_admin_result (*admin_get)(struct store *, int64_t id,
-		    const char *key, struct store_admin_event *,
+		    const char *key, struct event_row *,
 		    struct store_admin_attempt **, size_t *);
 	int	(*admin_tombstone)(struct store *, const char *key,
 		    int64_t *pruned_at, int64_t *deliveries);

@@ -68,10 +68,10 @@ int	store_sqlite_counts(struct store *, int64_t since_ms,
 int	store_sqlite_admin_status(struct store *, int64_t now,
 	    int64_t day_start, struct store_admin_status *ret);
 int	store_sqlite_admin_list(struct store *,
-	    const struct store_admin_filter *f, struct store_admin_event **rows,
+	    const struct store_admin_filter *f, struct event_row **rows,
 	    size_t *n);
 enum store_admin_result store_sqlite_admin_get(struct store *, int64_t id,
-	    const char *key, struct store_admin_event *ret,
+	    const char *key, struct event_row *ret,
 	    struct store_admin_attempt **hist, size_t *nhist);
 int	store_sqlite_admin_tombstone(struct store *, const char *key,
 	    int64_t *pruned_at, int64_t *deliveries);

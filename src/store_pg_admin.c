@@ -20,7 +20,7 @@
 #include "store_pg_admin.h"
 #include "utf8.h"
 
-/* The columns of struct store_admin_event, in read_event()'s order. */
+/* The columns of struct event_row, in read_event()'s order. */
 #define EVENT_COLS	"id, event_key, type, cf_payment_id, order_id," \
 	" payment_status, amount, currency, event_time, content_type," \
 	" received_at, last_seen_at, deliveries, forward_state," \
@@ -92,7 +92,7 @@ pg_admin_count(struct pg_store *st, const char *sql, int64_t arg,
  * memory, nothing is left allocated). */
 static int
 read_event(const PGresult *res, int r, int with_body,
-    struct store_admin_event *e)
+    struct event_row *e)
 {
 	char **text[] = { &e->event_key, &e->type, &e->cf_payment_id,
 	    &e->order_id, &e->payment_status, &e->amount, &e->currency,
@@ -129,7 +129,7 @@ read_event(const PGresult *res, int r, int with_body,
 	}
 	if (bad) {
 		log_error("cfhookctl: out of memory");
-		store_admin_event_done(e);
+		event_row_done(e);
 		return -1;
 	}
 	return 0;
@@ -139,7 +139,7 @@ read_event(const PGresult *res, int r, int with_body,
  * none, -1 error. */
 static int
 one_event(struct pg_store *st, const char *sql, int64_t id, const char *key,
-    int with_body, struct store_admin_event *e)
+    int with_body, struct event_row *e)
 {
 	struct pg_params p;
 	PGresult *res;
@@ -279,10 +279,10 @@ list_sql(const struct store_admin_filter *f, struct pg_params *p)
 
 int
 store_pg_admin_list(struct store *base, const struct store_admin_filter *f,
-    struct store_admin_event **rows, size_t *n)
+    struct event_row **rows, size_t *n)
 {
 	struct pg_store *st = pg(base);
-	struct store_admin_event *v = NULL;
+	struct event_row *v = NULL;
 	struct pg_params p;
 	PGresult *res = NULL;
 	size_t count = 0, i;
@@ -371,11 +371,11 @@ out:
 
 enum store_admin_result
 store_pg_admin_get(struct store *base, int64_t id, const char *key,
-    struct store_admin_event *ret, struct store_admin_attempt **hist,
+    struct event_row *ret, struct store_admin_attempt **hist,
     size_t *nhist)
 {
 	struct pg_store *st = pg(base);
-	struct store_admin_event e;
+	struct event_row e;
 	struct store_admin_attempt *h = NULL;
 	size_t n = 0;
 	int found;
@@ -390,7 +390,7 @@ store_pg_admin_get(struct store *base, int64_t id, const char *key,
 	if (found == 1 && pg_admin_history(st, e.id, &h, &n) == -1)
 		found = -1;
 	if (pg_admin_end(st, found != -1) == -1) {
-		store_admin_event_done(&e);
+		event_row_done(&e);
 		store_admin_history_free(h, n);
 		return STORE_ADMIN_ERROR;
 	}

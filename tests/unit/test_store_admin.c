@@ -143,7 +143,7 @@ static void
 list_ids(struct db *d, const struct store_admin_filter *f, char *out,
     size_t n)
 {
-	struct store_admin_event *rows = NULL;
+	struct event_row *rows = NULL;
 	size_t nrows = 0, i, o = 0;
 
 	out[0] = '\0';
@@ -220,7 +220,7 @@ static void
 test_list_reads_every_column(void)
 {
 	struct store_admin_filter f = filter();
-	struct store_admin_event *rows = NULL;
+	struct event_row *rows = NULL;
 	size_t n = 0;
 	struct db d;
 
@@ -302,7 +302,7 @@ test_status_of_empty_database(void)
 static void
 test_get_by_id_and_key_with_history(void)
 {
-	struct store_admin_event e;
+	struct event_row e;
 	struct store_admin_attempt *h = NULL;
 	size_t n = 0;
 	struct db d;
@@ -324,7 +324,7 @@ test_get_by_id_and_key_with_history(void)
 			CHECK_INT(h[1].ok, 0);
 			CHECK_STR(h[1].error, "exit 1");
 		}
-		store_admin_event_done(&e);
+		event_row_done(&e);
 		store_admin_history_free(h, n);
 	}
 	h = NULL;
@@ -336,7 +336,7 @@ test_get_by_id_and_key_with_history(void)
 			CHECK_INT(h[0].finished_at, -1);
 			CHECK(h[0].error == NULL);
 		}
-		store_admin_event_done(&e);
+		event_row_done(&e);
 		store_admin_history_free(h, n);
 	}
 	h = NULL;
@@ -344,7 +344,7 @@ test_get_by_id_and_key_with_history(void)
 	    STORE_ADMIN_OK)) {
 		CHECK_INT(n, 0);
 		CHECK(h == NULL);
-		store_admin_event_done(&e);
+		event_row_done(&e);
 	}
 	CHECK(store_admin_get(d.r, 77, NULL, &e, &h, &n) ==
 	    STORE_ADMIN_NOT_FOUND);
@@ -358,7 +358,7 @@ static void
 test_get_returns_binary_body_exactly(void)
 {
 	static const char body[] = "{\"x\":\"\xff\xfe\"}\0tail";
-	struct store_admin_event e;
+	struct event_row e;
 	struct store_admin_attempt *h = NULL;
 	size_t n = 0;
 	int64_t id = 0;
@@ -374,7 +374,7 @@ test_get_returns_binary_body_exactly(void)
 		CHECK_INT(e.body_len, sizeof(body) - 1);
 		CHECK(memcmp(e.body, body, sizeof(body) - 1) == 0);
 		CHECK(e.order_id == NULL);
-		store_admin_event_done(&e);
+		event_row_done(&e);
 		store_admin_history_free(h, n);
 	}
 	db_close(&d);
@@ -384,7 +384,7 @@ static void
 test_replay_requeues_done_and_dead_only(void)
 {
 	struct store_admin_replay rq[5];
-	struct store_admin_event e;
+	struct event_row e;
 	struct store_admin_attempt *h = NULL;
 	size_t nh = 0;
 	struct db d;
@@ -428,7 +428,7 @@ test_replay_requeues_done_and_dead_only(void)
 	    STORE_ADMIN_OK)) {
 		CHECK_INT(e.forward_attempts, 12);
 		CHECK_INT(e.replay_base, 12);
-		store_admin_event_done(&e);
+		event_row_done(&e);
 		store_admin_history_free(h, nh);
 	}
 	/* the pending one keeps its retry schedule and count */

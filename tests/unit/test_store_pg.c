@@ -162,7 +162,7 @@ static void
 test_bytes_and_text(void)
 {
 	static const char body[] = "{\"x\":\"\xff\xfe\"}\0tail\x80";
-	struct store_admin_event e;
+	struct event_row e;
 	struct store_admin_attempt *h = NULL;
 	struct store_item it, *p = &it;
 	struct event ev;
@@ -190,7 +190,7 @@ test_bytes_and_text(void)
 		CHECK_STR(e.content_type, "application/json; charset=\\xff");
 		CHECK_STR(e.idempotency_key, "idem-\xc3\xa9");
 		CHECK_STR(e.forward_state, "done");
-		store_admin_event_done(&e);
+		event_row_done(&e);
 		store_admin_history_free(h, n);
 	}
 	CHECK_STR(tdb_text(&d, "SELECT encode(body, 'hex') FROM events",
