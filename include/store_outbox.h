@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "event_row.h"
 #include "store.h"
 
 /* Backoff between attempts doubles up to this (DESIGN "Configuration"). */
@@ -29,34 +30,16 @@ struct outbox_due {
 	char	*order_id;		/* owned; NULL when none or empty */
 };
 
-/* An event claimed for one delivery attempt: the counts from the claim, the
- * rest from store_outbox_load(). Strings owned (NUL-added; NULL for SQL
- * NULL). A new text column for the envelope or the hook is one more field
- * here and one more line in store_outbox.c's ROW_COLS and row_text[]. */
+/* An event claimed for one delivery attempt: the counts from the claim,
+ * the event's columns from store_outbox_load(). */
 struct outbox_row {
-	int64_t	 id;
-	int64_t	 received_at;
+	struct event_row ev;		/* id from the claim; the rest from
+					 * store_outbox_load() */
 	unsigned attempt;		/* forward_attempts after this claim
 					 * (keeps counting across replays) */
 	unsigned series;		/* tries since the last replay, this
 					 * one included (decides `dead`) */
 	int64_t	 log_id;		/* its forward_log row */
-	size_t	 body_len;
-	char	*body;			/* exact bytes (TEXT or BLOB) */
-	char	*event_key;
-	char	*type;
-	char	*cf_payment_id;
-	char	*order_id;
-	char	*payment_status;
-	char	*amount;
-	char	*currency;
-	char	*content_type;
-	char	*idempotency_key;	/* headers recorded as received */
-	char	*webhook_version;
-	char	*order_state;		/* the order after this event (DESIGN
-					 * "Orders"); NULL: not in the ledger */
-	int	 order_paid_now;
-	char	*order_attention;
 };
 
 enum outbox_claim {
@@ -146,14 +129,14 @@ int	store_outbox_oldest(struct outbox *, int64_t *ret);
 /* Inside a transaction, before a delivery: forward_attempts + 1 and a
  * forward_log row (attempt, started_at = now_ms, ok NULL), so once
  * committed a crash during the delivery leaves the attempt counted and the
- * event pending. On OUTBOX_CLAIMED fills id, attempt, series and log_id of
- * *ret (all else zero); nothing else is read while the write lock is held,
- * which intake waits for. */
+ * event pending. On OUTBOX_CLAIMED fills ev.id, attempt, series and log_id
+ * of *ret (all else zero); nothing else is read while the write lock is
+ * held, which intake waits for. */
 enum outbox_claim store_outbox_claim(struct outbox *, int64_t id,
 	    int64_t now_ms, struct outbox_row *ret);
 /* After the claim is committed, outside any transaction: the event's
- * columns into *r (release with store_outbox_row_done). Returns 0, or -1
- * (logged). */
+ * columns, body included, into r->ev (release with store_outbox_row_done).
+ * Returns 0, or -1 (logged). */
 int	store_outbox_load(struct outbox *, struct outbox_row *r);
 void	store_outbox_row_done(struct outbox_row *);
 

@@ -315,35 +315,12 @@ ctl_cmd_list(const struct ctl *c, const struct store_admin_filter *f)
 /* The envelope the next delivery would carry: attempt is
  * forward_attempts + 1 (attempts so far, plus this one). */
 static char *
-next_envelope(const struct event_row *e, unsigned *attempt,
-    size_t *len)
+next_envelope(const struct event_row *e, unsigned *attempt, size_t *len)
 {
-	struct envelope_row r;
-
-	memset(&r, 0, sizeof(r));
-	r.id = e->id;
-	r.event_key = e->event_key;
-	r.type = e->type;
-	r.cf_payment_id = e->cf_payment_id;
-	r.order_id = e->order_id;
-	r.payment_status = e->payment_status;
-	r.amount = e->amount;
-	r.currency = e->currency;
-	r.content_type = e->content_type;
-	r.body = e->body;
-	r.body_len = e->body_len;
-	r.received_at_ms = e->received_at;
-	r.idempotency_key = e->idempotency_key;
-	r.webhook_version = e->webhook_version;
-	r.order_state = e->order_state;
-	r.order_paid_now = e->order_paid_now == 1;
-	r.order_attention = e->order_attention;
-	r.attempt = e->forward_attempts < 0 ? 1 :
+	*attempt = e->forward_attempts < 0 ? 1 :
 	    (unsigned)e->forward_attempts + 1;
-	*attempt = r.attempt;
-	return envelope_build(&r, len);
+	return envelope_build(e, *attempt, len);
 }
-
 
 /* The order as this event left it; nothing for an event outside the
  * ledger. */

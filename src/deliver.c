@@ -37,7 +37,7 @@ env_pair(const char *name, const char *value)
  * left it, and a Payment Link event's status and amount paid, read from the
  * stored body as intake read it (empty when absent). Fills 5 entries. */
 static int
-order_env(const struct outbox_row *r, char **envp)
+order_env(const struct event_row *r, char **envp)
 {
 	struct event ev;
 	const char *link = NULL, *paid = NULL;
@@ -54,7 +54,7 @@ order_env(const struct outbox_row *r, char **envp)
 	event_done(&ev);
 	envp[2] = env_pair("CFHOOK_ORDER_STATE", r->order_state);
 	envp[3] = env_pair("CFHOOK_ORDER_PAID_NOW",
-	    r->order_state != NULL && r->order_paid_now ? "1" : "0");
+	    r->order_state != NULL && r->order_paid_now == 1 ? "1" : "0");
 	envp[4] = env_pair("CFHOOK_ORDER_ATTENTION", r->order_attention);
 	return 0;
 }
@@ -66,24 +66,24 @@ static int
 hook_env(const struct outbox_row *r, char *const *extra,
     char *envp[HOOK_ENV_N + CONFIG_HOOK_ENV_MAX + 1])
 {
-	size_t k;
-
+	const struct event_row *e = &r->ev;
 	char id[24], attempt[16];
+	size_t k;
 	int i;
 
-	(void)snprintf(id, sizeof(id), "%" PRId64, r->id);
+	(void)snprintf(id, sizeof(id), "%" PRId64, e->id);
 	(void)snprintf(attempt, sizeof(attempt), "%u", r->attempt);
 	envp[0] = env_pair("PATH", DELIVER_HOOK_PATH);
 	envp[1] = env_pair("CFHOOK_EVENT_ID", id);
-	envp[2] = env_pair("CFHOOK_EVENT_KEY", r->event_key);
-	envp[3] = env_pair("CFHOOK_TYPE", r->type);
-	envp[4] = env_pair("CFHOOK_CF_PAYMENT_ID", r->cf_payment_id);
-	envp[5] = env_pair("CFHOOK_ORDER_ID", r->order_id);
-	envp[6] = env_pair("CFHOOK_PAYMENT_STATUS", r->payment_status);
-	envp[7] = env_pair("CFHOOK_AMOUNT", r->amount);
-	envp[8] = env_pair("CFHOOK_CURRENCY", r->currency);
+	envp[2] = env_pair("CFHOOK_EVENT_KEY", e->event_key);
+	envp[3] = env_pair("CFHOOK_TYPE", e->type);
+	envp[4] = env_pair("CFHOOK_CF_PAYMENT_ID", e->cf_payment_id);
+	envp[5] = env_pair("CFHOOK_ORDER_ID", e->order_id);
+	envp[6] = env_pair("CFHOOK_PAYMENT_STATUS", e->payment_status);
+	envp[7] = env_pair("CFHOOK_AMOUNT", e->amount);
+	envp[8] = env_pair("CFHOOK_CURRENCY", e->currency);
 	envp[9] = env_pair("CFHOOK_ATTEMPT", attempt);
-	if (order_env(r, envp + 10) == -1)
+	if (order_env(e, envp + 10) == -1)
 		return -1;
 	envp[HOOK_ENV_N] = NULL;
 	for (i = 0; i < HOOK_ENV_N; i++) {
@@ -101,7 +101,8 @@ static enum deliver_result
 to_hook(const struct deliver_hook *t, const struct outbox_row *r,
     const char *env, size_t len, char *reason, size_t reason_len)
 {
-	struct log_fields lf = { r->event_key, r->cf_payment_id, r->order_id };
+	const struct event_row *e = &r->ev;
+	struct log_fields lf = { e->event_key, e->cf_payment_id, e->order_id };
 	char *envp[HOOK_ENV_N + CONFIG_HOOK_ENV_MAX + 1] = { NULL };
 	char *argv[5];
 	struct hook_run run;
@@ -112,9 +113,9 @@ to_hook(const struct deliver_hook *t, const struct outbox_row *r,
 	 * so the positions never shift. */
 	/* execve() takes char *const[] and writes through none of them. */
 	argv[0] = (char *)(uintptr_t)t->path;
-	argv[1] = r->type != NULL ? r->type : "";
-	argv[2] = r->cf_payment_id != NULL ? r->cf_payment_id : "";
-	argv[3] = r->order_id != NULL ? r->order_id : "";
+	argv[1] = e->type != NULL ? e->type : "";
+	argv[2] = e->cf_payment_id != NULL ? e->cf_payment_id : "";
+	argv[3] = e->order_id != NULL ? e->order_id : "";
 	argv[4] = NULL;
 	if (hook_env(r, t->env, envp) == -1) {
 		(void)snprintf(reason, reason_len, "out of memory");
@@ -171,12 +172,7 @@ deliver_outcome(enum deliver_result r)
 char *
 deliver_envelope(const struct outbox_row *r, size_t *len)
 {
-	struct envelope_row er = { r->id, r->event_key, r->type,
-	    r->cf_payment_id, r->order_id, r->payment_status, r->amount,
-	    r->currency, r->content_type, r->body, r->body_len, r->received_at,
-	    r->attempt, r->idempotency_key, r->webhook_version, r->order_state,
-	    r->order_paid_now, r->order_attention };
-	char *env = envelope_build(&er, len);
+	char *env = envelope_build(&r->ev, r->attempt, len);
 
 	/* The NUL after the envelope becomes its newline: one whole line, so
 	 * `read -r line` in a shell hook succeeds. */

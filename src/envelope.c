@@ -64,7 +64,7 @@ set_text(json_t *obj, const char *key, const char *value)
  * "Orders"; null and false for an event outside the ledger), and the
  * details of its family read from the stored body as intake read it. */
 static int
-set_extra(json_t *env, const struct envelope_row *row)
+set_extra(json_t *env, const struct event_row *row)
 {
 	struct event ev;
 	size_t d;
@@ -74,7 +74,8 @@ set_extra(json_t *env, const struct envelope_row *row)
 	bad |= set_text(env, "webhook_version", row->webhook_version);
 	bad |= set_text(env, "order_state", row->order_state);
 	bad |= json_object_set_new(env, "order_paid_now",
-	    json_boolean(row->order_state != NULL && row->order_paid_now));
+	    json_boolean(row->order_state != NULL &&
+	    row->order_paid_now == 1));
 	bad |= set_text(env, "order_attention", row->order_attention);
 	if (bad != 0 || event_from_row(row->content_type, row->body,
 	    row->body_len, &ev) == -1)
@@ -90,7 +91,7 @@ set_extra(json_t *env, const struct envelope_row *row)
 }
 
 static json_t *
-header(const struct envelope_row *row, int form)
+header(const struct event_row *row, unsigned attempt, int form)
 {
 	json_t *env = json_object();
 	char when[40];
@@ -106,12 +107,12 @@ header(const struct envelope_row *row, int form)
 	bad |= set_text(env, "payment_status", row->payment_status);
 	bad |= set_text(env, "amount", row->amount);
 	bad |= set_text(env, "currency", row->currency);
-	if (format_time(row->received_at_ms, when, sizeof(when)) == -1)
+	if (format_time(row->received_at, when, sizeof(when)) == -1)
 		bad |= json_object_set_new(env, "received_at", json_null());
 	else
 		bad |= set_text(env, "received_at", when);
 	bad |= json_object_set_new(env, "attempt",
-	    json_integer((json_int_t)row->attempt));
+	    json_integer((json_int_t)attempt));
 	bad |= set_text(env, "format", form ? "form" : "json");
 	if (bad != 0 || set_extra(env, row) == -1) {
 		json_decref(env);
@@ -122,7 +123,7 @@ header(const struct envelope_row *row, int form)
 
 /* payload null, plus the raw text as `body` when it can be a JSON string. */
 static int
-set_unparsed(json_t *env, const struct envelope_row *row)
+set_unparsed(json_t *env, const struct event_row *row)
 {
 	const char *body = row->body != NULL ? row->body : "";
 
@@ -139,7 +140,7 @@ set_unparsed(json_t *env, const struct envelope_row *row)
  * proof, not data). A key or value the consumer could not read as a JSON
  * string (NUL inside, invalid UTF-8) is left out. */
 static int
-set_form(json_t *env, const struct envelope_row *row)
+set_form(json_t *env, const struct event_row *row)
 {
 	struct form form;
 	json_t *obj = NULL;
@@ -215,7 +216,7 @@ append_compact(struct buf *out, const char *s, size_t n)
 /* The header object's text with ,"payload":BODY spliced in before its
  * closing brace. */
 static char *
-splice(const char *head, const struct envelope_row *row, size_t *len)
+splice(const char *head, const struct event_row *row, size_t *len)
 {
 	static const char key[] = ",\"payload\":";
 	size_t hlen = strlen(head);
@@ -241,7 +242,7 @@ out:
  * recognised at intake reaches the consumer with its payload. A body with
  * duplicate keys is ambiguous (spec section 11) and is not an object. */
 static int
-json_body_parses(const struct envelope_row *row)
+json_body_parses(const struct event_row *row)
 {
 	json_t *root = NULL;
 
@@ -254,13 +255,13 @@ json_body_parses(const struct envelope_row *row)
 }
 
 char *
-envelope_build(const struct envelope_row *row, size_t *len)
+envelope_build(const struct event_row *row, unsigned attempt, size_t *len)
 {
 	json_t *env = NULL;
 	char *head = NULL, *ret = NULL;
 	int form = event_content_is_form(row->content_type), raw = 0;
 
-	env = header(row, form);
+	env = header(row, attempt, form);
 	if (env == NULL)
 		goto out;
 	if (form) {

@@ -236,7 +236,7 @@ sock_push(struct forward *f, struct forward_job *list)
 		j->next = NULL;
 		env = deliver_envelope(&j->row, &len);
 		if (env == NULL ||
-		    usock_push(f->us, env, len, j->row.id, j) == -1)
+		    usock_push(f->us, env, len, j->row.ev.id, j) == -1)
 			sock_done(f, j, USOCK_FAILED, "out of memory");
 	}
 }

@@ -226,10 +226,10 @@ forward_jobs_in_flight(void *arg, int64_t id, const char *order_id)
 
 	/* The dispatcher alone changes the list; it reads it without mu. */
 	for (job = j->flight; job != NULL; job = job->flight_next) {
-		if (job->row.id == id)
+		if (job->row.ev.id == id)
 			return 1;
-		if (order_id != NULL && job->row.order_id != NULL &&
-		    strcmp(order_id, job->row.order_id) == 0)
+		if (order_id != NULL && job->row.ev.order_id != NULL &&
+		    strcmp(order_id, job->row.ev.order_id) == 0)
 			return 1;
 	}
 	return 0;

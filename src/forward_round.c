@@ -52,8 +52,8 @@ struct round {
 struct log_fields
 forward_job_fields(const struct forward_job *j)
 {
-	struct log_fields lf = { j->row.event_key, j->row.cf_payment_id,
-	    j->row.order_id };
+	const struct event_row *e = &j->row.ev;
+	struct log_fields lf = { e->event_key, e->cf_payment_id, e->order_id };
 
 	return lf;
 }
@@ -74,7 +74,7 @@ static void
 log_outcome(const struct forward_job *j)
 {
 	struct log_fields lf = forward_job_fields(j);
-	const char *key = j->row.event_key;
+	const char *key = j->row.ev.event_key;
 	unsigned n = j->row.attempt;
 
 	if (j->result == DELIVER_UNSTARTED) {
@@ -116,17 +116,19 @@ record(struct forward_round *fr, struct round *r, int64_t now)
 {
 	struct outbox_result res;
 	struct forward_job *j;
+	const char *order;
 
 	for (j = r->done; j != NULL; j = j->next) {
-		res = (struct outbox_result){ j->row.id, j->row.log_id,
+		res = (struct outbox_result){ j->row.ev.id, j->row.log_id,
 		    j->row.series, deliver_outcome(j->result), j->reason };
 		if (store_outbox_finish(fr->ob, &res, now, fr->max_attempts,
 		    fr->backoff_s, &j->state, &j->next_ms) == -1)
 			return -1;
-		if (j->row.order_id != NULL && j->row.order_id[0] != '\0' &&
+		order = j->row.ev.order_id;
+		if (order != NULL && order[0] != '\0' &&
 		    j->state != OUTBOX_RETRY && j->state != OUTBOX_PENDING &&
 		    r->nreleased < FORWARD_MAX_CLAIMED)
-			r->released[r->nreleased++] = j->row.order_id;
+			r->released[r->nreleased++] = order;
 	}
 	return 0;
 }
@@ -283,8 +285,7 @@ round_done(const struct round *r)
 	for (j = r->claimed; j != NULL; j = j->next) {
 		lf = forward_job_fields(j);
 		log_event(LOG_LVL_DEBUG, &lf, "forward: sending %s attempt %u",
-		    j->row.event_key != NULL ? j->row.event_key : "?",
-		    j->row.attempt);
+		    lf.event_key != NULL ? lf.event_key : "?", j->row.attempt);
 	}
 }
 

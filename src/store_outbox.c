@@ -110,18 +110,18 @@ static const char *const sql[S_N] = {
 
 /* Text columns of a claimed row, from column 2 of S_ROW on. */
 static const size_t row_text[] = {
-	offsetof(struct outbox_row, event_key),
-	offsetof(struct outbox_row, type),
-	offsetof(struct outbox_row, cf_payment_id),
-	offsetof(struct outbox_row, order_id),
-	offsetof(struct outbox_row, payment_status),
-	offsetof(struct outbox_row, amount),
-	offsetof(struct outbox_row, currency),
-	offsetof(struct outbox_row, content_type),
-	offsetof(struct outbox_row, idempotency_key),
-	offsetof(struct outbox_row, webhook_version),
-	offsetof(struct outbox_row, order_state),
-	offsetof(struct outbox_row, order_attention),
+	offsetof(struct outbox_row, ev.event_key),
+	offsetof(struct outbox_row, ev.type),
+	offsetof(struct outbox_row, ev.cf_payment_id),
+	offsetof(struct outbox_row, ev.order_id),
+	offsetof(struct outbox_row, ev.payment_status),
+	offsetof(struct outbox_row, ev.amount),
+	offsetof(struct outbox_row, ev.currency),
+	offsetof(struct outbox_row, ev.content_type),
+	offsetof(struct outbox_row, ev.idempotency_key),
+	offsetof(struct outbox_row, ev.webhook_version),
+	offsetof(struct outbox_row, ev.order_state),
+	offsetof(struct outbox_row, ev.order_attention),
 };
 #define ROW_FIRST_TEXT	2
 /* order_paid_now, the integer after the text columns. */
@@ -556,13 +556,9 @@ store_outbox_oldest(struct outbox *o, int64_t *ret)
 void
 store_outbox_row_done(struct outbox_row *r)
 {
-	size_t i;
-
 	if (r == NULL)
 		return;
-	free(r->body);
-	for (i = 0; i < sizeof(row_text) / sizeof(row_text[0]); i++)
-		free(*(char **)(void *)((char *)r + row_text[i]));
+	event_row_done(&r->ev);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -587,7 +583,7 @@ count_attempt(struct outbox *o, int64_t id, struct outbox_row *r)
 	}
 	attempts = sqlite3_column_int64(s, 0);
 	series = attempts - sqlite3_column_int64(s, 1);
-	r->id = id;
+	r->ev.id = id;
 	r->attempt = attempts < 1 ? 1 : (unsigned)attempts;
 	r->series = series < 1 ? 1 : (unsigned)series;
 	/* RETURNING: the update is complete only when the statement is. */
@@ -616,7 +612,7 @@ store_outbox_claim(struct outbox *o, int64_t id, int64_t now_ms,
 	if (res != OUTBOX_CLAIMED)
 		return res;
 	s = stmt(o, S_LOG_START);
-	(void)sqlite3_bind_int64(s, 1, r.id);
+	(void)sqlite3_bind_int64(s, 1, r.ev.id);
 	(void)sqlite3_bind_int64(s, 2, r.attempt);
 	(void)sqlite3_bind_int64(s, 3, now_ms);
 	if (run(o, s, "log attempt") == -1)
@@ -636,25 +632,25 @@ store_outbox_load(struct outbox *o, struct outbox_row *r)
 	if (other(o) != NULL)
 		return other(o)->load(o, r);
 	s = stmt(o, S_ROW);
-	(void)sqlite3_bind_int64(s, 1, r->id);
+	(void)sqlite3_bind_int64(s, 1, r->ev.id);
 	step = sqlite3_step(s);
 	if (step != SQLITE_ROW) {
 		if (step == SQLITE_DONE)
 			log_warning("store: outbox: event %lld is gone; will "
-			    "retry", (long long)r->id);
+			    "retry", (long long)r->ev.id);
 		else
 			db_warn(o->db, "load");
 		goto out;
 	}
-	r->received_at = sqlite3_column_int64(s, 0);
-	if (store_column_copy(s, 1, &r->body, &r->body_len) == -1)
+	r->ev.received_at = sqlite3_column_int64(s, 0);
+	if (store_column_copy(s, 1, &r->ev.body, &r->ev.body_len) == -1)
 		goto nomem;
 	for (i = 0; i < sizeof(row_text) / sizeof(row_text[0]); i++) {
 		if (store_column_copy(s, ROW_FIRST_TEXT + (int)i,
 		    (char **)(void *)((char *)r + row_text[i]), NULL) == -1)
 			goto nomem;
 	}
-	r->order_paid_now = sqlite3_column_int(s, ROW_PAID_NOW) != 0;
+	r->ev.order_paid_now = sqlite3_column_int(s, ROW_PAID_NOW) != 0;
 	rc = 0;
 	goto out;
 nomem:

@@ -541,7 +541,7 @@ pgo_claim(struct outbox *ob, int64_t id, int64_t now_ms,
 	attempts = pg_col_int(res, 0, 0, 1);
 	series = attempts - pg_col_int(res, 0, 1, 0);
 	PQclear(res);
-	r.id = id;
+	r.ev.id = id;
 	r.attempt = attempts < 1 ? 1 : (unsigned)attempts;
 	r.series = series < 1 ? 1 : (unsigned)series;
 	pg_params_init(&p);
@@ -567,10 +567,11 @@ pgo_claim(struct outbox *ob, int64_t id, int64_t now_ms,
 static char **
 row_text(struct outbox_row *r, int i)
 {
-	char **const f[] = { &r->event_key, &r->type, &r->cf_payment_id,
-	    &r->order_id, &r->payment_status, &r->amount, &r->currency,
-	    &r->content_type, &r->idempotency_key, &r->webhook_version,
-	    &r->order_state, &r->order_attention };
+	struct event_row *e = &r->ev;
+	char **const f[] = { &e->event_key, &e->type, &e->cf_payment_id,
+	    &e->order_id, &e->payment_status, &e->amount, &e->currency,
+	    &e->content_type, &e->idempotency_key, &e->webhook_version,
+	    &e->order_state, &e->order_attention };
 
 	return i < (int)(sizeof(f) / sizeof(f[0])) ? f[i] : NULL;
 }
@@ -584,21 +585,21 @@ pgo_load(struct outbox *ob, struct outbox_row *r)
 	int i, bad = 0;
 
 	pg_params_init(&p);
-	pg_p_int(&p, r->id);
+	pg_p_int(&p, r->ev.id);
 	res = outside(pgo(ob), &O_ROW, &p, "load");
 	if (res == NULL)
 		return -1;
 	if (PQntuples(res) == 0) {
 		log_warning("store: outbox: event %lld is gone; will retry",
-		    (long long)r->id);
+		    (long long)r->ev.id);
 		PQclear(res);
 		return -1;
 	}
-	r->received_at = pg_col_int(res, 0, 0, 0);
-	bad |= pg_col_copy(res, 0, 1, &r->body, &r->body_len);
+	r->ev.received_at = pg_col_int(res, 0, 0, 0);
+	bad |= pg_col_copy(res, 0, 1, &r->ev.body, &r->ev.body_len);
 	for (i = 0; (t = row_text(r, i)) != NULL; i++)
 		bad |= pg_col_copy(res, 0, 2 + i, t, NULL);
-	r->order_paid_now = pg_col_int(res, 0, 2 + i, 0) != 0;
+	r->ev.order_paid_now = pg_col_int(res, 0, 2 + i, 0) != 0;
 	PQclear(res);
 	if (bad)
 		log_warning("store: outbox: load: out of memory; will retry");

@@ -199,7 +199,7 @@ finish(struct db *d, const struct outbox_row *r, enum outbox_outcome o,
     const char *err, int64_t now, unsigned max, unsigned backoff,
     enum outbox_state *state, int64_t *next)
 {
-	struct outbox_result res = { r->id, r->log_id, r->series, o, err };
+	struct outbox_result res = { r->ev.id, r->log_id, r->series, o, err };
 
 	if (store_outbox_begin(d->o) == -1)
 		return -1;
@@ -258,20 +258,20 @@ test_claim_counts_before_delivery(void)
 		return;
 	id = add_body(d, "k1", "o'1", body, (int)sizeof(body) - 1, 1);
 	CHECK_INT(claim1(d, id, NOW, &r), OUTBOX_CLAIMED);
-	CHECK_INT(r.id, id);
+	CHECK_INT(r.ev.id, id);
 	CHECK_INT(r.attempt, 1);
 	CHECK_INT(r.series, 1);
-	CHECK_STR(r.event_key, "k1");
-	CHECK_STR(r.type, "PAYMENT_SUCCESS_WEBHOOK");
-	CHECK_STR(r.cf_payment_id, "77");
-	CHECK_STR(r.order_id, "o'1");
-	CHECK_STR(r.payment_status, "SUCCESS");
-	CHECK_STR(r.amount, "1.80");
-	CHECK_STR(r.currency, "INR");
-	CHECK_STR(r.content_type, "application/json");
-	CHECK_INT(r.received_at, 1700000000123LL);
-	CHECK_INT(r.body_len, sizeof(body) - 1);
-	CHECK(r.body != NULL && memcmp(r.body, body, sizeof(body) - 1) == 0);
+	CHECK_STR(r.ev.event_key, "k1");
+	CHECK_STR(r.ev.type, "PAYMENT_SUCCESS_WEBHOOK");
+	CHECK_STR(r.ev.cf_payment_id, "77");
+	CHECK_STR(r.ev.order_id, "o'1");
+	CHECK_STR(r.ev.payment_status, "SUCCESS");
+	CHECK_STR(r.ev.amount, "1.80");
+	CHECK_STR(r.ev.currency, "INR");
+	CHECK_STR(r.ev.content_type, "application/json");
+	CHECK_INT(r.ev.received_at, 1700000000123LL);
+	CHECK_INT(r.ev.body_len, sizeof(body) - 1);
+	CHECK(r.ev.body != NULL && memcmp(r.ev.body, body, sizeof(body) - 1) == 0);
 	/* committed: visible, still pending, log row open */
 	CHECK_INT(q_int(d, "SELECT forward_attempts FROM events WHERE id=?1",
 	    id), 1);
@@ -697,15 +697,15 @@ test_batch_is_one_transaction(void)
 	for (i = 0; i < 3; i++)
 		CHECK_INT(store_outbox_claim(d->o, i + 1, NOW, &r[i]),
 		    OUTBOX_CLAIMED);
-	CHECK(r[0].attempt == 1 && r[0].log_id > 0 && r[0].body == NULL &&
-	    r[0].event_key == NULL);
+	CHECK(r[0].attempt == 1 && r[0].log_id > 0 && r[0].ev.body == NULL &&
+	    r[0].ev.event_key == NULL);
 	CHECK_INT(sqlite3_exec(peek, "SELECT 1", NULL, NULL, NULL), SQLITE_OK);
 	CHECK_INT(store_outbox_commit(d->o), 0);
 	CHECK_INT(q_int(d, "SELECT count(*) FROM forward_log", 0), 3);
 	/* the next round: three outcomes and three claims, one commit */
 	CHECK_INT(store_outbox_begin(d->o), 0);
 	for (i = 0; i < 3; i++) {
-		res = (struct outbox_result){ r[i].id, r[i].log_id, r[i].series,
+		res = (struct outbox_result){ r[i].ev.id, r[i].log_id, r[i].series,
 		    i == 1 ? OUTBOX_FAILED : OUTBOX_DELIVERED,
 		    i == 1 ? "exit status 1" : NULL };
 		CHECK_INT(store_outbox_finish(d->o, &res, NOW + 1, 5, 1, &state,

@@ -614,7 +614,7 @@ static enum outbox_state
 finish1(struct outbox *ob, const struct outbox_row *r,
     enum outbox_outcome outcome, int64_t now)
 {
-	struct outbox_result res = { r->id, r->log_id, r->series, outcome,
+	struct outbox_result res = { r->ev.id, r->log_id, r->series, outcome,
 	    outcome == OUTBOX_DELIVERED ? NULL : "test" };
 	enum outbox_state state = (enum outbox_state)-1;
 	int64_t next = 0;
@@ -667,7 +667,7 @@ test_outbox_leases(void)
 	CHECK_INT(ra.attempt, 1);
 	CHECK_INT(ra.series, 1);
 	CHECK_INT(store_outbox_load(oa, &ra), 0);
-	CHECK_STR(ra.event_key, "K:1");
+	CHECK_STR(ra.ev.event_key, "K:1");
 	CHECK_INT(claim1(ob, 1, now, &rb), OUTBOX_GONE);
 	/* 1 is leased, and holds 2 back */
 	CHECK_STR(due_ids(ob, buf, sizeof(buf)), "3");
