@@ -136,7 +136,7 @@ enum outbox_claim store_outbox_claim(struct outbox *, int64_t id,
 	    int64_t now_ms, struct outbox_row *ret);
 /* After the claim is committed, outside any transaction: the event's
  * columns, body included, into r->ev (release with store_outbox_row_done).
- * Returns 0, or -1 (logged). */
+ * Returns 0, or -1 (logged; r is left as the claim filled it). */
 int	store_outbox_load(struct outbox *, struct outbox_row *r);
 void	store_outbox_row_done(struct outbox_row *);
 

@@ -19,15 +19,6 @@
 #include "store_admin.h"
 #include "store_int.h"
 
-/* The columns of struct event_row, in read_event()'s order. */
-#define EVENT_COLS	"id, event_key, type, cf_payment_id, order_id," \
-	" payment_status, amount, currency, event_time, content_type," \
-	" received_at, last_seen_at, deliveries, forward_state," \
-	" forward_attempts, last_error, forwarded_at, next_attempt_at," \
-	" replay_base, idempotency_key, webhook_version, order_state," \
-	" order_paid_now, order_attention"
-#define EVENT_NCOLS	24	/* body follows at this index in get */
-
 void
 store_admin_db_error(sqlite3 *db, const char *what)
 {
@@ -84,57 +75,6 @@ store_admin_step_done(sqlite3 *db, sqlite3_stmt *s, int64_t *changes)
 	return 0;
 }
 
-static int64_t
-col_time(sqlite3_stmt *s, int col)
-{
-	if (sqlite3_column_type(s, col) == SQLITE_NULL)
-		return -1;
-	return sqlite3_column_int64(s, col);
-}
-
-/* The current row of a "SELECT EVENT_COLS[, body]" into *e (zeroed first;
- * on -1, no memory, nothing is left allocated). */
-static int
-read_event(sqlite3_stmt *s, int with_body, struct event_row *e)
-{
-	char **text[] = { &e->event_key, &e->type, &e->cf_payment_id,
-	    &e->order_id, &e->payment_status, &e->amount, &e->currency,
-	    &e->event_time, &e->content_type };
-	size_t i;
-	int bad = 0;
-
-	memset(e, 0, sizeof(*e));
-	e->id = sqlite3_column_int64(s, 0);
-	for (i = 0; i < sizeof(text) / sizeof(text[0]); i++)
-		bad |= store_column_copy(s, (int)i + 1, text[i], NULL);
-	e->received_at = col_time(s, 10);
-	e->last_seen_at = col_time(s, 11);
-	e->deliveries = sqlite3_column_int64(s, 12);
-	bad |= store_column_copy(s, 13, &e->forward_state, NULL);
-	e->forward_attempts = sqlite3_column_int64(s, 14);
-	bad |= store_column_copy(s, 15, &e->last_error, NULL);
-	e->forwarded_at = col_time(s, 16);
-	e->next_attempt_at = col_time(s, 17);
-	e->replay_base = sqlite3_column_int64(s, 18);
-	bad |= store_column_copy(s, 19, &e->idempotency_key, NULL);
-	bad |= store_column_copy(s, 20, &e->webhook_version, NULL);
-	bad |= store_column_copy(s, 21, &e->order_state, NULL);
-	e->order_paid_now = sqlite3_column_type(s, 22) == SQLITE_NULL ? -1 :
-	    sqlite3_column_int(s, 22) != 0;
-	bad |= store_column_copy(s, 23, &e->order_attention, NULL);
-	if (with_body) {
-		e->body_is_blob =
-		    sqlite3_column_type(s, EVENT_NCOLS) == SQLITE_BLOB;
-		bad |= store_column_copy(s, EVENT_NCOLS, &e->body, &e->body_len);
-	}
-	if (bad) {
-		log_error("cfhookctl: out of memory");
-		event_row_done(e);
-		return -1;
-	}
-	return 0;
-}
-
 /* Runs `sql` (at most one parameter: `key` when not NULL, else `arg`) and
  * reads the first row, if any: 1 found, 0 none, -1 error. */
 static int
@@ -156,8 +96,10 @@ one_event(sqlite3 *db, const char *sql, int64_t arg, const char *key,
 		rc = 0;
 	else if (r != SQLITE_ROW)
 		store_admin_db_error(db, sql);
+	else if (store_row_read(s, with_body, e) == -1)
+		log_error("cfhookctl: out of memory");
 	else
-		rc = read_event(s, with_body, e) == 0 ? 1 : -1;
+		rc = 1;
 out:
 	(void)sqlite3_finalize(s);
 	return rc;
@@ -244,10 +186,10 @@ store_sqlite_admin_status(struct store *store, int64_t now,
 	    " WHERE attention IS NOT NULL", 0, &st.orders_attention) == -1)
 		goto out;
 	/* Ids grow with receipt, and the partial index serves this. */
-	r1 = one_event(db, "SELECT " EVENT_COLS " FROM events"
+	r1 = one_event(db, "SELECT " STORE_ROW_COLS " FROM events"
 	    " WHERE forward_state = 'pending' ORDER BY id LIMIT 1", 0, NULL,
 	    0, &st.oldest_pending);
-	r2 = one_event(db, "SELECT " EVENT_COLS " FROM events"
+	r2 = one_event(db, "SELECT " STORE_ROW_COLS " FROM events"
 	    " ORDER BY id DESC LIMIT 1", 0, NULL, 0, &st.last_received);
 	st.has_oldest_pending = r1 == 1;
 	st.has_last_received = r2 == 1;
@@ -300,7 +242,7 @@ list_sql(const struct store_admin_filter *f)
 	int i, bad = 0;
 
 	buf_init(&b, 1024);
-	bad |= buf_puts(&b, "SELECT " EVENT_COLS " FROM events");
+	bad |= buf_puts(&b, "SELECT " STORE_ROW_COLS " FROM events");
 	for (i = 0; i < 4; i++) {
 		if (!on[i])
 			continue;
@@ -349,8 +291,10 @@ collect_events(sqlite3 *db, sqlite3_stmt *s, size_t max,
 		return -1;
 	}
 	while (count < max && (r = sqlite3_step(s)) == SQLITE_ROW) {
-		if (read_event(s, 0, &v[count]) == -1)
+		if (store_row_read(s, 0, &v[count]) == -1) {
+			log_error("cfhookctl: out of memory");
 			goto fail;
+		}
 		count++;
 	}
 	if (count < max && r != SQLITE_DONE) {
@@ -431,8 +375,8 @@ push_attempt(sqlite3_stmt *s, struct store_admin_attempt **h, size_t *n,
 	a = &(*h)[*n];
 	a->id = sqlite3_column_int64(s, 0);
 	a->attempt = sqlite3_column_int64(s, 1);
-	a->started_at = col_time(s, 2);
-	a->finished_at = col_time(s, 3);
+	a->started_at = store_column_time(s, 2);
+	a->finished_at = store_column_time(s, 3);
 	a->ok = sqlite3_column_type(s, 4) == SQLITE_NULL ? -1 :
 	    sqlite3_column_int(s, 4) != 0;
 	if (store_column_copy(s, 5, &a->error, NULL) == -1)
@@ -490,8 +434,8 @@ store_sqlite_admin_get(struct store *store, int64_t id, const char *key,
 	if (store_admin_exec(db, "BEGIN") == -1)
 		return STORE_ADMIN_ERROR;
 	found = one_event(db, key != NULL ?
-	    "SELECT " EVENT_COLS ", body FROM events WHERE event_key = ?1" :
-	    "SELECT " EVENT_COLS ", body FROM events WHERE id = ?1", id, key,
+	    "SELECT " STORE_ROW_COLS ", body FROM events WHERE event_key = ?1" :
+	    "SELECT " STORE_ROW_COLS ", body FROM events WHERE id = ?1", id, key,
 	    1, &e);
 	if (found == 1 && read_history(db, e.id, &h, &n) == -1)
 		found = -1;

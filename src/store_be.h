@@ -19,6 +19,18 @@
 #include "store_outbox.h"
 #include "store_stats.h"
 
+/* The columns of struct event_row (event_row.h), in the order each
+ * backend's reader takes them (store_row_read() in store_int.h,
+ * pg_row_read() in store_pg.h). A query that wants the body selects it
+ * after them, as column STORE_ROW_NCOLS. */
+#define STORE_ROW_COLS	"id, event_key, type, cf_payment_id, order_id," \
+	" payment_status, amount, currency, event_time, content_type," \
+	" received_at, last_seen_at, deliveries, forward_state," \
+	" forward_attempts, last_error, forwarded_at, next_attempt_at," \
+	" replay_base, idempotency_key, webhook_version, order_state," \
+	" order_paid_now, order_attention"
+#define STORE_ROW_NCOLS	24
+
 /* What every backend's store begins with (its first member, so a pointer
  * to the one is a pointer to the other). */
 struct store {

@@ -11,6 +11,7 @@
 
 #include <sqlite3.h>
 
+#include "event_row.h"
 #include "store.h"
 #include "store_be.h"
 #include "store_health.h"
@@ -34,6 +35,13 @@ void	store_set_deadline(struct store *, int64_t mono_ms);
  * with a NUL after them, *len (if not NULL) their count; *ret NULL for SQL
  * NULL. Returns 0, or -1 on no memory. */
 int	store_column_copy(sqlite3_stmt *, int i, char **ret, size_t *len);
+/* A time column in unix ms, -1 for SQL NULL. */
+int64_t	store_column_time(sqlite3_stmt *, int col);
+/* store_row.c: the current row of a "SELECT STORE_ROW_COLS[, body]"
+ * (store_be.h) into *e, zeroed first; the body (column STORE_ROW_NCOLS)
+ * too when with_body. Returns 0, or -1 on no memory (not logged; nothing
+ * is left allocated). */
+int	store_row_read(sqlite3_stmt *, int with_body, struct event_row *e);
 
 /* The WAL frames after the last commit. */
 int	store_wal_frames(const struct store *);

@@ -38,13 +38,6 @@
     " SELECT 1 FROM events p WHERE p.order_id = e.order_id" \
     "   AND p.id < e.id AND p.forward_state = 'pending')"
 
-/* The columns a claimed row is loaded with, in the order of row_text[]
- * after the first two (received_at, body). */
-#define ROW_COLS \
-    "received_at, body, event_key, type, cf_payment_id, order_id," \
-    " payment_status, amount, currency, content_type, idempotency_key," \
-    " webhook_version, order_state, order_attention, order_paid_now"
-
 enum stmt {
 	S_BEGIN, S_COMMIT, S_ROLLBACK,
 	S_RETRIES, S_FRESH, S_FRESH_HELD, S_HEAD, S_NEXT_DUE, S_OLDEST,
@@ -86,8 +79,9 @@ static const char *const sql[S_N] = {
 	[S_CLAIM] = "UPDATE events SET forward_attempts = forward_attempts + 1"
 	    " WHERE id = ?1 AND forward_state = 'pending'"
 	    " RETURNING forward_attempts, replay_base",
-	/* After the commit: the rest, which never changes once stored. */
-	[S_ROW] = "SELECT " ROW_COLS " FROM events WHERE id = ?1",
+	/* After the commit: the row and its body. The envelope and the hook
+	 * read only the columns that never change once stored. */
+	[S_ROW] = "SELECT " STORE_ROW_COLS ", body FROM events WHERE id = ?1",
 	[S_LOG_START] = "INSERT INTO forward_log (event_id, attempt,"
 	    " started_at) VALUES (?1, ?2, ?3)",
 	[S_LOG_END] = "UPDATE forward_log SET finished_at = ?2, ok = ?3,"
@@ -107,26 +101,6 @@ static const char *const sql[S_N] = {
 	[S_RECOVER] = "UPDATE forward_log SET error = 'interrupted by restart'"
 	    " WHERE finished_at IS NULL AND error IS NULL",
 };
-
-/* Text columns of a claimed row, from column 2 of S_ROW on. */
-static const size_t row_text[] = {
-	offsetof(struct outbox_row, ev.event_key),
-	offsetof(struct outbox_row, ev.type),
-	offsetof(struct outbox_row, ev.cf_payment_id),
-	offsetof(struct outbox_row, ev.order_id),
-	offsetof(struct outbox_row, ev.payment_status),
-	offsetof(struct outbox_row, ev.amount),
-	offsetof(struct outbox_row, ev.currency),
-	offsetof(struct outbox_row, ev.content_type),
-	offsetof(struct outbox_row, ev.idempotency_key),
-	offsetof(struct outbox_row, ev.webhook_version),
-	offsetof(struct outbox_row, ev.order_state),
-	offsetof(struct outbox_row, ev.order_attention),
-};
-#define ROW_FIRST_TEXT	2
-/* order_paid_now, the integer after the text columns. */
-#define ROW_PAID_NOW	(ROW_FIRST_TEXT + \
-	(int)(sizeof(row_text) / sizeof(row_text[0])))
 
 struct outbox {
 	struct outbox_head head;	/* first, as every backend's */
@@ -625,9 +599,9 @@ store_outbox_claim(struct outbox *o, int64_t id, int64_t now_ms,
 int
 store_outbox_load(struct outbox *o, struct outbox_row *r)
 {
+	struct event_row ev;
 	sqlite3_stmt *s;
 	int rc = -1, step;
-	size_t i;
 
 	if (other(o) != NULL)
 		return other(o)->load(o, r);
@@ -642,19 +616,15 @@ store_outbox_load(struct outbox *o, struct outbox_row *r)
 			db_warn(o->db, "load");
 		goto out;
 	}
-	r->ev.received_at = sqlite3_column_int64(s, 0);
-	if (store_column_copy(s, 1, &r->ev.body, &r->ev.body_len) == -1)
-		goto nomem;
-	for (i = 0; i < sizeof(row_text) / sizeof(row_text[0]); i++) {
-		if (store_column_copy(s, ROW_FIRST_TEXT + (int)i,
-		    (char **)(void *)((char *)r + row_text[i]), NULL) == -1)
-			goto nomem;
+	/* Into a row of its own: on failure r keeps the claim's id, which
+	 * the outcome is recorded against. */
+	if (store_row_read(s, 1, &ev) == -1) {
+		log_warning("store: outbox: load: out of memory; will retry");
+		goto out;
 	}
-	r->ev.order_paid_now = sqlite3_column_int(s, ROW_PAID_NOW) != 0;
+	event_row_done(&r->ev);
+	r->ev = ev;
 	rc = 0;
-	goto out;
-nomem:
-	log_warning("store: outbox: load: out of memory; will retry");
 out:
 	(void)sqlite3_reset(s);
 	return rc;
