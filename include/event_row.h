@@ -4,8 +4,9 @@
  * here reads a database.
  *
  * A new column that the envelope, the hook or cfhookctl needs is one more
- * field here, one more name in the store's column list and one more line
- * in each backend's reader (store_admin.c, store_pg_admin.c). */
+ * field here, one more name in the store's column list (STORE_ROW_COLS)
+ * and one more line in each backend's reader (store_row.c,
+ * store_pg_row.c). */
 #ifndef CFHOOK_EVENT_ROW_H
 #define CFHOOK_EVENT_ROW_H
 

@@ -128,6 +128,13 @@ int	pg_col_copy(const PGresult *, int row, int col, char **ret,
 	    size_t *len);
 /* An integer column; `null_value` for SQL NULL. */
 int64_t	pg_col_int(const PGresult *, int row, int col, int64_t null_value);
+/* store_pg_row.c: row `row` of a "SELECT STORE_ROW_COLS[, body]"
+ * (store_be.h) into *e, zeroed first; the body (column STORE_ROW_NCOLS)
+ * too when with_body, body_is_blob set when it is not UTF-8 text. Returns
+ * 0, or -1 on no memory (not logged; nothing is left allocated). */
+struct event_row;
+int	pg_row_read(const PGresult *, int row, int with_body,
+	    struct event_row *e);
 
 /* A 64-bit advisory lock key for one thing named by text ("e" and an
  * event_key, "o" and an order_id, "f" and a form digest). */

@@ -18,16 +18,6 @@
 #include "store_admin.h"
 #include "store_pg.h"
 #include "store_pg_admin.h"
-#include "utf8.h"
-
-/* The columns of struct event_row, in read_event()'s order. */
-#define EVENT_COLS	"id, event_key, type, cf_payment_id, order_id," \
-	" payment_status, amount, currency, event_time, content_type," \
-	" received_at, last_seen_at, deliveries, forward_state," \
-	" forward_attempts, last_error, forwarded_at, next_attempt_at," \
-	" replay_base, idempotency_key, webhook_version, order_state," \
-	" order_paid_now, order_attention"
-#define EVENT_NCOLS	24	/* body follows at this index in get */
 
 int
 pg_admin_begin(struct pg_store *st, int write)
@@ -88,53 +78,6 @@ pg_admin_count(struct pg_store *st, const char *sql, int64_t arg,
 	return 0;
 }
 
-/* Row r of a "SELECT EVENT_COLS[, body]" into *e (zeroed first; on -1, no
- * memory, nothing is left allocated). */
-static int
-read_event(const PGresult *res, int r, int with_body,
-    struct event_row *e)
-{
-	char **text[] = { &e->event_key, &e->type, &e->cf_payment_id,
-	    &e->order_id, &e->payment_status, &e->amount, &e->currency,
-	    &e->event_time, &e->content_type };
-	size_t i;
-	int bad = 0;
-
-	memset(e, 0, sizeof(*e));
-	e->id = pg_col_int(res, r, 0, 0);
-	for (i = 0; i < sizeof(text) / sizeof(text[0]); i++)
-		bad |= pg_col_copy(res, r, (int)i + 1, text[i], NULL);
-	e->received_at = pg_col_int(res, r, 10, -1);
-	e->last_seen_at = pg_col_int(res, r, 11, -1);
-	e->deliveries = pg_col_int(res, r, 12, 0);
-	bad |= pg_col_copy(res, r, 13, &e->forward_state, NULL);
-	e->forward_attempts = pg_col_int(res, r, 14, 0);
-	bad |= pg_col_copy(res, r, 15, &e->last_error, NULL);
-	e->forwarded_at = pg_col_int(res, r, 16, -1);
-	e->next_attempt_at = pg_col_int(res, r, 17, -1);
-	e->replay_base = pg_col_int(res, r, 18, 0);
-	bad |= pg_col_copy(res, r, 19, &e->idempotency_key, NULL);
-	bad |= pg_col_copy(res, r, 20, &e->webhook_version, NULL);
-	bad |= pg_col_copy(res, r, 21, &e->order_state, NULL);
-	e->order_paid_now = (int)pg_col_int(res, r, 22, -1);
-	if (e->order_paid_now > 1)
-		e->order_paid_now = 1;
-	bad |= pg_col_copy(res, r, 23, &e->order_attention, NULL);
-	if (with_body && !bad) {
-		bad |= pg_col_copy(res, r, EVENT_NCOLS, &e->body,
-		    &e->body_len);
-		/* As SQLite keeps it: TEXT only when it is UTF-8 text. */
-		e->body_is_blob = e->body != NULL &&
-		    !utf8_text(e->body, e->body_len);
-	}
-	if (bad) {
-		log_error("cfhookctl: out of memory");
-		event_row_done(e);
-		return -1;
-	}
-	return 0;
-}
-
 /* The first row of `sql` (one parameter: key, or id), if any: 1 found, 0
  * none, -1 error. */
 static int
@@ -153,8 +96,13 @@ one_event(struct pg_store *st, const char *sql, int64_t id, const char *key,
 	res = pg_admin_query(st, sql, &p);
 	if (res == NULL)
 		return -1;
-	rc = PQntuples(res) == 0 ? 0 :
-	    read_event(res, 0, with_body, e) == 0 ? 1 : -1;
+	rc = 1;
+	if (PQntuples(res) == 0) {
+		rc = 0;
+	} else if (pg_row_read(res, 0, with_body, e) == -1) {
+		log_error("cfhookctl: out of memory");
+		rc = -1;
+	}
 	PQclear(res);
 	return rc;
 }
@@ -215,10 +163,10 @@ store_pg_admin_status(struct store *base, int64_t now, int64_t day_start,
 	    pg_admin_count(st, "SELECT count(*) FROM orders"
 	    " WHERE attention IS NOT NULL", 0, 0, &s.orders_attention) == -1)
 		goto out;
-	r1 = one_event(st, "SELECT " EVENT_COLS " FROM events"
+	r1 = one_event(st, "SELECT " STORE_ROW_COLS " FROM events"
 	    " WHERE forward_state = 'pending' ORDER BY id LIMIT 1", 0, NULL,
 	    0, &s.oldest_pending);
-	r2 = one_event(st, "SELECT " EVENT_COLS " FROM events"
+	r2 = one_event(st, "SELECT " STORE_ROW_COLS " FROM events"
 	    " ORDER BY id DESC LIMIT 1", 0, NULL, 0, &s.last_received);
 	s.has_oldest_pending = r1 == 1;
 	s.has_last_received = r2 == 1;
@@ -247,7 +195,7 @@ list_sql(const struct store_admin_filter *f, struct pg_params *p)
 	int i, bad = 0;
 
 	buf_init(&b, 1024);
-	bad |= buf_puts(&b, "SELECT " EVENT_COLS " FROM events");
+	bad |= buf_puts(&b, "SELECT " STORE_ROW_COLS " FROM events");
 	for (i = 0; i < 4; i++) {
 		if (!on[i])
 			continue;
@@ -307,7 +255,8 @@ store_pg_admin_list(struct store *base, const struct store_admin_filter *f,
 		v = calloc(count == 0 ? 1 : count, sizeof(*v));
 		ok = v != NULL;
 		for (i = 0; ok && i < count; i++) {
-			if (read_event(res, (int)i, 0, &v[i]) == -1) {
+			if (pg_row_read(res, (int)i, 0, &v[i]) == -1) {
+				log_error("cfhookctl: out of memory");
 				store_admin_events_free(v, i);
 				v = NULL;
 				ok = 0;
@@ -384,8 +333,8 @@ store_pg_admin_get(struct store *base, int64_t id, const char *key,
 	if (pg_admin_begin(st, 0) == -1)
 		return STORE_ADMIN_ERROR;
 	found = one_event(st, key != NULL ?
-	    "SELECT " EVENT_COLS ", body FROM events WHERE event_key = $1" :
-	    "SELECT " EVENT_COLS ", body FROM events WHERE id = $1", id, key,
+	    "SELECT " STORE_ROW_COLS ", body FROM events WHERE event_key = $1" :
+	    "SELECT " STORE_ROW_COLS ", body FROM events WHERE id = $1", id, key,
 	    1, &e);
 	if (found == 1 && pg_admin_history(st, e.id, &h, &n) == -1)
 		found = -1;

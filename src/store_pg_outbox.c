@@ -49,12 +49,6 @@
 #define PG_LEASE_MS		20000
 #define PG_LEASE_RENEW_MS	4000
 
-/* The columns a claimed row is loaded with (store_outbox_load()). */
-#define ROW_COLS "received_at, body, event_key, type, cf_payment_id," \
-	" order_id, payment_status, amount, currency, content_type," \
-	" idempotency_key, webhook_version, order_state, order_attention," \
-	" order_paid_now"
-
 /* Due: pending, its time come, no live lease, and no earlier pending
  * event of its order (leased or not); retries first, by their time. */
 static const struct pg_stmt O_DUE = { "cfh_ob_due",
@@ -97,7 +91,7 @@ static const struct pg_stmt O_LOG_START = { "cfh_ob_log_start",
 	"INSERT INTO forward_log (event_id, attempt, started_at)"
 	" VALUES ($1, $2, $3) RETURNING id" };
 static const struct pg_stmt O_ROW = { "cfh_ob_row",
-	"SELECT " ROW_COLS " FROM events WHERE id = $1" };
+	"SELECT " STORE_ROW_COLS ", body FROM events WHERE id = $1" };
 static const struct pg_stmt O_LOG_END = { "cfh_ob_log_end",
 	"UPDATE forward_log SET finished_at = $2, ok = $3, error = $4"
 	" WHERE id = $1" };
@@ -563,26 +557,13 @@ pgo_claim(struct outbox *ob, int64_t id, int64_t now_ms,
 	return OUTBOX_CLAIMED;
 }
 
-/* Text columns of a claimed row, from column 2 of O_ROW on. */
-static char **
-row_text(struct outbox_row *r, int i)
-{
-	struct event_row *e = &r->ev;
-	char **const f[] = { &e->event_key, &e->type, &e->cf_payment_id,
-	    &e->order_id, &e->payment_status, &e->amount, &e->currency,
-	    &e->content_type, &e->idempotency_key, &e->webhook_version,
-	    &e->order_state, &e->order_attention };
-
-	return i < (int)(sizeof(f) / sizeof(f[0])) ? f[i] : NULL;
-}
-
 static int
 pgo_load(struct outbox *ob, struct outbox_row *r)
 {
+	struct event_row ev;
 	struct pg_params p;
 	PGresult *res;
-	char **t;
-	int i, bad = 0;
+	int rc;
 
 	pg_params_init(&p);
 	pg_p_int(&p, r->ev.id);
@@ -595,15 +576,17 @@ pgo_load(struct outbox *ob, struct outbox_row *r)
 		PQclear(res);
 		return -1;
 	}
-	r->ev.received_at = pg_col_int(res, 0, 0, 0);
-	bad |= pg_col_copy(res, 0, 1, &r->ev.body, &r->ev.body_len);
-	for (i = 0; (t = row_text(r, i)) != NULL; i++)
-		bad |= pg_col_copy(res, 0, 2 + i, t, NULL);
-	r->ev.order_paid_now = pg_col_int(res, 0, 2 + i, 0) != 0;
+	/* Into a row of its own: on failure r keeps the claim's id, which
+	 * the outcome is recorded against. */
+	rc = pg_row_read(res, 0, 1, &ev);
 	PQclear(res);
-	if (bad)
+	if (rc == -1) {
 		log_warning("store: outbox: load: out of memory; will retry");
-	return bad ? -1 : 0;
+		return -1;
+	}
+	event_row_done(&r->ev);
+	r->ev = ev;
+	return 0;
 }
 
 /* backoff_s * 2^(series-1), capped (DESIGN "Configuration"). */
