@@ -15,6 +15,7 @@
 #include "ctl_time.h"
 #include "ctl_zone.h"
 #include "envelope.h"
+#include "event_json.h"
 #include "utf8.h"
 
 #define LINE	1024		/* one composed text value; cut if longer */
@@ -34,11 +35,11 @@ print_json(const struct ctl *c, json_t *doc)
 	return CTL_OK;
 }
 
+/* Bytes that are not UTF-8 are shown as U+FFFD (ctl_out.h). */
 static int
 set_text(json_t *o, const char *key, const char *s)
 {
-	return ctl_out_set(o, key, ctl_out_json_text(s,
-	    s == NULL ? 0 : strlen(s)));
+	return event_json_set_text(o, key, s, ctl_out_json_text);
 }
 
 /* Every column but the body, for list and show, times in zone z. NULL on
@@ -51,14 +52,7 @@ event_json(const struct ctl_zone *z, const struct event_row *e)
 
 	if (o == NULL)
 		return NULL;
-	bad |= ctl_out_set(o, "id", json_integer(e->id));
-	bad |= set_text(o, "event_key", e->event_key);
-	bad |= set_text(o, "type", e->type);
-	bad |= set_text(o, "cf_payment_id", e->cf_payment_id);
-	bad |= set_text(o, "order_id", e->order_id);
-	bad |= set_text(o, "payment_status", e->payment_status);
-	bad |= set_text(o, "amount", e->amount);
-	bad |= set_text(o, "currency", e->currency);
+	bad |= event_json_columns(o, e, ctl_out_json_text);
 	bad |= set_text(o, "event_time", e->event_time);
 	bad |= set_text(o, "content_type", e->content_type);
 	bad |= ctl_out_set(o, "received_at",
@@ -78,13 +72,10 @@ event_json(const struct ctl_zone *z, const struct event_row *e)
 	/* 0 means "no retry scheduled" (due at once while pending). */
 	bad |= ctl_out_set(o, "next_attempt_at", e->next_attempt_at > 0 ?
 	    ctl_out_json_time(z, e->next_attempt_at) : json_null());
-	bad |= set_text(o, "idempotency_key", e->idempotency_key);
-	bad |= set_text(o, "webhook_version", e->webhook_version);
-	/* The order as this event left it (DESIGN "Orders"). */
-	bad |= set_text(o, "order_state", e->order_state);
-	bad |= ctl_out_set(o, "order_paid_now", e->order_paid_now < 0 ?
-	    json_null() : json_boolean(e->order_paid_now));
-	bad |= set_text(o, "order_attention", e->order_attention);
+	/* The order as this event left it (DESIGN "Orders"); unknown (NULL)
+	 * shows as null, where the envelope says false. */
+	bad |= event_json_order(o, e, e->order_paid_now < 0 ? json_null() :
+	    json_boolean(e->order_paid_now), ctl_out_json_text);
 	if (bad) {
 		json_decref(o);
 		return NULL;

@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "envelope.h"
 #include "event.h"
+#include "event_json.h"
 #include "form.h"
 #include "utf8.h"
 
@@ -43,22 +44,6 @@ format_time(int64_t ms, char *out, size_t n)
 	return len > 0 && (size_t)len < n ? 0 : -1;
 }
 
-/* A string member, or JSON null for a NULL column. The stored text comes
- * from our own parser, but a column edited by hand may not be UTF-8:
- * such a value becomes null rather than failing the whole envelope. */
-static int
-set_text(json_t *obj, const char *key, const char *value)
-{
-	json_t *v;
-
-	if (value == NULL || !utf8_valid(value,
-	    strlen(value)))
-		v = json_null();
-	else
-		v = json_string(value);
-	return json_object_set_new(obj, key, v);
-}
-
 /* What the row carries beyond the columns every event has: the headers
  * recorded as received, the order as it stood after this event (DESIGN
  * "Orders"; null and false for an event outside the ledger), and the
@@ -70,21 +55,17 @@ set_extra(json_t *env, const struct event_row *row)
 	size_t d;
 	int bad = 0;
 
-	bad |= set_text(env, "idempotency_key", row->idempotency_key);
-	bad |= set_text(env, "webhook_version", row->webhook_version);
-	bad |= set_text(env, "order_state", row->order_state);
-	bad |= json_object_set_new(env, "order_paid_now",
-	    json_boolean(row->order_state != NULL &&
-	    row->order_paid_now == 1));
-	bad |= set_text(env, "order_attention", row->order_attention);
+	bad |= event_json_order(env, row, json_boolean(row->order_state !=
+	    NULL && row->order_paid_now == 1), NULL);
 	if (bad != 0 || event_from_row(row->content_type, row->body,
 	    row->body_len, &ev) == -1)
 		return -1;
 	for (d = 0; d < EVENT_DETAIL_COUNT && bad == 0; d++) {
 		if (row->type != NULL &&
 		    event_detail_applies(row->type, (enum event_detail)d))
-			bad |= set_text(env,
-			    event_detail_name((enum event_detail)d), ev.detail[d]);
+			bad |= event_json_set_text(env,
+			    event_detail_name((enum event_detail)d),
+			    ev.detail[d], NULL);
 	}
 	event_done(&ev);
 	return bad != 0 ? -1 : 0;
@@ -99,21 +80,15 @@ header(const struct event_row *row, unsigned attempt, int form)
 
 	if (env == NULL)
 		return NULL;
-	bad |= json_object_set_new(env, "id", json_integer(row->id));
-	bad |= set_text(env, "event_key", row->event_key);
-	bad |= set_text(env, "type", row->type);
-	bad |= set_text(env, "cf_payment_id", row->cf_payment_id);
-	bad |= set_text(env, "order_id", row->order_id);
-	bad |= set_text(env, "payment_status", row->payment_status);
-	bad |= set_text(env, "amount", row->amount);
-	bad |= set_text(env, "currency", row->currency);
+	bad |= event_json_columns(env, row, NULL);
 	if (format_time(row->received_at, when, sizeof(when)) == -1)
 		bad |= json_object_set_new(env, "received_at", json_null());
 	else
-		bad |= set_text(env, "received_at", when);
+		bad |= event_json_set_text(env, "received_at", when, NULL);
 	bad |= json_object_set_new(env, "attempt",
 	    json_integer((json_int_t)attempt));
-	bad |= set_text(env, "format", form ? "form" : "json");
+	bad |= event_json_set_text(env, "format", form ? "form" : "json",
+	    NULL);
 	if (bad != 0 || set_extra(env, row) == -1) {
 		json_decref(env);
 		return NULL;
