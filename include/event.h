@@ -59,6 +59,9 @@ struct event {
 	char	*event_time;
 	char	*detail[EVENT_DETAIL_COUNT];	/* NULL outside its family */
 	enum event_format format;
+	int	 json_object;	/* event_from_json: the body parsed to an
+				 * object (event_parse_json), so it can be
+				 * handed over as one; 0 otherwise */
 };
 
 enum event_result {

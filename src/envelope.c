@@ -47,32 +47,29 @@ format_time(int64_t ms, char *out, size_t n)
 /* What the row carries beyond the columns every event has: the headers
  * recorded as received, the order as it stood after this event (DESIGN
  * "Orders"; null and false for an event outside the ledger), and the
- * details of its family read from the stored body as intake read it. */
+ * details of its family, read from the stored body as intake read it
+ * (ev). */
 static int
-set_extra(json_t *env, const struct event_row *row)
+set_extra(json_t *env, const struct event_row *row, const struct event *ev)
 {
-	struct event ev;
 	size_t d;
 	int bad = 0;
 
 	bad |= event_json_order(env, row, json_boolean(row->order_state !=
 	    NULL && row->order_paid_now == 1), NULL);
-	if (bad != 0 || event_from_row(row->content_type, row->body,
-	    row->body_len, &ev) == -1)
-		return -1;
 	for (d = 0; d < EVENT_DETAIL_COUNT && bad == 0; d++) {
 		if (row->type != NULL &&
 		    event_detail_applies(row->type, (enum event_detail)d))
 			bad |= event_json_set_text(env,
 			    event_detail_name((enum event_detail)d),
-			    ev.detail[d], NULL);
+			    ev->detail[d], NULL);
 	}
-	event_done(&ev);
 	return bad != 0 ? -1 : 0;
 }
 
 static json_t *
-header(const struct event_row *row, unsigned attempt, int form)
+header(const struct event_row *row, const struct event *ev,
+    unsigned attempt, int form)
 {
 	json_t *env = json_object();
 	char when[40];
@@ -89,7 +86,7 @@ header(const struct event_row *row, unsigned attempt, int form)
 	    json_integer((json_int_t)attempt));
 	bad |= event_json_set_text(env, "format", form ? "form" : "json",
 	    NULL);
-	if (bad != 0 || set_extra(env, row) == -1) {
+	if (bad != 0 || set_extra(env, row, ev) == -1) {
 		json_decref(env);
 		return NULL;
 	}
@@ -212,37 +209,29 @@ out:
 	return ret;
 }
 
-/* Whether the payload can be handed over as an object: the body is read
- * exactly as intake read it (event_parse_json), so every event that was
- * recognised at intake reaches the consumer with its payload. A body with
- * duplicate keys is ambiguous (spec section 11) and is not an object. */
-static int
-json_body_parses(const struct event_row *row)
-{
-	json_t *root = NULL;
-
-	if (row->body == NULL ||
-	    event_parse_json(row->body, row->body_len, &root) == -1 ||
-	    root == NULL)
-		return 0;
-	json_decref(root);
-	return 1;
-}
-
+/* The body is read once, exactly as intake read it (event_from_row): that
+ * gives the details, and whether the payload can be handed over as an
+ * object, so every event recognised at intake reaches the consumer with
+ * its payload. A body with duplicate keys is ambiguous (spec section 11)
+ * and is not an object. */
 char *
 envelope_build(const struct event_row *row, unsigned attempt, size_t *len)
 {
+	struct event ev;
 	json_t *env = NULL;
 	char *head = NULL, *ret = NULL;
 	int form = event_content_is_form(row->content_type), raw = 0;
 
-	env = header(row, attempt, form);
+	if (event_from_row(row->content_type, row->body, row->body_len,
+	    &ev) == -1)
+		return NULL;
+	env = header(row, &ev, attempt, form);
 	if (env == NULL)
 		goto out;
 	if (form) {
 		if (set_form(env, row) == -1)
 			goto out;
-	} else if (json_body_parses(row)) {
+	} else if (ev.json_object) {
 		raw = 1;
 	} else if (set_unparsed(env, row) == -1) {
 		goto out;
@@ -260,5 +249,6 @@ envelope_build(const struct event_row *row, unsigned attempt, size_t *len)
 out:
 	free(head);
 	json_decref(env);
+	event_done(&ev);
 	return ret;
 }

@@ -632,6 +632,8 @@ event_from_json(const char *body, size_t len, struct event *ret)
 	if (rc == 0)
 		rc = build(&src, src.root != NULL ? body_type(src.root) : NULL,
 		    ret);
+	if (rc == 0)
+		ret->json_object = src.root != NULL;
 	json_decref(src.root);
 	jsonarena_end();
 	return rc;
