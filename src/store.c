@@ -866,6 +866,7 @@ fail_batch(struct sq_store *st, struct store_item **items, size_t n,
 	if (sqlite3_get_autocommit(st->db) == 0 &&
 	    run_stmt(st, S_ROLLBACK) == -1)
 		log_db_error(st, "rollback");
+	store_write_ended();
 	answer_503(items, n);
 }
 
@@ -914,6 +915,7 @@ sqlite_record_batch(struct store *base, struct store_item **items, size_t n,
 		what = "commit";
 		goto out;
 	}
+	store_write_ended();
 	moved = store_sqlite_check_files(base);
 	if (moved != STORE_FILE_OK) {
 		st->wait.deadline_ms = 0;

@@ -22,6 +22,8 @@ struct store_file;
 struct store_wait {
 	int64_t	 deadline_ms;	/* monotonic; 0: STORE_BUSY_TIMEOUT_MS a wait */
 	int64_t	 start_ms;	/* when the current wait began */
+	uint64_t ended;		/* store_write_ended() calls seen by the
+				 * wait's last step */
 };
 
 /* The connection of an SQLite struct store (NULL for another backend's). */
@@ -97,8 +99,13 @@ enum store_admin_result store_sqlite_orders_get(struct store *,
 
 /* sqlite3_busy_handler() callback; `arg` is a struct store_wait. Waits for
  * another connection's lock until the deadline, so that all the steps of a
- * batch share one wait. */
+ * batch share one wait. A step ends early when a connection of this
+ * process ends its write transaction (store_write_ended()). */
 int	store_busy_wait(void *arg, int count);
+/* A connection of this process ended a write transaction (COMMIT or
+ * ROLLBACK, whatever its result): wakes the busy waits of the others at
+ * once instead of at the end of their sleep. Any thread. */
+void	store_write_ended(void);
 /* Connection settings for the WAL files (every mode): they stay when the
  * last connection closes, and journal_size_limit. 0 / -1 (logged). */
 int	store_wal_setup(sqlite3 *db, const char *path);

@@ -275,6 +275,7 @@ store_outbox_commit(struct outbox *o)
 		store_outbox_rollback(o);
 		return -1;
 	}
+	store_write_ended();
 	return o->sync ? sync_wal(o) : 0;
 }
 
@@ -285,8 +286,10 @@ store_outbox_rollback(struct outbox *o)
 		other(o)->rollback(o);
 		return;
 	}
-	if (o->db != NULL && sqlite3_get_autocommit(o->db) == 0)
+	if (o->db != NULL && sqlite3_get_autocommit(o->db) == 0) {
 		(void)run(o, stmt(o, S_ROLLBACK), "rollback");
+		store_write_ended();
+	}
 }
 
 /* ---- due scans ---------------------------------------------------------- */

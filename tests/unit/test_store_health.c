@@ -3,10 +3,13 @@
  * files are compared with what the path names, STORE_EXISTING never adopts
  * a new or empty file, the probe commits a row (and says busy or failed
  * when it cannot), and checkpoints move the WAL into the database file and
- * say when they cannot (an immutable database file, as root). */
+ * say when they cannot (an immutable database file, as root); a busy wait
+ * ends when a write transaction of this process ends, not at its step. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -323,6 +326,53 @@ test_checkpoint_fails_on_an_immutable_file(void)
 	store_close(st);
 }
 
+/* The busy handler's longest step is 100 ms (count 11 on). */
+struct waiter {
+	struct store_wait w;
+	atomic_int ready;	/* the first step is done */
+	int64_t	 took_ms;	/* the long step */
+};
+
+static void *
+wait_twice(void *arg)
+{
+	struct waiter *wt = arg;
+	int64_t t0;
+
+	(void)store_busy_wait(&wt->w, 0);	/* 1 ms; notes the count */
+	atomic_store(&wt->ready, 1);
+	t0 = clock_mono_ms();
+	(void)store_busy_wait(&wt->w, 11);
+	wt->took_ms = clock_mono_ms() - t0;
+	return NULL;
+}
+
+static int64_t
+long_step_ms(int end_a_transaction)
+{
+	struct waiter wt;
+	pthread_t t;
+
+	memset(&wt, 0, sizeof(wt));
+	if (pthread_create(&t, NULL, wait_twice, &wt) != 0)
+		return -1;
+	while (!atomic_load(&wt.ready))
+		(void)usleep(1000);
+	if (end_a_transaction)
+		store_write_ended();
+	(void)pthread_join(t, NULL);
+	return wt.took_ms;
+}
+
+static void
+test_busy_wait_ends_with_a_transaction(void)
+{
+	/* Without a transaction ending, the step is slept whole; with one
+	 * (before or during the step), it ends at once. */
+	CHECK(long_step_ms(0) >= 100);
+	CHECK(long_step_ms(1) < 90);
+}
+
 int
 main(void)
 {
@@ -338,6 +388,7 @@ main(void)
 	RUN(test_probe);
 	RUN(test_checkpoints);
 	RUN(test_checkpoint_fails_on_an_immutable_file);
+	RUN(test_busy_wait_ends_with_a_transaction);
 	rc = check_finish("test_store_health");
 	storetest_cleanup();
 	return rc;
