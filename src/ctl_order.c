@@ -14,6 +14,7 @@
 #include "ctl_cmd.h"
 #include "ctl_out.h"
 #include "ctl_time.h"
+#include "event_json.h"
 #include "ledger.h"
 
 #define WHAT_MAX	1024	/* one timeline line; cut if longer */
@@ -33,11 +34,11 @@ print_json(const struct ctl *c, json_t *doc)
 	return CTL_OK;
 }
 
+/* Bytes that are not UTF-8 are shown as U+FFFD (ctl_out.h). */
 static int
 set_text(json_t *o, const char *key, const char *s)
 {
-	return ctl_out_set(o, key, ctl_out_json_text(s,
-	    s == NULL ? 0 : strlen(s)));
+	return event_json_set_text(o, key, s, ctl_out_json_text);
 }
 
 static json_t *
@@ -412,22 +413,18 @@ timeline_event_json(const struct ctl *c, const struct store_order_event *e,
 	if (o == NULL)
 		return NULL;
 	ledger_attention_text(v->raised, att, sizeof(att));
-	bad |= ctl_out_set(o, "id", json_integer(e->ev.id));
-	bad |= set_text(o, "event_key", e->ev.event_key);
-	bad |= set_text(o, "type", e->ev.type);
-	bad |= set_text(o, "cf_payment_id", e->ev.cf_payment_id);
-	bad |= set_text(o, "payment_status", e->ev.payment_status);
-	bad |= set_text(o, "amount", e->ev.amount);
-	bad |= set_text(o, "currency", e->ev.currency);
+	/* The members cfhookctl show has too, less order_id (the document
+	 * names it once, at the top) and the headers. */
+	bad |= event_json_columns_of_order(o, &e->ev, ctl_out_json_text);
 	bad |= ctl_out_set(o, "received_at", ctl_out_json_time(c->zone,
 	    e->ev.received_at));
 	bad |= set_text(o, "forward_state", e->ev.forward_state);
 	bad |= ctl_out_set(o, "forward_attempts",
 	    json_integer(e->ev.forward_attempts));
-	bad |= set_text(o, "order_state", e->ev.order_state);
-	bad |= ctl_out_set(o, "order_paid_now", e->ev.order_paid_now < 0 ?
-	    json_null() : json_boolean(e->ev.order_paid_now));
-	bad |= set_text(o, "order_attention", e->ev.order_attention);
+	/* Unknown (NULL) is null, as in cfhookctl show. */
+	bad |= event_json_ledger(o, &e->ev, e->ev.order_paid_now < 0 ?
+	    json_null() : json_boolean(e->ev.order_paid_now),
+	    ctl_out_json_text);
 	bad |= ctl_out_set(o, "state_change", change_json(e, v));
 	bad |= set_text(o, "attention_raised", att[0] != '\0' ? att : NULL);
 	bad |= ctl_out_set(o, "deliveries", attempts_json(c, e));
