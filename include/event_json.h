@@ -1,6 +1,7 @@
 /* event_json.h - the members of an event's JSON object that the forward
- * envelope (envelope.c) and cfhookctl's event objects (ctl_cmd.c) share,
- * built from one struct event_row. Pure.
+ * envelope (envelope.c) and cfhookctl's event objects (ctl_cmd.c, and the
+ * order timeline's in ctl_order.c) share, built from one struct event_row.
+ * Pure.
  *
  * Each caller adds what is its own around them: the envelope its time,
  * attempt, format, details and payload; cfhookctl the delivery columns and
@@ -29,12 +30,22 @@ int	event_json_set_text(json_t *o, const char *key, const char *s,
 int	event_json_columns(json_t *o, const struct event_row *e,
 	    json_t *(*text)(const char *s, size_t len));
 
+/* The same but order_id, for a document about one order that names it
+ * once (cfhookctl's order timeline). 0 / -1 (no memory). */
+int	event_json_columns_of_order(json_t *o, const struct event_row *e,
+	    json_t *(*text)(const char *s, size_t len));
+
 /* The headers recorded as received and the order as this event left it
- * (DESIGN "Orders"): idempotency_key, webhook_version, order_state,
- * order_paid_now (the caller's value, a new reference taken over even on
- * failure: each document has its own rule for it), order_attention.
- * 0 / -1 (no memory). */
+ * (DESIGN "Orders"): idempotency_key, webhook_version, then what
+ * event_json_ledger() sets. 0 / -1 (no memory). */
 int	event_json_order(json_t *o, const struct event_row *e,
+	    json_t *paid_now, json_t *(*text)(const char *s, size_t len));
+
+/* The order as this event left it, without the headers (cfhookctl's
+ * order timeline): order_state, order_paid_now (the caller's value, a
+ * new reference taken over even on failure: each document has its own
+ * rule for it), order_attention. 0 / -1 (no memory). */
+int	event_json_ledger(json_t *o, const struct event_row *e,
 	    json_t *paid_now, json_t *(*text)(const char *s, size_t len));
 
 #endif

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "event_row.h"
 #include "store.h"
 #include "store_admin.h"
 
@@ -40,22 +41,12 @@ struct store_orders_filter {
 	unsigned limit;			/* 1..STORE_ADMIN_LIST_MAX */
 };
 
-/* One event of an order, with the order as that event left it and its
- * delivery attempts (oldest first). */
+/* One event of an order, with the order as that event left it (the
+ * row's order_* columns) and its delivery attempts (oldest first). The
+ * row is every column but the body (event_row.h), read by the same reader
+ * as cfhookctl's other event queries. */
 struct store_order_event {
-	int64_t	 id;
-	char	*event_key;
-	char	*type;
-	char	*cf_payment_id;
-	char	*payment_status;
-	char	*amount;
-	char	*currency;
-	int64_t	 received_at;
-	char	*forward_state;
-	int64_t	 forward_attempts;
-	char	*order_state;		/* NULL: not part of the ledger */
-	int	 order_paid_now;	/* 1, 0, -1 (NULL) */
-	char	*order_attention;
+	struct event_row ev;		/* ev.body NULL: left out */
 	struct store_admin_attempt *attempts;
 	size_t	 nattempts;
 };

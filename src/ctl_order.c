@@ -14,6 +14,7 @@
 #include "ctl_cmd.h"
 #include "ctl_out.h"
 #include "ctl_time.h"
+#include "event_json.h"
 #include "ledger.h"
 
 #define WHAT_MAX	1024	/* one timeline line; cut if longer */
@@ -33,11 +34,11 @@ print_json(const struct ctl *c, json_t *doc)
 	return CTL_OK;
 }
 
+/* Bytes that are not UTF-8 are shown as U+FFFD (ctl_out.h). */
 static int
 set_text(json_t *o, const char *key, const char *s)
 {
-	return ctl_out_set(o, key, ctl_out_json_text(s,
-	    s == NULL ? 0 : strlen(s)));
+	return event_json_set_text(o, key, s, ctl_out_json_text);
 }
 
 static json_t *
@@ -169,20 +170,20 @@ derive(const struct store_order_timeline *t, struct step_view *v)
 		const struct store_order_event *e = &t->events[i];
 
 		memset(&v[i], 0, sizeof(v[i]));
-		if (e->order_state == NULL)
+		if (e->ev.order_state == NULL)
 			continue;	/* not part of the ledger */
 		if (first && t->has_order &&
-		    e->received_at == t->order.first_event_at) {
+		    e->ev.received_at == t->order.first_event_at) {
 			prev = "PENDING";
 			v[i].new_order = 1;
 		}
 		v[i].before = prev;
 		v[i].changed = v[i].new_order || prev == NULL ||
-		    strcmp(prev, e->order_state) != 0 || e->order_paid_now == 1;
-		att = ledger_attention_parse(e->order_attention);
+		    strcmp(prev, e->ev.order_state) != 0 || e->ev.order_paid_now == 1;
+		att = ledger_attention_parse(e->ev.order_attention);
 		v[i].raised = att & ~prev_att;
 		prev_att = att;
-		prev = e->order_state;
+		prev = e->ev.order_state;
 		first = 0;
 	}
 }
@@ -251,26 +252,26 @@ event_entries(struct entries *es, const struct store_order_event *e,
 	size_t k;
 	int bad = 0;
 
-	bad |= add(es, e->received_at, e->id, "%s %s %s %s, payment %s "
-	    "(forward: %s)", dash(e->type), dash(e->payment_status),
-	    dash(e->amount), dash(e->currency), dash(e->cf_payment_id),
-	    dash(e->forward_state));
-	if (e->order_state != NULL && v->changed)
-		bad |= add(es, e->received_at, e->id, "state %s -> %s%s%s",
-		    v->before != NULL ? v->before : "?", e->order_state,
-		    e->order_paid_now == 1 ? ", paid now" : "",
+	bad |= add(es, e->ev.received_at, e->ev.id, "%s %s %s %s, payment %s "
+	    "(forward: %s)", dash(e->ev.type), dash(e->ev.payment_status),
+	    dash(e->ev.amount), dash(e->ev.currency), dash(e->ev.cf_payment_id),
+	    dash(e->ev.forward_state));
+	if (e->ev.order_state != NULL && v->changed)
+		bad |= add(es, e->ev.received_at, e->ev.id, "state %s -> %s%s%s",
+		    v->before != NULL ? v->before : "?", e->ev.order_state,
+		    e->ev.order_paid_now == 1 ? ", paid now" : "",
 		    v->new_order ? " (new order)" : "");
 	if (v->raised != 0) {
 		ledger_attention_text(v->raised, att, sizeof(att));
-		bad |= add(es, e->received_at, e->id, "attention: %s", att);
+		bad |= add(es, e->ev.received_at, e->ev.id, "attention: %s", att);
 	}
 	for (k = 0; k < e->nattempts; k++) {
 		a = &e->attempts[k];
 		if (a->ok == 1)
-			bad |= add(es, a->started_at, e->id, "delivery attempt "
+			bad |= add(es, a->started_at, e->ev.id, "delivery attempt "
 			    "%" PRId64 " ok", a->attempt);
 		else
-			bad |= add(es, a->started_at, e->id, "delivery attempt "
+			bad |= add(es, a->started_at, e->ev.id, "delivery attempt "
 			    "%" PRId64 " %s%s%s", a->attempt, a->ok == 0 ?
 			    "failed" : "unfinished", a->error != NULL ?
 			    ": " : "", a->error != NULL ? a->error : "");
@@ -394,10 +395,10 @@ attempts_json(const struct ctl *c, const struct store_order_event *e)
 static json_t *
 change_json(const struct store_order_event *e, const struct step_view *v)
 {
-	if (e->order_state == NULL || !v->changed)
+	if (e->ev.order_state == NULL || !v->changed)
 		return json_null();
 	return json_pack("{s:o, s:s, s:b}", "from", v->before != NULL ?
-	    json_string(v->before) : json_null(), "to", e->order_state,
+	    json_string(v->before) : json_null(), "to", e->ev.order_state,
 	    "new_order", v->new_order);
 }
 
@@ -412,22 +413,18 @@ timeline_event_json(const struct ctl *c, const struct store_order_event *e,
 	if (o == NULL)
 		return NULL;
 	ledger_attention_text(v->raised, att, sizeof(att));
-	bad |= ctl_out_set(o, "id", json_integer(e->id));
-	bad |= set_text(o, "event_key", e->event_key);
-	bad |= set_text(o, "type", e->type);
-	bad |= set_text(o, "cf_payment_id", e->cf_payment_id);
-	bad |= set_text(o, "payment_status", e->payment_status);
-	bad |= set_text(o, "amount", e->amount);
-	bad |= set_text(o, "currency", e->currency);
+	/* The members cfhookctl show has too, less order_id (the document
+	 * names it once, at the top) and the headers. */
+	bad |= event_json_columns_of_order(o, &e->ev, ctl_out_json_text);
 	bad |= ctl_out_set(o, "received_at", ctl_out_json_time(c->zone,
-	    e->received_at));
-	bad |= set_text(o, "forward_state", e->forward_state);
+	    e->ev.received_at));
+	bad |= set_text(o, "forward_state", e->ev.forward_state);
 	bad |= ctl_out_set(o, "forward_attempts",
-	    json_integer(e->forward_attempts));
-	bad |= set_text(o, "order_state", e->order_state);
-	bad |= ctl_out_set(o, "order_paid_now", e->order_paid_now < 0 ?
-	    json_null() : json_boolean(e->order_paid_now));
-	bad |= set_text(o, "order_attention", e->order_attention);
+	    json_integer(e->ev.forward_attempts));
+	/* Unknown (NULL) is null, as in cfhookctl show. */
+	bad |= event_json_ledger(o, &e->ev, e->ev.order_paid_now < 0 ?
+	    json_null() : json_boolean(e->ev.order_paid_now),
+	    ctl_out_json_text);
 	bad |= ctl_out_set(o, "state_change", change_json(e, v));
 	bad |= set_text(o, "attention_raised", att[0] != '\0' ? att : NULL);
 	bad |= ctl_out_set(o, "deliveries", attempts_json(c, e));

@@ -20,10 +20,6 @@
 	" paid_amount, paid_currency, successes, first_event_at, paid_at," \
 	" paid_event_id, last_event_id, last_event_at, attention"
 
-#define TIMELINE_COLS	"id, event_key, type, cf_payment_id, payment_status," \
-	" amount, currency, received_at, forward_state, forward_attempts," \
-	" order_state, order_paid_now, order_attention"
-
 static int64_t
 col_int(sqlite3_stmt *s, int i)
 {
@@ -197,15 +193,7 @@ out:
 static void
 timeline_event_done(struct store_order_event *e)
 {
-	free(e->event_key);
-	free(e->type);
-	free(e->cf_payment_id);
-	free(e->payment_status);
-	free(e->amount);
-	free(e->currency);
-	free(e->forward_state);
-	free(e->order_state);
-	free(e->order_attention);
+	event_row_done(&e->ev);
 	store_admin_history_free(e->attempts, e->nattempts);
 	memset(e, 0, sizeof(*e));
 }
@@ -222,34 +210,6 @@ store_orders_timeline_done(struct store_order_timeline *t)
 		timeline_event_done(&t->events[i]);
 	free(t->events);
 	memset(t, 0, sizeof(*t));
-}
-
-/* The current row of "SELECT TIMELINE_COLS" into *e. -1 on no memory. */
-static int
-read_timeline_event(sqlite3_stmt *s, struct store_order_event *e)
-{
-	char **text[] = { &e->event_key, &e->type, &e->cf_payment_id,
-	    &e->payment_status, &e->amount, &e->currency };
-	size_t i;
-	int bad = 0;
-
-	memset(e, 0, sizeof(*e));
-	e->id = sqlite3_column_int64(s, 0);
-	for (i = 0; i < sizeof(text) / sizeof(text[0]); i++)
-		bad |= store_column_copy(s, (int)i + 1, text[i], NULL);
-	e->received_at = col_int(s, 7);
-	bad |= store_column_copy(s, 8, &e->forward_state, NULL);
-	e->forward_attempts = sqlite3_column_int64(s, 9);
-	bad |= store_column_copy(s, 10, &e->order_state, NULL);
-	e->order_paid_now = (int)col_int(s, 11);
-	if (e->order_paid_now > 1)
-		e->order_paid_now = 1;
-	bad |= store_column_copy(s, 12, &e->order_attention, NULL);
-	if (bad) {
-		timeline_event_done(e);
-		return -1;
-	}
-	return 0;
 }
 
 /* Runs s (?1 = order_id) and calls fn for each row; -1 on error. */
@@ -301,7 +261,9 @@ take_event(sqlite3_stmt *s, void *arg)
 		return -1;
 	}
 	t->events = v;
-	if (read_timeline_event(s, &v[t->nevents]) == -1) {
+	v[t->nevents].attempts = NULL;
+	v[t->nevents].nattempts = 0;
+	if (store_row_read(s, 0, &v[t->nevents].ev) == -1) {
 		log_error("cfhookctl: out of memory");
 		return -1;
 	}
@@ -325,9 +287,9 @@ take_attempt(sqlite3_stmt *s, void *arg)
 	struct store_admin_attempt *a;
 	int64_t event_id = sqlite3_column_int64(s, 0);
 
-	while (w->at < w->t->nevents && w->t->events[w->at].id < event_id)
+	while (w->at < w->t->nevents && w->t->events[w->at].ev.id < event_id)
 		w->at++;
-	if (w->at == w->t->nevents || w->t->events[w->at].id != event_id)
+	if (w->at == w->t->nevents || w->t->events[w->at].ev.id != event_id)
 		return 0;	/* an event past the cap */
 	e = &w->t->events[w->at];
 	a = realloc(e->attempts, (e->nattempts + 1) * sizeof(*a));
@@ -366,7 +328,7 @@ store_sqlite_orders_get(struct store *store, const char *order_id,
 		return STORE_ADMIN_ERROR;
 	ok = each_row(db, "SELECT " ORDER_COLS " FROM orders"
 	    " WHERE order_id = ?1", order_id, take_order, &t) == 0 &&
-	    each_row(db, "SELECT " TIMELINE_COLS " FROM events"
+	    each_row(db, "SELECT " STORE_ROW_COLS " FROM events"
 	    " WHERE order_id = ?1 ORDER BY id", order_id, take_event,
 	    &t) == 0 &&
 	    each_row(db, "SELECT l.event_id, l.id, l.attempt, l.started_at,"

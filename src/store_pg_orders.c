@@ -20,10 +20,6 @@
 	" paid_amount, paid_currency, successes, first_event_at, paid_at," \
 	" paid_event_id, last_event_id, last_event_at, attention"
 
-#define TIMELINE_COLS	"id, event_key, type, cf_payment_id, payment_status," \
-	" amount, currency, received_at, forward_state, forward_attempts," \
-	" order_state, order_paid_now, order_attention"
-
 /* Row r of "SELECT ORDER_COLS" into *o (zeroed first). -1 on no memory,
  * what was copied left for the caller's free. */
 static int
@@ -136,30 +132,6 @@ store_pg_orders_list(struct store *base, const struct store_orders_filter *f,
 	return 0;
 }
 
-/* Row r of "SELECT TIMELINE_COLS" into *e. -1 on no memory. */
-static int
-read_timeline_event(const PGresult *res, int r, struct store_order_event *e)
-{
-	char **text[] = { &e->event_key, &e->type, &e->cf_payment_id,
-	    &e->payment_status, &e->amount, &e->currency };
-	size_t i;
-	int bad = 0;
-
-	memset(e, 0, sizeof(*e));
-	e->id = pg_col_int(res, r, 0, 0);
-	for (i = 0; i < sizeof(text) / sizeof(text[0]); i++)
-		bad |= pg_col_copy(res, r, (int)i + 1, text[i], NULL);
-	e->received_at = pg_col_int(res, r, 7, -1);
-	bad |= pg_col_copy(res, r, 8, &e->forward_state, NULL);
-	e->forward_attempts = pg_col_int(res, r, 9, 0);
-	bad |= pg_col_copy(res, r, 10, &e->order_state, NULL);
-	e->order_paid_now = (int)pg_col_int(res, r, 11, -1);
-	if (e->order_paid_now > 1)
-		e->order_paid_now = 1;
-	bad |= pg_col_copy(res, r, 12, &e->order_attention, NULL);
-	return bad ? -1 : 0;
-}
-
 /* The events of the timeline (the oldest STORE_ADMIN_LIST_MAX). */
 static int
 take_events(const PGresult *res, struct store_order_timeline *t)
@@ -175,7 +147,7 @@ take_events(const PGresult *res, struct store_order_timeline *t)
 		return -1;
 	for (i = 0; i < n; i++) {
 		t->nevents = i + 1;
-		if (read_timeline_event(res, (int)i, &t->events[i]) == -1)
+		if (pg_row_read(res, (int)i, 0, &t->events[i].ev) == -1)
 			return -1;
 	}
 	return 0;
@@ -194,9 +166,9 @@ take_attempts(const PGresult *res, struct store_order_timeline *t)
 
 	for (r = 0; r < PQntuples(res); r++) {
 		event_id = pg_col_int(res, r, 0, 0);
-		while (at < t->nevents && t->events[at].id < event_id)
+		while (at < t->nevents && t->events[at].ev.id < event_id)
 			at++;
-		if (at == t->nevents || t->events[at].id != event_id)
+		if (at == t->nevents || t->events[at].ev.id != event_id)
 			continue;	/* an event past the cap */
 		e = &t->events[at];
 		a = realloc(e->attempts, (e->nattempts + 1) * sizeof(*a));
@@ -261,7 +233,7 @@ store_pg_orders_get(struct store *base, const char *order_id,
 		return STORE_ADMIN_ERROR;
 	ok = each(st, "SELECT " ORDER_COLS " FROM orders WHERE order_id = $1",
 	    order_id, take_order, &t) == 0 &&
-	    each(st, "SELECT " TIMELINE_COLS " FROM events"
+	    each(st, "SELECT " STORE_ROW_COLS " FROM events"
 	    " WHERE order_id = $1 ORDER BY id", order_id, take_events,
 	    &t) == 0 &&
 	    each(st, "SELECT l.event_id, l.id, l.attempt, l.started_at,"

@@ -80,6 +80,27 @@ test_order(void)
 	free(s);
 }
 
+/* The timeline's runs: the columns without order_id, the order's
+ * members without the headers, in the same order as the full runs. */
+static void
+test_of_order(void)
+{
+	struct event_row r = row();
+	json_t *o = json_object();
+	char *s;
+
+	r.order_attention = borrow("late_failure");
+	CHECK_INT(event_json_columns_of_order(o, &r, NULL), 0);
+	CHECK_INT(event_json_ledger(o, &r, json_null(), NULL), 0);
+	s = dump(o);
+	CHECK_STR(s, "{\"id\":9,\"event_key\":\"K:1\","
+	    "\"type\":\"PAYMENT_SUCCESS_WEBHOOK\",\"cf_payment_id\":\"77\","
+	    "\"payment_status\":\"SUCCESS\",\"amount\":\"1.80\","
+	    "\"currency\":\"INR\",\"order_state\":\"PAID\","
+	    "\"order_paid_now\":null,\"order_attention\":\"late_failure\"}");
+	free(s);
+}
+
 /* NULL is null; by default a value that is not UTF-8 (or is cut short)
  * is null too, never a failure of the document. */
 static void
@@ -137,6 +158,8 @@ test_text_rule(void)
 	o = json_object();
 	CHECK_INT(event_json_columns(o, &r, no_memory), -1);
 	CHECK_INT(event_json_order(o, &r, json_false(), no_memory), -1);
+	CHECK_INT(event_json_columns_of_order(o, &r, no_memory), -1);
+	CHECK_INT(event_json_ledger(o, &r, json_true(), no_memory), -1);
 	json_decref(o);
 }
 
@@ -145,6 +168,7 @@ main(void)
 {
 	RUN(test_columns);
 	RUN(test_order);
+	RUN(test_of_order);
 	RUN(test_text_default);
 	RUN(test_text_rule);
 	return check_finish("test_event_json");
