@@ -311,6 +311,10 @@ run_round(struct forward_round *fr, struct round *r, int64_t now,
 	r->scan.after = r->full ? 0 : fr->cursor;
 	if (r->room > 0 && find_due(fr, r, now) == -1)
 		return -1;
+	/* The claims' started_at is read after the scan: every event it
+	 * found was committed, so received, before this moment, and no
+	 * attempt is logged as starting before its event arrived. */
+	now = clock_wall_ms();
 	if (r->done == NULL && r->ndue == 0) {
 		/* Nothing to write. */
 		if (r->room > 0)

@@ -843,6 +843,11 @@ def test_one_orders_events_follow_each_other_without_waits():
         assert took < 5 * SLOW, took
         seq = [r[0] for r in d.rows("SELECT event_id FROM forward_log ORDER BY id")]
         assert seq == list(range(1, 31)), seq
+        # Each event was claimed as soon as it was committed: no attempt
+        # is logged as starting before its event was received.
+        early = d.rows("SELECT e.id, e.received_at, f.started_at FROM forward_log f"
+                       " JOIN events e ON e.id = f.event_id WHERE f.started_at < e.received_at")
+        assert early == [], early
 
 
 def test_reload_switches_the_target():
