@@ -124,6 +124,9 @@ def test_hook_env_pairs_reach_the_hook_and_follow_a_reload():
         d.write_config()
         d.send_signal(signal.SIGHUP)
         d.wait_log(r"reload: done")
+        # The forwarder takes the new settings once what it had claimed is
+        # delivered; it says so, and deliveries claimed after that use them.
+        d.wait_log(r"forward: now hook:")
         post_ok(d, payment_body("4102", order_id="env_2"))
         wait_state(d, 2, "done")
         _, env, _ = read_run(d.tmp, 2, 1)
