@@ -138,6 +138,11 @@ enum outbox_claim store_outbox_claim(struct outbox *, int64_t id,
  * columns, body included, into r->ev (release with store_outbox_row_done).
  * Returns 0, or -1 (logged; r is left as the claim filled it). */
 int	store_outbox_load(struct outbox *, struct outbox_row *r);
+/* Around a run of store_outbox_load() calls (outside any transaction):
+ * they read in one read transaction, not one each. Nothing to do on
+ * PostgreSQL; a failure only means each load reads on its own. */
+void	store_outbox_read_begin(struct outbox *);
+void	store_outbox_read_end(struct outbox *);
 void	store_outbox_row_done(struct outbox_row *);
 
 struct outbox_result {

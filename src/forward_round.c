@@ -218,6 +218,9 @@ load_claimed(struct forward_round *fr, struct round *r)
 {
 	struct forward_job *j;
 
+	if (r->claimed == NULL)
+		return;
+	store_outbox_read_begin(fr->ob);
 	for (j = r->claimed; j != NULL; j = j->next) {
 		if (store_outbox_load(fr->ob, &j->row) == 0) {
 			j->loaded = 1;
@@ -227,6 +230,7 @@ load_claimed(struct forward_round *fr, struct round *r)
 		(void)snprintf(j->reason, sizeof(j->reason), "cannot read the "
 		    "event");
 	}
+	store_outbox_read_end(fr->ob);
 }
 
 /* A scan was made and everything it returned is claimed: the fresh events
