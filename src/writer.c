@@ -13,10 +13,10 @@
  * housekeeping (store_maintain(): SQLite checkpoints its WAL), and while
  * something is wrong retries until it is right again, so /healthz and the
  * 503s end by themselves. Which backend runs is the store's business: a
- * PostgreSQL store never leaves its path, and its housekeeping reconnects. When its files left the path it answers 503
- * without writing; when a database it may use is back at the path, it asks
- * the daemon (writer_reopen_fd) to close the other connections, then
- * reopens.
+ * PostgreSQL store never leaves its path, and its housekeeping reconnects.
+ * When its files left the path it answers 503 without writing; when a
+ * database it may use is back at the path, it asks the daemon
+ * (writer_reopen_fd) to close the other connections, then reopens.
  *
  * Must not: touch the database from any other thread, drop a queued item
  * (stop drains the queue into the database), call done() twice or before
