@@ -111,6 +111,14 @@ struct outbox_backend {
 
 extern const struct outbox_backend store_pg_outbox;
 
+/* Where an outcome (not OUTBOX_UNSTARTED) moves its event, the same for
+ * every backend: done, dead after max_attempts failed tries in its
+ * series, or pending again, at once (*next = now_ms) or after the
+ * backoff (OUTBOX_RETRY, *next the time). */
+enum outbox_state store_outbox_next_state(const struct outbox_result *,
+	    int64_t now_ms, unsigned max_attempts, unsigned backoff_s,
+	    int64_t *next);
+
 extern const struct store_backend store_sqlite_backend;
 extern const struct store_backend store_pg_backend;
 

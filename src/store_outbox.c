@@ -687,6 +687,21 @@ backoff_ms(unsigned backoff_s, unsigned series)
 	return d * 1000;
 }
 
+enum outbox_state
+store_outbox_next_state(const struct outbox_result *res, int64_t now_ms,
+    unsigned max_attempts, unsigned backoff_s, int64_t *next)
+{
+	*next = now_ms;
+	if (res->outcome == OUTBOX_DELIVERED)
+		return OUTBOX_DONE;
+	if (res->outcome == OUTBOX_FAILED && res->series >= max_attempts)
+		return OUTBOX_DEAD;
+	if (res->outcome != OUTBOX_FAILED)
+		return OUTBOX_PENDING;	/* not the consumer's fault: at once */
+	*next += backoff_ms(backoff_s, res->series);
+	return OUTBOX_RETRY;
+}
+
 /* The statement that moves the event on, bound; *state and *next say
  * where to. The event's tries since its last replay were counted at the
  * claim, and cannot have changed since: a replay only touches events that
@@ -698,21 +713,15 @@ outcome_stmt(struct outbox *o, const struct outbox_result *res,
 {
 	sqlite3_stmt *s;
 
-	if (res->outcome == OUTBOX_DELIVERED) {
-		*state = OUTBOX_DONE;
+	*state = store_outbox_next_state(res, now_ms, max_attempts, backoff_s,
+	    next);
+	if (*state == OUTBOX_DONE) {
 		s = stmt(o, S_DONE);
 		(void)sqlite3_bind_int64(s, 2, now_ms);
-	} else if (res->outcome == OUTBOX_FAILED &&
-	    res->series >= max_attempts) {
-		*state = OUTBOX_DEAD;
+	} else if (*state == OUTBOX_DEAD) {
 		s = stmt(o, S_DEAD);
 		(void)bind_text(s, 2, res->error);
 	} else {
-		*state = res->outcome == OUTBOX_FAILED ? OUTBOX_RETRY :
-		    OUTBOX_PENDING;
-		*next = now_ms;
-		if (res->outcome == OUTBOX_FAILED)
-			*next += backoff_ms(backoff_s, res->series);
 		s = stmt(o, S_AGAIN);
 		(void)sqlite3_bind_int64(s, 2, *next);
 		(void)bind_text(s, 3, res->error);

@@ -589,20 +589,6 @@ pgo_load(struct outbox *ob, struct outbox_row *r)
 	return 0;
 }
 
-/* backoff_s * 2^(series-1), capped (DESIGN "Configuration"). */
-static int64_t
-backoff_ms(unsigned backoff_s, unsigned series)
-{
-	int64_t d = backoff_s;
-	unsigned i;
-
-	for (i = 1; i < series && d < STORE_OUTBOX_BACKOFF_CAP_S; i++)
-		d *= 2;
-	if (d > STORE_OUTBOX_BACKOFF_CAP_S)
-		d = STORE_OUTBOX_BACKOFF_CAP_S;
-	return d * 1000;
-}
-
 /* A claim that never started, undone: its log row and its count go, and
  * so does the lease. */
 static int
@@ -667,20 +653,15 @@ pgo_finish(struct outbox *ob, const struct outbox_result *res,
 	pg_params_init(&p);
 	pg_p_int(&p, res->id);
 	pg_p_text(&p, me(st));
-	if (res->outcome == OUTBOX_DELIVERED) {
-		to = OUTBOX_DONE;
+	to = store_outbox_next_state(res, now_ms, max_attempts, backoff_s,
+	    &next);
+	if (to == OUTBOX_DONE) {
 		s = &O_DONE;
 		pg_p_int(&p, now_ms);
-	} else if (res->outcome == OUTBOX_FAILED &&
-	    res->series >= max_attempts) {
-		to = OUTBOX_DEAD;
+	} else if (to == OUTBOX_DEAD) {
 		s = &O_DEAD;
 		pg_p_text(&p, res->error);
 	} else {
-		to = res->outcome == OUTBOX_FAILED ? OUTBOX_RETRY :
-		    OUTBOX_PENDING;
-		if (res->outcome == OUTBOX_FAILED)
-			next += backoff_ms(backoff_s, res->series);
 		s = &O_AGAIN;
 		pg_p_int(&p, next);
 		pg_p_text(&p, res->error);
