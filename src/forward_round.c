@@ -74,12 +74,14 @@ static void
 log_outcome(const struct forward_job *j)
 {
 	struct log_fields lf = forward_job_fields(j);
-	const char *key = j->row.ev.event_key;
+	/* NULL for an event that could not be loaded */
+	const char *key = j->row.ev.event_key != NULL ? j->row.ev.event_key :
+	    "?";
 	unsigned n = j->row.attempt;
 
 	if (j->result == DELIVER_UNSTARTED) {
 		log_event(LOG_LVL_DEBUG, &lf, "forward: %s claimed but not "
-		    "started; given back", key != NULL ? key : "?");
+		    "started; given back", key);
 		return;
 	}
 	switch (j->state) {
@@ -190,15 +192,23 @@ commit_round(struct forward_round *fr, struct round *r, int64_t now)
 	return store_outbox_commit(fr->ob);
 }
 
+/* Whether this round's scan looked at every order kept from the last: it
+ * had room, and stopped for want of due events, not of room. */
+static int
+released_seen(const struct round *r)
+{
+	return r->room > 0 && r->ndue < r->room;
+}
+
 /* The orders this round released, kept (copied) for the next scan; the
- * ones kept before are dropped once a scan looked at them. One that cannot
- * be kept is found by the next scan from 0, made soon. */
+ * ones kept before are dropped once a scan looked at them all. One that
+ * cannot be kept is found by the next scan from 0, made soon. */
 static void
 keep_released(struct forward_round *fr, const struct round *r)
 {
 	size_t i;
 
-	if (r->room > 0)
+	if (released_seen(r))
 		forward_round_done(fr);
 	for (i = 0; i < r->nreleased; i++) {
 		if (fr->nreleased < FORWARD_MAX_CLAIMED &&
@@ -320,9 +330,13 @@ run_round(struct forward_round *fr, struct round *r, int64_t now,
 	 * attempt is logged as starting before its event arrived. */
 	now = clock_wall_ms();
 	if (r->done == NULL && r->ndue == 0) {
-		/* Nothing to write. */
+		/* Nothing to write. The kept orders were looked at and had
+		 * nothing due: dropped, or next_wait() would look again every
+		 * millisecond for as long as nothing new comes. */
 		if (r->room > 0)
 			scan_seen(fr, r, t0);
+		if (released_seen(r))
+			forward_round_done(fr);
 		*wait_ms = r->room > 0 ? next_wait(fr, r, now) : IDLE_WAIT_MS;
 		return 0;
 	}
