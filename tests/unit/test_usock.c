@@ -421,6 +421,9 @@ test_eof(void)
 	CHECK(res.n >= 1 && res.r[0] == USOCK_FAILED);
 	CHECK_STR(res.reason[0], "consumer closed the connection");
 	usock_free(u, record, &res);
+	/* the second is reported too, never lost: cut off behind the first */
+	CHECK_INT(res.n, 2);
+	CHECK_INT(res.r[1], USOCK_UNANSWERED);
 	server_stop(&s);
 }
 
