@@ -29,4 +29,7 @@ int64_t	num_timestamp_ms(const char *s);
  * number. */
 int	num_decimal_cmp(const char *a, const char *b, int *ret) MUST_CHECK;
 
+/* The value of the hex digit c (either case), or -1. */
+int	num_hex_digit(char c);
+
 #endif

@@ -12,18 +12,7 @@
 #include <string.h>
 
 #include "form.h"
-
-static int
-hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
+#include "num.h"
 
 /* Decode s[0..n) into out (room for n + 1 bytes); returns the decoded length.
  * A '%' without two hex digits after it is kept as it is (WHATWG). */
@@ -39,8 +28,8 @@ decode(const char *s, size_t n, char *out)
 			continue;
 		}
 		if (s[i] == '%' && n - i >= 3) {
-			hi = hex_value(s[i + 1]);
-			lo = hex_value(s[i + 2]);
+			hi = num_hex_digit(s[i + 1]);
+			lo = num_hex_digit(s[i + 2]);
 			if (hi >= 0 && lo >= 0) {
 				out[o++] = (char)(hi * 16 + lo);
 				i += 2;

@@ -364,3 +364,15 @@ num_decimal_cmp(const char *a, const char *b, int *ret)
 	*ret = c == 0 ? 0 : c > 0 ? sign : -sign;
 	return 0;
 }
+
+int
+num_hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

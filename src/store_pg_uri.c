@@ -7,10 +7,12 @@
  * (a '@' inside a password is percent-encoded), and `password=` may also
  * be a parameter. No libpq here (it has no masking function) and no I/O:
  * the connection itself is store_pg_conn.c's. */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "num.h"
 #include "store_be.h"
 
 #define MASK	"***"
@@ -40,12 +42,34 @@ user_password(const char *uri, size_t *off, size_t *len)
 
 /* Whether the parameter starting at p (up to '&' or the end) is
  * password=...; *vlen gets its value's length. */
+/* Whether the query keyword p[0..n) is "password" once its %XX escapes
+ * are decoded, as libpq decodes it ("p%61ssword" is one too). */
+static int
+key_is_password(const char *p, size_t n)
+{
+	static const char want[] = "password";
+	size_t i = 0, k = 0;
+	int c, hi, lo;
+
+	while (i < n) {
+		c = (unsigned char)p[i++];
+		if (c == '%' && n - i >= 2 &&
+		    (hi = num_hex_digit(p[i])) >= 0 && (lo = num_hex_digit(p[i + 1])) >= 0) {
+			c = hi << 4 | lo;
+			i += 2;
+		}
+		if (k >= sizeof(want) - 1 || tolower(c) != want[k++])
+			return 0;
+	}
+	return k == sizeof(want) - 1;
+}
+
 static int
 password_param(const char *p, const char **value, size_t *vlen)
 {
 	size_t klen = strcspn(p, "=&");
 
-	if (p[klen] != '=' || klen != 8 || strncasecmp(p, "password", 8) != 0)
+	if (p[klen] != '=' || !key_is_password(p, klen))
 		return 0;
 	*value = p + klen + 1;
 	*vlen = strcspn(*value, "&");
