@@ -397,9 +397,11 @@ pg_record_batch(struct store *base, struct store_item **items, size_t n,
 	store_ledger_report(items, n);	/* only what was committed */
 	rc = news;
 out:
-	st->deadline_ms = 0;
+	/* The rollback too keeps to the batch's deadline: past it, the
+	 * connection is dropped and the server rolls back. */
 	if (rc == -1)
 		fail_batch(st, items, n, what);
+	st->deadline_ms = 0;
 	return rc;
 }
 
