@@ -30,7 +30,7 @@ struct forward_jobs {
 	struct forward_job *queue, **queue_tail;	/* claimed, waiting */
 	struct forward_job *done;	/* delivered, to be recorded */
 	struct forward_job *flight;	/* by ->flight_next: in flight */
-	unsigned nflight, busy, ndone;
+	unsigned nflight, busy;
 	int64_t	 done_since;		/* mono ms: `done` became non-empty */
 	unsigned slots;			/* deliveries at once */
 	unsigned limit;			/* claims in flight at most */

@@ -5,7 +5,7 @@
  *
  * Dispatcher thread only (forward.c): it owns the struct forward_round and
  * the outbox in it. Jobs pass from here to the workers and back through
- * forward.c's lists. */
+ * the hand-off (forward_jobs.h). */
 #ifndef CFHOOK_FORWARD_ROUND_H
 #define CFHOOK_FORWARD_ROUND_H
 

@@ -209,10 +209,10 @@ out:
 	return ret;
 }
 
-/* The body is read once, exactly as intake read it (event_from_row): that
- * gives the details, and whether the payload can be handed over as an
+/* The body is read as intake read it (event_from_row): that gives the
+ * details, and for JSON whether the payload can be handed over as an
  * object, so every event recognised at intake reaches the consumer with
- * its payload. A body with duplicate keys is ambiguous (spec section 11)
+ * its payload (a form is decoded again by set_form() for its fields). A body with duplicate keys is ambiguous (spec section 11)
  * and is not an object. */
 char *
 envelope_build(const struct event_row *row, unsigned attempt, size_t *len)

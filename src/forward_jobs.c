@@ -81,7 +81,6 @@ delivered(struct forward_jobs *j, struct forward_job *job)
 
 	if (first)
 		j->done_since = clock_mono_ms();
-	j->ndone++;
 	job->next = j->done;
 	j->done = job;
 	j->busy--;
@@ -152,7 +151,6 @@ forward_jobs_take_done(struct forward_jobs *j, struct forward_job **unrecorded,
 	(void)pthread_mutex_lock(&j->mu);
 	list = j->done;
 	j->done = NULL;
-	j->ndone = 0;
 	if (*unrecorded != NULL) {	/* older ones first */
 		for (job = *unrecorded; job->next != NULL; job = job->next)
 			continue;
