@@ -421,10 +421,18 @@ test_eof(void)
 	CHECK(res.n >= 1 && res.r[0] == USOCK_FAILED);
 	CHECK_STR(res.reason[0], "consumer closed the connection");
 	usock_free(u, record, &res);
-	/* the second is reported too, never lost: cut off behind the first */
-	CHECK_INT(res.n, 2);
-	CHECK_INT(res.r[1], USOCK_UNANSWERED);
 	server_stop(&s);
+	/* The second is reported too, never lost. Sent behind the first, it
+	 * is cut off with it; written only after the EOF was read, it went
+	 * on a new connection, which the server closed as well. */
+	CHECK_INT(res.n, 2);
+	if (s.accepts == 1) {
+		CHECK_INT(res.r[1], USOCK_UNANSWERED);
+	} else {
+		CHECK_INT(s.accepts, 2);
+		CHECK_INT(res.r[1], USOCK_FAILED);
+		CHECK_STR(res.reason[1], "consumer closed the connection");
+	}
 }
 
 static void
