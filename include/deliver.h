@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "event.h"
 #include "hook_guard.h"
 #include "store_outbox.h"
 
@@ -38,14 +39,18 @@ struct deliver_hook {
 
 /* The envelope for `row` (its attempt number included) as one line of
  * compact JSON: *len bytes, then a newline (not counted; from there on it
- * is bytes, not a C string). malloc'd; NULL on no memory. */
-char	*deliver_envelope(const struct outbox_row *row, size_t *len);
-/* Runs the hook for `row` with its envelope on stdin. DELIVER_OK, or
- * another result with a short reason. Any thread; blocks for at most the
- * timeout plus the hook's kill grace. Logs the hook's output, not the
- * outcome (the caller does). */
+ * is bytes, not a C string). `read`: intake's reading of the body when the
+ * caller has it (fresh.h), else NULL (envelope.h). malloc'd; NULL on no
+ * memory. */
+char	*deliver_envelope(const struct outbox_row *row,
+	    const struct event *read, size_t *len);
+/* Runs the hook for `row` with its envelope on stdin (`read` as for
+ * deliver_envelope). DELIVER_OK, or another result with a short reason.
+ * Any thread; blocks for at most the timeout plus the hook's kill grace.
+ * Logs the hook's output, not the outcome (the caller does). */
 enum deliver_result deliver_hook(const struct deliver_hook *,
-	    const struct outbox_row *row, char *reason, size_t reason_len);
+	    const struct outbox_row *row, const struct event *read,
+	    char *reason, size_t reason_len);
 /* The outcome to store for a result (store_outbox.h). Pure. */
 enum outbox_outcome deliver_outcome(enum deliver_result);
 

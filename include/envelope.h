@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 
+#include "event.h"
 #include "event_row.h"
 
 /* The envelope of `row` for delivery attempt `attempt` (1 for the first)
@@ -15,9 +16,10 @@
  * order_paid_now, order_attention, then the details of the event's family
  * (event.h: link_status, refund_id, ...; null when the body lacks one),
  * then payload. Reads the columns intake wrote and the body; the delivery
- * columns play no part. Returns a malloc'd string and its length, or NULL
- * on no memory. */
+ * columns play no part. `read`: the body as event_from_row() reads it, when
+ * the caller has that already (fresh.h), else NULL and it is read here.
+ * Returns a malloc'd string and its length, or NULL on no memory. */
 char	*envelope_build(const struct event_row *row, unsigned attempt,
-	    size_t *len);
+	    const struct event *read, size_t *len);
 
 #endif

@@ -7,9 +7,11 @@
 
 #include "attr.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "config.h"
+#include "store.h"
 
 struct forward;
 
@@ -18,8 +20,11 @@ struct forward;
  * connection on cfg->database. Events left pending by an earlier run are
  * delivered again. Returns 0 / -1 (logged). */
 int	forward_start(const struct config *cfg, struct forward **ret) MUST_CHECK;
-/* New pending events were committed: look now (any thread, cheap). */
-void	forward_wake(struct forward *);
+/* New pending events were committed (the writer's on_commit, writer.h):
+ * keeps intake's reading of each new one for its envelope (fresh.h), and
+ * looks now. Any thread; cheap. */
+void	forward_committed(struct forward *, struct store_item *const *items,
+	    size_t n);
 /* SIGHUP: take the forwarding settings of a new config (target, timeout,
  * concurrency, attempts, backoff). Deliveries under way finish first. */
 int	forward_reload(struct forward *, const struct config *cfg) MUST_CHECK;

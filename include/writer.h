@@ -50,8 +50,13 @@ int	writer_start(struct store *st, int forward_pending, struct writer **ret) MUS
 void	writer_submit(struct writer *, struct store_item *);
 /* Whether new events start 'pending' (a forward target is configured). */
 void	writer_set_forward_pending(struct writer *, int);
-/* Called from the writer thread after each commit that inserted rows. */
-void	writer_set_on_commit(struct writer *, void (*fn)(void *), void *arg);
+/* After each commit that inserted rows while new events start pending,
+ * the writer thread calls fn(arg, items, n) with the whole batch, before
+ * any item is answered: every result is final and the items are valid
+ * during the call. Setting it waits for a call under way, so once it
+ * returns the old arg is no longer used. NULL: none. */
+void	writer_set_on_commit(struct writer *, void (*fn)(void *arg,
+	    struct store_item *const *items, size_t n), void *arg);
 /* Monotonic ms of the last time the thread was not stuck inside a batch:
  * idle waiting, or a batch finished. For the watchdog. */
 int64_t	writer_heartbeat_ms(struct writer *);

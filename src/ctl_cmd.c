@@ -310,7 +310,7 @@ next_envelope(const struct event_row *e, unsigned *attempt, size_t *len)
 {
 	*attempt = e->forward_attempts < 0 ? 1 :
 	    (unsigned)e->forward_attempts + 1;
-	return envelope_build(e, *attempt, len);
+	return envelope_build(e, *attempt, NULL, len);
 }
 
 /* The order as this event left it; nothing for an event outside the

@@ -35,26 +35,29 @@ env_pair(const char *name, const char *value)
 
 /* DESIGN "Orders" and "Events and deduplication": the order as this event
  * left it, and a Payment Link event's status and amount paid, read from the
- * stored body as intake read it (empty when absent). Fills 5 entries. The
- * body is parsed only for a Payment Link event: for the others both link
- * variables are empty whatever it says, and the parse is the most costly
- * part of a delivery after the hook itself. */
+ * stored body as intake read it (read, or else a parse here; empty when
+ * absent). Fills 5 entries. The body is parsed only for a Payment Link
+ * event: for the others both link variables are empty whatever it says,
+ * and the parse is the most costly part of a delivery after the hook
+ * itself. */
 static int
-order_env(const struct event_row *r, char **envp)
+order_env(const struct event_row *r, const struct event *read, char **envp)
 {
-	struct event ev;
+	struct event own;
+	const struct event *ev = &own;
 	int link = r->type != NULL &&
 	    event_detail_applies(r->type, EVENT_LINK_STATUS);
 
-	memset(&ev, 0, sizeof(ev));
-	if (link && event_from_row(r->content_type, r->body, r->body_len,
-	    &ev) == -1)
+	memset(&own, 0, sizeof(own));
+	if (link && read != NULL)
+		ev = read;
+	else if (link && event_from_row(r->content_type, r->body, r->body_len,
+	    &own) == -1)
 		return -1;
-	envp[0] = env_pair("CFHOOK_LINK_STATUS", ev.detail[EVENT_LINK_STATUS]);
+	envp[0] = env_pair("CFHOOK_LINK_STATUS", ev->detail[EVENT_LINK_STATUS]);
 	envp[1] = env_pair("CFHOOK_LINK_AMOUNT_PAID",
-	    ev.detail[EVENT_LINK_AMOUNT_PAID]);
-	if (link)
-		event_done(&ev);
+	    ev->detail[EVENT_LINK_AMOUNT_PAID]);
+	event_done(&own);
 	envp[2] = env_pair("CFHOOK_ORDER_STATE", r->order_state);
 	envp[3] = env_pair("CFHOOK_ORDER_PAID_NOW",
 	    r->order_state != NULL && r->order_paid_now == 1 ? "1" : "0");
@@ -66,7 +69,8 @@ order_env(const struct event_row *r, char **envp)
  * daemon (no secrets, no NOTIFY_SOCKET, no CREDENTIALS_DIRECTORY); the
  * operator's hook_env pairs follow them (borrowed, not freed). */
 static int
-hook_env(const struct outbox_row *r, char *const *extra,
+hook_env(const struct outbox_row *r, const struct event *read,
+    char *const *extra,
     char *envp[HOOK_ENV_N + CONFIG_HOOK_ENV_MAX + 1])
 {
 	const struct event_row *e = &r->ev;
@@ -86,7 +90,7 @@ hook_env(const struct outbox_row *r, char *const *extra,
 	envp[7] = env_pair("CFHOOK_AMOUNT", e->amount);
 	envp[8] = env_pair("CFHOOK_CURRENCY", e->currency);
 	envp[9] = env_pair("CFHOOK_ATTEMPT", attempt);
-	if (order_env(e, envp + 10) == -1)
+	if (order_env(e, read, envp + 10) == -1)
 		return -1;
 	envp[HOOK_ENV_N] = NULL;
 	for (i = 0; i < HOOK_ENV_N; i++) {
@@ -102,7 +106,8 @@ hook_env(const struct outbox_row *r, char *const *extra,
 
 static enum deliver_result
 to_hook(const struct deliver_hook *t, const struct outbox_row *r,
-    const char *env, size_t len, char *reason, size_t reason_len)
+    const struct event *read, const char *env, size_t len, char *reason,
+    size_t reason_len)
 {
 	const struct event_row *e = &r->ev;
 	struct log_fields lf = { e->event_key, e->cf_payment_id, e->order_id };
@@ -120,7 +125,7 @@ to_hook(const struct deliver_hook *t, const struct outbox_row *r,
 	argv[2] = e->cf_payment_id != NULL ? e->cf_payment_id : "";
 	argv[3] = e->order_id != NULL ? e->order_id : "";
 	argv[4] = NULL;
-	if (hook_env(r, t->env, envp) == -1) {
+	if (hook_env(r, read, t->env, envp) == -1) {
 		(void)snprintf(reason, reason_len, "out of memory");
 		goto out;
 	}
@@ -173,9 +178,10 @@ deliver_outcome(enum deliver_result r)
 }
 
 char *
-deliver_envelope(const struct outbox_row *r, size_t *len)
+deliver_envelope(const struct outbox_row *r, const struct event *read,
+    size_t *len)
 {
-	char *env = envelope_build(&r->ev, r->attempt, len);
+	char *env = envelope_build(&r->ev, r->attempt, read, len);
 
 	/* The NUL after the envelope becomes its newline: one whole line, so
 	 * `read -r line` in a shell hook succeeds. */
@@ -186,18 +192,18 @@ deliver_envelope(const struct outbox_row *r, size_t *len)
 
 enum deliver_result
 deliver_hook(const struct deliver_hook *t, const struct outbox_row *r,
-    char *reason, size_t reason_len)
+    const struct event *read, char *reason, size_t reason_len)
 {
 	enum deliver_result res;
 	size_t len = 0;
 	char *env;
 
-	env = deliver_envelope(r, &len);
+	env = deliver_envelope(r, read, &len);
 	if (env == NULL) {
 		(void)snprintf(reason, reason_len, "out of memory");
 		return DELIVER_FAILED;
 	}
-	res = to_hook(t, r, env, len + 1, reason, reason_len);
+	res = to_hook(t, r, read, env, len + 1, reason, reason_len);
 	free(env);
 	return res;
 }

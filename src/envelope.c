@@ -209,29 +209,36 @@ out:
 	return ret;
 }
 
-/* The body is read as intake read it (event_from_row): that gives the
- * details, and for JSON whether the payload can be handed over as an
- * object, so every event recognised at intake reaches the consumer with
- * its payload (a form is decoded again by set_form() for its fields). A body with duplicate keys is ambiguous (spec section 11)
- * and is not an object. */
+/* The body is read as intake read it (event_from_row, or intake's own
+ * reading passed in): that gives the details, and for JSON whether the
+ * payload can be handed over as an object, so every event recognised at
+ * intake reaches the consumer with its payload (a form is decoded again by
+ * set_form() for its fields). A body with duplicate keys is ambiguous
+ * (spec section 11) and is not an object. */
 char *
-envelope_build(const struct event_row *row, unsigned attempt, size_t *len)
+envelope_build(const struct event_row *row, unsigned attempt,
+    const struct event *read, size_t *len)
 {
-	struct event ev;
+	struct event own;
+	const struct event *ev = read;
 	json_t *env = NULL;
 	char *head = NULL, *ret = NULL;
 	int form = event_content_is_form(row->content_type), raw = 0;
 
-	if (event_from_row(row->content_type, row->body, row->body_len,
-	    &ev) == -1)
-		return NULL;
-	env = header(row, &ev, attempt, form);
+	memset(&own, 0, sizeof(own));
+	if (ev == NULL) {
+		if (event_from_row(row->content_type, row->body, row->body_len,
+		    &own) == -1)
+			return NULL;
+		ev = &own;
+	}
+	env = header(row, ev, attempt, form);
 	if (env == NULL)
 		goto out;
 	if (form) {
 		if (set_form(env, row) == -1)
 			goto out;
-	} else if (ev.json_object) {
+	} else if (ev->json_object) {
 		raw = 1;
 	} else if (set_unparsed(env, row) == -1) {
 		goto out;
@@ -249,6 +256,6 @@ envelope_build(const struct event_row *row, unsigned attempt, size_t *len)
 out:
 	free(head);
 	json_decref(env);
-	event_done(&ev);
+	event_done(&own);
 	return ret;
 }

@@ -38,6 +38,7 @@
 #include "forward.h"
 #include "forward_jobs.h"
 #include "forward_round.h"
+#include "fresh.h"
 #include "hook_guard.h"
 #include "log.h"
 #include "store.h"
@@ -86,6 +87,7 @@ struct forward {
 	enum durability durability;
 	int	 cancel_fd;		/* eventfd: readable = interrupt deliveries */
 	struct hook_guard *guard;	/* hooks die with the daemon */
+	struct fresh *fresh;		/* intake's readings (fresh.h) */
 	atomic_int cancelled;
 	_Atomic int64_t heartbeat;
 	pthread_t dispatcher;
@@ -171,6 +173,22 @@ spawn_thread(pthread_t *t, void *(*fn)(void *), void *arg)
 	return err == 0 ? 0 : -1;
 }
 
+/* Intake's reading of the job's body, when the writer left it here
+ * (fresh.h) and this row is read as JSON: into buf (zeroed first, for
+ * event_done), else NULL and the envelope parses the body. */
+static const struct event *
+intake_read(struct forward *f, const struct forward_job *j,
+    struct event *buf)
+{
+	const struct event_row *r = &j->row.ev;
+
+	memset(buf, 0, sizeof(*buf));
+	if (event_content_is_form(r->content_type) ||
+	    fresh_take(f->fresh, r->id, r->body, r->body_len, buf) == -1)
+		return NULL;
+	return buf;
+}
+
 /* One hook run; the result and reason go into the job. */
 static void
 run_hook(struct worker *w, struct forward_job *j)
@@ -178,6 +196,7 @@ run_hook(struct worker *w, struct forward_job *j)
 	const struct settings *s = &w->fwd->set;
 	struct deliver_hook t = { s->path, (int)s->timeout_s * 1000,
 	    w->fwd->cancel_fd, w->fwd->guard, s->env };
+	struct event buf;
 
 	j->reason[0] = '\0';
 	if (atomic_load(&w->fwd->cancelled)) {
@@ -186,7 +205,9 @@ run_hook(struct worker *w, struct forward_job *j)
 		(void)snprintf(j->reason, sizeof(j->reason), "not started");
 		return;
 	}
-	j->result = deliver_hook(&t, &j->row, j->reason, sizeof(j->reason));
+	j->result = deliver_hook(&t, &j->row, intake_read(w->fwd, j, &buf),
+	    j->reason, sizeof(j->reason));
+	event_done(&buf);
 }
 
 static void *
@@ -228,13 +249,15 @@ static void
 sock_push(struct forward *f, struct forward_job *list)
 {
 	struct forward_job *j, *next;
+	struct event buf;
 	size_t len = 0;
 	char *env;
 
 	for (j = list; j != NULL; j = next) {
 		next = j->next;
 		j->next = NULL;
-		env = deliver_envelope(&j->row, &len);
+		env = deliver_envelope(&j->row, intake_read(f, j, &buf), &len);
+		event_done(&buf);
 		if (env == NULL ||
 		    usock_push(f->us, env, len, j->row.ev.id, j) == -1)
 			sock_done(f, j, USOCK_FAILED, "out of memory");
@@ -472,7 +495,8 @@ forward_start(const struct config *cfg, struct forward **ret)
 	atomic_store(&f->heartbeat, clock_mono_ms());
 	f->database = strdup(cfg->database);
 	f->guard = hook_guard_new();
-	if (f->database == NULL || f->guard == NULL ||
+	f->fresh = fresh_new();
+	if (f->database == NULL || f->guard == NULL || f->fresh == NULL ||
 	    settings_from(cfg, &f->set) == -1) {
 		log_error("forward: out of memory");
 		goto fail;
@@ -491,10 +515,19 @@ fail:
 }
 
 void
-forward_wake(struct forward *f)
+forward_committed(struct forward *f, struct store_item *const *items,
+    size_t n)
 {
+	int64_t now_ms = clock_mono_ms();
+	size_t i;
+
 	if (f == NULL || !atomic_load(&f->running))
 		return;
+	for (i = 0; i < n; i++) {
+		if (items[i]->result == STORE_NEW)
+			fresh_put(f->fresh, items[i]->id, items[i]->body,
+			    items[i]->body_len, items[i]->ev, now_ms);
+	}
 	(void)pthread_mutex_lock(&f->jobs.mu);
 	/* Full: a finishing delivery wakes the dispatcher anyway, and until
 	 * then it could claim nothing. */
@@ -594,6 +627,7 @@ forward_stop(struct forward *f, int timeout_ms)
 	store_outbox_close(f->round.ob);
 	store_close(f->st);
 	hook_guard_free(f->guard);	/* after the workers: no hook runs */
+	fresh_free(f->fresh);
 	if (f->cancel_fd >= 0)
 		(void)close(f->cancel_fd);
 	settings_done(&f->set);

@@ -156,9 +156,9 @@ probe_outbox(void *arg, long long *pending, long long *dead)
 }
 
 static void
-wake_forward(void *arg)
+wake_forward(void *arg, struct store_item *const *items, size_t n)
 {
-	forward_wake(arg);
+	forward_committed(arg, items, n);
 }
 
 /* The forwarder and the stats connection: the daemon's connections to the

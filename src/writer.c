@@ -60,11 +60,15 @@ struct writer {
 	struct store_item *head, *tail;
 	unsigned	 queued;
 	int		 stopping;
-	void		(*on_commit)(void *);
-	void		*on_arg;
 	int		 reopen_asked;
 	int		 reopen_done;
 	int		 reopen_rc;
+
+	/* Guards on_commit and on_arg, and is held while the writer calls
+	 * them: once writer_set_on_commit() returns, the old arg is unused. */
+	pthread_mutex_t	 cbmu;
+	void		(*on_commit)(void *, struct store_item *const *, size_t);
+	void		*on_arg;
 
 	pthread_mutex_t	 hmu;		/* guards `health` (read by /healthz) */
 	struct writer_health health;
@@ -390,8 +394,19 @@ take_batch(struct writer *w)
 /* Record one batch and answer it. Mutex not held: submitters go on
  * queueing meanwhile (the group commit). Files away from the path: 503
  * without writing. */
+/* The batch committed new rows that wait for the forwarder: tell it, with
+ * the items, before they are answered (the callback may read them). */
 static void
-run_batch(struct writer *w, size_t n, void (*on_commit)(void *), void *on_arg)
+committed(struct writer *w, size_t n)
+{
+	(void)pthread_mutex_lock(&w->cbmu);
+	if (w->on_commit != NULL)
+		w->on_commit(w->on_arg, w->batch, n);
+	(void)pthread_mutex_unlock(&w->cbmu);
+}
+
+static void
+run_batch(struct writer *w, size_t n)
 {
 	struct store_item *it;
 	int fp = atomic_load(&w->forward_pending);
@@ -409,13 +424,13 @@ run_batch(struct writer *w, size_t n, void (*on_commit)(void *), void *on_arg)
 		}
 	}
 	/* The commit has returned: every result is final and durable. */
+	if (news > 0 && fp)
+		committed(w, n);
 	for (i = 0; i < n; i++) {
 		it = w->batch[i];
 		it->next = NULL;
 		it->done(it, it->arg);	/* the caller owns it again */
 	}
-	if (news > 0 && fp && on_commit != NULL)
-		on_commit(on_arg);
 	if (wrote)
 		after_batch(w, news);
 	beat(w);
@@ -478,8 +493,6 @@ static void *
 writer_main(void *arg)
 {
 	struct writer *w = arg;
-	void (*on_commit)(void *);
-	void *on_arg;
 	size_t n;
 	int rc;
 
@@ -507,10 +520,8 @@ writer_main(void *arg)
 			continue;
 		}
 		n = take_batch(w);
-		on_commit = w->on_commit;
-		on_arg = w->on_arg;
 		(void)pthread_mutex_unlock(&w->mu);
-		run_batch(w, n, on_commit, on_arg);
+		run_batch(w, n);
 		if (clock_mono_ms() >= w->next_tick_ms)
 			tick(w, 0);	/* busy: still check and retry */
 		(void)pthread_mutex_lock(&w->mu);
@@ -528,6 +539,8 @@ init_sync(struct writer *w)
 		return -1;
 	if (pthread_mutex_init(&w->hmu, NULL) != 0)
 		goto out_mu;
+	if (pthread_mutex_init(&w->cbmu, NULL) != 0)
+		goto out_hmu;
 	/* Monotonic: a wall-clock step must not stretch the idle wait. */
 	if (clock_cond_init(&w->cv) == 0) {
 		if (pthread_cond_init(&w->reopened, NULL) == 0)
@@ -536,6 +549,9 @@ init_sync(struct writer *w)
 			(void)pthread_cond_destroy(&w->cv);
 	}
 
+	if (rc == -1)
+		(void)pthread_mutex_destroy(&w->cbmu);
+out_hmu:
 	if (rc == -1)
 		(void)pthread_mutex_destroy(&w->hmu);
 out_mu:
@@ -549,6 +565,7 @@ done_sync(struct writer *w)
 {
 	(void)pthread_cond_destroy(&w->reopened);
 	(void)pthread_cond_destroy(&w->cv);
+	(void)pthread_mutex_destroy(&w->cbmu);
 	(void)pthread_mutex_destroy(&w->hmu);
 	(void)pthread_mutex_destroy(&w->mu);
 }
@@ -656,12 +673,13 @@ writer_set_forward_pending(struct writer *w, int forward_pending)
 }
 
 void
-writer_set_on_commit(struct writer *w, void (*fn)(void *), void *arg)
+writer_set_on_commit(struct writer *w, void (*fn)(void *,
+    struct store_item *const *, size_t), void *arg)
 {
-	(void)pthread_mutex_lock(&w->mu);
+	(void)pthread_mutex_lock(&w->cbmu);
 	w->on_commit = fn;
 	w->on_arg = arg;
-	(void)pthread_mutex_unlock(&w->mu);
+	(void)pthread_mutex_unlock(&w->cbmu);
 }
 
 int64_t

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 
-from harness import SLOW, Daemon, binary, load_vectors, sqlite_only
+from harness import SECRET, SLOW, Daemon, binary, load_vectors, sqlite_only
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures"))
 import make_v1_db as fx  # noqa: E402  (the fixture's own event list)
@@ -193,6 +193,49 @@ def test_envelope_and_environment_fields():
         e = json.loads(delivered(d, ids["DISPUTE_CREATED"])[1])
         assert (e["dispute_id"], e["dispute_status"], e["dispute_amount"]) == \
             ("433475258", "DISPUTE_CREATED", "3.50")
+
+
+def test_live_envelopes_are_those_read_back_from_the_database():
+    """The forwarder builds a new event's envelope from intake's own reading
+    of the body; a retry, a restart or cfhookctl read the stored body again.
+    Both must give the same bytes, for every family and for odd bodies."""
+    bodies = [
+        fx.REFUND,
+        link("fx_live", 1021207, "CFPay_live", status="PARTIALLY_PAID",
+             paid='"22.00"', order_amount='"22.00"'),
+        pay("PAYMENT_SUCCESS_WEBHOOK", "1453002796", "o-live", "170.00"),
+        pay("PAYMENT_FAILED_WEBHOOK", "1453002797", "o-live-2", "0.10"),
+        '{"type":"DISPUTE_CREATED","data":{"dispute":{"dispute_id":"4334",'
+        '"dispute_status":"DISPUTE_CREATED","dispute_amount":3.50},'
+        '"order_details":{"order_id":"o-live"}}}',
+        # beyond jansson's integers, a NUL escape, blanks between tokens
+        '{ "type" : "PAYMENT_SUCCESS_WEBHOOK", "n" : "a\\u0000b", "data" : {"payment":'
+        ' {"cf_payment_id": 123456789012345678901, "payment_status": "SUCCESS"},'
+        ' "order": {"order_id": "o-big", "order_amount": 1e2}}}',
+        '{"a":[1, 2.50]}',                    # no type
+        '{"type":"X","a":1,"a":2}',           # duplicate keys: not an object
+        '{"type":"SOMETHING_NEW","data":{"x":"\\u00e9t\\u00e9"}}',
+    ]
+    cases = load_vectors()
+    secrets = [SECRET] + sorted({x for c in cases for x in c.get("secrets", [])} - {SECRET})
+    with Daemon(start=False, secrets=secrets, config={"form_field_signature": "on"}) as d:
+        recorder(d)
+        d.start()
+        for c in cases:                       # forms too: they are read again
+            if c.get("expect_if_tolerance_disabled", c["expect"]) == "accept":
+                assert d.post_vector(c).status == 200, c["name"]
+        for b in bodies:
+            assert ok(d, b) in ("new", "duplicate"), b
+        all_done(d)
+        rows = d.rows("SELECT id FROM events WHERE forward_attempts = 1 ORDER BY id")
+        assert len(rows) >= len(bodies)
+        for (eid,) in rows:
+            live = delivered(d, eid)[1]
+            assert live.endswith(b"\n") and live.count(b"\n") == 1
+            shown = ctl_json(d, "show", str(eid))
+            assert shown["envelope_attempt"] == 2
+            again = shown["envelope"].encode()
+            assert again.replace(b',"attempt":2,', b',"attempt":1,', 1) == live[:-1], eid
 
 
 # -- the ledger, live --------------------------------------------------------

@@ -382,16 +382,30 @@ struct commit_count {
 	atomic_int	 calls;
 	struct waiter	*wt;
 	int		 answers_before;	/* answers seen at the call */
+	size_t		 n;			/* items in the last call */
+	enum store_result result;		/* of its first */
+	int64_t		 id;
+	const void	*item;
+	atomic_int	 in_call;		/* slow_commit under way */
+	int		 slow_ms;
 };
 
 static void
-on_commit(void *arg)
+on_commit(void *arg, struct store_item *const *items, size_t n)
 {
 	struct commit_count *c = arg;
 
 	(void)pthread_mutex_lock(&c->wt->mu);
 	c->answers_before = c->wt->answers;
 	(void)pthread_mutex_unlock(&c->wt->mu);
+	c->n = n;
+	c->result = items[0]->result;
+	c->id = items[0]->id;
+	c->item = items[0];
+	atomic_store(&c->in_call, 1);
+	if (c->slow_ms > 0)
+		sleep_ms(c->slow_ms);
+	atomic_store(&c->in_call, 0);
 	atomic_fetch_add(&c->calls, 1);
 }
 
@@ -445,7 +459,12 @@ test_on_commit(void)
 	CHECK_INT(submit1(w, &wt, &t[0], "C:1"), STORE_NEW);
 	writer_stop(w);		/* joins: on_commit has returned */
 	CHECK_INT(atomic_load(&c.calls), 1);
-	CHECK_INT(c.answers_before, 1);		/* after done() */
+	/* with the batch, results final, before any done() */
+	CHECK_INT(c.answers_before, 0);
+	CHECK_INT(c.n, 1);
+	CHECK_INT(c.result, STORE_NEW);
+	CHECK(c.id > 0 && c.id == t[0].it.id);
+	CHECK(c.item == &t[0].it);
 	/* A duplicate, or new rows with nothing to forward: no call. */
 	w = restart(path);
 	if (w == NULL) {
@@ -462,6 +481,43 @@ test_on_commit(void)
 	CHECK_INT(q_int(db, "SELECT count(*) FROM events WHERE event_key = "
 	    "'C:2' AND forward_state = 'done'", NULL), 1);
 	(void)sqlite3_close(db);
+	waiter_done(&wt);
+}
+
+/* Setting the callback waits for a call under way: after it returns, the
+ * old argument (a forwarder about to be freed) is never used again. */
+static void
+test_set_on_commit_waits_for_a_call(void)
+{
+	struct commit_count c;
+	struct titem t;
+	struct waiter wt;
+	char path[128];
+	struct writer *w;
+	int64_t t0;
+
+	w = start(path, sizeof(path), DURABILITY_NORMAL, 1);
+	if (w == NULL)
+		return;
+	waiter_init(&wt);
+	memset(&c, 0, sizeof(c));
+	atomic_init(&c.calls, 0);
+	atomic_init(&c.in_call, 0);
+	c.wt = &wt;
+	c.slow_ms = 300;
+	writer_set_on_commit(w, on_commit, &c);
+	titem_init(&t, &wt, "S:1");
+	writer_submit(w, &t.it);
+	t0 = clock_mono_ms();
+	while (!atomic_load(&c.in_call) && clock_mono_ms() - t0 < 5000)
+		sleep_ms(1);
+	CHECK(atomic_load(&c.in_call));
+	writer_set_on_commit(w, NULL, NULL);
+	CHECK_INT(atomic_load(&c.calls), 1);	/* it had returned */
+	CHECK(!atomic_load(&c.in_call));
+	waiter_wait(&wt, 1);
+	writer_stop(w);
+	CHECK_INT(atomic_load(&c.calls), 1);
 	waiter_done(&wt);
 }
 
@@ -613,6 +669,7 @@ main(void)
 	RUN(test_stop_drains_queue);
 	RUN(test_heartbeat_while_idle);
 	RUN(test_on_commit);
+	RUN(test_set_on_commit_waits_for_a_call);
 	RUN(test_healthy_follows_last_batch);
 	RUN(test_recovers_while_idle);
 	RUN(test_moved_wal_reopens);
