@@ -18,6 +18,7 @@
 #define CFHOOK_HOOK_GUARD_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define HOOK_GUARD_NAME		"cfhook-guard"
@@ -49,5 +50,10 @@ int	hook_guard_enter(struct hook_guard *, int *fd, void **stack,
 void	hook_guard_leave(struct hook_guard *, pid_t pid);
 /* The group `pid` is gone (or its child never exec'd): unregister it. */
 void	hook_guard_release(struct hook_guard *, pid_t pid);
+/* The signals (bit n-1 for signal n) a hook must get back at their
+ * default disposition: those this process ignored or caught when the
+ * guard was made. The daemon sets its dispositions once at start-up,
+ * before it starts a forwarder, and never changes them. */
+uint64_t hook_guard_signals(const struct hook_guard *);
 
 #endif

@@ -10,7 +10,7 @@
  * group. Then: never a shell, exactly the argv and environment given,
  * default signal dispositions and an empty signal mask (an ignored SIGPIPE
  * or a blocked SIGTERM of the daemon must not leak into the hook; the
- * dispositions to reset are read from /proc/self/status), HOOK_NICE below
+ * guard knows which dispositions to reset), HOOK_NICE below
  * the daemon's CPU priority, stdin a
  * pipe carrying the envelope, stdout and stderr two pipes whose lines are
  * logged, and no other descriptor. A vfork-style child shares the daemon's
@@ -366,59 +366,6 @@ spawn_child(struct spawn *sp, void *stack, size_t stack_len)
 }
 #endif
 
-/* The hex mask after `field` ("SigIgn:") in /proc/self/status text. */
-static int
-status_mask(const char *text, const char *field, uint64_t *ret)
-{
-	const char *p = strstr(text, field);
-	uint64_t v = 0;
-	int n = 0;
-
-	if (p == NULL)
-		return -1;
-	for (p += strlen(field); *p == '\t' || *p == ' '; p++)
-		continue;
-	for (; n < 16; p++, n++) {
-		if (*p >= '0' && *p <= '9')
-			v = v << 4 | (uint64_t)(*p - '0');
-		else if (*p >= 'a' && *p <= 'f')
-			v = v << 4 | (uint64_t)(*p - 'a' + 10);
-		else
-			break;
-	}
-	if (n == 0)
-		return -1;
-	*ret = v;
-	return 0;
-}
-
-/* The signals the hook must get back at their default disposition: those
- * the daemon ignores (SIGPIPE) or catches (a sanitizer's). Read from
- * /proc/self/status, as one read rather than 64 sigaction calls in the
- * child (they cost more than the rest of a spawn); without /proc, all. */
-static uint64_t
-signals_to_reset(void)
-{
-	char text[4096];
-	uint64_t ign = 0, cgt = 0;
-	size_t have = 0;
-	ssize_t n;
-	int fd;
-
-	fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-	if (fd == -1)
-		return ~(uint64_t)0;
-	while (have < sizeof(text) - 1 &&
-	    (n = read(fd, text + have, sizeof(text) - 1 - have)) > 0)
-		have += (size_t)n;
-	(void)close(fd);
-	text[have] = '\0';
-	if (status_mask(text, "\nSigIgn:", &ign) == -1 ||
-	    status_mask(text, "\nSigCgt:", &cgt) == -1)
-		return ~(uint64_t)0;
-	return ign | cgt;
-}
-
 /* Start the hook; returns 0, or -1 with `reason`. On 0 c->pid runs and is
  * registered with the guard. */
 static int
@@ -436,7 +383,7 @@ spawn(const struct hook_run *run, struct child *c, int in_r, int out_w,
 		(void)snprintf(reason, len, "spawn: no hook guard");
 		return -1;
 	}
-	sp.reset = signals_to_reset();
+	sp.reset = hook_guard_signals(run->guard);
 	errno = 0;
 	sp.nice = getpriority(PRIO_PROCESS, 0);	/* -1 may be a nice value */
 	sp.nice = errno != 0 ? HOOK_NICE : sp.nice + HOOK_NICE;

@@ -376,7 +376,7 @@ test_signal_dispositions_are_defaults(void)
 	char f[512], reason[200], *text;
 	char *argv[] = { self_exe, "sigcheck", f, NULL };
 	struct hook_run run = { self_exe, argv, default_env, "", 0, 5000, -1,
-	    NULL, guard };
+	    NULL, NULL };
 	struct sigaction ign, old_pipe, old_int, old_usr1;
 	sigset_t block, old_mask;
 
@@ -386,6 +386,13 @@ test_signal_dispositions_are_defaults(void)
 	(void)sigaction(SIGPIPE, &ign, &old_pipe);
 	(void)sigaction(SIGINT, &ign, &old_int);
 	(void)sigaction(SIGUSR1, &ign, &old_usr1);
+	/* The guard reads the dispositions when it is made, as the daemon's
+	 * is made after its own are set. */
+	run.guard = hook_guard_new();
+	if (!CHECK(run.guard != NULL))
+		return;
+	CHECK(hook_guard_signals(run.guard) & (1u << (SIGINT - 1)));
+	CHECK(hook_guard_signals(run.guard) & (1u << (SIGUSR1 - 1)));
 	(void)sigemptyset(&block);
 	(void)sigaddset(&block, SIGTERM);
 	(void)sigaddset(&block, SIGHUP);
@@ -395,6 +402,7 @@ test_signal_dispositions_are_defaults(void)
 	(void)sigaction(SIGPIPE, &old_pipe, NULL);
 	(void)sigaction(SIGINT, &old_int, NULL);
 	(void)sigaction(SIGUSR1, &old_usr1, NULL);
+	hook_guard_free(run.guard);
 	text = read_file(f, NULL);
 	CHECK_STR(text, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
 	free(text);
