@@ -391,9 +391,6 @@ take_batch(struct writer *w)
 	return n;
 }
 
-/* Record one batch and answer it. Mutex not held: submitters go on
- * queueing meanwhile (the group commit). Files away from the path: 503
- * without writing. */
 /* The batch committed new rows that wait for the forwarder: tell it, with
  * the items, before they are answered (the callback may read them). */
 static void
@@ -405,6 +402,9 @@ committed(struct writer *w, size_t n)
 	(void)pthread_mutex_unlock(&w->cbmu);
 }
 
+/* Record one batch and answer it. Mutex not held: submitters go on
+ * queueing meanwhile (the group commit). Files away from the path: 503
+ * without writing. */
 static void
 run_batch(struct writer *w, size_t n)
 {
