@@ -20,7 +20,7 @@
 #define HOOK_LINE_MAX		1024
 /* Hooks run this much nicer than the daemon: a burst of deliveries never
  * takes the CPU from intake (Cashfree waits for its answer; a hook's work
- * can wait a little). */
+ * can wait a little). They also ask for a long time slice (prio.h). */
 #define HOOK_NICE		10
 
 enum hook_result {

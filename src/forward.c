@@ -41,6 +41,7 @@
 #include "fresh.h"
 #include "hook_guard.h"
 #include "log.h"
+#include "prio.h"
 #include "store.h"
 #include "store_outbox.h"
 #include "usock.h"
@@ -216,6 +217,7 @@ hook_main(void *arg)
 	struct worker *w = arg;
 	struct forward_job *j;
 
+	prio_long_slice();	/* intake first (prio.h) */
 	while ((j = forward_jobs_next(&w->fwd->jobs)) != NULL) {
 		run_hook(w, j);
 		forward_jobs_delivered(&w->fwd->jobs, j);
@@ -272,6 +274,7 @@ sock_main(void *arg)
 	struct forward *f = ((struct worker *)arg)->fwd;
 	int quit, stopping;
 
+	prio_long_slice();	/* intake first (prio.h) */
 	for (;;) {
 		sock_push(f, forward_jobs_take_queue(&f->jobs, &stopping,
 		    &quit));
@@ -414,6 +417,7 @@ dispatch_main(void *arg)
 	int64_t wait_ms;
 	int quit, reload, claiming;
 
+	prio_long_slice();	/* intake first (prio.h) */
 	for (;;) {
 		(void)pthread_mutex_lock(&j->mu);
 		if (j->stopping && !j->claims_over) {

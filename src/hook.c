@@ -49,6 +49,7 @@
 #include "clock.h"
 #include "hook.h"
 #include "log.h"
+#include "prio.h"
 #include "reason.h"
 
 /* Without a pidfd (old kernel, seccomp) nothing becomes readable when the
@@ -225,6 +226,7 @@ struct child_sigaction {
 	uint64_t mask;
 };
 
+
 /* A system call's result: -errno on failure, as the raw kernel ABI. */
 CHILD_CODE static long
 child_call(long rc)
@@ -256,6 +258,21 @@ child_close_rest(int keep)
 		if (fd != keep)
 			(void)syscall(SYS_close, fd);
 	}
+}
+
+/* HOOK_NICE nicer than the daemon (capped at 19), and the long slice of
+ * prio.h where the kernel takes one; the scheduling policy stays the
+ * daemon's. A kernel without sched_setattr gets the nice value alone; one
+ * that does not know slices ignores it. */
+CHILD_CODE static void
+child_priority(int nice)
+{
+	struct prio_sched_attr a = { sizeof(a), 0, PRIO_KEEP_POLICY, 0, 0,
+	    (uint64_t)PRIO_SLICE_US * 1000, 0, 0 };
+
+	a.nice = nice > 19 ? 19 : nice;
+	if (syscall(SYS_sched_setattr, 0, &a, 0U) != 0)
+		(void)syscall(SYS_setpriority, PRIO_PROCESS, 0, nice);
 }
 
 /* The signals the daemon changed get their default disposition back, then
@@ -311,8 +328,8 @@ child_main(void *arg)
 	/* Niced last: the daemon's thread waits (CLONE_VFORK, under the
 	 * guard's lock) until the exec, and a child niced early waited
 	 * behind running hooks for the CPU to get there (about 250 us a
-	 * spawn instead of 100). Capped at 19 by the kernel. */
-	(void)syscall(SYS_setpriority, PRIO_PROCESS, 0, sp->nice);
+	 * spawn instead of 100). */
+	child_priority(sp->nice);
 	rc = child_call(syscall(SYS_execve, sp->run->path, sp->run->argv,
 	    sp->run->envp));
 fail:

@@ -2,7 +2,12 @@
  * The reference for cfhookd's hook forwarding: posix_spawn + waitpid of
  * PATH with no arguments, stdio on /dev/null, PARALLEL children at a time.
  *
- *   spawnrate [-p PARALLEL] [-n COUNT | -d SECONDS] PATH
+ *   spawnrate [-p PARALLEL] [-n COUNT | -d SECONDS] [-N NICE] [-S SLICE_US]
+ *             PATH
+ *
+ * -N and -S give the children a nice value and a time slice (Linux 6.12
+ * on; ignored before) as cfhookd gives its hooks: set on spawnrate itself,
+ * which its children inherit.
  *
  * Prints "SPAWNRATE parallel=P spawns=N failures=N seconds=S rate=R";
  * a child that does not exit 0 is a failure (and still counted as run).
@@ -14,9 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "prio.h"
 
 #define PARALLEL_MAX	64
 
@@ -59,24 +68,48 @@ spawn_one(const char *path, posix_spawn_file_actions_t *fa)
 	return 0;
 }
 
+/* nice and slice (ns; 0: the kernel's) for this process and so its
+ * children, the policy kept. */
+static int
+set_sched(int nice, uint64_t slice_ns)
+{
+	struct prio_sched_attr a = { sizeof(a), 0, PRIO_KEEP_POLICY, 0, 0, 0,
+	    0, 0 };
+
+	a.nice = nice;
+	a.runtime = slice_ns;
+	if (syscall(SYS_sched_setattr, 0, &a, 0U) == 0)
+		return 0;
+	return setpriority(PRIO_PROCESS, 0, nice);
+}
+
 int
 main(int argc, char **argv)
 {
 	posix_spawn_file_actions_t fa;
-	double p = 1, n = 0, secs = 2, t0, last, deadline;
+	double p = 1, n = 0, secs = 2, t0, last, deadline, nice = 0, slice = 0;
 	unsigned long long done = 0, failures = 0, started = 0;
 	unsigned running = 0;
 	int ch, st;
 
-	while ((ch = getopt(argc, argv, "p:n:d:")) != -1) {
+	while ((ch = getopt(argc, argv, "p:n:d:N:S:")) != -1) {
 		if ((ch == 'p' && parse_num(optarg, 1, PARALLEL_MAX, &p)) ||
 		    (ch == 'n' && parse_num(optarg, 1, 1e9, &n)) ||
 		    (ch == 'd' && parse_num(optarg, 0.01, 3600, &secs)) ||
+		    (ch == 'N' && parse_num(optarg, 0, 19, &nice)) ||
+		    (ch == 'S' && parse_num(optarg, 100, 100000, &slice)) ||
 		    ch == '?') {
 			fprintf(stderr, "usage: spawnrate [-p PARALLEL] "
-			    "[-n COUNT | -d SECONDS] PATH\n");
+			    "[-n COUNT | -d SECONDS] [-N NICE] [-S SLICE_US] "
+			    "PATH\n");
 			return 1;
 		}
+	}
+	if ((nice > 0 || slice > 0) &&
+	    set_sched((int)nice, (uint64_t)slice * 1000) == -1) {
+		fprintf(stderr, "spawnrate: cannot set nice %d: %s\n", (int)nice,
+		    strerror(errno));
+		return 2;
 	}
 	if (optind != argc - 1) {
 		fprintf(stderr, "spawnrate: one PATH expected\n");

@@ -6,6 +6,7 @@ limit, and the spawn and consumer references must do what they claim."""
 import os
 import socket
 import subprocess
+import tempfile
 import time
 
 from harness import BUILD, SANITIZED, SLOW, TOP, Daemon, free_port
@@ -124,6 +125,23 @@ def test_spawnrate_counts_runs_and_failures():
     assert ok["spawns"] == 20 and ok["failures"] == 0 and ok["rate"] > 0, ok
     bad = run_tagged([tool("spawnrate"), "-n", "5", "/bin/false"], "SPAWNRATE")
     assert bad["spawns"] == 5 and bad["failures"] == 5, bad
+
+
+def test_spawnrate_children_run_as_hooks_do():
+    """-N: the nice value the bench gives the children beside the daemon
+    (cfhookd's HOOK_NICE); it must reach them, or that reference is wrong."""
+    with tempfile.TemporaryDirectory() as tmp:
+        script, out = os.path.join(tmp, "nice.sh"), os.path.join(tmp, "nice")
+        with open(script, "w") as f:
+            f.write("#!/bin/sh\ncut -d' ' -f19 /proc/$$/stat > %s\n" % out)
+        os.chmod(script, 0o755)
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        r = run_tagged([tool("spawnrate"), "-n", "1", "-N", "7", "-S", "3000", script],
+                       "SPAWNRATE")
+        assert r["spawns"] == 1 and r["failures"] == 0, r
+        with open(out) as f:
+            assert int(f.read()) == 7, "the child's nice value"
+        assert base == os.getpriority(os.PRIO_PROCESS, 0)
 
 
 def consume(path, lines, conns=1):

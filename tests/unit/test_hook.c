@@ -27,6 +27,7 @@
 #include "clock.h"
 #include "hook.h"
 #include "log.h"
+#include "prio.h"
 #include "reason.h"
 
 static char dir[] = "/tmp/cfhook-test-hook-XXXXXX";
@@ -408,12 +409,15 @@ test_signal_dispositions_are_defaults(void)
 	free(text);
 }
 
-/* The hook runs HOOK_NICE nicer than the daemon (it is this binary in
- * "nicecheck" mode, writing its own nice value). */
+static int kernel_takes_slices(void);
+
+/* The hook runs HOOK_NICE nicer than the daemon, with a slice of
+ * PRIO_SLICE_US where the kernel takes one (it is this binary in
+ * "nicecheck" mode, writing its own nice value and slice). */
 static void
 test_hook_is_nicer(void)
 {
-	char f[512], reason[200], *text;
+	char f[512], reason[200], *text, *end = NULL;
 	char *argv[] = { self_exe, "nicecheck", f, NULL };
 	struct hook_run run = { self_exe, argv, default_env, "", 0, 5000, -1,
 	    NULL, guard };
@@ -422,7 +426,14 @@ test_hook_is_nicer(void)
 	path_in(f, sizeof(f), "nice");
 	CHECK_INT(hook_run(&run, reason, sizeof(reason)), HOOK_OK);
 	text = read_file(f, NULL);
-	CHECK(text != NULL && strtol(text, NULL, 10) == (want > 19 ? 19 : want));
+	if (!CHECK(text != NULL))
+		return;
+	CHECK(strtol(text, &end, 10) == (want > 19 ? 19 : want));
+	if (kernel_takes_slices())
+		CHECK(strtoll(end, NULL, 10) == (long long)PRIO_SLICE_US * 1000);
+	else
+		fprintf(stderr, "test_hook: this kernel keeps its own slices; "
+		    "only the nice value was checked\n");
 	free(text);
 }
 
@@ -709,7 +720,26 @@ fdcheck(const char *out)
 	return 0;
 }
 
-/* nicecheck mode: our nice value. */
+/* Our time slice in ns from /proc/self/sched, or -1 where it shows none. */
+static long long
+own_slice(void)
+{
+	char line[256];
+	long long v = -1;
+	FILE *fp = fopen("/proc/self/sched", "re");
+
+	if (fp == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		if (strncmp(line, "se.slice", 8) == 0 &&
+		    strchr(line, ':') != NULL)
+			v = strtoll(strchr(line, ':') + 1, NULL, 10);
+	}
+	(void)fclose(fp);
+	return v;
+}
+
+/* nicecheck mode: our nice value and our time slice. */
 static int
 nicecheck(const char *out)
 {
@@ -717,9 +747,26 @@ nicecheck(const char *out)
 
 	if (fp == NULL)
 		return 1;
-	(void)fprintf(fp, "%d\n", getpriority(PRIO_PROCESS, 0));
+	(void)fprintf(fp, "%d %lld\n", getpriority(PRIO_PROCESS, 0),
+	    own_slice());
 	(void)fclose(fp);
 	return 0;
+}
+
+/* Whether this kernel gives a fair task the slice it asks for: a child
+ * asks for PRIO_SLICE_US and reads what it got. */
+static int
+kernel_takes_slices(void)
+{
+	int status = 0;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		prio_long_slice();
+		_exit(own_slice() == (long long)PRIO_SLICE_US * 1000 ? 0 : 1);
+	}
+	return pid > 0 && waitpid(pid, &status, 0) == pid &&
+	    WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 /* sigcheck mode: the SigBlk and SigIgn masks of our /proc/self/status,
