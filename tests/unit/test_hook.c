@@ -28,6 +28,7 @@
 #include "hook.h"
 #include "log.h"
 #include "prio.h"
+#include "slice.h"
 #include "reason.h"
 
 static char dir[] = "/tmp/cfhook-test-hook-XXXXXX";
@@ -720,25 +721,6 @@ fdcheck(const char *out)
 	return 0;
 }
 
-/* Our time slice in ns from /proc/self/sched, or -1 where it shows none. */
-static long long
-own_slice(void)
-{
-	char line[256];
-	long long v = -1;
-	FILE *fp = fopen("/proc/self/sched", "re");
-
-	if (fp == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), fp) != NULL) {
-		if (strncmp(line, "se.slice", 8) == 0 &&
-		    strchr(line, ':') != NULL)
-			v = strtoll(strchr(line, ':') + 1, NULL, 10);
-	}
-	(void)fclose(fp);
-	return v;
-}
-
 /* nicecheck mode: our nice value and our time slice. */
 static int
 nicecheck(const char *out)
@@ -748,7 +730,7 @@ nicecheck(const char *out)
 	if (fp == NULL)
 		return 1;
 	(void)fprintf(fp, "%d %lld\n", getpriority(PRIO_PROCESS, 0),
-	    own_slice());
+	    slice_ns());
 	(void)fclose(fp);
 	return 0;
 }
@@ -763,7 +745,7 @@ kernel_takes_slices(void)
 
 	if (pid == 0) {
 		prio_long_slice();
-		_exit(own_slice() == (long long)PRIO_SLICE_US * 1000 ? 0 : 1);
+		_exit(slice_ns() == (long long)PRIO_SLICE_US * 1000 ? 0 : 1);
 	}
 	return pid > 0 && waitpid(pid, &status, 0) == pid &&
 	    WIFEXITED(status) && WEXITSTATUS(status) == 0;

@@ -11,25 +11,7 @@
 
 #include "check.h"
 #include "prio.h"
-
-/* A thread's slice in ns from /proc/thread-self/sched, or -1 without one. */
-static long long
-slice_ns(void)
-{
-	char line[256];
-	long long v = -1;
-	FILE *fp = fopen("/proc/thread-self/sched", "re");
-
-	if (fp == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), fp) != NULL) {
-		if (strncmp(line, "se.slice", 8) == 0 &&
-		    strchr(line, ':') != NULL)
-			v = strtoll(strchr(line, ':') + 1, NULL, 10);
-	}
-	(void)fclose(fp);
-	return v;
-}
+#include "slice.h"
 
 /* Linux 6.12 and later give a fair task the slice it asks for. */
 static int

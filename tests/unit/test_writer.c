@@ -391,6 +391,16 @@ struct commit_count {
 };
 
 static void
+commit_count_init(struct commit_count *c, struct waiter *wt, int slow_ms)
+{
+	memset(c, 0, sizeof(*c));
+	atomic_init(&c->calls, 0);
+	atomic_init(&c->in_call, 0);
+	c->wt = wt;
+	c->slow_ms = slow_ms;
+}
+
+static void
 on_commit(void *arg, struct store_item *const *items, size_t n)
 {
 	struct commit_count *c = arg;
@@ -452,9 +462,7 @@ test_on_commit(void)
 	if (w == NULL)
 		return;
 	waiter_init(&wt);
-	memset(&c, 0, sizeof(c));
-	atomic_init(&c.calls, 0);
-	c.wt = &wt;
+	commit_count_init(&c, &wt, 0);
 	writer_set_on_commit(w, on_commit, &c);
 	CHECK_INT(submit1(w, &wt, &t[0], "C:1"), STORE_NEW);
 	writer_stop(w);		/* joins: on_commit has returned */
@@ -500,11 +508,7 @@ test_set_on_commit_waits_for_a_call(void)
 	if (w == NULL)
 		return;
 	waiter_init(&wt);
-	memset(&c, 0, sizeof(c));
-	atomic_init(&c.calls, 0);
-	atomic_init(&c.in_call, 0);
-	c.wt = &wt;
-	c.slow_ms = 300;
+	commit_count_init(&c, &wt, 300);
 	writer_set_on_commit(w, on_commit, &c);
 	titem_init(&t, &wt, "S:1");
 	writer_submit(w, &t.it);
