@@ -48,6 +48,11 @@ struct event_row {
 	char	*order_attention;
 };
 
+/* The text columns that follow id in a store's row (STORE_ROW_COLS:
+ * event_key to content_type), as the fields of e they go into, in that
+ * order: one list for every backend's reader. */
+#define EVENT_ROW_TEXTS	9
+void	event_row_texts(struct event_row *e, char **out[EVENT_ROW_TEXTS]);
 /* Frees the strings and zeroes the row. NULL-safe; a zeroed row is
  * fine. */
 void	event_row_done(struct event_row *);

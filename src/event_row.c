@@ -68,6 +68,16 @@ event_from_row(const char *content_type, const char *body, size_t len,
 }
 
 void
+event_row_texts(struct event_row *e, char **out[EVENT_ROW_TEXTS])
+{
+	char **const text[EVENT_ROW_TEXTS] = { &e->event_key, &e->type,
+	    &e->cf_payment_id, &e->order_id, &e->payment_status, &e->amount,
+	    &e->currency, &e->event_time, &e->content_type };
+
+	memcpy(out, text, sizeof(text));
+}
+
+void
 event_row_done(struct event_row *r)
 {
 	if (r == NULL)

@@ -17,15 +17,14 @@
 int
 pg_row_read(const PGresult *res, int r, int with_body, struct event_row *e)
 {
-	char **text[] = { &e->event_key, &e->type, &e->cf_payment_id,
-	    &e->order_id, &e->payment_status, &e->amount, &e->currency,
-	    &e->event_time, &e->content_type };
+	char **text[EVENT_ROW_TEXTS];
 	size_t i;
 	int bad = 0;
 
 	memset(e, 0, sizeof(*e));
+	event_row_texts(e, text);
 	e->id = pg_col_int(res, r, 0, 0);
-	for (i = 0; i < sizeof(text) / sizeof(text[0]); i++)
+	for (i = 0; i < EVENT_ROW_TEXTS; i++)
 		bad |= pg_col_copy(res, r, (int)i + 1, text[i], NULL);
 	e->received_at = pg_col_int(res, r, 10, -1);
 	e->last_seen_at = pg_col_int(res, r, 11, -1);

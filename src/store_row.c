@@ -25,15 +25,14 @@ store_column_time(sqlite3_stmt *s, int col)
 int
 store_row_read(sqlite3_stmt *s, int with_body, struct event_row *e)
 {
-	char **text[] = { &e->event_key, &e->type, &e->cf_payment_id,
-	    &e->order_id, &e->payment_status, &e->amount, &e->currency,
-	    &e->event_time, &e->content_type };
+	char **text[EVENT_ROW_TEXTS];
 	size_t i;
 	int bad = 0;
 
 	memset(e, 0, sizeof(*e));
+	event_row_texts(e, text);
 	e->id = sqlite3_column_int64(s, 0);
-	for (i = 0; i < sizeof(text) / sizeof(text[0]); i++)
+	for (i = 0; i < EVENT_ROW_TEXTS; i++)
 		bad |= store_column_copy(s, (int)i + 1, text[i], NULL);
 	e->received_at = store_column_time(s, 10);
 	e->last_seen_at = store_column_time(s, 11);
