@@ -135,11 +135,12 @@ class Activated(Daemon):
             time.sleep(0.02)
 
     def wait_listening(self, timeout=10):
-        """Until the activation socket exists (it accepts connections from
-        then on, even before cfhookd runs)."""
+        """Until the activation socket listens (it accepts connections from
+        then on, even before cfhookd runs). A unix socket's path exists from
+        bind(), before listen(): a connection in between is refused."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.kind == "unix" and os.path.exists(self.unix_path):
+            if self.kind == "unix" and unix_listening(self.unix_path):
                 return
             if self.kind == "tcp" and tcp_listening(self.port):
                 return
@@ -177,6 +178,17 @@ def tcp_listening(port):
         for line in f.readlines()[1:]:
             fields = line.split()
             if fields[1].endswith(want) and fields[3] == "0A":
+                return True
+    return False
+
+
+def unix_listening(path):
+    """A unix socket bound to path listens (its flags in /proc/net/unix carry
+    __SO_ACCEPTCON), read without connecting."""
+    with open("/proc/net/unix") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if len(fields) >= 8 and fields[7] == path and int(fields[3], 16) & 0x10000:
                 return True
     return False
 
