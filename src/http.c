@@ -38,6 +38,7 @@
 #include "form.h"
 #include "http.h"
 #include "http_accept.h"
+#include "http_epoll.h"
 #include "http_frame.h"
 #include "http_limits.h"
 #include "http_reply.h"
@@ -837,6 +838,9 @@ start_mhd(struct http *h, const struct config *cfg)
 		    cfg->listen);
 		return -1;
 	}
+	if (!http_epoll_guarded())
+		log_warning("http: libmicrohttpd's epoll_wait() is not the "
+		    "guarded one; 128 events at once may stall a worker");
 	if (http_accept_run(h->acceptor, h->mhd) == -1) {
 		MHD_stop_daemon(h->mhd);
 		h->mhd = NULL;
