@@ -37,6 +37,10 @@ void	http_accept_closed(struct http_accept *);
  * handed over any more, and those the kernel queued stay queued on
  * listen_fd. NULL-safe; a second call does nothing. */
 void	http_accept_stop(struct http_accept *);
+/* After http_accept_stop(): connections handed over that libmicrohttpd
+ * has not reported started yet (about to be; one it dropped for want of
+ * memory stays counted). NULL-safe (0). */
+unsigned http_accept_unstarted(struct http_accept *);
 /* Stop, then free, once libmicrohttpd has stopped (it notifies until
  * then). NULL-safe. */
 void	http_accept_free(struct http_accept *);

@@ -37,22 +37,25 @@ int	reaper_start(int64_t request_timeout_ms, int64_t header_timeout_ms,
 struct reaper_conn *reaper_add(struct reaper *, int fd);
 /* Forget it and free it. Must be called before the fd is closed (the
  * reaper never touches an fd it no longer tracks, so a reused number is
- * safe). NULL-safe. */
-void	reaper_remove(struct reaper *, struct reaper_conn *);
+ * safe). Returns 1 when the connection had never finished a request (see
+ * reaper_idle), else 0 (also for NULL). */
+int	reaper_remove(struct reaper *, struct reaper_conn *);
 /* The request line is in: the headers are due within header_timeout (for
  * a first request, of the connect). NULL-safe. */
 void	reaper_request_line(struct reaper *, struct reaper_conn *);
 /* The head is complete: a request is under way, no longer closed to make
- * room; request_timeout still applies. NULL-safe. */
-void	reaper_begin(struct reaper *, struct reaper_conn *);
+ * room; request_timeout still applies. Returns 1 when it is the
+ * connection's first request, else 0 (also for NULL). */
+int	reaper_begin(struct reaper *, struct reaper_conn *);
 /* The request is parked (suspended for the writer): never reaped until
  * reaper_restart(). NULL-safe. */
 void	reaper_hold(struct reaper *, struct reaper_conn *);
 /* The answer's own budget from now; ends a hold. NULL-safe. */
 void	reaper_restart(struct reaper *, struct reaper_conn *);
 /* The request is finished: the connection waits for the next one (kept
- * alive), with a new request budget from now. NULL-safe. */
-void	reaper_idle(struct reaper *, struct reaper_conn *);
+ * alive), with a new request budget from now. Returns 1 when it was the
+ * connection's first finished request, else 0 (also for NULL). */
+int	reaper_idle(struct reaper *, struct reaper_conn *);
 /* Stop the thread and free, after libmicrohttpd has stopped (its closed
  * notifications call reaper_remove). Entries still tracked are freed too.
  * NULL-safe. */

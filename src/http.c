@@ -54,6 +54,9 @@
  * 44 and 10 bytes); a longer or non-printable one is not recorded. */
 #define RECORDED_MAX		128
 #define LISTEN_NAME_MAX		128
+/* At stop, how long a connection accepted before it may take to send its
+ * first request (a client sends it right after connecting). */
+#define DRAIN_FRESH_MS		1000
 /* At stop, how long answers the writer already gave may take to be sent. */
 #define ANSWER_WAIT_MS		2000
 
@@ -88,6 +91,8 @@ struct http {
 	pthread_cond_t cv;		/* inflight/waiting/answering changed */
 	struct secrets *secrets;
 	unsigned inflight;		/* webhook requests not completed */
+	unsigned fresh;			/* connections whose first request has
+					 * not finished (or not yet come) */
 	unsigned waiting;		/* suspended, not yet resumed */
 	unsigned answering;		/* resumed, answer not yet completed */
 	/* Set by http_drain() / http_stop(): nothing is suspended any more,
@@ -556,10 +561,11 @@ busy(struct http *h, struct MHD_Connection *c, const struct request *r)
 	return respond(h, c, 503, "{\"error\":\"busy, retry later\"}", NULL);
 }
 
-/* First callback of a webhook POST: headers are in, no body yet. */
+/* First callback of a webhook POST: headers are in, no body yet. `first`:
+ * the connection's first request. */
 static enum MHD_Result
 webhook_begin(struct http *h, struct MHD_Connection *c, const char *method,
-    const char *url, void **con_cls)
+    const char *url, void **con_cls, int first)
 {
 	const char *ct, *cl;
 	struct request *r;
@@ -584,8 +590,10 @@ webhook_begin(struct http *h, struct MHD_Connection *c, const char *method,
 			    "{\"error\":\"body too large\"}", NULL);
 	}
 	/* Draining after SIGTERM: requests already under way are finished,
-	 * new ones are not taken in (Cashfree retries). */
-	if (atomic_load(&h->draining))
+	 * and so is the first request of a connection accepted before (its
+	 * client has been taken in; http_drain() waits for it). A new request
+	 * on a kept-alive connection is not taken in (Cashfree retries). */
+	if (atomic_load(&h->draining) && !first)
 		return refuse(h, c, method, url, 503,
 		    "{\"error\":\"shutting down, retry later\"}", NULL);
 	/* A body of known length is charged before it is read: one that
@@ -661,8 +669,9 @@ route(struct http *h, struct MHD_Connection *c, const char *method,
 	struct http_frame f;
 	enum http_frame_result fr;
 	const char *path, *why;
+	int first;
 
-	reaper_begin(h->reaper, track_of(c));	/* a request is under way */
+	first = reaper_begin(h->reaper, track_of(c));	/* a request is under way */
 	http_frame_init(&f);
 	(void)MHD_get_connection_values(c, MHD_HEADER_KIND, frame_field, &f);
 	fr = http_frame_done(&f, &why);
@@ -674,7 +683,7 @@ route(struct http *h, struct MHD_Connection *c, const char *method,
 	if (fr != HTTP_FRAME_OK)
 		return protocol_error(c, method, url, fr, why);
 	if (strcmp(path, h->webhook_path) == 0)
-		return webhook_begin(h, c, method, url, con_cls);
+		return webhook_begin(h, c, method, url, con_cls, first);
 	if (strcmp(path, "/healthz") != 0 && strcmp(path, "/metrics") != 0)
 		return refuse(h, c, method, url, 404,
 		    "{\"error\":\"not found\"}", NULL);
@@ -724,16 +733,21 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	struct http *h = cls;
 	struct request *r = *con_cls;
+	int first;
 
 	(void)toe;
 	/* libmicrohttpd never completes a suspended request (it does not even
 	 * watch its socket), so r is not in the writer's hands here. */
-	reaper_idle(h->reaper, track_of(c));	/* waits for the next request */
-	if (r != NULL) {
+	first = reaper_idle(h->reaper, track_of(c));	/* waits for the next */
+	if (r != NULL || first) {
 		pthread_mutex_lock(&h->mu);
-		h->inflight--;
-		if (r->state == REQ_ANSWER)
-			h->answering--;
+		if (r != NULL) {
+			h->inflight--;
+			if (r->state == REQ_ANSWER)
+				h->answering--;
+		}
+		if (first)
+			h->fresh--;
 		pthread_cond_broadcast(&h->cv);
 		pthread_mutex_unlock(&h->mu);
 	}
@@ -754,6 +768,15 @@ on_request_line(void *cls, const char *uri, struct MHD_Connection *c)
 	return NULL;
 }
 
+static void
+fresh_changed(struct http *h, int by)
+{
+	pthread_mutex_lock(&h->mu);
+	h->fresh = by > 0 ? h->fresh + 1 : h->fresh - 1;
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+}
+
 /* Connection life: the reaper's list. libmicrohttpd notifies CLOSED before
  * it closes the fd, which is what keeps the reaper off a reused fd. */
 static void
@@ -764,15 +787,20 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 	struct http *h = cls;
 
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-		http_accept_started(h->acceptor);
 		ci = MHD_get_connection_info(c,
 		    MHD_CONNECTION_INFO_CONNECTION_FD);
-		/* NULL: not reaped; the idle timeout still applies */
+		/* NULL: not reaped; the idle timeout still applies, and a stop
+		 * does not wait for its first request */
 		*socket_context = ci != NULL ?
 		    reaper_add(h->reaper, ci->connect_fd) : NULL;
+		if (*socket_context != NULL)
+			fresh_changed(h, 1);
+		/* After the count above: http_drain() reads this one first. */
+		http_accept_started(h->acceptor);
 		return;
 	}
-	reaper_remove(h->reaper, *socket_context);
+	if (reaper_remove(h->reaper, *socket_context))
+		fresh_changed(h, -1);	/* gone before a request finished */
 	*socket_context = NULL;
 	http_accept_closed(h->acceptor);	/* room for the next one */
 }
@@ -954,13 +982,36 @@ wait_zero(struct http *h, const unsigned *n, int64_t deadline_ms)
 	}
 }
 
+/* Connections accepted before the stop whose first request has not
+ * finished: handed over and not started yet, or started (mutex held). The
+ * acceptor's count is read first: a connection leaves it only after
+ * joining h->fresh. */
+static unsigned
+fresh_connections(struct http *h)
+{
+	unsigned unstarted = http_accept_unstarted(h->acceptor);
+
+	return unstarted + h->fresh;
+}
+
 int
 http_drain(struct http *h, int timeout_ms)
 {
+	int64_t now = clock_mono_ms(), until = now + timeout_ms;
+	int64_t fresh_until = now + (timeout_ms < DRAIN_FRESH_MS ? timeout_ms :
+	    DRAIN_FRESH_MS);
 	unsigned n;
 
+	/* Requests under way, and the first request of every connection the
+	 * acceptor took before it stopped: its client sent it, or is about
+	 * to, and gets its answer rather than a closed connection. */
 	pthread_mutex_lock(&h->mu);
-	wait_zero(h, &h->inflight, clock_mono_ms() + timeout_ms);
+	while (now < until && (h->inflight > 0 ||
+	    (now < fresh_until && fresh_connections(h) > 0))) {
+		(void)clock_cond_wait_until(&h->cv, &h->mu,
+		    h->inflight > 0 ? until : fresh_until);
+		now = clock_mono_ms();
+	}
 	n = h->inflight;
 	/* A straggler's body may still complete; it is answered 503 rather
 	 * than queued behind a writer that may be blocked for a busy

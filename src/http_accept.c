@@ -313,6 +313,17 @@ http_accept_stop(struct http_accept *a)
 	a->running = 0;
 }
 
+unsigned
+http_accept_unstarted(struct http_accept *a)
+{
+	long long started;
+
+	if (a == NULL)
+		return 0;
+	started = atomic_load(&a->started);
+	return a->added > started ? (unsigned)(a->added - started) : 0;
+}
+
 void
 http_accept_free(struct http_accept *a)
 {

@@ -40,6 +40,8 @@ struct reaper_conn {
 	int	 fd;
 	enum phase phase;
 	int	 line;		/* the current request's line is in */
+	int	 begun;		/* a request's head has been complete */
+	int	 served;	/* a request has finished */
 	int	 shut;		/* shut down already */
 	int64_t	 since_ms;	/* start of the current request's budget */
 	int64_t	 head_by_ms;	/* headers due by then; 0: no deadline */
@@ -249,17 +251,21 @@ reaper_add(struct reaper *rp, int fd)
 	return c;
 }
 
-void
+int
 reaper_remove(struct reaper *rp, struct reaper_conn *c)
 {
+	int unserved;
+
 	if (c == NULL)
-		return;
+		return 0;
 	pthread_mutex_lock(&rp->mu);
 	unlink_conn(c);
 	if (!c->shut)
 		rp->live--;
+	unserved = !c->served;
 	pthread_mutex_unlock(&rp->mu);
 	free(c);
+	return unserved;
 }
 
 void
@@ -277,17 +283,22 @@ reaper_request_line(struct reaper *rp, struct reaper_conn *c)
 	pthread_mutex_unlock(&rp->mu);
 }
 
-void
+int
 reaper_begin(struct reaper *rp, struct reaper_conn *c)
 {
+	int first;
+
 	if (c == NULL)
-		return;
+		return 0;
 	pthread_mutex_lock(&rp->mu);
+	first = !c->begun;
+	c->begun = 1;
 	c->phase = PHASE_BUSY;
 	c->head_by_ms = 0;
 	if (!c->shut)
 		move_to(&rp->busy, c);
 	pthread_mutex_unlock(&rp->mu);
+	return first;
 }
 
 void
@@ -311,12 +322,16 @@ reaper_restart(struct reaper *rp, struct reaper_conn *c)
 	pthread_mutex_unlock(&rp->mu);
 }
 
-void
+int
 reaper_idle(struct reaper *rp, struct reaper_conn *c)
 {
+	int first;
+
 	if (c == NULL)
-		return;
+		return 0;
 	pthread_mutex_lock(&rp->mu);
+	first = !c->served;
+	c->served = 1;
 	c->phase = PHASE_WAIT;
 	c->line = 0;
 	c->since_ms = clock_mono_ms();
@@ -324,6 +339,7 @@ reaper_idle(struct reaper *rp, struct reaper_conn *c)
 	if (!c->shut)
 		move_to(&rp->waiting, c);
 	pthread_mutex_unlock(&rp->mu);
+	return first;
 }
 
 /* Free every entry of list l. */

@@ -108,13 +108,41 @@ test_null_entries_are_ignored(void)
 	if (!CHECK(reaper_start(LONG_MS, LONG_MS, 1, &rp) == 0))
 		return;
 	reaper_request_line(rp, NULL);
-	reaper_begin(rp, NULL);
+	CHECK(reaper_begin(rp, NULL) == 0);
 	reaper_hold(rp, NULL);
 	reaper_restart(rp, NULL);
-	reaper_idle(rp, NULL);
-	reaper_remove(rp, NULL);
+	CHECK(reaper_idle(rp, NULL) == 0);
+	CHECK(reaper_remove(rp, NULL) == 0);
 	reaper_stop(rp);
 	reaper_stop(NULL);
+}
+
+/* What a stop needs to know of a connection (http.c's drain): whether a
+ * request is its first, and whether it goes without having finished one. */
+static void
+test_first_request_and_unserved(void)
+{
+	struct reaper *rp = NULL;
+	struct pair p[2];
+
+	if (!CHECK(open_pairs(p, 2) == 0) ||
+	    !CHECK(reaper_start(LONG_MS, LONG_MS, 10, &rp) == 0))
+		return;
+	p[0].c = reaper_add(rp, p[0].ours);
+	p[1].c = reaper_add(rp, p[1].ours);
+	CHECK(reaper_begin(rp, p[0].c) == 1);	/* its first request */
+	CHECK(reaper_idle(rp, p[0].c) == 1);	/* its first finished */
+	reaper_request_line(rp, p[0].c);
+	CHECK(reaper_begin(rp, p[0].c) == 0);	/* kept alive: the second */
+	CHECK(reaper_idle(rp, p[0].c) == 0);
+	/* p1 began a request and went before it finished */
+	CHECK(reaper_begin(rp, p[1].c) == 1);
+	CHECK(reaper_remove(rp, p[1].c) == 1);
+	p[1].c = NULL;
+	CHECK(reaper_remove(rp, p[0].c) == 0);
+	p[0].c = NULL;
+	close_pairs(rp, p, 2);
+	reaper_stop(rp);
 }
 
 int
@@ -122,5 +150,6 @@ main(void)
 {
 	RUN(test_longest_waiting_makes_room);
 	RUN(test_null_entries_are_ignored);
+	RUN(test_first_request_and_unserved);
 	return check_finish("test_reaper");
 }
