@@ -237,6 +237,19 @@ def payment_body(cf_payment_id="1453002795", order_id="order_1", type_="PAYMENT_
             '"type":"%s"}' % (json.dumps(order_id), pid, status, amount, type_)).encode()
 
 
+def accepted_inodes(port):
+    """Client port -> inode of the daemon's end, for the TCP connections to
+    127.0.0.1:port the daemon has accepted (a queued one has inode 0 and is
+    left out), read from /proc without touching them."""
+    out = {}
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == port and fields[9] != "0":
+                out[int(fields[2].split(":")[1], 16)] = int(fields[9])
+    return out
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -536,6 +549,16 @@ class Daemon:
              "x-webhook-attempt": "1"}
         h.update(extra or {})
         return h
+
+    def raw_post(self, body, keep_alive=True):
+        """The bytes of a signed JSON POST of body to webhook_path, for a
+        test that writes to the socket itself."""
+        head = "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n" % (
+            self.config["webhook_path"], len(body))
+        head += "".join("%s: %s\r\n" % kv for kv in self.json_headers(body).items())
+        if not keep_alive:
+            head += "Connection: close\r\n"
+        return head.encode() + b"\r\n" + body
 
     def post_json(self, body, secret=None, ts=None, extra=None):
         if isinstance(body, str):

@@ -15,7 +15,7 @@ import signal
 import socket
 import time
 
-from harness import Daemon, SLOW, payment_body
+from harness import Daemon, SLOW, accepted_inodes, payment_body
 from test_flood import close_all, need_nofile, restore_nofile
 
 # No connection times out during a test: a worker asleep on its batch would
@@ -39,24 +39,12 @@ def socket_fds(pid):
     return out
 
 
-def server_inodes(port):
-    """client port -> inode of cfhookd's end, for connections to port."""
-    out = {}
-    with open("/proc/net/tcp") as f:
-        for line in f.readlines()[1:]:
-            fields = line.split()
-            local, remote = fields[1], fields[2]
-            if int(local.split(":")[1], 16) == port and fields[9] != "0":
-                out[int(remote.split(":")[1], 16)] = int(fields[9])
-    return out
-
-
 def by_worker(d, socks):
     """The connections, grouped by the worker that holds them, once cfhookd
     has accepted them all."""
     deadline = time.monotonic() + 10 * SLOW
     while True:
-        fds, inodes = socket_fds(d.proc.pid), server_inodes(d.port)
+        fds, inodes = socket_fds(d.proc.pid), accepted_inodes(d.port)
         fd_of = [fds.get(inodes.get(s.getsockname()[1])) for s in socks]
         if None not in fd_of:
             break
@@ -95,14 +83,6 @@ class Stopped:
 
     def __exit__(self, *exc):
         os.kill(self.pid, signal.SIGCONT)
-
-
-def signed_request(d, cf_payment_id):
-    body = payment_body(cf_payment_id)
-    head = "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n" % (
-        d.config["webhook_path"], len(body))
-    head += "".join("%s: %s\r\n" % kv for kv in d.json_headers(body).items())
-    return head.encode() + b"\r\n" + body
 
 
 def read_status(s, timeout):
@@ -156,7 +136,7 @@ def test_a_full_batch_of_requests_is_answered():
             for rnd in range(2):
                 for w, group in enumerate(groups):
                     batch = group[:BATCH]
-                    reqs = [signed_request(d, "eb%d_%d_%03d" % (rnd, w, i))
+                    reqs = [d.raw_post(payment_body("eb%d_%d_%03d" % (rnd, w, i)))
                             for i in range(BATCH)]
                     for s, req in zip(batch, reqs):     # all but the last byte
                         s.sendall(req[:-1])
@@ -196,7 +176,7 @@ def test_a_new_connection_woken_with_a_full_batch_is_served():
                         for g in groups:
                             close_all(g[:BATCH - 1])
                         new = socket.create_connection(("127.0.0.1", d.port))
-                    req = signed_request(d, "ebn%d" % rnd)
+                    req = d.raw_post(payment_body("ebn%d" % rnd))
                     new.sendall(req)
                     status = read_status(new, 10 * SLOW)
                     assert status == b"HTTP/1.1 200 OK", "round %d: %r" % (rnd, status)

@@ -11,7 +11,7 @@ import sqlite3
 import threading
 import time
 
-from harness import Daemon, SLOW, payment_body
+from harness import Daemon, SLOW, accepted_inodes, payment_body
 
 
 def keepalive_client(d, idx, stop, acked, statuses):
@@ -82,13 +82,10 @@ def test_sigterm_under_keepalive_load():
 def start_post(d, body, upto=None):
     """Opens a connection and sends the headers of a signed POST and
     body[:upto] (all of it when upto is None); returns the socket."""
-    h = d.json_headers(body)
-    head = "POST /webhooks/cashfree HTTP/1.1\r\nHost: x\r\n" + \
-        "".join("%s: %s\r\n" % kv for kv in h.items()) + \
-        "Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+    data = d.raw_post(body, keep_alive=False)
     s = socket.create_connection(("127.0.0.1", d.port))
     s.settimeout(30 * SLOW)
-    s.sendall(head.encode() + (body if upto is None else body[:upto]))
+    s.sendall(data if upto is None else data[:len(data) - len(body) + upto])
     return s
 
 
@@ -107,27 +104,6 @@ def read_reply(s):
     return out
 
 
-def accepted(d, s):
-    """cfhookd has accepted the client socket s (its end has an inode in
-    /proc/net/tcp), read without sending anything."""
-    port = s.getsockname()[1]
-    with open("/proc/net/tcp") as f:
-        for line in f.readlines()[1:]:
-            fields = line.split()
-            if int(fields[1].split(":")[1], 16) == d.port and \
-                    int(fields[2].split(":")[1], 16) == port:
-                return fields[9] != "0"
-    return False
-
-
-def signed_post(body, d, keep_alive):
-    h = d.json_headers(body)
-    return ("POST /webhooks/cashfree HTTP/1.1\r\nHost: x\r\n" +
-            "".join("%s: %s\r\n" % kv for kv in h.items()) +
-            "Content-Length: %d\r\n%s\r\n" % (
-                len(body), "" if keep_alive else "Connection: close\r\n")).encode() + body
-
-
 def test_sigterm_serves_the_first_request_of_an_accepted_connection():
     """A client that had connected when SIGTERM came, its request not sent
     yet, was taken in: its request is served and stored, not met with a
@@ -137,19 +113,19 @@ def test_sigterm_serves_the_first_request_of_an_accepted_connection():
     with Daemon(config={"log_level": "info"}) as d:
         kept = socket.create_connection(("127.0.0.1", d.port))
         kept.settimeout(10 * SLOW)
-        kept.sendall(signed_post(payment_body("8801"), d, keep_alive=True))
+        kept.sendall(d.raw_post(payment_body("8801")))
         first = kept.recv(65536)
         assert first.startswith(b"HTTP/1.1 200"), first[:100]
         fresh = socket.create_connection(("127.0.0.1", d.port))
         fresh.settimeout(10 * SLOW)
         deadline = time.monotonic() + 10 * SLOW
-        while not accepted(d, fresh):
+        while fresh.getsockname()[1] not in accepted_inodes(d.port):
             assert time.monotonic() < deadline, "cfhookd never accepted the connection"
             time.sleep(0.01)
         d.send_signal(signal.SIGTERM)
         d.wait_log(r"signal 15: stopping")
-        kept.sendall(signed_post(payment_body("8802"), d, keep_alive=True))
-        fresh.sendall(signed_post(payment_body("8803"), d, keep_alive=False))
+        kept.sendall(d.raw_post(payment_body("8802")))
+        fresh.sendall(d.raw_post(payment_body("8803"), keep_alive=False))
         again, answer = read_reply(kept), read_reply(fresh)
         assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
         assert again.startswith(b"HTTP/1.1 503"), again[:200]
