@@ -4,10 +4,11 @@
  *
  * A struct outbox holds the forwarder's prepared statements on a struct
  * store opened by its dispatcher thread (store_open(path, STORE_READ, ...));
- * like every struct store it is used by that one thread only. Claims and
- * outcomes are written between store_outbox_begin() and
- * store_outbox_commit(): one IMMEDIATE transaction and one fsync for a whole
- * round of the dispatcher, however many events it claims and records.
+ * like every struct store it is used by that one thread only. Outcomes and
+ * claims are written between store_outbox_begin() and
+ * store_outbox_commit() (or store_outbox_commit_part() for the first of a
+ * round's two): IMMEDIATE transactions and one fsync for a whole round of
+ * the dispatcher, however many events it claims and records.
  * Errors are logged here; callers retry on their next round. Times are unix
  * milliseconds. */
 #ifndef CFHOOK_STORE_OUTBOX_H
@@ -91,6 +92,12 @@ int	store_outbox_begin(struct outbox *);
  * what was claimed is claimed again later (an attempt counted and logged
  * that never started: a restart marks its log row interrupted). */
 int	store_outbox_commit(struct outbox *);
+/* COMMIT of a transaction that the same round's next store_outbox_commit()
+ * makes durable (SQLite: the WAL is synced then, with it); once it
+ * returns, intake has had the write lock if it was waiting for it. Until
+ * that next commit succeeds, nothing written here may be acted on outside
+ * the database. Returns 0 / -1 (logged; rolled back). */
+int	store_outbox_commit_part(struct outbox *);
 void	store_outbox_rollback(struct outbox *);
 
 /* Where a due scan starts and what it saw. Fresh events (next_attempt_at 0:

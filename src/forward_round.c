@@ -177,19 +177,42 @@ claim_due(struct forward_round *fr, struct round *r, int64_t now)
 	return 0;
 }
 
-/* The transaction: outcomes, then claims, one commit; only writes, so
- * that it is short. */
+/* One transaction of the round: write() inside it, then the commit (the
+ * round's last is synced). Returns 0 / -1. */
 static int
-commit_round(struct forward_round *fr, struct round *r, int64_t now)
+transaction(struct forward_round *fr, struct round *r, int64_t now,
+    int (*write)(struct forward_round *, struct round *, int64_t), int last)
 {
 	if (store_outbox_begin(fr->ob) == -1)
 		return -1;
-	if (record(fr, r, now) == -1 || claim_due(fr, r, now) == -1) {
+	if (write(fr, r, now) == -1) {
 		store_outbox_rollback(fr->ob);
 		return -1;
 	}
-	/* Durable before the first byte goes out (store_outbox.c). */
-	return store_outbox_commit(fr->ob);
+	return last ? store_outbox_commit(fr->ob) :
+	    store_outbox_commit_part(fr->ob);
+}
+
+/* Outcomes, then claims, in a transaction each: intake waits for the write
+ * lock the forwarder holds, so it waits for half as long, and goes first
+ * between them (store_outbox_commit_part). Both only write, so that they
+ * are short; the claims' commit makes both durable before the first byte
+ * goes out (store_outbox.c). Returns ROUND_OK, ROUND_NONE (nothing
+ * written), or ROUND_RECORDED (the outcomes only: nothing claimed may be
+ * used). */
+enum round_result { ROUND_OK, ROUND_NONE, ROUND_RECORDED };
+
+static enum round_result
+commit_round(struct forward_round *fr, struct round *r, int64_t now)
+{
+	if (r->done != NULL && transaction(fr, r, now, record, r->ndue == 0) ==
+	    -1)
+		return ROUND_NONE;
+	if (r->ndue == 0)
+		return ROUND_OK;
+	if (transaction(fr, r, now, claim_due, 1) == -1)
+		return r->done != NULL ? ROUND_RECORDED : ROUND_NONE;
+	return ROUND_OK;
 }
 
 /* Whether this round's scan looked at every order kept from the last: it
@@ -204,11 +227,11 @@ released_seen(const struct round *r)
  * ones kept before are dropped once a scan looked at them all. One that
  * cannot be kept is found by the next scan from 0, made soon. */
 static void
-keep_released(struct forward_round *fr, const struct round *r)
+keep_released(struct forward_round *fr, const struct round *r, int claimed)
 {
 	size_t i;
 
-	if (released_seen(r))
+	if (claimed && released_seen(r))
 		forward_round_done(fr);
 	for (i = 0; i < r->nreleased; i++) {
 		if (fr->nreleased < FORWARD_MAX_CLAIMED &&
@@ -340,11 +363,24 @@ run_round(struct forward_round *fr, struct round *r, int64_t now,
 		*wait_ms = r->room > 0 ? next_wait(fr, r, now) : IDLE_WAIT_MS;
 		return 0;
 	}
-	if (commit_round(fr, r, now) == -1)
+	switch (commit_round(fr, r, now)) {
+	case ROUND_NONE:
 		return -1;
+	case ROUND_RECORDED:
+		/* As a round that claimed nothing, tried again soon; the scan
+		 * is not marked seen: its events are still to claim. */
+		forward_job_free_list(r->claimed);
+		r->claimed = NULL;
+		keep_released(fr, r, 0);
+		round_done(r);
+		*wait_ms = RETRY_MS;
+		return 0;
+	case ROUND_OK:
+		break;
+	}
 	if (r->room > 0)
 		scan_seen(fr, r, t0);
-	keep_released(fr, r);
+	keep_released(fr, r, 1);
 	load_claimed(fr, r);
 	round_done(r);
 	*wait_ms = next_wait(fr, r, now);

@@ -899,10 +899,14 @@ sqlite_record_batch(struct store *base, struct store_item **items, size_t n,
 	st->wait.deadline_ms = store_batch_deadline(items, n);
 	/* IMMEDIATE: take the write lock now (waiting up to the deadline),
 	 * so no statement inside can fail on a lock upgrade. */
-	if (run_stmt(st, S_BEGIN) == -1) {
+	store_write_wanted(1);	/* the forwarder lets us go first */
+	rc = run_stmt(st, S_BEGIN);
+	store_write_wanted(0);
+	if (rc == -1) {
 		what = "begin";
 		goto out;
 	}
+	rc = -1;
 	for (i = 0; i < n; i++) {
 		if (record_one(st, items[i], forward_pending) == -1)
 			goto out;	/* logged */

@@ -35,12 +35,21 @@
  * the forwarder was busy. So every write transaction here ends with
  * store_write_ended(), and a busy wait sleeps on a condition variable that
  * it broadcasts: the waiter retries as soon as the lock is free. A lock
- * held by another process (cfhookctl) still ends a step by its timeout. */
+ * held by another process (cfhookctl) still ends a step by its timeout.
+ * The forwarder writes a round in two transactions; between them, if
+ * intake wanted the lock when the first ended, the forwarder waits for
+ * intake's transaction (store_write_yield): otherwise its running thread
+ * would take the lock again before intake's woken one got a CPU. */
 static pthread_mutex_t ended_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t ended_cv;
 static pthread_once_t ended_once = PTHREAD_ONCE_INIT;
 static int ended_cv_ok;
 static uint64_t ended_n;	/* under ended_mu */
+static unsigned wanted;		/* under ended_mu: store_write_wanted() */
+/* The calling thread's last store_write_ended(): its number, and whether
+ * a connection wanted the lock then (store_write_yield()). */
+static _Thread_local uint64_t my_end;
+static _Thread_local int my_end_wanted;
 
 static void
 ended_init(void)
@@ -53,10 +62,41 @@ store_write_ended(void)
 {
 	(void)pthread_once(&ended_once, ended_init);
 	(void)pthread_mutex_lock(&ended_mu);
-	ended_n++;
+	my_end = ++ended_n;
+	my_end_wanted = wanted > 0;
 	if (ended_cv_ok)
 		(void)pthread_cond_broadcast(&ended_cv);
 	(void)pthread_mutex_unlock(&ended_mu);
+}
+
+void
+store_write_wanted(int on)
+{
+	(void)pthread_mutex_lock(&ended_mu);
+	if (on)
+		wanted++;
+	else if (wanted > 0)
+		wanted--;
+	(void)pthread_mutex_unlock(&ended_mu);
+}
+
+int
+store_write_yield(int max_ms)
+{
+	int64_t until = clock_mono_ms() + max_ms;
+	int waited;
+
+	(void)pthread_once(&ended_once, ended_init);
+	if (!my_end_wanted || !ended_cv_ok)
+		return 0;
+	my_end_wanted = 0;
+	(void)pthread_mutex_lock(&ended_mu);
+	while (ended_n == my_end &&
+	    clock_cond_wait_until(&ended_cv, &ended_mu, until) == 0)
+		;
+	waited = ended_n != my_end;
+	(void)pthread_mutex_unlock(&ended_mu);
+	return waited;
 }
 
 /* Up to ms, less when a write transaction of this process ends; one that

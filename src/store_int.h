@@ -106,6 +106,15 @@ int	store_busy_wait(void *arg, int count);
  * ROLLBACK, whatever its result): wakes the busy waits of the others at
  * once instead of at the end of their sleep. Any thread. */
 void	store_write_ended(void);
+/* Intake's writer around taking the write lock (BEGIN IMMEDIATE): on 1
+ * before, 0 after, whatever the result. A connection that may wait,
+ * between two write transactions, lets it go first (store_write_yield). */
+void	store_write_wanted(int on);
+/* Right after this thread's store_write_ended(): if a connection wanted the
+ * lock then, wait until another write transaction of this process ends
+ * (it got the lock and is done, or gave up), at most max_ms. Returns 1 if
+ * it waited for one, else 0. */
+int	store_write_yield(int max_ms);
 /* Connection settings for the WAL files (every mode): they stay when the
  * last connection closes, and journal_size_limit. 0 / -1 (logged). */
 int	store_wal_setup(sqlite3 *db, const char *path);

@@ -301,6 +301,24 @@ store_outbox_commit(struct outbox *o)
 	return o->sync ? sync_wal(o) : 0;
 }
 
+/* Intake may have waited for this transaction: it goes first now, or
+ * this connection would take the lock again before intake's thread ran. */
+#define YIELD_MS	20
+
+int
+store_outbox_commit_part(struct outbox *o)
+{
+	if (other(o) != NULL)
+		return other(o)->commit(o);
+	if (run(o, stmt(o, S_COMMIT), "commit") == -1) {
+		store_outbox_rollback(o);
+		return -1;
+	}
+	store_write_ended();
+	(void)store_write_yield(YIELD_MS);
+	return 0;
+}
+
 void
 store_outbox_rollback(struct outbox *o)
 {

@@ -377,6 +377,85 @@ test_busy_wait_ends_with_a_transaction(void)
 	CHECK(ms >= 0 && ms < 90);	/* -1: the thread did not start */
 }
 
+/* Intake's writer: wants the lock while the forwarder commits, then has
+ * its own transaction (`hold_ms` long) and ends it. */
+struct intake {
+	atomic_int wanting;	/* store_write_wanted(1) done */
+	atomic_int go;		/* the forwarder committed */
+	int	 hold_ms;
+	int64_t	 ended_ms;	/* when its transaction ended */
+};
+
+static void *
+intake_writes(void *arg)
+{
+	struct intake *in = arg;
+
+	store_write_wanted(1);
+	atomic_store(&in->wanting, 1);
+	while (!atomic_load(&in->go))
+		(void)usleep(1000);
+	store_write_wanted(0);		/* it has the lock now */
+	(void)usleep((useconds_t)in->hold_ms * 1000);
+	in->ended_ms = clock_mono_ms();
+	store_write_ended();
+	return NULL;
+}
+
+/* What store_write_yield() did after a commit while intake wanted the
+ * lock (-1: the thread did not start): 1 and the time when it waited for
+ * intake's transaction to end. */
+static int
+yield_behind_intake(int hold_ms, int max_ms, int64_t *ret_ms,
+    int64_t *intake_end)
+{
+	struct intake in;
+	pthread_t t;
+	int64_t t0;
+	int r;
+
+	memset(&in, 0, sizeof(in));
+	in.hold_ms = hold_ms;
+	if (pthread_create(&t, NULL, intake_writes, &in) != 0)
+		return -1;
+	while (!atomic_load(&in.wanting))
+		(void)usleep(1000);
+	store_write_ended();		/* the forwarder's commit */
+	atomic_store(&in.go, 1);
+	t0 = clock_mono_ms();
+	r = store_write_yield(max_ms);
+	*ret_ms = clock_mono_ms();
+	(void)pthread_join(t, NULL);
+	*ret_ms -= t0;
+	*intake_end = in.ended_ms;
+	return r;
+}
+
+static void
+test_a_commit_lets_a_waiting_intake_go_first(void)
+{
+	int64_t ms, t0, intake_end;
+
+	/* Nobody wanted the lock: no wait. */
+	store_write_ended();
+	t0 = clock_mono_ms();
+	CHECK(store_write_yield(5000) == 0);
+	CHECK(clock_mono_ms() - t0 < 1000);
+	/* Intake wanted it: the yield ends with intake's transaction, not
+	 * before. */
+	t0 = clock_mono_ms();
+	CHECK(yield_behind_intake(50, 5000, &ms, &intake_end) == 1);
+	CHECK(ms >= 45 && ms < 4000);
+	CHECK(intake_end >= t0 && intake_end <= t0 + ms + 1);
+	/* An intake that takes too long is not waited for past max_ms. */
+	CHECK(yield_behind_intake(400, 50, &ms, &intake_end) == 0);
+	CHECK(ms >= 45 && ms < 350);
+	/* Once per commit: a second yield after the same commit is free. */
+	t0 = clock_mono_ms();
+	CHECK(store_write_yield(5000) == 0);
+	CHECK(clock_mono_ms() - t0 < 1000);
+}
+
 int
 main(void)
 {
@@ -393,6 +472,7 @@ main(void)
 	RUN(test_checkpoints);
 	RUN(test_checkpoint_fails_on_an_immutable_file);
 	RUN(test_busy_wait_ends_with_a_transaction);
+	RUN(test_a_commit_lets_a_waiting_intake_go_first);
 	rc = check_finish("test_store_health");
 	storetest_cleanup();
 	return rc;
