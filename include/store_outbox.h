@@ -98,6 +98,9 @@ int	store_outbox_commit(struct outbox *);
  * that next commit succeeds, nothing written here may be acted on outside
  * the database. Returns 0 / -1 (logged; rolled back). */
 int	store_outbox_commit_part(struct outbox *);
+/* Whether intake is writing to the same database now, so that it may wait
+ * for the outbox's write lock (always 0 where it cannot: PostgreSQL). */
+int	store_outbox_intake_writing(struct outbox *);
 void	store_outbox_rollback(struct outbox *);
 
 /* Where a due scan starts and what it saw. Fresh events (next_attempt_at 0:

@@ -193,25 +193,35 @@ transaction(struct forward_round *fr, struct round *r, int64_t now,
 	    store_outbox_commit_part(fr->ob);
 }
 
-/* Outcomes, then claims, in a transaction each: intake waits for the write
- * lock the forwarder holds, so it waits for half as long, and goes first
- * between them (store_outbox_commit_part). Both only write, so that they
- * are short; the claims' commit makes both durable before the first byte
- * goes out (store_outbox.c). Returns ROUND_OK, ROUND_NONE (nothing
- * written), or ROUND_RECORDED (the outcomes only: nothing claimed may be
- * used). */
+/* Both halves of a round in one transaction. */
+static int
+record_and_claim(struct forward_round *fr, struct round *r, int64_t now)
+{
+	return record(fr, r, now) == -1 ? -1 : claim_due(fr, r, now);
+}
+
+/* The round's writes only, so that the write lock is held briefly; the
+ * last commit makes everything durable before the first byte goes out
+ * (store_outbox.c). While intake is writing, outcomes and claims go in a
+ * transaction each: intake, waiting for the lock, waits half as long and
+ * goes first between them (store_outbox_commit_part). Otherwise one
+ * transaction: a second one cost unix forwarding about 6% of its rate.
+ * Returns ROUND_OK, ROUND_NONE (nothing written), or ROUND_RECORDED (the
+ * outcomes only: nothing claimed may be used). */
 enum round_result { ROUND_OK, ROUND_NONE, ROUND_RECORDED };
 
 static enum round_result
 commit_round(struct forward_round *fr, struct round *r, int64_t now)
 {
-	if (r->done != NULL && transaction(fr, r, now, record, r->ndue == 0) ==
-	    -1)
+	if (r->done == NULL || r->ndue == 0 ||
+	    !store_outbox_intake_writing(fr->ob)) {
+		return transaction(fr, r, now, record_and_claim, 1) == -1 ?
+		    ROUND_NONE : ROUND_OK;
+	}
+	if (transaction(fr, r, now, record, 0) == -1)
 		return ROUND_NONE;
-	if (r->ndue == 0)
-		return ROUND_OK;
 	if (transaction(fr, r, now, claim_due, 1) == -1)
-		return r->done != NULL ? ROUND_RECORDED : ROUND_NONE;
+		return ROUND_RECORDED;
 	return ROUND_OK;
 }
 

@@ -36,16 +36,18 @@
  * store_write_ended(), and a busy wait sleeps on a condition variable that
  * it broadcasts: the waiter retries as soon as the lock is free. A lock
  * held by another process (cfhookctl) still ends a step by its timeout.
- * The forwarder writes a round in two transactions; between them, if
- * intake wanted the lock when the first ended, the forwarder waits for
- * intake's transaction (store_write_yield): otherwise its running thread
- * would take the lock again before intake's woken one got a CPU. */
+ * While intake writes (store_write_recent), the forwarder writes a round
+ * in two transactions; between them, if intake wanted the lock when the
+ * first ended, the forwarder waits for intake's transaction
+ * (store_write_yield): otherwise its running thread would take the lock
+ * again before intake's woken one got a CPU. */
 static pthread_mutex_t ended_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t ended_cv;
 static pthread_once_t ended_once = PTHREAD_ONCE_INIT;
 static int ended_cv_ok;
 static uint64_t ended_n;	/* under ended_mu */
 static unsigned wanted;		/* under ended_mu: store_write_wanted() */
+static int64_t wanted_ms;	/* under ended_mu: the last one's start */
 /* The calling thread's last store_write_ended(): its number, and whether
  * a connection wanted the lock then (store_write_yield()). */
 static _Thread_local uint64_t my_end;
@@ -72,12 +74,28 @@ store_write_ended(void)
 void
 store_write_wanted(int on)
 {
+	int64_t now = on ? clock_mono_ms() : 0;
+
 	(void)pthread_mutex_lock(&ended_mu);
-	if (on)
+	if (on) {
 		wanted++;
-	else if (wanted > 0)
+		wanted_ms = now;
+	} else if (wanted > 0) {
 		wanted--;
+	}
 	(void)pthread_mutex_unlock(&ended_mu);
+}
+
+int
+store_write_recent(int within_ms)
+{
+	int64_t now = clock_mono_ms();
+	int r;
+
+	(void)pthread_mutex_lock(&ended_mu);
+	r = wanted > 0 || (wanted_ms > 0 && now - wanted_ms <= within_ms);
+	(void)pthread_mutex_unlock(&ended_mu);
+	return r;
 }
 
 int

@@ -110,6 +110,9 @@ void	store_write_ended(void);
  * before, 0 after, whatever the result. A connection that may wait,
  * between two write transactions, lets it go first (store_write_yield). */
 void	store_write_wanted(int on);
+/* Whether intake's writer wants the lock now or wanted it within the last
+ * within_ms. */
+int	store_write_recent(int within_ms);
 /* Right after this thread's store_write_ended(): if a connection wanted the
  * lock then, wait until another write transaction of this process ends
  * (it got the lock and is done, or gave up), at most max_ms. Returns 1 if

@@ -456,6 +456,20 @@ test_a_commit_lets_a_waiting_intake_go_first(void)
 	CHECK(clock_mono_ms() - t0 < 1000);
 }
 
+static void
+test_intake_writing_is_recent(void)
+{
+	(void)usleep(80 * 1000);	/* after what earlier tests wrote */
+	CHECK(!store_write_recent(50));
+	store_write_wanted(1);
+	(void)usleep(80 * 1000);
+	CHECK(store_write_recent(50));	/* still wanting it */
+	store_write_wanted(0);
+	CHECK(store_write_recent(500));	/* it began 80 ms ago */
+	(void)usleep(80 * 1000);
+	CHECK(!store_write_recent(50));
+}
+
 int
 main(void)
 {
@@ -473,6 +487,7 @@ main(void)
 	RUN(test_checkpoint_fails_on_an_immutable_file);
 	RUN(test_busy_wait_ends_with_a_transaction);
 	RUN(test_a_commit_lets_a_waiting_intake_go_first);
+	RUN(test_intake_writing_is_recent);
 	rc = check_finish("test_store_health");
 	storetest_cleanup();
 	return rc;
