@@ -46,12 +46,13 @@ struct forward_round {
 
 /* Writes the outcome of every job on `done` (a list by ->next) and claims
  * up to `room` due events that skip() lets through (the jobs on `done` are
- * still in flight to it), all in one transaction; logs each outcome once
- * it is durable. Returns 0 with the new jobs in *claimed (none before the
- * commit: nothing may go out before its attempt is counted; one not
- * `loaded` already has its failed result), or -1 (logged) when nothing was
- * written: `done` is unchanged, to be written next time. *wait_ms: how long
- * the dispatcher may wait before something becomes due. */
+ * still in flight to it): in one transaction, or in two while intake
+ * writes (forward_round.c); logs each outcome once it is written. Returns
+ * 0 with the new jobs in *claimed (none before the last commit: nothing
+ * may go out before its attempt is counted; one not `loaded` already has
+ * its failed result), or -1 (logged) when nothing was written: `done` is
+ * unchanged, to be written next time. *wait_ms: how long the dispatcher
+ * may wait before something becomes due. */
 int	forward_round_run(struct forward_round *, struct forward_job *done,
 	    unsigned room, int (*skip)(void *arg, int64_t id,
 	    const char *order_id), void *arg, struct forward_job **claimed,

@@ -1,13 +1,15 @@
 /* forward_round.c - one round of the forwarder's dispatcher
- * (forward_round.h): outcomes in, claims out, one transaction.
+ * (forward_round.h): outcomes in, claims out.
  *
- * Crash safety (store_outbox.c): the attempts claimed here are counted in
- * the same commit that records the last round's outcomes, and the new jobs
- * are handed back only after that commit; a failed round leaves both as
- * they were, to be done again.
+ * Crash safety (store_outbox.c): the attempts claimed here are counted, and
+ * the last round's outcomes recorded, before the new jobs are handed back,
+ * and the round's last commit makes both durable. Normally that is one
+ * transaction; while intake writes, one for the outcomes and one for the
+ * claims (commit_round). A failure leaves what was not committed as it
+ * was, to be done again; a claim of a failed round is never handed out.
  *
- * The transaction only writes (outcomes, attempts, log rows): due events
- * are looked for before it and the claimed events' columns read after it,
+ * The transactions only write (outcomes, attempts, log rows): due events
+ * are looked for before them and the claimed events' columns read after,
  * so that the write lock, which intake waits for, is held briefly.
  *
  * Due events are found from a cursor (store_outbox.h): a commit of new
@@ -16,8 +18,8 @@
  * time) a scan starts from the beginning, for events `cfhookctl replay` made
  * pending again.
  *
- * Must not: hand out a job before its claim is committed, write anything
- * outside the round's transaction, or log a body. */
+ * Must not: hand out a job before its claim is durable, write anything
+ * outside the round's transactions, or log a body. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
