@@ -288,34 +288,18 @@ sync_wal(struct outbox *o)
 	return -1;
 }
 
-int
-store_outbox_commit(struct outbox *o)
-{
-	if (other(o) != NULL)
-		return other(o)->commit(o);
-	if (run(o, stmt(o, S_COMMIT), "commit") == -1) {
-		store_outbox_rollback(o);
-		return -1;
-	}
-	store_write_ended();
-	return o->sync ? sync_wal(o) : 0;
-}
-
-/* Intake may have waited for this transaction: it goes first now, or
- * this connection would take the lock again before intake's thread ran. */
+/* Intake may have waited for a transaction that is not the round's last:
+ * it goes first now, or this connection would take the lock again before
+ * intake's thread ran. */
 #define YIELD_MS	20
 /* Intake counts as writing if it took the lock this recently (at 200
  * events/s it takes it every 5 ms). */
 #define INTAKE_RECENT_MS	50
 
-int
-store_outbox_intake_writing(struct outbox *o)
-{
-	return other(o) == NULL && store_write_recent(INTAKE_RECENT_MS);
-}
-
-int
-store_outbox_commit_part(struct outbox *o)
+/* COMMIT, then the round's last syncs (durability full) and any other
+ * lets intake go first. */
+static int
+commit(struct outbox *o, int last)
 {
 	if (other(o) != NULL)
 		return other(o)->commit(o);
@@ -324,8 +308,29 @@ store_outbox_commit_part(struct outbox *o)
 		return -1;
 	}
 	store_write_ended();
-	(void)store_write_yield(YIELD_MS);
-	return 0;
+	if (!last) {
+		(void)store_write_yield(YIELD_MS);
+		return 0;
+	}
+	return o->sync ? sync_wal(o) : 0;
+}
+
+int
+store_outbox_commit(struct outbox *o)
+{
+	return commit(o, 1);
+}
+
+int
+store_outbox_commit_part(struct outbox *o)
+{
+	return commit(o, 0);
+}
+
+int
+store_outbox_intake_writing(struct outbox *o)
+{
+	return other(o) == NULL && store_write_recent(INTAKE_RECENT_MS);
 }
 
 void
