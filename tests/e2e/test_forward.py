@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 
+import harness
 from harness import Daemon, SLOW, Skip, binary, payment_body, sqlite_only
 
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -883,6 +884,11 @@ def test_hook_exits_do_not_wake_the_main_thread():
     """A hook's exit sends SIGCHLD to the daemon. The worker threads block
     every signal, so it used to go to the main thread, which woke (about
     12 us of CPU and two context switches a delivery) only to drop it."""
+    if os.path.basename(harness.BUILD.rstrip("/")) == "tsan":
+        # measured there: 8 to 18 wake-ups for 60 hooks, against 1 to 5
+        raise Skip("a ThreadSanitizer build spawns hooks with fork() through "
+                   "its interceptor (src/hook.c), not the clone() the daemon "
+                   "runs with; release and ASan builds check the real path")
     with Daemon(start=False) as d:
         hook = write_hook(d.tmp, "hook.sh", "exit 0\n")
         start_forwarding(d, "hook:" + hook)
