@@ -884,6 +884,20 @@ fail_moved(struct sq_store *st, struct store_item **items, size_t n,
 	answer_503(items, n);
 }
 
+/* IMMEDIATE: take the write lock now (waiting up to the batch's
+ * deadline), so no statement inside can fail on a lock upgrade. While it
+ * waits, the forwarder lets it go first (store_write_yield). */
+static int
+begin_batch(struct sq_store *st)
+{
+	int rc;
+
+	store_write_wanted(1);
+	rc = run_stmt(st, S_BEGIN);
+	store_write_wanted(0);
+	return rc;
+}
+
 static int
 sqlite_record_batch(struct store *base, struct store_item **items, size_t n,
     int forward_pending)
@@ -897,16 +911,10 @@ sqlite_record_batch(struct store *base, struct store_item **items, size_t n,
 
 	st->base.fault[0] = '\0';
 	st->wait.deadline_ms = store_batch_deadline(items, n);
-	/* IMMEDIATE: take the write lock now (waiting up to the deadline),
-	 * so no statement inside can fail on a lock upgrade. */
-	store_write_wanted(1);	/* the forwarder lets us go first */
-	rc = run_stmt(st, S_BEGIN);
-	store_write_wanted(0);
-	if (rc == -1) {
+	if (begin_batch(st) == -1) {
 		what = "begin";
 		goto out;
 	}
-	rc = -1;
 	for (i = 0; i < n; i++) {
 		if (record_one(st, items[i], forward_pending) == -1)
 			goto out;	/* logged */
