@@ -478,9 +478,13 @@ stop(struct daemon *d)
 	int left;
 
 	atomic_store(&d->stopping, 1);
+	/* Quiesced before STOPPING=1 is sent: whoever sees it (systemd, a
+	 * test) can count on new requests being refused from then on; a
+	 * request on a kept-alive connection sent just after it was taken in
+	 * otherwise, and waited behind whatever the writer waited for. */
+	http_quiesce(d->http);
 	notify_stopping();
 	if (d->http != NULL) {
-		http_quiesce(d->http);
 		left = http_drain(d->http, DRAIN_HTTP_MS);
 		if (left > 0)
 			log_warning("stop: %d request%s still in flight; closing",
