@@ -158,7 +158,8 @@ settings_from(const struct config *cfg, struct settings *s)
 }
 
 /* Every forwarder thread blocks every signal: they go to the main thread
- * (signalfd), and a SIGPIPE can only be pending here, never fatal. */
+ * (signalfd). Only a hook's run lets the ignored SIGPIPE in, to be
+ * discarded (hook.c, pipe_signal()). */
 static int
 spawn_thread(pthread_t *t, void *(*fn)(void *), void *arg)
 {

@@ -458,6 +458,28 @@ test_unread_stdin(void)
 	free(big);
 }
 
+/* The same where SIGPIPE is ignored, as in the daemon: the run leaves no
+ * SIGPIPE pending and this thread's mask as it was. */
+static void
+test_unread_stdin_sigpipe_ignored(void)
+{
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old_pipe;
+	sigset_t before, after, pending;
+	char p[512], reason[200];
+	static char big[200000];
+
+	(void)sigaction(SIGPIPE, &ign, &old_pipe);
+	(void)pthread_sigmask(SIG_SETMASK, NULL, &before);
+	script(p, sizeof(p), "noread2.sh", "#!/bin/sh\nexit 0\n");
+	memset(big, 'y', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	CHECK_INT(run_simple(p, 5000, big, reason, sizeof(reason)), HOOK_OK);
+	(void)pthread_sigmask(SIG_SETMASK, NULL, &after);
+	CHECK(sigismember(&after, SIGPIPE) == sigismember(&before, SIGPIPE));
+	CHECK(sigpending(&pending) == 0 && !sigismember(&pending, SIGPIPE));
+	(void)sigaction(SIGPIPE, &old_pipe, NULL);
+}
+
 static void
 test_cancel(void)
 {
@@ -816,6 +838,7 @@ main(int argc, char **argv)
 	RUN(test_signal_dispositions_are_defaults);
 	RUN(test_hook_is_nicer);
 	RUN(test_unread_stdin);
+	RUN(test_unread_stdin_sigpipe_ignored);
 	RUN(test_cancel);
 	RUN(test_stderr_is_a_warning_and_the_reason);
 	RUN(test_stderr_reason_is_quoted_and_bounded);
