@@ -30,6 +30,8 @@ struct forward_job {
 	int64_t	 next_ms;		/* OUTBOX_RETRY: when */
 	struct forward_job *next;	/* the list it is on */
 	struct forward_job *flight_next;	/* forward.c's in-flight list */
+	int	 mark;			/* its entry in forward_marks.h, or
+					 * FORWARD_MARK_NONE */
 };
 
 /* The dispatcher's state between rounds. */

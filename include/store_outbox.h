@@ -80,9 +80,14 @@ void	store_outbox_close(struct outbox *);
 
 /* Start-up: forward_log rows of attempts a crash cut short (finished_at
  * NULL, no error yet) get error 'interrupted by restart'; ok stays NULL.
- * Their events are still pending and go out again. Returns the number of
- * rows marked, or -1. */
-int	store_outbox_recover(struct outbox *);
+ * Their events are still pending and go out again. With `started` (the
+ * forward_log ids of the claims that had started, sorted: forward_marks.h)
+ * only those; the others never went out and are undone like a claim a stop
+ * never started (their row goes, their count too), *undone says how many.
+ * With started NULL, or on PostgreSQL, every unfinished row is cut short.
+ * Returns the number of rows cut short, or -1 (nothing changed). */
+int	store_outbox_recover(struct outbox *, const int64_t *started,
+	    size_t nstarted, int *undone);
 
 /* BEGIN IMMEDIATE. Returns 0 / -1 (logged). */
 int	store_outbox_begin(struct outbox *);

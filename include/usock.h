@@ -40,6 +40,9 @@ struct usock;
 typedef void usock_done_fn(void *arg, void *cookie, enum usock_result,
     const char *reason);
 
+/* Called just before an envelope's first byte is sent (its attempt
+ * starts). */
+typedef void usock_start_fn(void *arg, void *cookie);
 /* Nothing is connected yet. NULL on no memory. */
 struct usock *usock_new(const char *path, unsigned depth, int timeout_ms);
 /* Queues one envelope: `line` holds len bytes and its newline after them
@@ -54,11 +57,12 @@ unsigned usock_pending(const struct usock *);
  * than `depth` envelopes wait for their answers, reads answers, applies
  * the timeout; waits (poll) at most max_wait_ms, or until wake_fd or
  * cancel_fd (-1: none) is readable. Finished envelopes are reported to
- * done(), in the order they were queued. A readable cancel_fd ends every
+ * done(), in the order they were queued; start() (NULL: none) hears of
+ * each envelope before its first byte is sent. A readable cancel_fd ends every
  * envelope (USOCK_CANCELLED, or USOCK_UNSENT for one not sent) and closes
  * the connection. */
 void	usock_run(struct usock *, int wake_fd, int cancel_fd, int max_wait_ms,
-	    usock_done_fn *done, void *arg);
+	    usock_done_fn *done, usock_start_fn *start, void *arg);
 /* Reports every envelope not yet sent as USOCK_UNSENT (a stop: no
  * delivery starts after it). The ones sent keep waiting for answers. */
 void	usock_drop_unsent(struct usock *, usock_done_fn *done, void *arg);

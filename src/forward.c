@@ -15,6 +15,10 @@
  * a time; for unix:PATH, one thread keeps one connection with up to
  * forward_concurrency envelopes ahead of their answers (usock.h).
  *
+ * A claim's attempt is counted before it goes out, but most claims wait a
+ * while; a worker marks each one as it starts (forward_marks.h), so that
+ * after a crash only those count as attempts and the rest are undone.
+ *
  * Shared state is the hand-off (forward_jobs.h, under its mutex), which
  * also guards `next_set`, the settings a reload waits to apply. `set` (the
  * forwarding settings) is read by workers while they run and is replaced
@@ -37,6 +41,7 @@
 #include "deliver.h"
 #include "forward.h"
 #include "forward_jobs.h"
+#include "forward_marks.h"
 #include "forward_round.h"
 #include "fresh.h"
 #include "hook_guard.h"
@@ -83,6 +88,7 @@ struct forward {
 	struct worker workers[MAX_WORKERS];
 	unsigned nworkers;		/* threads: hook workers, or the socket's */
 	struct usock *us;		/* FORWARD_UNIX: its thread's alone */
+	struct forward_marks *marks;	/* entries: dispatcher; marks: workers */
 	/* fixed while the threads run */
 	char	*database;
 	enum durability durability;
@@ -207,6 +213,7 @@ run_hook(struct worker *w, struct forward_job *j)
 		(void)snprintf(j->reason, sizeof(j->reason), "not started");
 		return;
 	}
+	forward_marks_start(w->fwd->marks, j->mark, j->row.log_id);
 	j->result = deliver_hook(&t, &j->row, intake_read(w->fwd, j, &buf),
 	    j->reason, sizeof(j->reason));
 	event_done(&buf);
@@ -245,6 +252,16 @@ sock_done(void *arg, void *cookie, enum usock_result r, const char *reason)
 	(void)snprintf(j->reason, sizeof(j->reason), "%s",
 	    reason != NULL ? reason : "");
 	forward_jobs_delivered(&f->jobs, j);
+}
+
+/* usock_start_fn: an envelope's first byte is about to go out. */
+static void
+sock_start(void *arg, void *cookie)
+{
+	struct forward *f = arg;
+	struct forward_job *j = cookie;
+
+	forward_marks_start(f->marks, j->mark, j->row.log_id);
 }
 
 /* Hands queued jobs to the connection, in claim order. */
@@ -286,7 +303,7 @@ sock_main(void *arg)
 		/* cancel_fd stays readable once written: with nothing left
 		 * to cancel, wait for news only. */
 		usock_run(f->us, f->jobs.kick_fd, usock_pending(f->us) > 0 ?
-		    f->cancel_fd : -1, IDLE_WAIT_MS, sock_done, f);
+		    f->cancel_fd : -1, IDLE_WAIT_MS, sock_done, sock_start, f);
 	}
 	return NULL;
 }
@@ -364,7 +381,7 @@ start_workers(struct forward *f)
 static int64_t
 dispatch_round(struct forward *f, int claiming)
 {
-	struct forward_job *done, *claimed = NULL;
+	struct forward_job *done, *claimed = NULL, *j;
 	unsigned ndone = 0, room = 0;
 	int64_t wait_ms = IDLE_WAIT_MS;
 
@@ -377,6 +394,10 @@ dispatch_round(struct forward *f, int claiming)
 		f->unrecorded = done;	/* their orders stay blocked */
 		return wait_ms;
 	}
+	for (j = done; j != NULL; j = j->next)	/* their outcomes are in */
+		forward_marks_free(f->marks, j->mark);
+	for (j = claimed; j != NULL; j = j->next)
+		j->mark = forward_marks_take(f->marks);
 	forward_jobs_hand_out(&f->jobs, done, ndone, claimed);
 	return wait_ms;
 }
@@ -445,12 +466,39 @@ dispatch_main(void *arg)
 	return NULL;
 }
 
+/* The last run's unfinished claims: those it had started are attempts cut
+ * short, the others are undone (forward_marks.h). Then the marks are this
+ * run's. */
+static void
+recover(struct forward *f)
+{
+	const int64_t *started;
+	const char *why;
+	size_t nstarted;
+	int n, undone, known;
+
+	known = forward_marks_started(f->marks, &started, &nstarted,
+	    &why) == 0;
+	n = store_outbox_recover(f->round.ob, known ? started : NULL,
+	    nstarted, &undone);
+	forward_marks_reset(f->marks, n >= 0);
+	if (n > 0)
+		log_warning("forward: %d deliver%s cut short by a restart; "
+		    "those events go out again%s%s%s", n,
+		    n == 1 ? "y was" : "ies were",
+		    known || f->marks == NULL ? "" : " (each counts as an "
+		    "attempt: ", known || f->marks == NULL ? "" : why,
+		    known || f->marks == NULL ? "" : ")");
+	if (undone > 0)
+		log_info("forward: %d claim%s had not started when the last run "
+		    "ended; undone, no attempt counted", undone,
+		    undone == 1 ? "" : "s");
+}
+
 /* The store, the workers and the dispatcher for a forward target. */
 static int
 start_machine(struct forward *f)
 {
-	int n;
-
 	if (f->st == NULL && store_open(f->database, STORE_READ, f->durability,
 	    &f->st) == -1)
 		return -1;
@@ -459,10 +507,9 @@ start_machine(struct forward *f)
 		return -1;
 	f->round.cursor = 0;
 	f->round.full_scan_at = 0;
-	n = store_outbox_recover(f->round.ob);
-	if (n > 0)
-		log_warning("forward: %d deliver%s cut short by a restart; "
-		    "those events go out again", n, n == 1 ? "y was" : "ies were");
+	if (f->marks == NULL && forward_marks_open(f->database, &f->marks) == -1)
+		return -1;
+	recover(f);
 	if (f->cancel_fd == -1)
 		f->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (f->cancel_fd == -1) {
@@ -631,6 +678,7 @@ forward_stop(struct forward *f, int timeout_ms)
 	forward_round_done(&f->round);
 	store_outbox_close(f->round.ob);
 	store_close(f->st);
+	forward_marks_close(f->marks);
 	hook_guard_free(f->guard);	/* after the workers: no hook runs */
 	fresh_free(f->fresh);
 	if (f->cancel_fd >= 0)

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "forward_marks.h"
 #include "forward_round.h"
 #include "log.h"
 #include "metrics.h"
@@ -165,6 +166,7 @@ claim_due(struct forward_round *fr, struct round *r, int64_t now)
 			log_warning("forward: out of memory; will retry");
 			return -1;
 		}
+		j->mark = FORWARD_MARK_NONE;	/* forward.c's, once handed out */
 		c = store_outbox_claim(fr->ob, r->due[i].id, now, &j->row);
 		if (c != OUTBOX_CLAIMED) {
 			free(j);

@@ -42,7 +42,8 @@ enum stmt {
 	S_BEGIN, S_COMMIT, S_ROLLBACK, S_READ,
 	S_RETRIES, S_FRESH, S_FRESH_HELD, S_HEAD, S_NEXT_DUE, S_OLDEST,
 	S_CLAIM, S_ROW, S_LOG_START, S_LOG_END,
-	S_DONE, S_DEAD, S_AGAIN, S_UNCLAIM, S_UNLOG, S_RECOVER,
+	S_DONE, S_DEAD, S_AGAIN, S_UNCLAIM, S_UNLOG, S_RECOVER, S_UNFINISHED,
+	S_CUT_SHORT,
 	S_N
 };
 
@@ -101,6 +102,10 @@ static const char *const sql[S_N] = {
 	[S_UNLOG] = "DELETE FROM forward_log WHERE id = ?1",
 	[S_RECOVER] = "UPDATE forward_log SET error = 'interrupted by restart'"
 	    " WHERE finished_at IS NULL AND error IS NULL",
+	[S_UNFINISHED] = "SELECT id, event_id FROM forward_log"
+	    " WHERE finished_at IS NULL AND error IS NULL",
+	[S_CUT_SHORT] = "UPDATE forward_log SET error = 'interrupted by restart'"
+	    " WHERE id = ?1",
 };
 
 struct outbox {
@@ -225,16 +230,6 @@ store_outbox_close(struct outbox *o)
 	for (i = 0; i < S_N; i++)
 		(void)sqlite3_finalize(o->s[i]);
 	free(o);
-}
-
-int
-store_outbox_recover(struct outbox *o)
-{
-	if (other(o) != NULL)
-		return other(o)->recover(o);
-	if (run(o, stmt(o, S_RECOVER), "recover") == -1)
-		return -1;
-	return sqlite3_changes(o->db);
 }
 
 /* Reads of one round in one read transaction: outside a transaction
@@ -805,4 +800,115 @@ store_outbox_finish(struct outbox *o, const struct outbox_result *res,
 	if (to == OUTBOX_RETRY && next_ms != NULL)
 		*next_ms = next;
 	return 0;
+}
+
+/* The unfinished claims, as (log id, event id) pairs: read before any is
+ * changed. */
+static int
+unfinished(struct outbox *o, int64_t **pairs, size_t *n)
+{
+	sqlite3_stmt *s = stmt(o, S_UNFINISHED);
+	size_t cap = 0;
+	int64_t *p = NULL, *np;
+	int rc;
+
+	*n = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap > 0 ? cap * 2 : 64;
+			np = realloc(p, cap * 2 * sizeof(*p));
+			if (np == NULL) {
+				log_error("store: outbox: out of memory");
+				break;
+			}
+			p = np;
+		}
+		p[2 * *n] = sqlite3_column_int64(s, 0);
+		p[2 * *n + 1] = sqlite3_column_int64(s, 1);
+		(*n)++;
+	}
+	(void)sqlite3_reset(s);
+	*pairs = p;
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		db_warn(o->db, "recover");
+	free(p);
+	*pairs = NULL;
+	return -1;
+}
+
+static int
+has_id(const int64_t *ids, size_t n, int64_t id)
+{
+	size_t lo = 0, hi = n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (ids[mid] == id)
+			return 1;
+		if (ids[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/* Each unfinished claim: cut short if it started, else undone. */
+static int
+recover_marked(struct outbox *o, const int64_t *started, size_t nstarted,
+    int *undone)
+{
+	struct outbox_result res = { 0 };
+	enum outbox_state state;
+	int64_t *pairs;
+	size_t n, i;
+	int cut = 0;
+	sqlite3_stmt *s;
+
+	if (unfinished(o, &pairs, &n) == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (has_id(started, nstarted, pairs[2 * i])) {
+			s = stmt(o, S_CUT_SHORT);
+			(void)sqlite3_bind_int64(s, 1, pairs[2 * i]);
+			if (run(o, s, "recover") == -1)
+				break;
+			cut++;
+			continue;
+		}
+		res.log_id = pairs[2 * i];
+		res.id = pairs[2 * i + 1];
+		if (unclaim(o, &res, &state) == -1)
+			break;
+		(*undone)++;
+	}
+	free(pairs);
+	return i == n ? cut : -1;
+}
+
+int
+store_outbox_recover(struct outbox *o, const int64_t *started,
+    size_t nstarted, int *undone)
+{
+	int cut;
+
+	*undone = 0;
+	if (other(o) != NULL)
+		return other(o)->recover(o);
+	if (started == NULL) {
+		if (run(o, stmt(o, S_RECOVER), "recover") == -1)
+			return -1;
+		return sqlite3_changes(o->db);
+	}
+	if (store_outbox_begin(o) == -1)
+		return -1;
+	cut = recover_marked(o, started, nstarted, undone);
+	if (cut == -1 || store_outbox_commit(o) == -1) {
+		store_outbox_rollback(o);
+		*undone = 0;
+		return -1;
+	}
+	return cut;
 }

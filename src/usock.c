@@ -38,6 +38,7 @@ struct entry {
 	int64_t	 id;
 	void	*cookie;
 	int64_t	 sent_ms;	/* mono: its first byte went out */
+	int	 started;	/* start() was told */
 	struct entry *next;
 };
 
@@ -54,6 +55,7 @@ struct usock {
 	char	 in[USOCK_REPLY_MAX];
 	size_t	 in_len;
 	usock_done_fn *done;	/* for the call in progress */
+	usock_start_fn *start;
 	void	*arg;
 };
 
@@ -215,6 +217,9 @@ send_some(struct usock *u)
 
 	while ((e = u->w) != NULL && u->fd >= 0 &&
 	    (e->off > 0 || u->nsent < u->depth)) {
+		if (e->off == 0 && !e->started && u->start != NULL)
+			u->start(u->arg, e->cookie);
+		e->started = 1;
 		r = send(u->fd, e->line + e->off, e->len - e->off,
 		    MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (r == -1 && errno == EINTR)
@@ -398,13 +403,14 @@ drain_fd(int fd)
 
 void
 usock_run(struct usock *u, int wake_fd, int cancel_fd, int max_wait_ms,
-    usock_done_fn *done, void *arg)
+    usock_done_fn *done, usock_start_fn *start, void *arg)
 {
 	struct pollfd p[3] = { { wake_fd, POLLIN, 0 }, { cancel_fd, POLLIN, 0 },
 	    { -1, POLLIN, 0 } };
 	int64_t due, wait = max_wait_ms;
 
 	u->done = done;
+	u->start = start;
 	u->arg = arg;
 	if (u->fd < 0 && u->head != NULL && connect_to(u) == -1)
 		return;

@@ -717,6 +717,94 @@ if [ "$CFHOOK_ATTEMPT" = 1 ]; then echo $$ > {started}; cat {fifo} > /dev/null; 
         assert log == [(1, None, "interrupted by restart"), (2, 1, None)]
 
 
+def _kill_with_claims_queued(d, lose_marks=False):
+    """Eight events of eight orders for a hook at concurrency 1 whose first
+    run blocks: all eight are claimed (their attempts counted), one has
+    started. Then SIGKILL and a restart with the hook let through."""
+    gate = os.path.join(d.tmp, "gate")
+    hook = recorder_hook(d.tmp, """
+while [ ! -e {gate} ]; do sleep 0.05; done
+""".format(gate=gate))
+    d.config.update({"forward_concurrency": 1, "forward_timeout": 60})
+    start_forwarding(d, "hook:" + hook)
+    for i in range(8):
+        post_ok(d, payment_body(str(9250 + i), order_id="queued-%d" % i))
+    wait_until(lambda: len(calls(d.tmp)) == 1 and d.rows(
+        "SELECT count(*) FROM events WHERE forward_attempts = 1")[0][0] == 8, 10,
+        "one hook running and all eight claimed")
+    d.kill()
+    if lose_marks:
+        os.unlink(d.db_path + ".inflight")
+    open(gate, "w").close()
+    d.start()
+    wait_until(lambda: d.rows("SELECT count(*) FROM events WHERE forward_state = 'done'")[0][0]
+               == 8, 10, "all eight delivered")
+    return [(int(a[0].split(":")[1]), int(a[1])) for a in calls(d.tmp)]
+
+
+def test_sigkill_counts_only_the_deliveries_that_had_started():
+    """A round claims ahead of the workers; a SIGKILL must not count the
+    claims that were still queued as attempts: they go out as attempt 1,
+    and only the delivery that was under way as attempt 2."""
+    sqlite_only("a PostgreSQL outbox keeps no record of which claims started: "
+                "every unfinished claim counts as an attempt")
+    with Daemon(start=False) as d:
+        seen = _kill_with_claims_queued(d)
+        assert seen[0] == (9250, 1) and sorted(seen[1:]) == sorted(
+            [(9250, 2)] + [(9250 + i, 1) for i in range(1, 8)]), seen
+        log = [tuple(r) for r in d.rows(
+            "SELECT e.cf_payment_id, l.attempt, l.ok, l.error FROM forward_log l"
+            " JOIN events e ON e.id = l.event_id ORDER BY l.id")]
+        assert log[0] == ("9250", 1, None, "interrupted by restart"), log
+        assert sorted(log[1:]) == sorted([("9250", 2, 1, None)] +
+                                         [(str(9250 + i), 1, 1, None) for i in range(1, 8)]), log
+        assert [r[0] for r in d.rows("SELECT forward_attempts FROM events ORDER BY id")] == \
+            [2, 1, 1, 1, 1, 1, 1, 1]
+        d.wait_log(r"forward: 1 delivery was cut short by a restart; those events go out "
+                   r"again\n")
+        d.wait_log(r"forward: 7 claims had not started when the last run ended; undone")
+
+
+def test_without_the_record_every_claim_counts():
+    """No record of which claims started (here deleted; after a reboot it
+    is not trusted): every unfinished claim counts, as the safe side."""
+    sqlite_only("the record of started claims is SQLite's (DATABASE.inflight)")
+    with Daemon(start=False) as d:
+        seen = _kill_with_claims_queued(d, lose_marks=True)
+        assert seen[0] == (9250, 1) and sorted(seen[1:]) == [(9250 + i, 2) for i in range(8)], seen
+        d.wait_log(r"forward: 8 deliveries were cut short by a restart; those events go out "
+                   r"again \(each counts as an attempt: no record of which had started\)")
+
+
+def test_sigkill_counts_only_the_envelopes_that_were_sent():
+    """unix: with forward_concurrency 2 a consumer that does not answer has
+    two envelopes; the six others claimed behind them were never sent."""
+    sqlite_only("a PostgreSQL outbox keeps no record of which claims started")
+    with Daemon(start=False) as d:
+        sock = os.path.join(d.tmp, "consumer.sock")
+        silent = SequentialConsumer(sock, delay=60)
+        d.config.update({"forward_concurrency": 2, "forward_timeout": 60})
+        start_forwarding(d, "unix:" + sock)
+        for i in range(8):
+            post_ok(d, payment_body(str(9270 + i), order_id="sent-%d" % i))
+        wait_until(lambda: len(silent.got) == 1 and d.rows(
+            "SELECT count(*) FROM events WHERE forward_attempts = 1")[0][0] == 8, 10,
+            "the first envelope read and all eight claimed")
+        time.sleep(0.2)         # the second is in the socket, unread
+        d.kill()
+        silent.close()
+        answering = Consumer(sock)
+        try:
+            d.start()
+            wait_until(lambda: d.rows("SELECT count(*) FROM events"
+                                      " WHERE forward_state = 'done'")[0][0] == 8, 10,
+                       "all eight delivered")
+            got = sorted((int(e["cf_payment_id"]), e["attempt"]) for e in answering.got)
+        finally:
+            answering.close()
+        assert got == [(9270, 2), (9271, 2)] + [(9270 + i, 1) for i in range(2, 8)], got
+
+
 def test_sigterm_during_delivery_interrupts_and_redelivers():
     with Daemon(config={"forward_timeout": 60}, start=False) as d:
         started = os.path.join(d.tmp, "started")

@@ -571,19 +571,65 @@ test_recover(void)
 	struct db *d = fresh();
 	struct outbox_row r;
 	char buf[128];
+	int undone;
 
 	if (!CHECK(d != NULL))
 		return;
 	(void)add(d, "k1", "a");
 	CHECK_INT(claim1(d, 1, NOW, &r), OUTBOX_CLAIMED);
-	CHECK_INT(store_outbox_recover(d->o), 1);
-	CHECK_INT(store_outbox_recover(d->o), 0);
+	CHECK_INT(store_outbox_recover(d->o, NULL, 0, &undone), 1);
+	CHECK_INT(undone, 0);
+	CHECK_INT(store_outbox_recover(d->o, NULL, 0, &undone), 0);
 	CHECK_STR(q_text(d, "SELECT error FROM forward_log WHERE id=?1",
 	    r.log_id, buf, sizeof(buf)), "interrupted by restart");
 	CHECK_INT(q_int(d, "SELECT ok FROM forward_log WHERE id=?1", r.log_id),
 	    -1);
 	CHECK_STR(due_ids(d, NOW, 16, buf, sizeof(buf)), "1");
 	store_outbox_row_done(&r);
+	db_close(d);
+}
+
+/* With the record of which claims had started (forward_marks.h): only
+ * those were attempts; the others are undone, row and count. */
+static void
+test_recover_marked(void)
+{
+	struct db *d = fresh();
+	struct outbox_row r[3];
+	int64_t started[1];
+	char buf[128];
+	int undone, i;
+
+	if (!CHECK(d != NULL))
+		return;
+	(void)add(d, "k1", "a");
+	(void)add(d, "k2", "b");
+	(void)add(d, "k3", "c");
+	for (i = 0; i < 3; i++)
+		CHECK_INT(claim1(d, i + 1, NOW, &r[i]), OUTBOX_CLAIMED);
+	started[0] = r[1].log_id;
+	CHECK_INT(store_outbox_recover(d->o, started, 1, &undone), 1);
+	CHECK_INT(undone, 2);
+	CHECK_STR(q_text(d, "SELECT error FROM forward_log WHERE id=?1",
+	    r[1].log_id, buf, sizeof(buf)), "interrupted by restart");
+	CHECK_INT(q_int(d, "SELECT count(*) FROM forward_log WHERE id<>?1",
+	    r[1].log_id), 0);
+	CHECK_INT(q_int(d, "SELECT forward_attempts FROM events WHERE id=?1",
+	    1), 0);
+	CHECK_INT(q_int(d, "SELECT forward_attempts FROM events WHERE id=?1",
+	    2), 1);
+	CHECK_STR(due_ids(d, NOW, 16, buf, sizeof(buf)), "1 2 3");
+	for (i = 0; i < 3; i++)
+		store_outbox_row_done(&r[i]);
+	/* the next claims: 1 for the undone, 2 for the one cut short */
+	CHECK_INT(claim1(d, 1, NOW, &r[0]), OUTBOX_CLAIMED);
+	CHECK_INT(r[0].attempt, 1);
+	CHECK_INT(claim1(d, 2, NOW, &r[1]), OUTBOX_CLAIMED);
+	CHECK_INT(r[1].attempt, 2);
+	CHECK_INT(store_outbox_recover(d->o, started, 0, &undone), 0);
+	CHECK_INT(undone, 2);
+	for (i = 0; i < 2; i++)
+		store_outbox_row_done(&r[i]);
 	db_close(d);
 }
 
@@ -853,6 +899,7 @@ main(void)
 	RUN(test_unanswered_due_at_once_never_dead);
 	RUN(test_unstarted_claim_is_undone);
 	RUN(test_recover);
+	RUN(test_recover_marked);
 	RUN(test_changed_meanwhile);
 	RUN(test_next_due_and_oldest_when_none);
 	RUN(test_oldest_pending);

@@ -647,7 +647,7 @@ test_outbox_leases(void)
 	struct tdb d;
 	char buf[64];
 	int64_t now = clock_wall_ms(), next = 0;
-	int i;
+	int i, undone;
 
 	if (!CHECK(tdb_create(&d) == 0))
 		return;
@@ -664,7 +664,7 @@ test_outbox_leases(void)
 	for (i = 0; i < 3; i++)
 		p[i] = &it[i];
 	CHECK_INT(store_record_batch(w, p, 3, 1), 3);
-	CHECK_INT(store_outbox_recover(oa), 0);
+	CHECK_INT(store_outbox_recover(oa, NULL, 0, &undone), 0);
 	CHECK_STR(due_ids(oa, buf, sizeof(buf)), "1,3");
 	CHECK_INT(claim1(oa, 1, now, &ra), OUTBOX_CLAIMED);
 	CHECK_INT(ra.attempt, 1);

@@ -245,7 +245,7 @@ run(struct usock *u, int cancel_fd, int max_ms, struct results *res)
 	int64_t end = clock_mono_ms() + max_ms;
 
 	while (usock_pending(u) > 0 && clock_mono_ms() < end)
-		usock_run(u, -1, cancel_fd, 50, record, res);
+		usock_run(u, -1, cancel_fd, 50, record, NULL, res);
 }
 
 static int
@@ -534,7 +534,7 @@ test_consumer_restarted_while_idle(void)
 	push(u, 1);
 	run(u, -1, 5000, &res);
 	server_stop(&s);
-	usock_run(u, -1, -1, 100, record, &res);	/* sees the EOF */
+	usock_run(u, -1, -1, 100, record, NULL, &res);	/* sees the EOF */
 	if (!CHECK(server_start(&s2, "restart.sock", M_OK) == 0)) {
 		usock_free(u, record, &res);
 		return;
@@ -562,7 +562,7 @@ test_cancel(void)
 	u = usock_new(s.path, 4, 60000);
 	push(u, 1);
 	push(u, 2);
-	usock_run(u, -1, -1, 50, record, &res);	/* both sent */
+	usock_run(u, -1, -1, 50, record, NULL, &res);	/* both sent */
 	CHECK(write(efd, &one, sizeof(one)) == sizeof(one));
 	t0 = clock_mono_ms();
 	run(u, efd, 5000, &res);
@@ -589,7 +589,7 @@ test_drop_unsent(void)
 	push(u, 1);
 	push(u, 2);
 	push(u, 3);
-	usock_run(u, -1, -1, 50, record, &res);
+	usock_run(u, -1, -1, 50, record, NULL, &res);
 	usock_drop_unsent(u, record, &res);
 	CHECK_INT(res.n, 2);
 	CHECK(res.cookie[0] == 2 && res.r[0] == USOCK_UNSENT);
