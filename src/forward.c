@@ -474,21 +474,22 @@ recover(struct forward *f)
 {
 	const int64_t *started;
 	const char *why;
+	char note[96] = "";
 	size_t nstarted;
 	int n, undone, known;
 
 	known = forward_marks_started(f->marks, &started, &nstarted,
 	    &why) == 0;
+	if (!known && f->marks != NULL)	/* PostgreSQL: no record, no note */
+		(void)snprintf(note, sizeof(note), " (each counts as an "
+		    "attempt: %s)", why);
 	n = store_outbox_recover(f->round.ob, known ? started : NULL,
 	    nstarted, &undone);
 	forward_marks_reset(f->marks, n >= 0);
 	if (n > 0)
 		log_warning("forward: %d deliver%s cut short by a restart; "
-		    "those events go out again%s%s%s", n,
-		    n == 1 ? "y was" : "ies were",
-		    known || f->marks == NULL ? "" : " (each counts as an "
-		    "attempt: ", known || f->marks == NULL ? "" : why,
-		    known || f->marks == NULL ? "" : ")");
+		    "those events go out again%s", n,
+		    n == 1 ? "y was" : "ies were", note);
 	if (undone > 0)
 		log_info("forward: %d claim%s had not started when the last run "
 		    "ended; undone, no attempt counted", undone,
