@@ -18,6 +18,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "forward_marks.h"
 #include "log.h"
 #include "store_file.h"
 
@@ -272,7 +273,8 @@ dir_writable(const char *db_path)
 static int
 companions_writable(const char *db_path)
 {
-	static const char *const sfx[] = { "-wal", "-shm", ".lock" };
+	static const char *const sfx[] = { "-wal", "-shm", ".lock",
+	    FORWARD_MARKS_SUFFIX };
 	int need_dir = 0, rc = 0;
 	size_t i;
 	char *p;

@@ -537,6 +537,17 @@ def test_check_refuses_an_unwritable_database():
             chattr(d.db_path, "-i")
         rc, out = check(d)
         assert rc == 0, out
+        # the record of started deliveries beside it (forwarding writes it)
+        marks = d.db_path + ".inflight"
+        open(marks, "a").close()
+        assert chattr(marks, "+i")
+        try:
+            rc, out = check(d)
+            assert rc == 1 and "'%s': not writable" % marks in out, out
+        finally:
+            chattr(marks, "-i")
+        rc, out = check(d)
+        assert rc == 0, out
 
 
 if __name__ == "__main__":
