@@ -212,11 +212,10 @@ forward_marks_reset(struct forward_marks *m, int trusted)
 	p->ino = m->ino;
 	p->born_s = m->born_s;
 	p->born_ns = m->born_ns;
-	p->entries = FORWARD_MAX_CLAIMED;
 	p->spoilt = !trusted;
-	/* the magic last: a half-written header is not trusted */
-	__atomic_thread_fence(__ATOMIC_RELEASE);
 	memcpy(p->magic, MAGIC, sizeof(MAGIC));
+	/* the count last: a half-written header is not trusted */
+	__atomic_store_n(&p->entries, FORWARD_MAX_CLAIMED, __ATOMIC_RELEASE);
 	memset(m->used, 0, sizeof(m->used));
 	m->next = 0;
 }
