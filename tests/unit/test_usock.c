@@ -605,6 +605,52 @@ test_drop_unsent(void)
 	CHECK_INT(s.lines, 1);
 }
 
+/* What came back (first: record() takes the same argument) and the
+ * envelopes start() was told of, by cookie, in order. */
+struct with_starts {
+	struct results res;
+	int	 n;
+	int	 cookie[16];
+};
+
+static void
+started(void *arg, void *cookie)
+{
+	struct with_starts *w = arg;
+
+	if (w->n < 16)
+		w->cookie[w->n++] = (int)(intptr_t)cookie;
+}
+
+/* start() hears of an envelope once, before its first byte goes out, and
+ * never of one that was not sent: with depth 2 and a consumer that does not
+ * answer, envelopes 1 and 2 only, however often usock_run() is called. */
+static void
+test_start_told_once_per_envelope_sent(void)
+{
+	struct with_starts w = { { 0 }, 0, { 0 } };
+	struct server s;
+	struct usock *u;
+	int i;
+
+	if (!CHECK(server_start(&s, "start.sock", M_SILENT) == 0))
+		return;
+	u = usock_new(s.path, 2, 60000);
+	for (i = 1; i <= 4; i++)
+		push(u, i);
+	for (i = 0; i < 5; i++)
+		usock_run(u, -1, -1, 20, record, started, &w);
+	CHECK_INT(w.res.n, 0);
+	CHECK_INT(w.n, 2);
+	CHECK(w.cookie[0] == 1 && w.cookie[1] == 2);
+	usock_drop_unsent(u, record, &w.res);
+	CHECK_INT(w.res.n, 2);	/* 3 and 4, unsent */
+	usock_free(u, record, &w.res);
+	CHECK_INT(w.n, 2);
+	server_stop(&s);
+	CHECK_INT(s.lines, 2);
+}
+
 int
 main(void)
 {
@@ -630,6 +676,7 @@ main(void)
 	RUN(test_consumer_restarted_while_idle);
 	RUN(test_cancel);
 	RUN(test_drop_unsent);
+	RUN(test_start_told_once_per_envelope_sent);
 	rc = check_finish("test_usock");
 	(void)rmdir(dir);
 	return rc;
