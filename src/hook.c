@@ -749,9 +749,9 @@ child_init(struct child *c, const struct hook_run *run)
  * thread does not block it, the kernel discards it at once. Blocked, it
  * would be queued and taken off again by feed() for every such hook, and
  * each queuing wakes every signalfd of the process: the main thread's poll
- * (7 to 24 times for 60 such hooks, more under the sanitizers). Where SIGPIPE is not ignored
- * (a program other than the daemon), it is blocked and never fatal. The
- * caller's mask is saved in old. */
+ * (7 to 24 times for 60 such hooks, more under the sanitizers). Where
+ * SIGPIPE is not ignored (a program other than the daemon), it is blocked
+ * and never fatal. The caller's mask is saved in old. */
 static void
 pipe_signal(sigset_t *old)
 {
