@@ -58,9 +58,9 @@ unsigned usock_pending(const struct usock *);
  * the timeout; waits (poll) at most max_wait_ms, or until wake_fd or
  * cancel_fd (-1: none) is readable. Finished envelopes are reported to
  * done(), in the order they were queued; start() (NULL: none) hears of
- * each envelope before its first byte is sent. A readable cancel_fd ends every
- * envelope (USOCK_CANCELLED, or USOCK_UNSENT for one not sent) and closes
- * the connection. */
+ * each envelope before its first byte is sent. A readable cancel_fd ends
+ * every envelope (USOCK_CANCELLED, or USOCK_UNSENT for one not sent) and
+ * closes the connection. */
 void	usock_run(struct usock *, int wake_fd, int cancel_fd, int max_wait_ms,
 	    usock_done_fn *done, usock_start_fn *start, void *arg);
 /* Reports every envelope not yet sent as USOCK_UNSENT (a stop: no

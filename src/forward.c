@@ -88,7 +88,8 @@ struct forward {
 	struct worker workers[MAX_WORKERS];
 	unsigned nworkers;		/* threads: hook workers, or the socket's */
 	struct usock *us;		/* FORWARD_UNIX: its thread's alone */
-	struct forward_marks *marks;	/* entries: dispatcher; marks: workers */
+	struct forward_marks *marks;	/* entries: dispatcher's; marks:
+					 * the workers' */
 	/* fixed while the threads run */
 	char	*database;
 	enum durability durability;
@@ -491,8 +492,8 @@ recover(struct forward *f)
 		    "those events go out again%s", n,
 		    n == 1 ? "y was" : "ies were", note);
 	if (undone > 0)
-		log_info("forward: %d claim%s had not started when the last run "
-		    "ended; undone, no attempt counted", undone,
+		log_info("forward: %d claim%s had not started when the last "
+		    "run ended; undone, no attempt counted", undone,
 		    undone == 1 ? "" : "s");
 }
 
@@ -508,7 +509,8 @@ start_machine(struct forward *f)
 		return -1;
 	f->round.cursor = 0;
 	f->round.full_scan_at = 0;
-	if (f->marks == NULL && forward_marks_open(f->database, &f->marks) == -1)
+	if (f->marks == NULL &&
+	    forward_marks_open(f->database, &f->marks) == -1)
 		return -1;
 	recover(f);
 	if (f->cancel_fd == -1)

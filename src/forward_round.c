@@ -166,7 +166,7 @@ claim_due(struct forward_round *fr, struct round *r, int64_t now)
 			log_warning("forward: out of memory; will retry");
 			return -1;
 		}
-		j->mark = FORWARD_MARK_NONE;	/* forward.c's, once handed out */
+		j->mark = FORWARD_MARK_NONE;	/* forward.c's, when handed out */
 		c = store_outbox_claim(fr->ob, r->due[i].id, now, &j->row);
 		if (c != OUTBOX_CLAIMED) {
 			free(j);

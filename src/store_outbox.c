@@ -104,8 +104,8 @@ static const char *const sql[S_N] = {
 	    " WHERE finished_at IS NULL AND error IS NULL",
 	[S_UNFINISHED] = "SELECT id, event_id FROM forward_log"
 	    " WHERE finished_at IS NULL AND error IS NULL",
-	[S_CUT_SHORT] = "UPDATE forward_log SET error = 'interrupted by restart'"
-	    " WHERE id = ?1",
+	[S_CUT_SHORT] = "UPDATE forward_log"
+	    " SET error = 'interrupted by restart' WHERE id = ?1",
 };
 
 struct outbox {
