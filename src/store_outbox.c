@@ -757,7 +757,10 @@ outcome_stmt(struct outbox *o, const struct outbox_result *res,
 	return s;
 }
 
-/* A claim that never started, undone: its log row and its count go. */
+/* A claim that never started, undone: its log row and its count go. The
+ * count only with the row, so that an outcome recorded twice (a round
+ * whose WAL sync failed after its COMMIT is written again) takes one
+ * attempt off, not two. */
 static int
 unclaim(struct outbox *o, const struct outbox_result *res,
     enum outbox_state *state)
@@ -767,6 +770,10 @@ unclaim(struct outbox *o, const struct outbox_result *res,
 	(void)sqlite3_bind_int64(s, 1, res->log_id);
 	if (run(o, s, "unclaim") == -1)
 		return -1;
+	if (sqlite3_changes(o->db) == 0) {
+		*state = OUTBOX_UNCHANGED;	/* undone before */
+		return 0;
+	}
 	s = stmt(o, S_UNCLAIM);
 	(void)sqlite3_bind_int64(s, 1, res->id);
 	if (run(o, s, "unclaim") == -1)

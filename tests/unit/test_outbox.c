@@ -556,6 +556,13 @@ test_unstarted_claim_is_undone(void)
 	CHECK_INT(q_int(d, "SELECT count(*) FROM forward_log", 0), 1);
 	CHECK_STR(q_text(d, "SELECT forward_state FROM events WHERE id=?1", 1,
 	    buf, sizeof(buf)), "pending");
+	/* recorded again (a round whose sync failed after its COMMIT is
+	 * written once more): the claim was undone once, it stays so */
+	CHECK_INT(finish(d, &r, OUTBOX_UNSTARTED, "not started", NOW + 5000, 9,
+	    1, &state, NULL), 0);
+	CHECK_INT(state, OUTBOX_UNCHANGED);
+	CHECK_INT(q_int(d, "SELECT forward_attempts FROM events WHERE id=?1",
+	    1), 1);
 	store_outbox_row_done(&r);
 	/* the next claim is attempt 2 again */
 	CHECK_INT(claim1(d, 1, NOW + 6000, &r), OUTBOX_CLAIMED);
