@@ -32,6 +32,8 @@ struct forward_job {
 	struct forward_job *flight_next;	/* forward.c's in-flight list */
 	int	 mark;			/* its entry in forward_marks.h, or
 					 * FORWARD_MARK_NONE */
+	int64_t	 started_ms;		/* wall: it went out (0: never) */
+	int64_t	 finished_ms;		/* wall: its result was in */
 };
 
 /* The dispatcher's state between rounds. */

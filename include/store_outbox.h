@@ -166,6 +166,9 @@ struct outbox_result {
 	unsigned series;		/* outbox_row.series from the claim */
 	enum outbox_outcome outcome;
 	const char *error;		/* short reason; NULL when delivered */
+	int64_t	 started_at;		/* when it went out, and when its */
+	int64_t	 finished_at;		/* result was in (0: not known; the
+					 * claim's and the recording's time) */
 };
 
 /* Inside a transaction, after a delivery. DELIVERED: 'done', forwarded_at,
@@ -176,7 +179,9 @@ struct outbox_result {
  * another envelope's). INTERRUPTED: log error, ok NULL; due again at once.
  * UNSTARTED: the claim undone (forward_attempts - 1, its log row deleted).
  * An event no longer pending (replayed, pruned meanwhile) is left alone.
- * *state and *next_ms (RETRY) tell what happened. Returns 0 / -1. */
+ * *state and *next_ms (RETRY) tell what happened. The log row's started_at
+ * and finished_at, and forwarded_at, are the result's times when known.
+ * Returns 0 / -1. */
 int	store_outbox_finish(struct outbox *, const struct outbox_result *,
 	    int64_t now_ms, unsigned max_attempts, unsigned backoff_s,
 	    enum outbox_state *state, int64_t *next_ms);

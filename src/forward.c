@@ -215,8 +215,10 @@ run_hook(struct worker *w, struct forward_job *j)
 		return;
 	}
 	forward_marks_start(w->fwd->marks, j->mark, j->row.log_id);
+	j->started_ms = clock_wall_ms();
 	j->result = deliver_hook(&t, &j->row, intake_read(w->fwd, j, &buf),
 	    j->reason, sizeof(j->reason));
+	j->finished_ms = clock_wall_ms();
 	event_done(&buf);
 }
 
@@ -250,6 +252,8 @@ sock_done(void *arg, void *cookie, enum usock_result r, const char *reason)
 	struct forward_job *j = cookie;
 
 	j->result = result[r];
+	if (j->started_ms > 0)
+		j->finished_ms = clock_wall_ms();
 	(void)snprintf(j->reason, sizeof(j->reason), "%s",
 	    reason != NULL ? reason : "");
 	forward_jobs_delivered(&f->jobs, j);
@@ -263,6 +267,7 @@ sock_start(void *arg, void *cookie)
 	struct forward_job *j = cookie;
 
 	forward_marks_start(f->marks, j->mark, j->row.log_id);
+	j->started_ms = clock_wall_ms();
 }
 
 /* Hands queued jobs to the connection, in claim order. */

@@ -125,7 +125,8 @@ record(struct forward_round *fr, struct round *r, int64_t now)
 
 	for (j = r->done; j != NULL; j = j->next) {
 		res = (struct outbox_result){ j->row.ev.id, j->row.log_id,
-		    j->row.series, deliver_outcome(j->result), j->reason };
+		    j->row.series, deliver_outcome(j->result), j->reason,
+		    j->started_ms, j->finished_ms };
 		if (store_outbox_finish(fr->ob, &res, now, fr->max_attempts,
 		    fr->backoff_s, &j->state, &j->next_ms) == -1)
 			return -1;

@@ -119,6 +119,9 @@ enum outbox_state store_outbox_next_state(const struct outbox_result *,
 	    int64_t now_ms, unsigned max_attempts, unsigned backoff_s,
 	    int64_t *next);
 
+/* When the outcome's delivery ended: the worker's time, else now_ms. */
+int64_t	store_outbox_finished_at(const struct outbox_result *, int64_t now_ms);
+
 extern const struct store_backend store_sqlite_backend;
 extern const struct store_backend store_pg_backend;
 

@@ -87,7 +87,7 @@ static const char *const sql[S_N] = {
 	[S_LOG_START] = "INSERT INTO forward_log (event_id, attempt,"
 	    " started_at) VALUES (?1, ?2, ?3)",
 	[S_LOG_END] = "UPDATE forward_log SET finished_at = ?2, ok = ?3,"
-	    " error = ?4 WHERE id = ?1",
+	    " error = ?4, started_at = coalesce(?5, started_at) WHERE id = ?1",
 	[S_DONE] = "UPDATE events SET forward_state = 'done', forwarded_at = ?2,"
 	    " last_error = NULL WHERE id = ?1 AND forward_state = 'pending'",
 	[S_DEAD] = "UPDATE events SET forward_state = 'dead', last_error = ?2"
@@ -691,7 +691,9 @@ log_end(struct outbox *o, const struct outbox_result *res, int64_t now_ms)
 	sqlite3_stmt *s = stmt(o, S_LOG_END);
 
 	(void)sqlite3_bind_int64(s, 1, res->log_id);
-	(void)sqlite3_bind_int64(s, 2, now_ms);
+	(void)sqlite3_bind_int64(s, 2, store_outbox_finished_at(res, now_ms));
+	if (res->started_at > 0)	/* NULL: the claim's time stays */
+		(void)sqlite3_bind_int64(s, 5, res->started_at);
 	if (res->outcome != OUTBOX_INTERRUPTED)	/* NULL: interrupted */
 		(void)sqlite3_bind_int(s, 3,
 		    res->outcome == OUTBOX_DELIVERED);
@@ -712,6 +714,12 @@ backoff_ms(unsigned backoff_s, unsigned series)
 	if (d > STORE_OUTBOX_BACKOFF_CAP_S)
 		d = STORE_OUTBOX_BACKOFF_CAP_S;
 	return d * 1000;
+}
+
+int64_t
+store_outbox_finished_at(const struct outbox_result *res, int64_t now_ms)
+{
+	return res->finished_at > 0 ? res->finished_at : now_ms;
 }
 
 enum outbox_state
@@ -744,7 +752,8 @@ outcome_stmt(struct outbox *o, const struct outbox_result *res,
 	    next);
 	if (*state == OUTBOX_DONE) {
 		s = stmt(o, S_DONE);
-		(void)sqlite3_bind_int64(s, 2, now_ms);
+		(void)sqlite3_bind_int64(s, 2,
+		    store_outbox_finished_at(res, now_ms));
 	} else if (*state == OUTBOX_DEAD) {
 		s = stmt(o, S_DEAD);
 		(void)bind_text(s, 2, res->error);

@@ -93,8 +93,8 @@ static const struct pg_stmt O_LOG_START = { "cfh_ob_log_start",
 static const struct pg_stmt O_ROW = { "cfh_ob_row",
 	"SELECT " STORE_ROW_COLS ", body FROM events WHERE id = $1" };
 static const struct pg_stmt O_LOG_END = { "cfh_ob_log_end",
-	"UPDATE forward_log SET finished_at = $2, ok = $3, error = $4"
-	" WHERE id = $1" };
+	"UPDATE forward_log SET finished_at = $2, ok = $3, error = $4,"
+	" started_at = coalesce($5, started_at) WHERE id = $1" };
 /* The outcomes: only while this instance holds the event's lease. */
 static const struct pg_stmt O_DONE = { "cfh_ob_done",
 	"UPDATE events SET forward_state = 'done', forwarded_at = $3,"
@@ -623,12 +623,16 @@ log_end(struct pg_store *st, const struct outbox_result *res, int64_t now_ms)
 
 	pg_params_init(&p);
 	pg_p_int(&p, res->log_id);
-	pg_p_int(&p, now_ms);
+	pg_p_int(&p, store_outbox_finished_at(res, now_ms));
 	if (res->outcome == OUTBOX_INTERRUPTED)
 		pg_p_text(&p, NULL);		/* ok NULL: interrupted */
 	else
 		pg_p_int(&p, res->outcome == OUTBOX_DELIVERED);
 	pg_p_text(&p, res->outcome == OUTBOX_DELIVERED ? NULL : res->error);
+	if (res->started_at > 0)
+		pg_p_int(&p, res->started_at);
+	else
+		pg_p_text(&p, NULL);	/* the claim's time stays */
 	r = inside(st, &O_LOG_END, &p, "log outcome");
 	PQclear(r);
 	return r == NULL ? -1 : 0;
@@ -657,7 +661,7 @@ pgo_finish(struct outbox *ob, const struct outbox_result *res,
 	    &next);
 	if (to == OUTBOX_DONE) {
 		s = &O_DONE;
-		pg_p_int(&p, now_ms);
+		pg_p_int(&p, store_outbox_finished_at(res, now_ms));
 	} else if (to == OUTBOX_DEAD) {
 		s = &O_DEAD;
 		pg_p_text(&p, res->error);

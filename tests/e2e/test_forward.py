@@ -805,6 +805,37 @@ def test_sigkill_counts_only_the_envelopes_that_were_sent():
         assert got == [(9270, 2), (9271, 2)] + [(9270 + i, 1) for i in range(2, 8)], got
 
 
+def test_forward_log_times_are_the_deliveries_own():
+    """Claims wait in the queue (here up to 0.6 s for a hook that takes
+    0.3 s at concurrency 1) and outcomes are recorded in batches: the log's
+    started_at and finished_at, and forwarded_at, must still be when each
+    delivery went out and came back, not when it was claimed or recorded."""
+    with Daemon(start=False) as d:
+        times = os.path.join(d.tmp, "times")
+        hook = write_hook(d.tmp, "hook.sh", """
+s=$(date +%s%3N)
+cat > /dev/null
+sleep 0.3
+echo "$CFHOOK_EVENT_KEY $s $(date +%s%3N)" >> {times}
+""".format(times=times))
+        d.config.update({"forward_concurrency": 1})
+        start_forwarding(d, "hook:" + hook)
+        for i in range(3):
+            post_ok(d, payment_body(str(9290 + i), order_id="timed-%d" % i))
+        wait_until(lambda: d.rows("SELECT count(*) FROM events WHERE forward_state = 'done'")[0][0]
+                   == 3, 10, "three deliveries")
+        with open(times) as f:
+            seen = {k: (int(a), int(b)) for k, a, b in (line.split() for line in f)}
+        slack = 150 * SLOW
+        for r in d.rows("SELECT e.event_key, l.started_at, l.finished_at, e.forwarded_at"
+                        " FROM forward_log l JOIN events e ON e.id = l.event_id"):
+            hook_start, hook_end = seen[r[0]]
+            r = tuple(r)
+            assert r[1] <= hook_start <= r[1] + slack, (r, hook_start)
+            assert hook_end <= r[2] <= hook_end + slack, (r, hook_end)
+            assert r[3] == r[2], r
+
+
 def test_sigterm_during_delivery_interrupts_and_redelivers():
     with Daemon(config={"forward_timeout": 60}, start=False) as d:
         started = os.path.join(d.tmp, "started")

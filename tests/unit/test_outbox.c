@@ -199,7 +199,8 @@ finish(struct db *d, const struct outbox_row *r, enum outbox_outcome o,
     const char *err, int64_t now, unsigned max, unsigned backoff,
     enum outbox_state *state, int64_t *next)
 {
-	struct outbox_result res = { r->ev.id, r->log_id, r->series, o, err };
+	struct outbox_result res = { r->ev.id, r->log_id, r->series, o, err,
+	    0, 0 };
 
 	if (store_outbox_begin(d->o) == -1)
 		return -1;
@@ -290,6 +291,50 @@ test_claim_counts_before_delivery(void)
 	CHECK_INT(r.attempt, 2);
 	CHECK_INT(r.series, 2);
 	store_outbox_row_done(&r);
+	db_close(d);
+}
+
+/* The worker's times, when given, are the log row's and forwarded_at;
+ * without them, the claim's and the recording's. */
+static void
+test_outcome_times_are_the_workers(void)
+{
+	struct outbox_result res;
+	struct db *d = fresh();
+	struct outbox_row r[2];
+	enum outbox_state state;
+	int i;
+
+	if (!CHECK(d != NULL))
+		return;
+	(void)add(d, "k1", "a");
+	(void)add(d, "k2", "b");
+	for (i = 0; i < 2; i++)
+		CHECK_INT(claim1(d, i + 1, NOW, &r[i]), OUTBOX_CLAIMED);
+	CHECK_INT(store_outbox_begin(d->o), 0);
+	res = (struct outbox_result){ r[0].ev.id, r[0].log_id, r[0].series,
+	    OUTBOX_DELIVERED, NULL, NOW + 2000, NOW + 2500 };
+	CHECK_INT(store_outbox_finish(d->o, &res, NOW + 2600, 9, 1, &state,
+	    NULL), 0);
+	res = (struct outbox_result){ r[1].ev.id, r[1].log_id, r[1].series,
+	    OUTBOX_DELIVERED, NULL, 0, 0 };
+	CHECK_INT(store_outbox_finish(d->o, &res, NOW + 2600, 9, 1, &state,
+	    NULL), 0);
+	CHECK_INT(store_outbox_commit(d->o), 0);
+	CHECK_INT(q_int(d, "SELECT started_at FROM forward_log WHERE id=?1",
+	    r[0].log_id), NOW + 2000);
+	CHECK_INT(q_int(d, "SELECT finished_at FROM forward_log WHERE id=?1",
+	    r[0].log_id), NOW + 2500);
+	CHECK_INT(q_int(d, "SELECT forwarded_at FROM events WHERE id=?1", 1),
+	    NOW + 2500);
+	CHECK_INT(q_int(d, "SELECT started_at FROM forward_log WHERE id=?1",
+	    r[1].log_id), NOW);
+	CHECK_INT(q_int(d, "SELECT finished_at FROM forward_log WHERE id=?1",
+	    r[1].log_id), NOW + 2600);
+	CHECK_INT(q_int(d, "SELECT forwarded_at FROM events WHERE id=?1", 2),
+	    NOW + 2600);
+	for (i = 0; i < 2; i++)
+		store_outbox_row_done(&r[i]);
 	db_close(d);
 }
 
@@ -760,7 +805,7 @@ test_batch_is_one_transaction(void)
 	for (i = 0; i < 3; i++) {
 		res = (struct outbox_result){ r[i].ev.id, r[i].log_id, r[i].series,
 		    i == 1 ? OUTBOX_FAILED : OUTBOX_DELIVERED,
-		    i == 1 ? "exit status 1" : NULL };
+		    i == 1 ? "exit status 1" : NULL, 0, 0 };
 		CHECK_INT(store_outbox_finish(d->o, &res, NOW + 1, 5, 1, &state,
 		    NULL), 0);
 		CHECK_INT(state, i == 1 ? OUTBOX_RETRY : OUTBOX_DONE);
@@ -897,6 +942,7 @@ main(void)
 	}
 	RUN(test_due_fifo_per_order);
 	RUN(test_claim_counts_before_delivery);
+	RUN(test_outcome_times_are_the_workers);
 	RUN(test_done_unblocks_order);
 	RUN(test_failure_backoff_blocks_order);
 	RUN(test_backoff_doubles_and_caps);

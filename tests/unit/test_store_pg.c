@@ -618,7 +618,7 @@ finish1(struct outbox *ob, const struct outbox_row *r,
     enum outbox_outcome outcome, int64_t now)
 {
 	struct outbox_result res = { r->ev.id, r->log_id, r->series, outcome,
-	    outcome == OUTBOX_DELIVERED ? NULL : "test" };
+	    outcome == OUTBOX_DELIVERED ? NULL : "test", 0, 0 };
 	enum outbox_state state = (enum outbox_state)-1;
 	int64_t next = 0;
 
