@@ -790,7 +790,7 @@ def test_sigkill_counts_only_the_envelopes_that_were_sent():
         wait_until(lambda: len(silent.got) == 1 and d.rows(
             "SELECT count(*) FROM events WHERE forward_attempts = 1")[0][0] == 8, 10,
             "the first envelope read and all eight claimed")
-        time.sleep(0.2)         # the second is in the socket, unread
+        time.sleep(0.2 * SLOW)  # the second is in the socket, unread
         d.kill()
         silent.close()
         answering = Consumer(sock)
