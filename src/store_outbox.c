@@ -818,39 +818,44 @@ store_outbox_finish(struct outbox *o, const struct outbox_result *res,
 	return 0;
 }
 
-/* The unfinished claims, as (log id, event id) pairs: read before any is
- * changed. */
+/* An unfinished claim: its forward_log row and its event. */
+struct claim_ref {
+	int64_t	 log_id;
+	int64_t	 event_id;
+};
+
+/* The unfinished claims, read before any is changed. */
 static int
-unfinished(struct outbox *o, int64_t **pairs, size_t *n)
+unfinished(struct outbox *o, struct claim_ref **ret, size_t *n)
 {
 	sqlite3_stmt *s = stmt(o, S_UNFINISHED);
+	struct claim_ref *c = NULL, *nc;
 	size_t cap = 0;
-	int64_t *p = NULL, *np;
 	int rc;
 
 	*n = 0;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (*n == cap) {
 			cap = cap > 0 ? cap * 2 : 64;
-			np = realloc(p, cap * 2 * sizeof(*p));
-			if (np == NULL) {
+			nc = realloc(c, cap * sizeof(*c));
+			if (nc == NULL) {
 				log_error("store: outbox: out of memory");
 				break;
 			}
-			p = np;
+			c = nc;
 		}
-		p[2 * *n] = sqlite3_column_int64(s, 0);
-		p[2 * *n + 1] = sqlite3_column_int64(s, 1);
+		c[*n].log_id = sqlite3_column_int64(s, 0);
+		c[*n].event_id = sqlite3_column_int64(s, 1);
 		(*n)++;
 	}
 	(void)sqlite3_reset(s);
-	*pairs = p;
-	if (rc == SQLITE_DONE)
+	if (rc == SQLITE_DONE) {
+		*ret = c;
 		return 0;
+	}
 	if (rc != SQLITE_ROW)
 		db_warn(o->db, "recover");
-	free(p);
-	*pairs = NULL;
+	free(c);
 	return -1;
 }
 
@@ -878,29 +883,29 @@ recover_marked(struct outbox *o, const int64_t *started, size_t nstarted,
 {
 	struct outbox_result res = { 0 };
 	enum outbox_state state;
-	int64_t *pairs;
+	struct claim_ref *c;
 	size_t n, i;
 	int cut = 0;
 	sqlite3_stmt *s;
 
-	if (unfinished(o, &pairs, &n) == -1)
+	if (unfinished(o, &c, &n) == -1)
 		return -1;
 	for (i = 0; i < n; i++) {
-		if (has_id(started, nstarted, pairs[2 * i])) {
+		if (has_id(started, nstarted, c[i].log_id)) {
 			s = stmt(o, S_CUT_SHORT);
-			(void)sqlite3_bind_int64(s, 1, pairs[2 * i]);
+			(void)sqlite3_bind_int64(s, 1, c[i].log_id);
 			if (run(o, s, "recover") == -1)
 				break;
 			cut++;
 			continue;
 		}
-		res.log_id = pairs[2 * i];
-		res.id = pairs[2 * i + 1];
+		res.log_id = c[i].log_id;
+		res.id = c[i].event_id;
 		if (unclaim(o, &res, &state) == -1)
 			break;
 		(*undone)++;
 	}
-	free(pairs);
+	free(c);
 	return i == n ? cut : -1;
 }
 
