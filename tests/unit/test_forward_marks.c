@@ -99,7 +99,7 @@ test_freed_entries_say_nothing(void)
 	forward_marks_start(m, b, 12);
 	forward_marks_free(m, a);
 	CHECK_STR(started_text(m, buf, sizeof(buf)), "12");
-	/* a freed entry is taken again, and its old mark is gone */
+	/* freeing an entry takes its mark off */
 	forward_marks_free(m, b);
 	CHECK_STR(started_text(m, buf, sizeof(buf)), "");
 	forward_marks_close(m);
