@@ -29,7 +29,6 @@
  * is committed or after the stop began, wait by sleeping, or log a body. */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +48,7 @@
 #include "prio.h"
 #include "store.h"
 #include "store_outbox.h"
+#include "thread.h"
 #include "usock.h"
 
 #define MAX_WORKERS	64	/* config.c bounds forward_concurrency too */
@@ -168,15 +168,10 @@ settings_from(const struct config *cfg, struct settings *s)
  * (signalfd). Only a hook's run lets the ignored SIGPIPE in, to be
  * discarded (hook.c, pipe_signal()). */
 static int
-spawn_thread(pthread_t *t, void *(*fn)(void *), void *arg)
+spawn_thread(pthread_t *t, void *(*fn)(void *), void *arg, const char *name)
 {
-	sigset_t all, old;
-	int err;
+	int err = thread_start(t, fn, arg, name);
 
-	(void)sigfillset(&all);
-	(void)pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = pthread_create(t, NULL, fn, arg);
-	(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err != 0)
 		log_error("forward: cannot start a thread: %s", strerror(err));
 	return err == 0 ? 0 : -1;
@@ -338,12 +333,12 @@ stop_workers(struct forward *f)
 }
 
 static int
-start_one(struct forward *f, void *(*fn)(void *))
+start_one(struct forward *f, void *(*fn)(void *), const char *name)
 {
 	struct worker *w = &f->workers[f->nworkers];
 
 	w->fwd = f;
-	if (spawn_thread(&w->thread, fn, w) == -1)
+	if (spawn_thread(&w->thread, fn, w, name) == -1)
 		return -1;
 	f->nworkers++;
 	return 0;
@@ -364,7 +359,7 @@ start_workers(struct forward *f)
 		 * is retried at each spawn (and reported there). */
 		(void)hook_guard_start(f->guard);
 		while (rc == 0 && f->nworkers < f->set.concurrency)
-			rc = start_one(f, hook_main);
+			rc = start_one(f, hook_main, "fwd-hook");
 		slots = f->nworkers;
 	} else if (f->set.kind == FORWARD_UNIX) {
 		f->us = usock_new(f->set.path, f->set.concurrency,
@@ -373,7 +368,7 @@ start_workers(struct forward *f)
 			log_error("forward: out of memory");
 			return -1;
 		}
-		rc = start_one(f, sock_main);
+		rc = start_one(f, sock_main, "fwd-unix");
 		slots = f->nworkers > 0 ? f->set.concurrency : 0;
 	}
 	forward_jobs_set_slots(&f->jobs, slots, AHEAD * slots <
@@ -529,7 +524,7 @@ start_machine(struct forward *f)
 	/* Fresh: a reload from forward = none starts us long after
 	 * forward_start, and the watchdog must not read that as stuck. */
 	atomic_store(&f->heartbeat, clock_mono_ms());
-	if (spawn_thread(&f->dispatcher, dispatch_main, f) == -1) {
+	if (spawn_thread(&f->dispatcher, dispatch_main, f, "fwd-round") == -1) {
 		stop_workers(f);	/* nothing may run without a dispatcher */
 		return -1;
 	}

@@ -31,7 +31,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +40,7 @@
 #include "clock.h"
 #include "http_accept.h"
 #include "log.h"
+#include "thread.h"
 
 /* Connections accepted in one go before the stop pipe is looked at. */
 #define ACCEPT_BURST		64
@@ -259,14 +259,10 @@ http_accept_new(int listen_fd, unsigned max, struct http_accept **ret)
 int
 http_accept_run(struct http_accept *a, struct MHD_Daemon *mhd)
 {
-	sigset_t all, old;
 	int err;
 
 	a->mhd = mhd;
-	(void)sigfillset(&all);
-	(void)pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = pthread_create(&a->thread, NULL, accept_main, a);
-	(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+	err = thread_start(&a->thread, accept_main, a, "http-accept");
 	if (err != 0) {
 		log_error("http: cannot start the accepting thread: %s",
 		    strerror(err));

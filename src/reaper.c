@@ -24,6 +24,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "thread.h"
 #include "metrics.h"
 #include "reaper.h"
 
@@ -208,7 +209,7 @@ reaper_start(int64_t request_timeout_ms, int64_t header_timeout_ms,
 	(void)pthread_mutex_init(&rp->mu, NULL);
 	/* A wall-clock step must not stretch or skip the ticks. */
 	(void)clock_cond_init(&rp->cv);
-	err = pthread_create(&rp->thread, NULL, reaper_main, rp);
+	err = thread_start(&rp->thread, reaper_main, rp, "http-timeouts");
 	if (err != 0) {
 		log_error("http: cannot start the timeout thread: %s",
 		    strerror(err));

@@ -25,7 +25,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +37,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "store_health.h"
+#include "thread.h"
 #include "writer.h"
 
 #define TICK_MS		1000	/* heartbeat, checks and retries */
@@ -613,7 +613,6 @@ int
 writer_start(struct store *st, int forward_pending, struct writer **ret)
 {
 	struct writer *w;
-	sigset_t all, old;
 	int err;
 
 	w = calloc(1, sizeof(*w));
@@ -626,12 +625,8 @@ writer_start(struct store *st, int forward_pending, struct writer **ret)
 		writer_free(w);
 		return -1;
 	}
-	/* The thread starts with every signal blocked, so signals reach the
-	 * main thread, which owns them. */
-	(void)sigfillset(&all);
-	(void)pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = pthread_create(&w->thread, NULL, writer_main, w);
-	(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/* Signals reach the main thread, which owns them. */
+	err = thread_start(&w->thread, writer_main, w, "writer");
 	if (err != 0) {
 		log_error("writer: cannot start the thread: %s", strerror(err));
 		done_sync(w);

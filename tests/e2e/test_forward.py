@@ -1132,6 +1132,33 @@ def test_the_guard_has_a_title_of_its_own():
         wait_until(lambda: pid_gone(guard), 5, "the guard to leave with the daemon")
 
 
+def thread_names(pid):
+    out = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+            out.append(f.read().strip())
+    return sorted(out)
+
+
+def test_threads_are_named_for_their_work():
+    """top -H, ps -L and perf tell the daemon's threads apart: the writer,
+    the forwarder's round and its workers (per target), the accepting and
+    timeout threads; the process keeps its own name."""
+    with Daemon(config={"forward_concurrency": 2}, start=False) as d:
+        hook = write_hook(d.tmp, "hook.sh", "exit 0\n")
+        start_forwarding(d, "hook:" + hook)
+        names = wait_until(lambda: (lambda n: n if "fwd-round" in n else None)(
+            thread_names(d.proc.pid)), 5, "the forwarder's threads")
+        for name in ("cfhookd", "writer", "fwd-round", "http-accept", "http-timeouts"):
+            assert names.count(name) == 1, (name, names)
+        assert names.count("fwd-hook") == 2, names
+    with Daemon(config={"forward_concurrency": 4}, start=False) as d:
+        start_forwarding(d, "unix:" + os.path.join(d.tmp, "consumer.sock"))
+        names = wait_until(lambda: (lambda n: n if "fwd-round" in n else None)(
+            thread_names(d.proc.pid)), 5, "the forwarder's threads")
+        assert names.count("fwd-unix") == 1 and "fwd-hook" not in names, names
+
+
 def test_trivial_hooks_draw_no_group_warning():
     """Hooks that leave nothing behind never get "left processes in its
     group" (it came now and then, from another delivery's fork holding the
