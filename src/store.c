@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -319,12 +320,24 @@ wal_committed(void *arg, sqlite3 *db, const char *name, int frames)
 	return SQLITE_OK;
 }
 
+/* Before SQLite's first use in the process. Memory statistics (which
+ * nothing here reads) take one process-wide mutex on every allocation and
+ * free, contended by the writer, the forwarder and the readers. */
+static void
+sqlite_setup(void)
+{
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static int
 open_db(struct sq_store *st, enum store_mode mode)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
 	/* NOMUTEX: one connection per thread, never shared (store.h). */
 	int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
 
+	(void)pthread_once(&once, sqlite_setup);
 	if (mode == STORE_READONLY)
 		flags |= SQLITE_OPEN_READONLY;
 	else

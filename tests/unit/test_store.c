@@ -451,6 +451,7 @@ static void
 test_pragmas(void)
 {
 	char path[128];
+	sqlite3_int64 used = -1, peak = -1;
 	struct store *st;
 	int persist;
 	sqlite3 *db;
@@ -467,6 +468,12 @@ test_pragmas(void)
 		CHECK_INT(sqlite3_file_control(db, "main",
 		    SQLITE_FCNTL_PERSIST_WAL, &persist), SQLITE_OK);
 		CHECK_INT(persist, 1);
+		/* Memory statistics are off (one process-wide mutex per
+		 * allocation): with them on, an open connection counts its
+		 * memory, so this says the setup ran before SQLite's first use. */
+		CHECK_INT(sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &used,
+		    &peak, 0), SQLITE_OK);
+		CHECK_INT(used, 0);
 		store_close(st);
 	}
 	st = open_new(path, sizeof(path), DURABILITY_NORMAL);
