@@ -6,9 +6,10 @@
 
 #include <pthread.h>
 
-/* Starts fn(arg) on *t with every signal blocked and named name. Returns
- * pthread_create's 0 or error number; the name is best effort. The calling
- * thread's own mask is as it was on return. */
+/* Starts fn(arg) on *t with every signal blocked and named name (a string
+ * that outlives the thread's start, such as a literal). Returns 0 or an
+ * error number (pthread_create's, or ENOMEM); the name is best effort. The
+ * calling thread's own mask is as it was on return. */
 int thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name);
 
 #endif
