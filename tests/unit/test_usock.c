@@ -4,8 +4,9 @@
  * an id answered twice, fails that envelope and leaves the ones after it
  * unanswered), other answers, EOF, silence past the deadline, a slow
  * sequential consumer that is never timed out, an over-long answer, no
- * consumer, a consumer that restarted while idle, cancellation, and the
- * unsent envelopes dropped at a stop. */
+ * consumer, a consumer that restarted while idle, cancellation, the
+ * unsent envelopes dropped at a stop, and envelopes larger than the socket
+ * takes in one write. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -651,6 +652,107 @@ test_start_told_once_per_envelope_sent(void)
 	CHECK_INT(s.lines, 2);
 }
 
+/* Envelopes larger than the socket takes at once: sendmsg stops part way
+ * through one, and the next write goes on from that byte. A consumer that
+ * starts reading late gets every line whole and in order. */
+#define BIG_N		6
+#define BIG_LEN		(300 * 1024)
+
+static char *
+big_line(int id)
+{
+	char *line = malloc(BIG_LEN + 1);
+	int n;
+
+	if (line == NULL)
+		return NULL;
+	n = snprintf(line, BIG_LEN, "{\"id\":%d,\"pad\":\"", id);
+	memset(line + n, 'a' + id, BIG_LEN - (size_t)n - 2);
+	memcpy(line + BIG_LEN - 2, "\"}", 2);
+	line[BIG_LEN] = '\n';
+	return line;
+}
+
+struct big_server {
+	int	 lfd;
+	int	 whole;		/* lines equal to big_line(k), k in order */
+	int	 bad;
+	pthread_t thread;
+};
+
+static void *
+big_serve(void *arg)
+{
+	struct big_server *s = arg;
+	char *got = malloc(BIG_LEN + 1), *want = NULL, buf[65536];
+	size_t len = 0;
+	ssize_t n, i;
+	int conn;
+
+	conn = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
+	(void)usleep(100000);		/* let the socket fill */
+	while (got != NULL && conn >= 0 && s->whole + s->bad < BIG_N &&
+	    (n = read(conn, buf, sizeof(buf))) > 0) {
+		for (i = 0; i < n; i++) {
+			if (len <= BIG_LEN)
+				got[len++] = buf[i];
+			if (buf[i] != '\n')
+				continue;
+			want = big_line(s->whole + s->bad + 1);
+			if (want != NULL && len == BIG_LEN + 1 &&
+			    memcmp(got, want, len) == 0)
+				s->whole++;
+			else
+				s->bad++;
+			free(want);
+			len = 0;
+			(void)!write(conn, "OK\n", 3);
+		}
+	}
+	free(got);
+	if (conn >= 0)
+		(void)close(conn);
+	return NULL;
+}
+
+static void
+test_partial_writes_keep_envelopes_whole(void)
+{
+	struct big_server s = { -1, 0, 0, 0 };
+	struct results res = { 0 };
+	struct sockaddr_un sa;
+	struct usock *u;
+	char *line;
+	int i;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	(void)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/big.sock", dir);
+	s.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (!CHECK(s.lfd >= 0 && bind(s.lfd, (struct sockaddr *)&sa,
+	    sizeof(sa)) == 0 && listen(s.lfd, 1) == 0) ||
+	    !CHECK(pthread_create(&s.thread, NULL, big_serve, &s) == 0)) {
+		if (s.lfd >= 0)
+			(void)close(s.lfd);
+		return;
+	}
+	u = usock_new(sa.sun_path, 4, 10000);
+	for (i = 1; i <= BIG_N; i++) {
+		line = big_line(i);
+		if (line != NULL)
+			CHECK_INT(usock_push(u, line, BIG_LEN, i,
+			    (void *)(intptr_t)i), 0);
+	}
+	run(u, -1, 10000, &res);
+	CHECK(all(&res, BIG_N, USOCK_OK));
+	usock_free(u, record, &res);
+	(void)pthread_join(s.thread, NULL);
+	CHECK_INT(s.whole, BIG_N);
+	CHECK_INT(s.bad, 0);
+	(void)close(s.lfd);
+	(void)unlink(sa.sun_path);
+}
+
 int
 main(void)
 {
@@ -677,6 +779,7 @@ main(void)
 	RUN(test_cancel);
 	RUN(test_drop_unsent);
 	RUN(test_start_told_once_per_envelope_sent);
+	RUN(test_partial_writes_keep_envelopes_whole);
 	rc = check_finish("test_usock");
 	(void)rmdir(dir);
 	return rc;
