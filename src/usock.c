@@ -51,6 +51,7 @@ struct usock {
 	struct entry *head, **tail;	/* not finished, in order */
 	struct entry *w;	/* the first not sent completely, or NULL */
 	unsigned nsent;		/* entries with bytes sent, unanswered */
+	unsigned answered;	/* answers on this connection */
 	unsigned n;		/* entries in all */
 	int64_t	 answer_ms;	/* mono: the last answer (or connect) */
 	char	 in[USOCK_REPLY_MAX];
@@ -205,6 +206,7 @@ connect_to(struct usock *u)
 		return -1;
 	}
 	u->answer_ms = clock_mono_ms();
+	u->answered = 0;
 	return 0;
 }
 
@@ -256,8 +258,9 @@ send_some(struct usock *u)
 				break;
 			if (e->off == 0)
 				fresh++;
-			/* Before its first byte (forward_marks.h); one that a
-			 * full socket leaves unsent keeps the mark. */
+			/* Before its first byte (forward_marks.h). One that a
+			 * full socket then leaves unsent keeps the mark: after a
+			 * crash it would count as an attempt, the safe way. */
 			if (!e->started && u->start != NULL)
 				u->start(u->arg, e->cookie);
 			e->started = 1;
@@ -284,7 +287,17 @@ send_some(struct usock *u)
 			else
 				(void)snprintf(reason, sizeof(reason),
 				    "send: %s", errtext(errno));
-			/* Nothing sent on this connection yet: the envelope
+			/* Everything sent was answered, and the consumer closed
+			 * after its answers (a restart between envelopes):
+			 * nothing failed, the rest go on a new connection. */
+			if (u->nsent == 0 && u->answered > 0) {
+				log_debug("forward: consumer '%s' closed the "
+				    "connection after its answers; reconnecting",
+				    u->path);
+				disconnect(u, USOCK_FAILED, "");
+				return;
+			}
+			/* Nothing answered on this connection: the envelope
 			 * fails, else a consumer that closes at once would have
 			 * us reconnect without end. */
 			if (u->nsent == 0) {
@@ -358,6 +371,7 @@ take_answers(struct usock *u)
 		if (judge(u, p, n) == -1)
 			return;		/* disconnected, buffer dropped */
 		finish_head(u, USOCK_OK, NULL);
+		u->answered++;
 		u->answer_ms = clock_mono_ms();
 		p = nl + 1;
 		left -= n + 1;

@@ -40,7 +40,8 @@ enum mode {
 	M_SILENT,	/* read, never answer */
 	M_SLOW,		/* one line at a time, "OK" after 100 ms each */
 	M_LONG,		/* 5000 bytes without a newline */
-	M_OK_HANGUP	/* "OK\n", then close the idle connection */
+	M_OK_HANGUP,	/* "OK\n", then close the idle connection */
+	M_OK_4_HANGUP	/* "OK\n" to 4 lines of a connection, then close it */
 };
 
 struct server {
@@ -50,6 +51,7 @@ struct server {
 	enum mode mode;
 	int	 accepts;
 	int	 lines;
+	int	 conn_lines;	/* on the connection now open */
 	char	 got[8192];
 	size_t	 got_len;
 	pthread_t thread;
@@ -82,6 +84,7 @@ answer(struct server *s, int *conn)
 	switch (s->mode) {
 	case M_OK:
 	case M_OK_HANGUP:
+	case M_OK_4_HANGUP:
 	case M_SLOW:
 		if (s->mode == M_SLOW)
 			(void)usleep(100000);
@@ -116,7 +119,8 @@ answer(struct server *s, int *conn)
 	}
 	if (n > 0)
 		(void)!write(*conn, line, (size_t)n);
-	if (s->mode == M_CLOSE || s->mode == M_OK_HANGUP) {
+	if (s->mode == M_CLOSE || s->mode == M_OK_HANGUP ||
+	    (s->mode == M_OK_4_HANGUP && ++s->conn_lines == 4)) {
 		(void)close(*conn);
 		*conn = -1;
 	}
@@ -161,6 +165,7 @@ serve(void *arg)
 			if (conn >= 0)
 				(void)close(conn);
 			conn = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
+			s->conn_lines = 0;
 			if (conn >= 0)
 				s->accepts++;
 		}
@@ -548,6 +553,41 @@ test_consumer_restarted_while_idle(void)
 	CHECK_INT(s2.accepts, 1);
 }
 
+/* A consumer that answers every envelope it was sent and then closes (a
+ * restart between envelopes): nothing fails, the next envelopes go on a
+ * new connection. Here the close is not read before the next envelopes
+ * are written (usock_run() sends first), so the write meets the closed
+ * connection: that is not an envelope of this connection failing. */
+static void
+test_consumer_closed_after_answering(void)
+{
+	struct results res = { 0 };
+	struct server s;
+	struct usock *u;
+	int i;
+
+	if (!CHECK(server_start(&s, "answered.sock", M_OK_4_HANGUP) == 0))
+		return;
+	u = usock_new(s.path, 4, 2000);
+	for (i = 1; i <= 4; i++)
+		push(u, i);
+	run(u, -1, 5000, &res);
+	(void)usleep(50000);		/* its close is surely done */
+	for (i = 5; i <= 8; i++)
+		push(u, i);
+	run(u, -1, 5000, &res);
+	CHECK(all(&res, 8, USOCK_OK));
+	for (i = 0; i < res.n; i++) {
+		if (res.r[i] != USOCK_OK)
+			fprintf(stderr, "  envelope %d: %s\n", res.cookie[i],
+			    res.reason[i]);
+	}
+	usock_free(u, record, &res);
+	server_stop(&s);
+	CHECK_INT(s.accepts, 2);
+	CHECK_INT(s.lines, 8);
+}
+
 static void
 test_cancel(void)
 {
@@ -776,6 +816,7 @@ main(void)
 	RUN(test_long_answer_bounded);
 	RUN(test_no_consumer);
 	RUN(test_consumer_restarted_while_idle);
+	RUN(test_consumer_closed_after_answering);
 	RUN(test_cancel);
 	RUN(test_drop_unsent);
 	RUN(test_start_told_once_per_envelope_sent);
