@@ -49,7 +49,8 @@ int	forward_marks_take(struct forward_marks *);
 /* Dispatcher, once the claim's outcome is committed: the entry is free
  * (and says nothing). NONE and NULL are ignored. */
 void	forward_marks_free(struct forward_marks *, int mark);
-/* Worker, just before the delivery starts: the claim's forward_log id. */
+/* Worker, just before the delivery starts: the claim's forward_log id;
+ * log_id 0 when it did not start after all (the entry says nothing). */
 void	forward_marks_start(struct forward_marks *, int mark, int64_t log_id);
 /* NULL-safe. */
 void	forward_marks_close(struct forward_marks *);

@@ -40,9 +40,11 @@ struct usock;
 typedef void usock_done_fn(void *arg, void *cookie, enum usock_result,
     const char *reason);
 
-/* Called just before an envelope's first byte is sent (its attempt
- * starts). */
-typedef void usock_start_fn(void *arg, void *cookie);
+/* Called with started 1 just before an envelope's first byte is sent (its
+ * attempt starts), and with 0 when the write it was told for took none of
+ * its bytes after all (a full socket, a closed connection): it has not
+ * started, and is told again before it goes. */
+typedef void usock_start_fn(void *arg, void *cookie, int started);
 /* Nothing is connected yet. NULL on no memory. */
 struct usock *usock_new(const char *path, unsigned depth, int timeout_ms);
 /* Queues one envelope: `line` holds len bytes and its newline after them

@@ -254,15 +254,16 @@ sock_done(void *arg, void *cookie, enum usock_result r, const char *reason)
 	forward_jobs_delivered(&f->jobs, j);
 }
 
-/* usock_start_fn: an envelope's first byte is about to go out. */
+/* usock_start_fn: an envelope's first byte is about to go out, or after
+ * all did not (its mark goes, and it keeps its claim time). */
 static void
-sock_start(void *arg, void *cookie)
+sock_start(void *arg, void *cookie, int started)
 {
 	struct forward *f = arg;
 	struct forward_job *j = cookie;
 
-	forward_marks_start(f->marks, j->mark, j->row.log_id);
-	j->started_ms = clock_wall_ms();
+	forward_marks_start(f->marks, j->mark, started ? j->row.log_id : 0);
+	j->started_ms = started ? clock_wall_ms() : 0;
 }
 
 /* Hands queued jobs to the connection, in claim order. */

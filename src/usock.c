@@ -236,6 +236,25 @@ sent(struct usock *u, size_t r)
 	}
 }
 
+/* The envelopes told of before a write that took none of their bytes:
+ * their delivery has not started (start() hears so), so a crash now would
+ * not count them as attempts. */
+static void
+untell(struct usock *u)
+{
+	struct entry *e;
+
+	for (e = u->w; e != NULL; e = e->next) {
+		if (e->off > 0)
+			continue;	/* only the first can be partly sent */
+		if (!e->started)
+			break;		/* told in order: none after it */
+		if (u->start != NULL)
+			u->start(u->arg, e->cookie, 0);
+		e->started = 0;
+	}
+}
+
 /* Sends while envelopes wait and fewer than depth are unanswered: what
  * can go is gathered into one sendmsg, so the consumer is woken once for
  * it and reads it in one go, not once per envelope. */
@@ -258,11 +277,10 @@ send_some(struct usock *u)
 				break;
 			if (e->off == 0)
 				fresh++;
-			/* Before its first byte (forward_marks.h). One that a
-			 * full socket then leaves unsent keeps the mark: after a
-			 * crash it would count as an attempt, the safe way. */
+			/* Before its first byte (forward_marks.h); untell()
+			 * takes it back if the write takes none of it. */
 			if (!e->started && u->start != NULL)
-				u->start(u->arg, e->cookie);
+				u->start(u->arg, e->cookie, 1);
 			e->started = 1;
 			iov[n].iov_base = e->line + e->off;
 			iov[n].iov_len = e->len - e->off;
@@ -276,8 +294,10 @@ send_some(struct usock *u)
 		r = sendmsg(u->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (r == -1 && errno == EINTR)
 			continue;
-		if (r == -1 && errno == EAGAIN)
+		if (r == -1 && errno == EAGAIN) {
+			untell(u);
 			return;
+		}
 		if (r <= 0) {
 			/* Whether a closing consumer shows as EPIPE here or as
 			 * EOF on the read side is timing: one reason for both. */
@@ -294,6 +314,7 @@ send_some(struct usock *u)
 				log_debug("forward: consumer '%s' closed the "
 				    "connection after its answers; reconnecting",
 				    u->path);
+				untell(u);
 				disconnect(u, USOCK_FAILED, "");
 				return;
 			}
@@ -304,10 +325,12 @@ send_some(struct usock *u)
 				u->w->off = 1;
 				u->nsent++;
 			}
+			untell(u);
 			disconnect(u, USOCK_FAILED, reason);
 			return;
 		}
 		sent(u, (size_t)r);
+		untell(u);
 	}
 }
 
