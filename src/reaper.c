@@ -24,9 +24,9 @@
 
 #include "clock.h"
 #include "log.h"
-#include "thread.h"
 #include "metrics.h"
 #include "reaper.h"
+#include "thread.h"
 
 #define REAPER_TICK_S	1
 
