@@ -1140,26 +1140,41 @@ def thread_names(pid):
     return sorted(out)
 
 
+def names_once_started(pid, want):
+    """The thread names once each name of want (name: count) is there at
+    least that often: a new thread carries the process's name until it has
+    run far enough to name itself."""
+    seen = []
+
+    def ready():
+        seen[:] = thread_names(pid)
+        return all(seen.count(k) >= n for k, n in want.items())
+    try:
+        wait_until(ready, 5, "the named threads")
+    except AssertionError:
+        raise AssertionError("threads %s, wanted %s" % (seen, want))
+    return seen
+
+
 def test_threads_are_named_for_their_work():
     """top -H, ps -L and perf tell the daemon's threads apart: the writer,
     the forwarder's round and its workers (per target), the accepting and
     timeout threads; the process keeps its own name."""
+    want = {"writer": 1, "fwd-round": 1, "http-accept": 1, "http-timeouts": 1}
     with Daemon(config={"forward_concurrency": 2}, start=False) as d:
         hook = write_hook(d.tmp, "hook.sh", "exit 0\n")
         start_forwarding(d, "hook:" + hook)
-        names = wait_until(lambda: (lambda n: n if "fwd-round" in n else None)(
-            thread_names(d.proc.pid)), 5, "the forwarder's threads")
-        # the process (its main thread) keeps its name; a sanitizer's own
-        # thread may carry it too
+        names = names_once_started(d.proc.pid, dict(want, **{"fwd-hook": 2}))
+        # exactly: no thread named twice, none left unnamed but the main
+        # one (the process's name) and a sanitizer's own
+        for name, n in dict(want, **{"fwd-hook": 2}).items():
+            assert names.count(name) == n, (name, names)
+        assert set(names) <= set(want) | {"fwd-hook", "MHD-worker", "cfhookd"}, names
         with open("/proc/%d/task/%d/comm" % (d.proc.pid, d.proc.pid)) as f:
             assert f.read().strip() == "cfhookd"
-        for name in ("writer", "fwd-round", "http-accept", "http-timeouts"):
-            assert names.count(name) == 1, (name, names)
-        assert names.count("fwd-hook") == 2, names
     with Daemon(config={"forward_concurrency": 4}, start=False) as d:
         start_forwarding(d, "unix:" + os.path.join(d.tmp, "consumer.sock"))
-        names = wait_until(lambda: (lambda n: n if "fwd-round" in n else None)(
-            thread_names(d.proc.pid)), 5, "the forwarder's threads")
+        names = names_once_started(d.proc.pid, dict(want, **{"fwd-unix": 1}))
         assert names.count("fwd-unix") == 1 and "fwd-hook" not in names, names
 
 
