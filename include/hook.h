@@ -42,7 +42,8 @@ struct hook_run {
 	struct hook_guard *guard;	/* required: kills it if the daemon dies */
 };
 
-/* Runs one hook to the end, HOOK_NICE nicer than the caller: the hook is
+/* Runs one hook to the end, HOOK_NICE nicer than the caller and with no
+ * RLIMIT_NICE to raise itself by: the hook is
  * always reaped and its process group empty (TERM, then KILL) when this
  * returns; a process that left the group
  * (setsid) is not waited for. stdout lines are logged at info, stderr lines

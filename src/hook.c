@@ -263,16 +263,20 @@ child_close_rest(int keep)
 /* HOOK_NICE nicer than the daemon (capped at 19), and the long slice of
  * prio.h where the kernel takes one; the scheduling policy stays the
  * daemon's. A kernel without sched_setattr gets the nice value alone; one
- * that does not know slices ignores it. */
+ * that does not know slices ignores it. The RLIMIT_NICE that lets the
+ * writer run ahead (the unit's LimitNICE=) is not the hook's: it goes, so
+ * a hook cannot raise itself above intake. */
 CHILD_CODE static void
 child_priority(int nice)
 {
 	struct prio_sched_attr a = { sizeof(a), 0, PRIO_KEEP_POLICY, 0, 0,
 	    (uint64_t)PRIO_SLICE_US * 1000, 0, 0 };
+	uint64_t no_raise[2] = { 0, 0 };	/* struct rlimit64 */
 
 	a.nice = nice > 19 ? 19 : nice;
 	if (syscall(SYS_sched_setattr, 0, &a, 0U) != 0)
 		(void)syscall(SYS_setpriority, PRIO_PROCESS, 0, nice);
+	(void)syscall(SYS_prlimit64, 0, RLIMIT_NICE, no_raise, NULL);
 }
 
 /* The signals the daemon changed get their default disposition back, then

@@ -1,6 +1,7 @@
-/* prio.c - a long time slice for background threads (see prio.h).
+/* prio.c - a long time slice for background threads, a raised nice value
+ * for the writer (see prio.h).
  *
- * Must not: change a thread's nice value or scheduling policy. */
+ * Must not: change another thread's priority, or a policy. */
 #include <errno.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -23,4 +24,39 @@ prio_long_slice(void)
 		return;
 	a.nice = nice;
 	(void)syscall(SYS_sched_setattr, 0, &a, 0U);
+}
+
+/* The lowest nice value RLIMIT_NICE lets a thread without CAP_SYS_NICE
+ * set: 20 - limit (a limit of 0 or 1 allows no raise at all). */
+static int
+rlimit_floor(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NICE, &rl) != 0)
+		return 20;
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= 40)
+		return -20;
+	return 20 - (int)rl.rlim_cur;
+}
+
+int
+prio_raise(int by, int *was)
+{
+	int cur, want, floor;
+
+	/* Linux keeps the nice value per thread: PRIO_PROCESS with 0 is the
+	 * calling thread. getpriority's -1 may be a nice value: errno tells. */
+	errno = 0;
+	cur = getpriority(PRIO_PROCESS, 0);
+	if (cur == -1 && errno != 0)
+		return *was = 0;
+	*was = cur;
+	want = cur - by < -20 ? -20 : cur - by;
+	if (want >= cur || setpriority(PRIO_PROCESS, 0, want) == 0)
+		return want < cur ? want : cur;
+	floor = rlimit_floor();
+	if (floor > want && floor < cur && setpriority(PRIO_PROCESS, 0, floor) == 0)
+		return floor;
+	return cur;
 }

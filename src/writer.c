@@ -36,6 +36,7 @@
 #include "clock.h"
 #include "log.h"
 #include "metrics.h"
+#include "prio.h"
 #include "store_health.h"
 #include "thread.h"
 #include "writer.h"
@@ -489,6 +490,22 @@ reopen(struct writer *w)
 	return state(w) == WRITER_STORE_MOVED ? -1 : 0;
 }
 
+/* Every webhook waits for this thread: it runs ahead of the daemon's
+ * others where it may (prio.h), and says how far when it may not. */
+static void
+raise_priority(void)
+{
+	int was, now;
+
+	now = prio_raise(PRIO_WRITER_AHEAD, &was);
+	if (now <= was - PRIO_WRITER_AHEAD || now == -20)
+		log_debug("writer: nice %d (the daemon's %d)", now, was);
+	else
+		log_info("writer: nice %d, %d below the daemon's %d wanted: "
+		    "RLIMIT_NICE allows no more (systemd: LimitNICE=)", now,
+		    PRIO_WRITER_AHEAD, was);
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -496,6 +513,7 @@ writer_main(void *arg)
 	size_t n;
 	int rc;
 
+	raise_priority();
 	(void)pthread_mutex_lock(&w->mu);
 	for (;;) {
 		wait_for_work(w);

@@ -343,10 +343,11 @@ class Daemon:
     config: dict of extra/overriding config keys (values written as given).
     secrets: lines of the secret file (None: no secret_file key at all).
     listen: "tcp" (127.0.0.1 on a free port) or "unix" (tmp/http.sock).
+    preexec: called in the child before cfhookd is executed (limits, say).
     """
 
     def __init__(self, config=None, secrets=(SECRET,), listen="tcp", env=None,
-                 start=True, tmp=None, args=None):
+                 start=True, tmp=None, args=None, preexec=None):
         self.tmp = tmp or tempfile.mkdtemp(prefix="cfhookd-e2e-")
         self.own_tmp = tmp is None
         self.secrets = list(secrets) if secrets is not None else []
@@ -369,6 +370,7 @@ class Daemon:
         self.notify = None
         self.extra_env = dict(env or {})
         self.args = list(args or [])
+        self.preexec = preexec
         conf = {
             "webhook_path": "/webhooks/cashfree",
             "database": self.db_path,
@@ -418,7 +420,8 @@ class Daemon:
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen([binary(), "-c", self.conf_path] + self.args,
                                      stdin=subprocess.DEVNULL, stdout=self.logf,
-                                     stderr=self.logf, env=env, cwd=self.tmp)
+                                     stderr=self.logf, env=env, cwd=self.tmp,
+                                     preexec_fn=self.preexec)
         if wait:
             self.wait_ready(timeout)
         return self

@@ -4,9 +4,11 @@ with backoff, timeouts that kill the hook's whole process group, dead events
 and cfhookctl replay, a consumer that comes up late, redelivery after SIGKILL,
 shell metacharacters, the concurrency limit and per-order ordering."""
 
+import ctypes
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import sqlite3
@@ -1176,6 +1178,87 @@ def test_threads_are_named_for_their_work():
         start_forwarding(d, "unix:" + os.path.join(d.tmp, "consumer.sock"))
         names = names_once_started(d.proc.pid, dict(want, **{"fwd-unix": 1}))
         assert names.count("fwd-unix") == 1 and "fwd-hook" not in names, names
+
+
+def thread_nices(pid):
+    """(name, nice value) of each of pid's threads, from /proc."""
+    out = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+            st = f.read()
+        rest = st[st.rindex(")") + 2:].split()   # from field 3, the state
+        out.append((st[st.index("(") + 1:st.rindex(")")], int(rest[16])))
+    return sorted(out)
+
+
+def may_raise_priority():
+    """Whether this process holds CAP_SYS_NICE (a child started without a
+    preexec holds it too)."""
+    with open("/proc/self/status") as f:
+        caps = [l for l in f if l.startswith("CapEff:")][0].split()[1]
+    return (int(caps, 16) >> 23) & 1 == 1
+
+
+def limited_nice(limit):
+    """A preexec: RLIMIT_NICE at limit, and no CAP_SYS_NICE after the exec
+    (dropped from the bounding set, where that is ours to drop)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def preexec():
+        libc.prctl(24, 23, 0, 0, 0)   # PR_CAPBSET_DROP, CAP_SYS_NICE
+        resource.setrlimit(resource.RLIMIT_NICE, (limit, limit))
+    return preexec
+
+
+def writer_nice_settles(d, want):
+    """The writer's nice value once it has raised itself; the daemon's
+    other threads all keep the process's."""
+    base = dict(thread_nices(d.proc.pid))["cfhookd"]
+    wait_until(lambda: dict(thread_nices(d.proc.pid)).get("writer") == want(base),
+               5, "the writer's nice value %d" % want(base))
+    others = [(n, v) for n, v in thread_nices(d.proc.pid) if n != "writer"]
+    assert others and all(v == base for _, v in others), (base, others)
+    return base
+
+
+def test_the_writer_runs_ahead_of_the_daemons_other_threads():
+    """Every webhook waits for the writer's commit: it runs 10 nice levels
+    ahead of the forwarder and the HTTP threads where it may, and keeps its
+    level (saying so) where nothing is allowed."""
+    with Daemon(config={"forward_concurrency": 2}, start=False) as d:
+        start_forwarding(d, "hook:" + write_hook(d.tmp, "hook.sh", "exit 0\n"))
+        names_once_started(d.proc.pid, {"writer": 1, "fwd-hook": 2})
+        if may_raise_priority():
+            writer_nice_settles(d, lambda base: max(base - 10, -20))
+        else:
+            limit = resource.getrlimit(resource.RLIMIT_NICE)[0]
+            floor = -20 if limit >= 40 else 20 - max(limit, 1)
+            writer_nice_settles(d, lambda base: max(base - 10, floor) if floor < base else base)
+    # no RLIMIT_NICE, no capability: the writer keeps the daemon's level
+    with Daemon(preexec=limited_nice(0)) as d:
+        writer_nice_settles(d, lambda base: base)
+        assert "RLIMIT_NICE allows no more (systemd: LimitNICE=)" in d.log()
+
+
+def test_the_writer_goes_as_far_ahead_as_rlimit_nice_allows():
+    """LimitNICE=-5 in a unit (RLIMIT_NICE 25) without CAP_SYS_NICE: the
+    writer goes to -5 and no further, and says it wanted more; a hook gets
+    no RLIMIT_NICE."""
+    if resource.getrlimit(resource.RLIMIT_NICE)[1] < 25:
+        raise Skip("RLIMIT_NICE's hard limit is below 25 and may not be raised here")
+    with Daemon(preexec=limited_nice(25), start=False) as d:
+        limits = os.path.join(d.tmp, "limits")
+        start_forwarding(d, "hook:" + write_hook(d.tmp, "hook.sh",
+                                                  "cat /proc/$$/limits > %s\n" % limits))
+        base = writer_nice_settles(d, lambda base: max(base - 10, -5) if base > -5 else base)
+        if base - 10 < -5 < base:
+            assert "RLIMIT_NICE allows no more" in d.log()
+        # hooks get none of it: they cannot raise themselves above intake
+        post_ok(d, payment_body())
+        wait_until(lambda: os.path.exists(limits) and os.path.getsize(limits) > 0, 10, "the hook")
+        with open(limits) as f:
+            row = [l for l in f if l.startswith("Max nice priority")][0].split()
+        assert row[3:5] == ["0", "0"], row
 
 
 def test_trivial_hooks_draw_no_group_warning():
