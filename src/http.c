@@ -45,6 +45,7 @@
 #include "listen.h"
 #include "log.h"
 #include "metrics.h"
+#include "prio.h"
 #include "reaper.h"
 #include "verify.h"
 
@@ -671,6 +672,7 @@ route(struct http *h, struct MHD_Connection *c, const char *method,
 	const char *path, *why;
 	int first;
 
+	prio_intake_thread();	/* intake first (prio.h) */
 	first = reaper_begin(h->reaper, track_of(c));	/* a request is under way */
 	http_frame_init(&f);
 	(void)MHD_get_connection_values(c, MHD_HEADER_KIND, frame_field, &f);

@@ -40,6 +40,7 @@
 #include "clock.h"
 #include "http_accept.h"
 #include "log.h"
+#include "prio.h"
 #include "thread.h"
 
 /* Connections accepted in one go before the stop pipe is looked at. */
@@ -195,6 +196,7 @@ accept_main(void *arg)
 	struct pollfd pfd[2];
 	int st = ACCEPTING, n;
 
+	prio_intake_thread();	/* intake first (prio.h) */
 	pfd[0].fd = a->stop[0];
 	pfd[0].events = pfd[1].events = POLLIN;
 	for (;;) {

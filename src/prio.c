@@ -60,3 +60,15 @@ prio_raise(int by, int *was)
 		return floor;
 	return cur;
 }
+
+void
+prio_intake_thread(void)
+{
+	static _Thread_local int raised;
+	int was;
+
+	if (!raised) {
+		raised = 1;
+		(void)prio_raise(PRIO_INTAKE_AHEAD, &was);
+	}
+}

@@ -497,13 +497,13 @@ raise_priority(void)
 {
 	int was, now;
 
-	now = prio_raise(PRIO_WRITER_AHEAD, &was);
-	if (now <= was - PRIO_WRITER_AHEAD || now == -20)
+	now = prio_raise(PRIO_INTAKE_AHEAD, &was);
+	if (now <= was - PRIO_INTAKE_AHEAD || now == -20)
 		log_debug("writer: nice %d (the daemon's %d)", now, was);
 	else
 		log_info("writer: nice %d, %d below the daemon's %d wanted: "
 		    "RLIMIT_NICE allows no more (systemd: LimitNICE=)", now,
-		    PRIO_WRITER_AHEAD, was);
+		    PRIO_INTAKE_AHEAD, was);
 }
 
 static void *

@@ -1210,39 +1210,52 @@ def limited_nice(limit):
     return preexec
 
 
-def writer_nice_settles(d, want):
-    """The writer's nice value once it has raised itself; the daemon's
-    other threads all keep the process's."""
+INTAKE = ("writer", "http-accept", "MHD-worker")
+
+
+def intake_nice_settles(d, want):
+    """The nice values once intake's threads have raised themselves (each
+    HTTP worker does as it serves its first request: four connections at
+    once reach both); every other thread keeps the process's."""
+    conns = [d.connection() for _ in range(4)]
+    for c in conns:
+        c.request("GET", "/healthz")
+    for c in conns:
+        c.getresponse().read()
+        c.close()
     base = dict(thread_nices(d.proc.pid))["cfhookd"]
-    wait_until(lambda: dict(thread_nices(d.proc.pid)).get("writer") == want(base),
-               5, "the writer's nice value %d" % want(base))
-    others = [(n, v) for n, v in thread_nices(d.proc.pid) if n != "writer"]
+    wait_until(lambda: all(v == want(base) for n, v in thread_nices(d.proc.pid) if n in INTAKE),
+               5, "intake's threads at nice %d" % want(base))
+    nices = thread_nices(d.proc.pid)
+    assert sorted(n for n, _ in nices if n in INTAKE) == \
+        ["MHD-worker", "MHD-worker", "http-accept", "writer"], nices
+    others = [(n, v) for n, v in nices if n not in INTAKE]
     assert others and all(v == base for _, v in others), (base, others)
     return base
 
 
-def test_the_writer_runs_ahead_of_the_daemons_other_threads():
-    """Every webhook waits for the writer's commit: it runs 10 nice levels
-    ahead of the forwarder and the HTTP threads where it may, and keeps its
-    level (saying so) where nothing is allowed."""
+def test_intake_runs_ahead_of_the_daemons_other_threads():
+    """Every webhook waits for intake's threads (the writer's commit above
+    all): they run 10 nice levels ahead of the forwarder where they may,
+    and keep their level (the writer saying so) where nothing is allowed."""
     with Daemon(config={"forward_concurrency": 2}, start=False) as d:
         start_forwarding(d, "hook:" + write_hook(d.tmp, "hook.sh", "exit 0\n"))
         names_once_started(d.proc.pid, {"writer": 1, "fwd-hook": 2})
         if may_raise_priority():
-            writer_nice_settles(d, lambda base: max(base - 10, -20))
+            intake_nice_settles(d, lambda base: max(base - 10, -20))
         else:
             limit = resource.getrlimit(resource.RLIMIT_NICE)[0]
             floor = -20 if limit >= 40 else 20 - max(limit, 1)
-            writer_nice_settles(d, lambda base: max(base - 10, floor) if floor < base else base)
-    # no RLIMIT_NICE, no capability: the writer keeps the daemon's level
+            intake_nice_settles(d, lambda base: max(base - 10, floor) if floor < base else base)
+    # no RLIMIT_NICE, no capability: intake keeps the daemon's level
     with Daemon(preexec=limited_nice(0)) as d:
-        writer_nice_settles(d, lambda base: base)
+        intake_nice_settles(d, lambda base: base)
         assert "RLIMIT_NICE allows no more (systemd: LimitNICE=)" in d.log()
 
 
-def test_the_writer_goes_as_far_ahead_as_rlimit_nice_allows():
-    """LimitNICE=-5 in a unit (RLIMIT_NICE 25) without CAP_SYS_NICE: the
-    writer goes to -5 and no further, and says it wanted more; a hook gets
+def test_intake_goes_as_far_ahead_as_rlimit_nice_allows():
+    """LimitNICE=-5 in a unit (RLIMIT_NICE 25) without CAP_SYS_NICE:
+    intake goes to -5 and no further, and says it wanted more; a hook gets
     no RLIMIT_NICE."""
     if resource.getrlimit(resource.RLIMIT_NICE)[1] < 25:
         raise Skip("RLIMIT_NICE's hard limit is below 25 and may not be raised here")
@@ -1250,7 +1263,7 @@ def test_the_writer_goes_as_far_ahead_as_rlimit_nice_allows():
         limits = os.path.join(d.tmp, "limits")
         start_forwarding(d, "hook:" + write_hook(d.tmp, "hook.sh",
                                                   "cat /proc/$$/limits > %s\n" % limits))
-        base = writer_nice_settles(d, lambda base: max(base - 10, -5) if base > -5 else base)
+        base = intake_nice_settles(d, lambda base: max(base - 10, -5) if base > -5 else base)
         if base - 10 < -5 < base:
             assert "RLIMIT_NICE allows no more" in d.log()
         # hooks get none of it: they cannot raise themselves above intake

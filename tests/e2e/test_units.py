@@ -327,7 +327,7 @@ def test_service_settings():
     assert svc("ProtectSystem") == ["strict"]
     assert svc("NoNewPrivileges") == ["yes"]
     assert svc("CapabilityBoundingSet") == [""]
-    # the writer raises itself 10 levels by this limit, not by a capability
+    # intake raises itself 10 levels by this limit, not by a capability
     assert svc("LimitNICE") == ["-10"] and svc("RestrictRealtime") == ["yes"]
     # hooks are fork+execve'd under this filter: both must stay allowed
     assert "@system-service" in svc("SystemCallFilter")
