@@ -263,9 +263,9 @@ child_close_rest(int keep)
 /* HOOK_NICE nicer than the daemon (capped at 19), and the long slice of
  * prio.h where the kernel takes one; the scheduling policy stays the
  * daemon's. A kernel without sched_setattr gets the nice value alone; one
- * that does not know slices ignores it. The RLIMIT_NICE that lets the
- * writer run ahead (the unit's LimitNICE=) is not the hook's: it goes, so
- * a hook cannot raise itself above intake. */
+ * that does not know slices ignores it. The RLIMIT_NICE that lets intake
+ * run ahead (the unit's LimitNICE=) is not the hook's: it goes, so a hook
+ * cannot raise itself above intake. */
 CHILD_CODE static void
 child_priority(int nice)
 {

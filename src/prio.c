@@ -1,5 +1,5 @@
 /* prio.c - a long time slice for background threads, a raised nice value
- * for the writer (see prio.h).
+ * for intake's (see prio.h).
  *
  * Must not: change another thread's priority, or a policy. */
 #include <errno.h>
