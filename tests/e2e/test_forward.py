@@ -1214,18 +1214,25 @@ INTAKE = ("writer", "http-accept", "MHD-worker")
 
 
 def intake_nice_settles(d, want):
-    """The nice values once intake's threads have raised themselves (each
-    HTTP worker does as it serves its first request: four connections at
-    once reach both); every other thread keeps the process's."""
-    conns = [d.connection() for _ in range(4)]
-    for c in conns:
-        c.request("GET", "/healthz")
-    for c in conns:
-        c.getresponse().read()
-        c.close()
+    """The nice values once intake's threads have raised themselves; every
+    other thread keeps the process's. Each HTTP worker raises itself as it
+    serves its first request, and libmicrohttpd picks a connection's
+    worker by its fd number: connections four at a time, held open
+    together, until both workers have served one."""
     base = dict(thread_nices(d.proc.pid))["cfhookd"]
-    wait_until(lambda: all(v == want(base) for n, v in thread_nices(d.proc.pid) if n in INTAKE),
-               5, "intake's threads at nice %d" % want(base))
+
+    def settled():
+        conns = [d.connection() for _ in range(4)]
+        for c in conns:
+            c.request("GET", "/healthz")
+        for c in conns:
+            c.getresponse().read()
+            c.close()
+        return all(v == want(base) for n, v in thread_nices(d.proc.pid) if n in INTAKE)
+    try:
+        wait_until(settled, 5, "intake's threads at nice %d" % want(base))
+    except AssertionError:
+        raise AssertionError("threads %s, daemon %d" % (thread_nices(d.proc.pid), base))
     nices = thread_nices(d.proc.pid)
     assert sorted(n for n, _ in nices if n in INTAKE) == \
         ["MHD-worker", "MHD-worker", "http-accept", "writer"], nices
